@@ -1,0 +1,27 @@
+//! Backend #1 of the reference application.
+//!
+//! `GET /` answers `{"currentDate":"YYYY/MM/DD"}` at the configured UTC offset (UTC+09:00 by
+//! default, `UTC_OFFSET` to change it), inside a manual subsegment `current-date`;
+//! `GET /health` answers `{"status":"ok"}`.
+
+use spin_sdk::http::{Request, Response};
+use spin_sdk::http_component;
+use xray_guest::clock::LocalDateTime;
+use xray_guest::routes::{self, Answer};
+use xray_guest::tracing::{AnnotationValue, Subsegment};
+
+#[http_component]
+fn handle(request: Request) -> Response {
+    let method = request.method().to_string();
+    routes::conventional(&method, request.path(), &["/"])
+        .unwrap_or_else(current_date)
+        .into()
+}
+
+fn current_date() -> Answer {
+    // The manual subsegment the original's README shows by hand, around the backend's work.
+    let work = Subsegment::begin("current-date");
+    let date = LocalDateTime::now().date();
+    work.annotate("current_date", AnnotationValue::Text(date.clone()));
+    Answer::json(200, format!(r#"{{"currentDate":"{date}"}}"#))
+}

@@ -1,0 +1,301 @@
+//! The command line. Every flag has an environment variable, so an ECS task definition needs
+//! only environment variables.
+
+use crate::allow_list::AllowList;
+use crate::limits::Limits;
+use crate::outbound::OutboundConfig;
+use crate::server::ServerOptions;
+use crate::service::ServiceConfig;
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Serves WASI HTTP components and traces every request to AWS X-Ray.
+#[derive(Debug, Parser)]
+#[command(name = "xray-host", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve one component on one address: what each ECS service runs.
+    Serve(ServeArgs),
+    /// Serve several components (and optionally the frontend) from a manifest file: the local
+    /// run of the whole application.
+    Run(RunArgs),
+}
+
+/// `xray-host serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The component to serve: a WASI 0.2 component exporting wasi:http/incoming-handler.
+    #[arg(long, env = "XRAY_HOST_COMPONENT", value_name = "PATH")]
+    pub component: PathBuf,
+
+    /// The address to listen on.
+    #[arg(long, env = "XRAY_HOST_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// The service name, used as the X-Ray segment name (e.g. "Backend #1").
+    /// AWS_XRAY_TRACING_NAME, when set, wins, as it does in the X-Ray SDKs.
+    #[arg(long, env = "XRAY_HOST_NAME")]
+    pub name: String,
+
+    /// An environment variable for the component, KEY=VALUE; repeat for more. The component
+    /// sees these (and --pass-env ones) and nothing else of the host's environment.
+    /// In XRAY_HOST_ENV, separate entries with commas.
+    #[arg(long = "env", env = "XRAY_HOST_ENV", value_name = "KEY=VALUE", value_delimiter = ',', value_parser = parse_key_value)]
+    pub env: Vec<(String, String)>,
+
+    /// The name of a host environment variable to hand to the component with its value, e.g.
+    /// BACKEND_1_URL; repeat for more. In XRAY_HOST_PASS_ENV, separate names with commas.
+    #[arg(
+        long = "pass-env",
+        env = "XRAY_HOST_PASS_ENV",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub pass_env: Vec<String>,
+
+    /// A server the component may call, scheme://host[:port] (`*.example.com` and port `*`
+    /// allowed); repeat for more. Everything else is refused. In XRAY_HOST_ALLOW_OUTBOUND,
+    /// separate entries with commas.
+    #[arg(
+        long = "allow-outbound",
+        env = "XRAY_HOST_ALLOW_OUTBOUND",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub allow_outbound: Vec<String>,
+
+    /// Settings shared with `run`.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `xray-host run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The manifest: a TOML file listing the services (see scripts/local-app.toml).
+    #[arg(long, env = "XRAY_HOST_MANIFEST", value_name = "PATH")]
+    pub manifest: PathBuf,
+
+    /// Settings shared with `serve`; they apply to every service of the manifest.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Limits, timeouts and caching, for every service of the process.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Largest request body accepted; larger ones are answered 413.
+    #[arg(long, env = "XRAY_HOST_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: u64,
+
+    /// Largest request head (request line and headers) accepted; larger ones are answered 431.
+    /// Values under 8192 act as 8192.
+    #[arg(long, env = "XRAY_HOST_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+
+    /// Largest linear memory of one component instance, in MiB; a component that needs more
+    /// fails its request with 500.
+    #[arg(long, env = "XRAY_HOST_MAX_MEMORY_MIB", default_value_t = 128)]
+    pub max_memory_mib: usize,
+
+    /// Time a request may take, waits on outgoing calls included (e.g. 30s, 500ms); then 504.
+    #[arg(long, env = "XRAY_HOST_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Requests one service serves at once; further ones are answered 503 at once.
+    #[arg(long, env = "XRAY_HOST_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    pub max_concurrent_requests: usize,
+
+    /// Time an outgoing call may take to connect.
+    #[arg(long, env = "XRAY_HOST_OUTBOUND_CONNECT_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub outbound_connect_timeout: Duration,
+
+    /// Time an outgoing call may wait for its response head once connected.
+    #[arg(long, env = "XRAY_HOST_OUTBOUND_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub outbound_timeout: Duration,
+
+    /// Time in-flight requests get to finish after SIGTERM or Ctrl-C (ECS waits 30 s by
+    /// default before it kills a task).
+    #[arg(long, env = "XRAY_HOST_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Where compiled components are kept between runs.
+    /// [default: $XDG_CACHE_HOME/xray-host, else $HOME/.cache/xray-host, else the temp dir]
+    #[arg(long, env = "XRAY_HOST_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile components at every start instead of caching them on disk.
+    #[arg(long, env = "XRAY_HOST_NO_COMPILE_CACHE")]
+    pub no_compile_cache: bool,
+}
+
+impl CommonArgs {
+    /// The per-request limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_request_body_bytes: self.max_body_bytes,
+            max_header_bytes: self.max_header_bytes,
+            max_memory_bytes: self.max_memory_mib.saturating_mul(1024 * 1024),
+            request_timeout: self.request_timeout,
+            max_concurrent_requests: self.max_concurrent_requests.max(1),
+        }
+    }
+
+    /// Outgoing-call settings with the given allow-list.
+    pub fn outbound(&self, allow_list: AllowList) -> OutboundConfig {
+        OutboundConfig {
+            allow_list,
+            connect_timeout: self.outbound_connect_timeout,
+            response_timeout: self.outbound_timeout,
+            ..OutboundConfig::default()
+        }
+    }
+
+    /// Connection settings.
+    pub fn server_options(&self) -> ServerOptions {
+        ServerOptions {
+            max_header_bytes: self.max_header_bytes,
+            header_read_timeout: Duration::from_secs(30),
+            shutdown_timeout: self.shutdown_timeout,
+        }
+    }
+
+    /// The compile cache directory, or `None` when caching is off.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        if self.no_compile_cache {
+            return None;
+        }
+        if let Some(dir) = &self.cache_dir {
+            return Some(dir.clone());
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir);
+        Some(base.join("xray-host"))
+    }
+}
+
+impl ServeArgs {
+    /// The one service this command serves.
+    pub fn service_config(&self) -> anyhow::Result<ServiceConfig> {
+        let name = tracing_name_override().unwrap_or_else(|| self.name.clone());
+        let mut env = self.env.clone();
+        for key in &self.pass_env {
+            let value = std::env::var(key).with_context(|| {
+                format!("--pass-env {key}: the host has no environment variable {key}")
+            })?;
+            env.push((key.clone(), value));
+        }
+        Ok(ServiceConfig {
+            name: validate_service_name(&name)?,
+            component: self.component.clone(),
+            listen: Some(self.listen),
+            env,
+            outbound: self
+                .common
+                .outbound(AllowList::parse(&self.allow_outbound)?),
+            limits: self.common.limits(),
+        })
+    }
+}
+
+/// `AWS_XRAY_TRACING_NAME`, which overrides the service name as in every X-Ray SDK.
+pub fn tracing_name_override() -> Option<String> {
+    std::env::var("AWS_XRAY_TRACING_NAME")
+        .ok()
+        .filter(|name| !name.trim().is_empty())
+}
+
+/// Checks a service name against X-Ray's segment name rules (1 to 200 characters of letters,
+/// numbers, white space and `_ . : / % & # = + \ - @`).
+pub fn validate_service_name(name: &str) -> anyhow::Result<String> {
+    let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/%&#=+\\-@".contains(c);
+    let length = name.chars().count();
+    if length == 0 || length > 200 || !name.chars().all(allowed) {
+        bail!(
+            "the service name {name:?} is not a valid X-Ray segment name: use 1 to 200 letters, \
+             numbers, spaces and _ . : / % & # = + \\ - @"
+        );
+    }
+    Ok(name.to_string())
+}
+
+/// Parses `KEY=VALUE`.
+pub fn parse_key_value(text: &str) -> anyhow::Result<(String, String)> {
+    let (key, value) = text
+        .split_once('=')
+        .with_context(|| format!("{text:?} is not KEY=VALUE"))?;
+    if key.is_empty() || key.contains('\0') || value.contains('\0') {
+        bail!("{text:?} is not KEY=VALUE with a non-empty KEY");
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+/// Parses a duration: a number with `ms`, `s` or `m` (`250ms`, `30s`, `2m`, `1.5s`).
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(at) => text.split_at(at),
+        None => bail!("{text:?} has no unit: write for example 500ms, 30s or 2m"),
+    };
+    let value: f64 = number
+        .parse()
+        .with_context(|| format!("{text:?} is not a duration like 500ms, 30s or 2m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => bail!("{text:?} has an unknown unit: use ms, s or m"),
+    };
+    Duration::try_from_secs_f64(seconds).with_context(|| format!("{text:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        for bad in ["30", "s", "5h", "-1s", "1e3s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn key_values_split_at_the_first_equals_sign() {
+        assert_eq!(
+            parse_key_value("URL=http://a/?x=1").unwrap(),
+            ("URL".into(), "http://a/?x=1".into())
+        );
+        assert!(parse_key_value("novalue").is_err());
+        assert!(parse_key_value("=v").is_err());
+    }
+
+    #[test]
+    fn service_names_follow_segment_name_rules() {
+        assert!(validate_service_name("Backend #1").is_ok());
+        assert!(validate_service_name("BFF").is_ok());
+        assert!(validate_service_name("").is_err());
+        assert!(validate_service_name("a;b").is_err());
+    }
+}

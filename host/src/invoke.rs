@@ -1,0 +1,306 @@
+//! Running one request through a service's component, in a fresh instance, and turning every
+//! way that can go wrong into a prompt JSON answer.
+//!
+//! | what happened                                   | answer |
+//! |-------------------------------------------------|--------|
+//! | `Content-Length` over the body limit            | 413 before the component runs |
+//! | the body streamed past the limit                | 413, whatever the component did |
+//! | the service is at its concurrency cap           | 503 at once, with `Retry-After` |
+//! | the request outlived its deadline               | 504 (a looping guest is interrupted) |
+//! | the component ran out of memory                 | 500 `out_of_memory` |
+//! | the component trapped or failed to instantiate  | 500 `component_trapped` / `component_failed` |
+//! | it returned without answering                   | 500 `no_response` |
+//!
+//! The instance runs in its own task, so a response body the component is still writing keeps
+//! streaming after the head is sent; the concurrency permit is held until that task ends.
+
+use crate::error_response::{ResponseBody, json_error};
+use crate::request_body::LimitedBody;
+use crate::service::Service;
+use crate::xray::ids::{new_segment_id, new_trace_id};
+use crate::xray::request_trace::RequestTrace;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tokio::sync::oneshot;
+use wasmtime::Trap;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+
+/// What the instance's task reports when it ends.
+struct Finished {
+    result: wasmtime::Result<()>,
+    memory_exhausted: bool,
+    trace: RequestTrace,
+}
+
+/// Serves one request with `service`, answering every failure with a JSON error.
+pub async fn invoke(service: &Arc<Service>, request: Request<Incoming>) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let trace = RequestTrace::new(new_trace_id(), new_segment_id(), true);
+    let trace_id = trace.trace_id.clone();
+
+    let response = serve(service, request, trace).await;
+
+    tracing::info!(
+        service = %service.name(),
+        %method,
+        path = %path,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        trace_id = %trace_id,
+        "request"
+    );
+    response
+}
+
+async fn serve(
+    service: &Arc<Service>,
+    request: Request<Incoming>,
+    trace: RequestTrace,
+) -> Response<ResponseBody> {
+    let name = service.name();
+    let limits = &service.config.limits;
+
+    if let Some(length) = declared_length(&request) {
+        if length > limits.max_request_body_bytes {
+            return body_too_large(service);
+        }
+    }
+    let Ok(permit) = service.permits.clone().try_acquire_owned() else {
+        let mut response = json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_requests",
+            &format!(
+                "the service is already serving {} requests (--max-concurrent-requests); retry shortly",
+                limits.max_concurrent_requests
+            ),
+            Some(name),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+
+    let body_too_big = Arc::new(AtomicBool::new(false));
+    let request = request
+        .map(|body| LimitedBody::new(body, limits.max_request_body_bytes, body_too_big.clone()));
+
+    let mut store = service.new_store(trace);
+    let (sender, mut receiver) = oneshot::channel();
+    let handles = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, request)
+        .and_then(|req| {
+            let out = store.data_mut().http().new_response_outparam(sender)?;
+            Ok((req, out))
+        });
+    let (incoming, outparam) = match handles {
+        Ok(handles) => handles,
+        Err(error) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("the request cannot be passed to the component: {error:#}"),
+                Some(name),
+            );
+        }
+    };
+
+    let pre = service.component.pre.clone();
+    let mut task = AbortOnDrop(Some(tokio::spawn(async move {
+        let _permit = permit;
+        let result = async {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, outparam)
+                .await
+        }
+        .await;
+        let memory_exhausted = store.data().limiter.memory_exhausted();
+        let mut state = store.into_data();
+        state.trace.end_open_subsegments();
+        Finished {
+            result,
+            memory_exhausted,
+            trace: state.trace,
+        }
+    })));
+
+    let waited = tokio::time::timeout(limits.request_timeout, async {
+        tokio::select! {
+            biased;
+            answer = &mut receiver => match answer {
+                Ok(answer) => Outcome::Answered(answer),
+                // The store (and the sender in it) is gone: the task has ended.
+                Err(_) => Outcome::Ended(task_result(task.handle()).await),
+            },
+            finished = task.handle() => {
+                match receiver.try_recv() {
+                    Ok(answer) => Outcome::Answered(answer),
+                    Err(_) => Outcome::Ended(finished.map_err(|e| e.to_string())),
+                }
+            }
+        }
+    })
+    .await;
+
+    let outcome = match waited {
+        Ok(outcome) => {
+            task.detach();
+            outcome
+        }
+        Err(_elapsed) => {
+            drop(task);
+            return deadline_exceeded(service);
+        }
+    };
+    let response = match outcome {
+        Outcome::Answered(Ok(response)) => response,
+        Outcome::Answered(Err(code)) => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "component_error",
+            &format!("the component answered with an error instead of a response: {code:?}"),
+            Some(name),
+        ),
+        Outcome::Ended(Ok(finished)) => failure_response(service, &finished),
+        Outcome::Ended(Err(panic)) => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "host_error",
+            &format!("the host task serving this request failed: {panic}"),
+            Some(name),
+        ),
+    };
+    if body_too_big.load(Ordering::SeqCst) {
+        return body_too_large(service);
+    }
+    response
+}
+
+enum Outcome {
+    Answered(Result<Response<ResponseBody>, ErrorCode>),
+    Ended(Result<Finished, String>),
+}
+
+async fn task_result(task: &mut tokio::task::JoinHandle<Finished>) -> Result<Finished, String> {
+    task.await.map_err(|error| error.to_string())
+}
+
+/// The answer when the component ended without responding.
+fn failure_response(service: &Service, finished: &Finished) -> Response<ResponseBody> {
+    let name = service.name();
+    let limits = &service.config.limits;
+    let error = match &finished.result {
+        Ok(()) => {
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no_response",
+                "the component returned without sending a response",
+                Some(name),
+            );
+        }
+        Err(error) => error,
+    };
+    let trace_id = &finished.trace.trace_id;
+    if finished.memory_exhausted {
+        tracing::warn!(service = %name, %trace_id, "component ran out of memory: {error:#}");
+        return json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "out_of_memory",
+            &format!(
+                "the component needed more than its memory limit of {} MiB (--max-memory-mib)",
+                limits.max_memory_bytes / (1024 * 1024)
+            ),
+            Some(name),
+        );
+    }
+    if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        tracing::warn!(service = %name, %trace_id, "component interrupted at its deadline");
+        return deadline_exceeded(service);
+    }
+    let (code, what) = match error.downcast_ref::<Trap>() {
+        Some(_) => ("component_trapped", "the component trapped"),
+        None => ("component_failed", "the component failed"),
+    };
+    tracing::warn!(service = %name, %trace_id, "{what}: {error:?}");
+    json_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        code,
+        &format!("{what}: {}", root_cause(error)),
+        Some(name),
+    )
+}
+
+fn root_cause(error: &wasmtime::Error) -> String {
+    match error.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{error:#}"),
+    }
+}
+
+fn deadline_exceeded(service: &Service) -> Response<ResponseBody> {
+    json_error(
+        StatusCode::GATEWAY_TIMEOUT,
+        "deadline_exceeded",
+        &format!(
+            "the component did not finish within {:?} (--request-timeout)",
+            service.config.limits.request_timeout
+        ),
+        Some(service.name()),
+    )
+}
+
+fn body_too_large(service: &Service) -> Response<ResponseBody> {
+    json_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        &format!(
+            "the request body is larger than {} bytes (--max-body-bytes)",
+            service.config.limits.max_request_body_bytes
+        ),
+        Some(service.name()),
+    )
+}
+
+fn declared_length<B>(request: &Request<B>) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Aborts the instance's task if the request is abandoned before it answered (the client went
+/// away, or the deadline passed), so a stuck instance never outlives its request. Once the
+/// response head is out, the task is detached: it must go on streaming the body.
+struct AbortOnDrop<T>(Option<tokio::task::JoinHandle<T>>);
+
+impl<T> AbortOnDrop<T> {
+    fn handle(&mut self) -> &mut tokio::task::JoinHandle<T> {
+        self.0
+            .as_mut()
+            .expect("the task is only detached at the end")
+    }
+
+    fn detach(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}

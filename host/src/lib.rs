@@ -1,0 +1,38 @@
+//! `xray-host`: a wasmtime host that serves WASI HTTP components and traces every request to
+//! AWS X-Ray.
+//!
+//! The binary (`src/main.rs`) is a thin shell over this library; the modules are laid out one
+//! concern each:
+//!
+//! - [`cli`]: the command line and its environment-variable fallbacks.
+//! - [`manifest`]: the file that describes several services in one process (the local run).
+//! - [`runtime`]: the wasmtime engine, the pooling allocator, epoch ticks and the linker.
+//! - [`compile_cache`]: compiled components on disk, keyed by content and engine.
+//! - [`service`]: one loaded component with its configuration, ready to serve requests.
+//! - [`invoke`]: running one request in a fresh instance, and what a failure answers.
+//! - [`host_state`]: the per-request store data every host capability reads.
+//! - [`limits`]: the limits every request runs under.
+//! - [`request_body`]: the size-limited request body.
+//! - [`outbound`] and [`allow_list`]: outgoing HTTP from components.
+//! - [`server`]: listeners, routing, concurrency caps and graceful shutdown.
+//! - [`static_files`]: the frontend's files, for the local run.
+//! - [`capabilities`]: the host side of the WIT interfaces in `wit/`.
+//! - [`xray`]: trace ids and what a request records for X-Ray.
+//! - [`error_response`]: the JSON error bodies the host answers with.
+
+pub mod allow_list;
+pub mod capabilities;
+pub mod cli;
+pub mod compile_cache;
+pub mod error_response;
+pub mod host_state;
+pub mod invoke;
+pub mod limits;
+pub mod manifest;
+pub mod outbound;
+pub mod request_body;
+pub mod runtime;
+pub mod server;
+pub mod service;
+pub mod static_files;
+pub mod xray;

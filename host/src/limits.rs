@@ -1,0 +1,114 @@
+//! The limits every request runs under, and the store limiter that enforces the memory one.
+
+use std::time::Duration;
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+
+/// Limits applied to every request a service handles.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body accepted; a larger one is answered 413.
+    pub max_request_body_bytes: u64,
+    /// Largest request head (request line and headers) accepted; a larger one is answered 431.
+    pub max_header_bytes: usize,
+    /// Largest linear memory one component instance may grow to.
+    pub max_memory_bytes: usize,
+    /// Wall-clock time a request may take, including waits on outgoing calls; then 504.
+    pub request_timeout: Duration,
+    /// Requests served at once by one service; the next one is answered 503 at once.
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_body_bytes: 1024 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_memory_bytes: 128 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 256,
+        }
+    }
+}
+
+/// Enforces [`Limits::max_memory_bytes`] on one store and remembers whether the component ran
+/// into it, so that the failure can be reported as "out of memory" rather than as the trap
+/// (usually `unreachable`) that the guest's allocator turns it into.
+pub struct InstanceLimiter {
+    inner: StoreLimits,
+    memory_exhausted: bool,
+}
+
+impl InstanceLimiter {
+    /// A limiter for one instance.
+    pub fn new(limits: &Limits) -> Self {
+        Self {
+            inner: StoreLimitsBuilder::new()
+                .memory_size(limits.max_memory_bytes)
+                .table_elements(1_000_000)
+                .instances(64)
+                .tables(64)
+                .memories(16)
+                .build(),
+            memory_exhausted: false,
+        }
+    }
+
+    /// Whether the component asked for more memory than allowed.
+    pub fn memory_exhausted(&self) -> bool {
+        self.memory_exhausted
+    }
+}
+
+impl ResourceLimiter for InstanceLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        if !allowed {
+            self.memory_exhausted = true;
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_a_refused_memory_growth() {
+        let limits = Limits {
+            max_memory_bytes: 1 << 20,
+            ..Limits::default()
+        };
+        let mut limiter = InstanceLimiter::new(&limits);
+        assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
+        assert!(!limiter.memory_exhausted());
+        assert!(!limiter.memory_growing(1 << 20, 2 << 20, None).unwrap());
+        assert!(limiter.memory_exhausted());
+    }
+}

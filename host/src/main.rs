@@ -1,0 +1,140 @@
+//! `xray-host`: see `xray-host --help`.
+
+use anyhow::Context;
+use clap::Parser;
+use std::process::ExitCode;
+use std::sync::Arc;
+use xray_host::cli::{Cli, Command, CommonArgs};
+use xray_host::manifest::Manifest;
+use xray_host::runtime::{Runtime, RuntimeOptions};
+use xray_host::server::{self, Backend, Frontend, Site};
+use xray_host::service::{Service, ServiceConfig};
+use xray_host::static_files::StaticFiles;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let (services, frontend, common) = match cli.command {
+        Command::Serve(args) => (vec![args.service_config()?], None, args.common),
+        Command::Run(args) => {
+            let manifest = Manifest::load(&args.manifest, &args.common)?;
+            (manifest.services, manifest.frontend, args.common)
+        }
+    };
+    let loaded = load_services(services, &common).await?;
+
+    let mut sites = Vec::new();
+    for service in &loaded {
+        if let Some(addr) = service.config.listen {
+            sites.push(Site {
+                addr,
+                backend: Backend::Service(service.clone()),
+            });
+        }
+    }
+    if let Some(frontend) = frontend {
+        let routes = frontend
+            .routes
+            .into_iter()
+            .map(|(prefix, name)| {
+                let service = loaded
+                    .iter()
+                    .find(|s| s.name() == name)
+                    .expect("the manifest checked that routes name services")
+                    .clone();
+                (prefix, service)
+            })
+            .collect();
+        sites.push(Site {
+            addr: frontend.listen,
+            backend: Backend::Frontend(Arc::new(Frontend {
+                files: StaticFiles::new(&frontend.dir)?,
+                routes,
+            })),
+        });
+    }
+    anyhow::ensure!(
+        !sites.is_empty(),
+        "nothing to serve: give a service a listen address or add a [frontend]"
+    );
+    server::serve(sites, common.server_options(), shutdown_signal()).await
+}
+
+/// Compiles every component (off the async threads: Cranelift is CPU-bound) before serving.
+async fn load_services(
+    configs: Vec<ServiceConfig>,
+    common: &CommonArgs,
+) -> anyhow::Result<Vec<Arc<Service>>> {
+    let max_instances = configs
+        .iter()
+        .map(|c| c.limits.max_concurrent_requests as u32)
+        .sum::<u32>()
+        + 16;
+    let options = RuntimeOptions {
+        max_instances,
+        max_memory_bytes: common.limits().max_memory_bytes,
+        cache_dir: common.cache_dir(),
+    };
+    tokio::task::spawn_blocking(move || {
+        let runtime = Runtime::new(&options)?;
+        configs
+            .into_iter()
+            .map(|config| Service::load(runtime.clone(), config))
+            .collect()
+    })
+    .await
+    .context("loading the components panicked")?
+}
+
+/// Resolves on SIGTERM (how ECS stops a task) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::warn!(
+                        "cannot listen for SIGTERM ({error}); only Ctrl-C stops the host"
+                    );
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => tracing::info!("received Ctrl-C"),
+            _ = terminate.recv() => tracing::info!("received SIGTERM"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

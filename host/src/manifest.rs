@@ -1,0 +1,230 @@
+//! The manifest of `xray-host run`: several services, and optionally the frontend, in one
+//! process. The local run uses it to serve the whole application from one command.
+//!
+//! ```toml
+//! # Paths are relative to this file.
+//! [[service]]
+//! name = "Backend #1"                       # the X-Ray segment name
+//! component = "../target/wasm32-wasip2/release/backend1.wasm"
+//! listen = "127.0.0.1:8081"                 # optional: reachable only through routes without it
+//! env = { UTC_OFFSET = "+09:00" }           # what the component sees, and nothing else
+//! allow_outbound = []                       # servers it may call
+//!
+//! [frontend]                                # optional: one origin for the page and the API
+//! listen = "127.0.0.1:8080"
+//! dir = "../frontend"
+//! routes = { "/api" = "BFF" }               # path prefix -> service name, like the ALB rule
+//! ```
+
+use crate::allow_list::AllowList;
+use crate::cli::{CommonArgs, validate_service_name};
+use crate::service::ServiceConfig;
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestFile {
+    #[serde(default)]
+    service: Vec<ServiceEntry>,
+    frontend: Option<FrontendEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceEntry {
+    name: String,
+    component: PathBuf,
+    listen: Option<SocketAddr>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    allow_outbound: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrontendEntry {
+    listen: SocketAddr,
+    dir: PathBuf,
+    #[serde(default)]
+    routes: BTreeMap<String, String>,
+}
+
+/// A manifest, resolved: paths made absolute, names checked, routes pointing at services.
+#[derive(Debug)]
+pub struct Manifest {
+    /// The services, in file order.
+    pub services: Vec<ServiceConfig>,
+    /// The frontend, if any.
+    pub frontend: Option<FrontendPlan>,
+}
+
+/// The frontend of a manifest.
+#[derive(Debug)]
+pub struct FrontendPlan {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// The directory of files.
+    pub dir: PathBuf,
+    /// `(path prefix, service name)`.
+    pub routes: Vec<(String, String)>,
+}
+
+impl Manifest {
+    /// Reads and checks a manifest; `common` supplies limits and timeouts.
+    pub fn load(path: &Path, common: &CommonArgs) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the manifest {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base, common)
+            .with_context(|| format!("invalid manifest {}", path.display()))
+    }
+
+    /// Parses manifest text; relative paths are resolved against `base`.
+    pub fn parse(text: &str, base: &Path, common: &CommonArgs) -> anyhow::Result<Self> {
+        let file: ManifestFile = toml::from_str(text)?;
+        if file.service.is_empty() {
+            bail!("it lists no [[service]]");
+        }
+        let mut services = Vec::new();
+        for entry in file.service {
+            let name = validate_service_name(&entry.name)?;
+            if services.iter().any(|s: &ServiceConfig| s.name == name) {
+                bail!("two services are named {name:?}");
+            }
+            let allow_list = AllowList::parse(&entry.allow_outbound)
+                .with_context(|| format!("service {name:?}"))?;
+            services.push(ServiceConfig {
+                name,
+                component: base.join(entry.component),
+                listen: entry.listen,
+                env: entry.env.into_iter().collect(),
+                outbound: common.outbound(allow_list),
+                limits: common.limits(),
+            });
+        }
+        let frontend = match file.frontend {
+            None => None,
+            Some(frontend) => {
+                let mut routes = Vec::new();
+                for (prefix, service) in frontend.routes {
+                    if !prefix.starts_with('/') || prefix.ends_with('/') {
+                        bail!("the route {prefix:?} must start with / and not end with /");
+                    }
+                    if !services.iter().any(|s| s.name == service) {
+                        bail!("the route {prefix:?} names {service:?}, which is not a [[service]]");
+                    }
+                    routes.push((prefix, service));
+                }
+                Some(FrontendPlan {
+                    listen: frontend.listen,
+                    dir: base.join(frontend.dir),
+                    routes,
+                })
+            }
+        };
+        let mut addresses: Vec<SocketAddr> = services.iter().filter_map(|s| s.listen).collect();
+        addresses.extend(frontend.as_ref().map(|f| f.listen));
+        let count = addresses.len();
+        addresses.sort();
+        addresses.dedup();
+        if addresses.len() != count {
+            bail!("two listeners share an address");
+        }
+        Ok(Self { services, frontend })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn common() -> CommonArgs {
+        match Cli::parse_from(["xray-host", "run", "--manifest", "x"]).command {
+            Command::Run(run) => run.common,
+            Command::Serve(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn resolves_paths_and_routes() {
+        let manifest = Manifest::parse(
+            r#"
+            [[service]]
+            name = "BFF"
+            component = "bff.wasm"
+            env = { BACKEND_1_URL = "http://127.0.0.1:8081" }
+            allow_outbound = ["http://127.0.0.1:8081"]
+
+            [frontend]
+            listen = "127.0.0.1:8080"
+            dir = "site"
+            routes = { "/api" = "BFF" }
+            "#,
+            Path::new("/app"),
+            &common(),
+        )
+        .unwrap();
+        let bff = &manifest.services[0];
+        assert_eq!(bff.component, Path::new("/app/bff.wasm"));
+        assert_eq!(
+            bff.env,
+            vec![("BACKEND_1_URL".into(), "http://127.0.0.1:8081".into())]
+        );
+        assert!(
+            bff.outbound
+                .allow_list
+                .allows(&"http://127.0.0.1:8081/".parse().unwrap())
+        );
+        let frontend = manifest.frontend.unwrap();
+        assert_eq!(frontend.dir, Path::new("/app/site"));
+        assert_eq!(
+            frontend.routes,
+            vec![("/api".to_string(), "BFF".to_string())]
+        );
+    }
+
+    #[test]
+    fn explains_what_is_wrong() {
+        let cases = [
+            ("", "no [[service]]"),
+            (
+                "[[service]]\nname='A'\ncomponent='a'\ncolour='red'",
+                "unknown field",
+            ),
+            (
+                "[[service]]\nname='A;'\ncomponent='a'",
+                "not a valid X-Ray segment name",
+            ),
+            (
+                "[[service]]\nname='A'\ncomponent='a'\n[[service]]\nname='A'\ncomponent='b'",
+                "two services",
+            ),
+            (
+                "[[service]]\nname='A'\ncomponent='a'\nallow_outbound=['x']",
+                "allow-outbound",
+            ),
+            (
+                "[[service]]\nname='A'\ncomponent='a'\n[frontend]\nlisten='127.0.0.1:1'\ndir='d'\nroutes={'/api'='B'}",
+                "not a [[service]]",
+            ),
+            (
+                "[[service]]\nname='A'\ncomponent='a'\nlisten='127.0.0.1:1'\n[frontend]\nlisten='127.0.0.1:1'\ndir='d'",
+                "share an address",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = format!(
+                "{:#}",
+                Manifest::parse(text, Path::new("."), &common()).unwrap_err()
+            );
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+}

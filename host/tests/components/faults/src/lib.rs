@@ -1,0 +1,101 @@
+//! A component that misbehaves on request, for the host's integration tests.
+//!
+//! | path               | what it does |
+//! |--------------------|--------------|
+//! | `/ok`              | 200 `ok` |
+//! | `/trap`            | panics, which traps the instance |
+//! | `/loop`            | spins forever without calling the host |
+//! | `/hog`             | allocates memory until it runs out |
+//! | `/sleep?ms=N`      | waits N milliseconds on the host's clock, then 200 |
+//! | `/body`            | reads the whole request body, answers its length |
+//! | `/fetch?url=U`     | GETs U and answers its status, or the error code |
+//! | `/counter`         | increments a static counter and answers it (1 with a fresh instance per request) |
+//! | `/env`             | answers the environment it sees, one `KEY=VALUE` per line |
+//! | `/no-response`     | returns without answering |
+
+use spin_sdk::http::{
+    IncomingRequest, OutgoingResponse, Request, Response, ResponseOutparam, SendError, send,
+};
+use spin_sdk::http_component;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+#[http_component]
+async fn handle(request: IncomingRequest, outparam: ResponseOutparam) {
+    let path_and_query = request.path_with_query().unwrap_or_default();
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query.as_str(), ""));
+    let response = match path {
+        "/ok" => text(200, "ok"),
+        "/trap" => panic!("the test component was asked to trap"),
+        "/loop" => spin_forever(),
+        "/hog" => hog_memory(),
+        "/sleep" => {
+            let ms: u64 = param(query, "ms")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1000);
+            wasi::clocks::monotonic_clock::subscribe_duration(ms * 1_000_000).block();
+            text(200, &format!("slept {ms} ms"))
+        }
+        "/body" => match request.into_body().await {
+            Ok(body) => text(200, &body.len().to_string()),
+            Err(error) => text(400, &format!("reading the body failed: {error}")),
+        },
+        "/fetch" => fetch(param(query, "url").unwrap_or_default()).await,
+        "/counter" => text(
+            200,
+            &(COUNTER.fetch_add(1, Ordering::SeqCst) + 1).to_string(),
+        ),
+        "/env" => {
+            let lines: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+            text(200, &lines.join("\n"))
+        }
+        "/no-response" => return drop(outparam),
+        _ => text(404, "no such fault"),
+    };
+    let body = response.body().to_vec();
+    let head = OutgoingResponse::try_from(response).expect("a valid response head");
+    let _ = outparam.set_with_body(head, body).await;
+}
+
+fn text(status: u16, body: &str) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(body.to_string())
+        .build()
+}
+
+fn param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| value.replace("%3A", ":").replace("%2F", "/"))
+    })
+}
+
+fn spin_forever() -> ! {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+fn hog_memory() -> Response {
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut chunk = vec![0u8; 1 << 20];
+        chunk[0] = 1;
+        chunks.push(std::hint::black_box(chunk));
+    }
+}
+
+async fn fetch(url: String) -> Response {
+    let result: Result<Response, SendError> = send(Request::get(&url).build()).await;
+    match result {
+        Ok(response) => text(200, &format!("status {}", response.status())),
+        Err(SendError::Http(code)) => text(502, &format!("error {code:?}")),
+        Err(other) => text(502, &format!("error {other}")),
+    }
+}
