@@ -51,7 +51,7 @@ pub async fn invoke(service: &Arc<Service>, request: Request<Incoming>) -> Respo
         %method,
         path = %path,
         status = response.status().as_u16(),
-        ms = started.elapsed().as_secs_f64() * 1e3,
+        ms = %format_args!("{:.2}", started.elapsed().as_secs_f64() * 1e3),
         trace_id = %trace_id,
         "request"
     );

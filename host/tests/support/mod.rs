@@ -1,0 +1,356 @@
+//! What the integration tests share: the components built for wasm32-wasip2, a running
+//! `xray-host` process, and a minimal HTTP/1.1 client (std only, so the tests see the bytes the
+//! host sends).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The directory of the built components, building them once per test binary (a no-op when
+/// they are up to date), so `cargo test` works on its own.
+pub fn components() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
+                .current_dir(workspace())
+                .status()
+                .expect("cannot run cargo to build the components");
+            assert!(
+                status.success(),
+                "building the components failed (is the wasm32-wasip2 target installed? \
+                 `rustup target add wasm32-wasip2`)"
+            );
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace().join("target"));
+            target.join("wasm32-wasip2").join("release")
+        })
+        .clone()
+}
+
+/// The path of a built component, e.g. `component("backend1")`.
+pub fn component(name: &str) -> PathBuf {
+    components().join(format!("{name}.wasm"))
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `xray-host`, killed when dropped. Its log is kept for assertions.
+pub struct Host {
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Host {
+    /// `xray-host serve --component <component> --listen 127.0.0.1:<port> --name <name> <args>`.
+    pub fn serve(component: &Path, port: u16, name: &str, args: &[&str]) -> Host {
+        let listen = format!("127.0.0.1:{port}");
+        let mut all = vec![
+            "serve".to_string(),
+            "--component".into(),
+            component.display().to_string(),
+            "--listen".into(),
+            listen,
+            "--name".into(),
+            name.into(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        Host::start(&all, &[port])
+    }
+
+    /// `xray-host run` with a manifest made of `manifest` (written to a temporary file, so give
+    /// absolute paths), waiting for `ports`.
+    pub fn run(manifest: &str, ports: &[u16], args: &[&str]) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.toml");
+        std::fs::write(&path, manifest).unwrap();
+        let mut all = vec![
+            "run".to_string(),
+            "--manifest".into(),
+            path.display().to_string(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let mut host = Host::start(&all, ports);
+        host._dirs.push(dir);
+        host
+    }
+
+    /// Starts the host with `args` and waits until every port in `ports` accepts connections.
+    pub fn start(args: &[String], ports: &[u16]) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xray-host"))
+            .args(args)
+            .env("XRAY_HOST_CACHE_DIR", dir.path().join("cache"))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start xray-host");
+        let log = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
+        let mut host = Host {
+            child: Some(child),
+            log,
+            _dirs: vec![dir],
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for port in ports {
+            while TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                if let Some(status) = host.child.as_mut().unwrap().try_wait().unwrap() {
+                    panic!(
+                        "xray-host exited ({status}) before serving:\n{}",
+                        host.log()
+                    );
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "xray-host did not listen on {port}:\n{}",
+                    host.log()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        host
+    }
+
+    /// Everything the host logged so far (without ANSI colours).
+    pub fn log(&self) -> String {
+        strip_ansi(&self.log.lock().unwrap())
+    }
+
+    /// Waits until the log contains `text`.
+    pub fn wait_for_log(&self, text: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log().contains(text) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, returning whether it exited successfully.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<bool> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                return Some(status.success());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs `xray-host` to completion with `args`, returning (success, combined output).
+pub fn run_to_exit(args: &[&str]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_xray-host"))
+        .args(args)
+        .env("XRAY_HOST_CACHE_DIR", dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), strip_ansi(&text))
+}
+
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A response as the tests see it.
+#[derive(Debug)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Header lines, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: String,
+}
+
+impl Response {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (panics with the body if it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?} (status {})", self.body, self.status))
+    }
+}
+
+/// `GET http://127.0.0.1:<port><path>`.
+pub fn get(port: u16, path: &str) -> Response {
+    request(port, "GET", path, &[], b"")
+}
+
+/// Sends one request with `Connection: close` and reads the whole response.
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let chunked = headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"));
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !chunked
+        && !body.is_empty()
+        && !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+    {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    raw(port, &[head.as_bytes(), body].concat())
+}
+
+/// Sends raw bytes and parses the response.
+pub fn raw(port: u16, bytes: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    // The host may answer (413, 431) before reading everything; a write error then is fine.
+    let _ = stream.write_all(bytes);
+    let mut buffer = Vec::new();
+    let _ = stream.read_to_end(&mut buffer);
+    parse_response(&buffer)
+}
+
+fn parse_response(bytes: &[u8]) -> Response {
+    let text = String::from_utf8_lossy(bytes);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {text:?}"));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut text: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = text.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        text = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
