@@ -1,0 +1,269 @@
+//! A misbehaving component fails only its own request, and the host keeps serving.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::{Host, component, free_port, get, raw, request, run_to_exit};
+
+fn faults(args: &[&str]) -> (Host, u16) {
+    let port = free_port();
+    (
+        Host::serve(&component("test_faults"), port, "Faults", args),
+        port,
+    )
+}
+
+/// Runs `path` in a thread while a healthy request is served, then checks the host still serves.
+fn fails_alone(host: &Host, port: u16, path: &'static str) -> support::Response {
+    let bad = std::thread::spawn(move || get(port, path));
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    let healthy = get(port, "/ok");
+    assert_eq!(
+        (healthy.status, healthy.body.as_str()),
+        (200, "ok"),
+        "{}",
+        host.log()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a healthy request waited {:?}",
+        started.elapsed()
+    );
+    let response = bad.join().unwrap();
+    assert_eq!(
+        get(port, "/ok").status,
+        200,
+        "the host stopped serving after {path}"
+    );
+    response
+}
+
+#[test]
+fn a_trapping_component_fails_its_request_with_500() {
+    let (host, port) = faults(&[]);
+    let response = fails_alone(&host, port, "/trap");
+    assert_eq!(response.status, 500);
+    let body = response.json();
+    assert_eq!(body["error"], "component_trapped");
+    assert_eq!(body["service"], "Faults");
+    assert!(host.wait_for_log("the component trapped", Duration::from_secs(5)));
+}
+
+#[test]
+fn a_looping_component_is_stopped_at_its_deadline_with_504() {
+    let (host, port) = faults(&["--request-timeout", "1500ms"]);
+    let started = Instant::now();
+    let response = fails_alone(&host, port, "/loop");
+    let elapsed = started.elapsed();
+    assert_eq!(response.status, 504, "{}", response.body);
+    assert_eq!(response.json()["error"], "deadline_exceeded");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+}
+
+#[test]
+fn a_memory_hungry_component_fails_its_request_with_500() {
+    let (host, port) = faults(&["--max-memory-mib", "32"]);
+    let response = fails_alone(&host, port, "/hog");
+    assert_eq!(response.status, 500, "{}", response.body);
+    let body = response.json();
+    assert_eq!(body["error"], "out_of_memory");
+    assert!(
+        body["message"].as_str().unwrap().contains("32 MiB"),
+        "{body}"
+    );
+    assert!(host.wait_for_log("ran out of memory", Duration::from_secs(5)));
+}
+
+#[test]
+fn a_component_that_never_answers_gets_a_500() {
+    let (_host, port) = faults(&[]);
+    let response = get(port, "/no-response");
+    assert_eq!(response.status, 500);
+    assert_eq!(response.json()["error"], "no_response");
+}
+
+#[test]
+fn oversized_bodies_get_413_whether_announced_or_streamed() {
+    let (_host, port) = faults(&["--max-body-bytes", "1000"]);
+    let small = request(port, "POST", "/body", &[], &[b'x'; 1000]);
+    assert_eq!((small.status, small.body.as_str()), (200, "1000"));
+
+    let announced = request(port, "POST", "/body", &[], &[b'x'; 5000]);
+    assert_eq!(announced.status, 413);
+    assert_eq!(announced.json()["error"], "body_too_large");
+
+    let chunk = format!("{:x}\r\n{}\r\n", 800, "y".repeat(800));
+    let chunked = format!("{chunk}{chunk}0\r\n\r\n");
+    let streamed = request(
+        port,
+        "POST",
+        "/body",
+        &[("Transfer-Encoding", "chunked")],
+        chunked.as_bytes(),
+    );
+    assert_eq!(streamed.status, 413, "{}", streamed.body);
+    assert_eq!(get(port, "/ok").status, 200);
+}
+
+#[test]
+fn oversized_and_malformed_heads_are_refused_by_the_host() {
+    let (_host, port) = faults(&["--max-header-bytes", "8192"]);
+    let big = "a".repeat(20_000);
+    let response = request(port, "GET", "/ok", &[("X-Big", &big)], b"");
+    assert_eq!(response.status, 431);
+    let garbage = raw(port, b"NOT HTTP\r\n\r\n");
+    assert_eq!(garbage.status, 400);
+    assert_eq!(get(port, "/ok").status, 200);
+}
+
+#[test]
+fn requests_over_the_concurrency_cap_get_503_at_once() {
+    let (_host, port) = faults(&["--max-concurrent-requests", "1"]);
+    let slow = std::thread::spawn(move || get(port, "/sleep?ms=1500"));
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let refused = get(port, "/ok");
+    assert!(started.elapsed() < Duration::from_millis(500));
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(refused.json()["error"], "too_many_requests");
+    assert_eq!(slow.join().unwrap().status, 200);
+    assert_eq!(get(port, "/ok").status, 200);
+}
+
+#[test]
+fn every_request_gets_a_fresh_instance_and_only_its_environment() {
+    let (_host, port) = faults(&["--env", "GREETING=hello"]);
+    assert_eq!(get(port, "/counter").body, "1");
+    assert_eq!(get(port, "/counter").body, "1");
+    assert_eq!(get(port, "/env").body, "GREETING=hello");
+}
+
+#[test]
+fn outgoing_calls_are_denied_unless_allowed() {
+    let target = free_port();
+    let _backend = Host::serve(&component("backend1"), target, "Backend #1", &[]);
+    let url = format!("http://127.0.0.1:{target}");
+    let query = format!("/fetch?url={url}/health");
+
+    let (denied_host, denied) = faults(&[]);
+    let response = get(denied, &query);
+    assert_eq!(response.body, "error ErrorCode::HttpRequestDenied");
+    assert!(denied_host.wait_for_log("outgoing call refused", Duration::from_secs(5)));
+
+    let (_allowed_host, allowed) = faults(&["--allow-outbound", &url]);
+    assert_eq!(get(allowed, &query).body, "status 200");
+    // Same host, another port: still denied.
+    let other = format!("/fetch?url=http://127.0.0.1:{}/", free_port());
+    assert_eq!(
+        get(allowed, &other).body,
+        "error ErrorCode::HttpRequestDenied"
+    );
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish_then_exits() {
+    let (mut host, port) = faults(&[]);
+    let in_flight = std::thread::spawn(move || get(port, "/sleep?ms=1500"));
+    std::thread::sleep(Duration::from_millis(300));
+    host.terminate();
+    let response = in_flight.join().unwrap();
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (200, "slept 1500 ms")
+    );
+    assert_eq!(
+        host.wait_exit(Duration::from_secs(10)),
+        Some(true),
+        "{}",
+        host.log()
+    );
+    assert!(
+        host.wait_for_log("all in-flight requests finished", Duration::from_secs(2)),
+        "{}",
+        host.log()
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn sigterm_cuts_off_requests_that_outlive_the_shutdown_timeout() {
+    let (mut host, port) = faults(&["--shutdown-timeout", "500ms"]);
+    let in_flight = std::thread::spawn(move || {
+        let _ = std::panic::catch_unwind(|| get(port, "/sleep?ms=5000"));
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    host.terminate();
+    assert_eq!(
+        host.wait_exit(Duration::from_secs(5)),
+        Some(true),
+        "{}",
+        host.log()
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(
+        host.wait_for_log("were cut off", Duration::from_secs(2)),
+        "{}",
+        host.log()
+    );
+    in_flight.join().unwrap();
+}
+
+#[test]
+fn an_invalid_component_stops_the_start_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_wasm = dir.path().join("not.wasm");
+    std::fs::write(&not_wasm, "hello").unwrap();
+    let core_module = dir.path().join("core.wasm");
+    std::fs::write(&core_module, b"\0asm\x01\0\0\0").unwrap();
+    let empty_component = dir.path().join("empty.wasm");
+    std::fs::write(&empty_component, b"\0asm\x0d\0\x01\0").unwrap();
+    for (path, expected) in [
+        (
+            dir.path().join("missing.wasm"),
+            "cannot read the component file",
+        ),
+        (not_wasm, "not WebAssembly"),
+        (core_module, "not a valid WebAssembly component"),
+        (
+            empty_component,
+            "does not export wasi:http/incoming-handler",
+        ),
+    ] {
+        let path = path.display().to_string();
+        let (ok, output) = run_to_exit(&[
+            "serve",
+            "--component",
+            &path,
+            "--name",
+            "X",
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        assert!(!ok, "{path} was accepted");
+        assert!(output.contains(expected), "{path}: {output}");
+    }
+}
+
+#[test]
+fn a_restart_loads_the_compiled_component_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().display().to_string();
+    for expected in ["compiled=\"now\"", "compiled=\"from cache\""] {
+        let port = free_port();
+        let host = Host::serve(
+            &component("backend1"),
+            port,
+            "Backend #1",
+            &["--cache-dir", &cache],
+        );
+        assert!(
+            host.wait_for_log(expected, Duration::from_secs(5)),
+            "{}",
+            host.log()
+        );
+        assert_eq!(get(port, "/health").status, 200);
+    }
+}
