@@ -66,10 +66,8 @@ async fn serve(
     let name = service.name();
     let limits = &service.config.limits;
 
-    if let Some(length) = declared_length(&request) {
-        if length > limits.max_request_body_bytes {
-            return body_too_large(service);
-        }
+    if declared_length(&request).is_some_and(|length| length > limits.max_request_body_bytes) {
+        return body_too_large(service);
     }
     let Ok(permit) = service.permits.clone().try_acquire_owned() else {
         let mut response = json_error(

@@ -219,9 +219,9 @@ async fn serve_connection(
             connection.await
         }
     };
-    if let Err(error) = result {
-        if !error.is_incomplete_message() {
-            tracing::debug!(%client, "connection ended with an error: {error}");
-        }
+    if let Err(error) = result
+        && !error.is_incomplete_message()
+    {
+        tracing::debug!(%client, "connection ended with an error: {error}");
     }
 }

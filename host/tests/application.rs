@@ -4,48 +4,7 @@ mod support;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
-use support::{Host, component, free_port, get, request, workspace};
-
-/// The three services on free ports, with the frontend routing `/api` to the BFF, as
-/// scripts/local-app.toml lays them out. Returns (host, frontend port, backend 1 port, backend 2 port).
-fn application() -> (Host, u16, u16, u16) {
-    let (front, one, two) = (free_port(), free_port(), free_port());
-    let manifest = format!(
-        r#"
-        [[service]]
-        name = "BFF"
-        component = "{bff}"
-        env = {{ BACKEND_1_URL = "http://127.0.0.1:{one}", BACKEND_2_URL = "http://127.0.0.1:{two}" }}
-        allow_outbound = ["http://127.0.0.1:{one}", "http://127.0.0.1:{two}"]
-
-        [[service]]
-        name = "Backend #1"
-        component = "{b1}"
-        listen = "127.0.0.1:{one}"
-
-        [[service]]
-        name = "Backend #2"
-        component = "{b2}"
-        listen = "127.0.0.1:{two}"
-        env = {{ UTC_OFFSET = "+00:00" }}
-
-        [frontend]
-        listen = "127.0.0.1:{front}"
-        dir = "{frontend}"
-        routes = {{ "/api" = "BFF" }}
-        "#,
-        bff = component("bff").display(),
-        b1 = component("backend1").display(),
-        b2 = component("backend2").display(),
-        frontend = workspace().join("frontend").display(),
-    );
-    (
-        Host::run(&manifest, &[front, one, two], &[]),
-        front,
-        one,
-        two,
-    )
-}
+use support::{Host, application, component, free_port, get, request};
 
 fn is_date(text: &str) -> bool {
     let bytes = text.as_bytes();

@@ -354,3 +354,52 @@ fn dechunk(mut text: &str) -> String {
     }
     out
 }
+
+/// The whole application, as in [`application_with`], with its real backends.
+pub fn application() -> (Host, u16, u16, u16) {
+    application_with(None)
+}
+
+/// The three services on free ports (backend 1 reached at `backend_1_url` if given), with the frontend routing `/api` to the BFF, as
+/// scripts/local-app.toml lays them out. Returns (host, frontend port, backend 1 port, backend 2 port).
+pub fn application_with(backend_1_url: Option<&str>) -> (Host, u16, u16, u16) {
+    let (front, one, two) = (free_port(), free_port(), free_port());
+    let manifest = format!(
+        r#"
+        [[service]]
+        name = "BFF"
+        component = "{bff}"
+        env = {{ BACKEND_1_URL = "{b1_url}", BACKEND_2_URL = "http://127.0.0.1:{two}" }}
+        allow_outbound = ["http://127.0.0.1:*"]
+
+        [[service]]
+        name = "Backend #1"
+        component = "{b1}"
+        listen = "127.0.0.1:{one}"
+
+        [[service]]
+        name = "Backend #2"
+        component = "{b2}"
+        listen = "127.0.0.1:{two}"
+        env = {{ UTC_OFFSET = "+00:00" }}
+
+        [frontend]
+        listen = "127.0.0.1:{front}"
+        dir = "{frontend}"
+        routes = {{ "/api" = "BFF" }}
+        "#,
+        b1_url = backend_1_url
+            .map(str::to_string)
+            .unwrap_or(format!("http://127.0.0.1:{one}")),
+        bff = component("bff").display(),
+        b1 = component("backend1").display(),
+        b2 = component("backend2").display(),
+        frontend = workspace().join("frontend").display(),
+    );
+    (
+        Host::run(&manifest, &[front, one, two], &[]),
+        front,
+        one,
+        two,
+    )
+}

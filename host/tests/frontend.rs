@@ -1,0 +1,85 @@
+//! The page, rendered by a real browser (Debian's chromium, headless) against the real host.
+
+mod support;
+
+use std::process::Command;
+use support::{application, application_with, free_port};
+
+/// The DOM of `url` after its scripts ran (and their fetches finished).
+fn rendered_dom(url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let output = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .output()
+        .expect(
+            "chromium is not installed: scripts/test.sh installs it (apt-get install chromium)",
+        );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The text of the element with `id`.
+fn text_of(dom: &str, id: &str) -> String {
+    let start = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in {dom}"));
+    let open = start + dom[start..].find('>').unwrap() + 1;
+    let close = open + dom[open..].find('<').unwrap();
+    dom[open..close].to_string()
+}
+
+#[test]
+fn the_page_shows_the_date_and_time_from_the_backends() {
+    let (_host, front, _one, _two) = application();
+    let dom = rendered_dom(&format!("http://127.0.0.1:{front}/"));
+    let date = text_of(&dom, "date");
+    let time = text_of(&dom, "time");
+    let date_value = date
+        .strip_prefix("Current Date (from Backend #1) ")
+        .unwrap_or_else(|| panic!("{date:?}"));
+    let time_value = time
+        .strip_prefix("Current Time (from Backend #2) ")
+        .unwrap_or_else(|| panic!("{time:?}"));
+    assert!(
+        date_value.len() == 10 && date_value.as_bytes()[4] == b'/',
+        "{date_value:?}"
+    );
+    assert!(
+        time_value.len() == 8 && time_value.as_bytes()[2] == b':',
+        "{time_value:?}"
+    );
+    assert!(dom.contains("id=\"error\" role=\"alert\" hidden"), "{dom}");
+}
+
+#[test]
+fn the_page_shows_an_error_when_the_bff_fails() {
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let (_host, front, _one, _two) = application_with(Some(&down));
+    let dom = rendered_dom(&format!("http://127.0.0.1:{front}/"));
+    assert_eq!(
+        text_of(&dom, "date"),
+        "Current Date (from Backend #1) unavailable"
+    );
+    let error = text_of(&dom, "error");
+    assert!(
+        error.starts_with("Unable to access BFF (the BFF answered HTTP 502"),
+        "{error}"
+    );
+}

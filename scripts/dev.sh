@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Sets up and runs the whole reference application on this machine, with no AWS account:
+# the frontend and the BFF on http://127.0.0.1:8080/ (one origin, as behind the ALB), backend 1
+# on :8081 and backend 2 on :8082, all served by one xray-host process (scripts/local-app.toml).
+# Ctrl-C stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/setup.sh
+. scripts/lib/setup.sh
+
+ensure_wasm_target
+build_all
+
+step "starting the application"
+./target/release/xray-host run --manifest scripts/local-app.toml &
+host_pid=$!
+trap 'kill -TERM "$host_pid" 2>/dev/null || true' INT TERM
+
+if wait_for_port 8080 60; then
+  step "the application is running: open http://127.0.0.1:8080/ (the API: http://127.0.0.1:8080/api/)"
+else
+  echo "the application did not start listening on 127.0.0.1:8080; see the log above" >&2
+fi
+wait "$host_pid"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: installs what the tests need (the wasm32-wasip2 target, Debian's
+# chromium for the page tests, shellcheck), builds the components and the host once (release),
+# runs the Rust tests (unit tests and integration tests that run the real host with the real
+# components), lints the scripts, and checks that scripts/dev.sh serves the application.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/setup.sh
+. scripts/lib/setup.sh
+
+ensure_wasm_target
+ensure_debian_packages chromium shellcheck
+build_all
+
+step "Rust tests"
+cargo test --release -p xray-host -p xray-guest
+
+step "shellcheck"
+shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run
+
+step "scripts/dev.sh serves the application on 127.0.0.1:8080"
+log=$(mktemp)
+scripts/dev.sh >"$log" 2>&1 &
+dev_pid=$!
+smoke_ok=0
+if wait_for_port 8080 120; then
+  answer=$(curl -fsS http://127.0.0.1:8080/api/ || true)
+  case "$answer" in
+    *'"currentDate":"'*'"currentTime":"'*) smoke_ok=1 ;;
+  esac
+fi
+kill -TERM "$dev_pid" 2>/dev/null || true
+wait "$dev_pid" 2>/dev/null || true
+if [ "$smoke_ok" = 1 ]; then
+  echo "dev.sh smoke: GET /api/ answered $answer"
+  echo "1 passed, 0 failed"
+else
+  echo "dev.sh smoke: GET /api/ did not answer both fields (got: ${answer:-nothing}); its log:" >&2
+  cat "$log" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
