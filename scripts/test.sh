@@ -13,7 +13,9 @@ ensure_debian_packages chromium shellcheck
 build_all
 
 step "Rust tests"
-cargo test --release -p xray-host -p xray-guest
+results=$(mktemp)
+cargo test --release -p xray-host -p xray-guest 2>&1 | tee "$results"
+rust_passed=$(sed -n 's/^test result: ok\. \([0-9]*\) passed.*/\1/p' "$results" | awk '{ n += $1 } END { print n + 0 }')
 
 step "shellcheck"
 shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run
@@ -33,10 +35,10 @@ kill -TERM "$dev_pid" 2>/dev/null || true
 wait "$dev_pid" 2>/dev/null || true
 if [ "$smoke_ok" = 1 ]; then
   echo "dev.sh smoke: GET /api/ answered $answer"
-  echo "1 passed, 0 failed"
+  echo "all: $(( rust_passed + 1 )) passed, 0 failed"
 else
   echo "dev.sh smoke: GET /api/ did not answer both fields (got: ${answer:-nothing}); its log:" >&2
   cat "$log" >&2
-  echo "0 passed, 1 failed"
+  echo "all: $rust_passed passed, 1 failed"
   exit 1
 fi
