@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: installs what the tests need (the wasm32-wasip2 target, Debian's
-# chromium for the page tests, shellcheck), builds the components and the host once (release),
+# chromium for the page tests, shellcheck, cargo-component), builds the components and the host once (release),
 # runs the Rust tests (unit tests and integration tests that run the real host with the real
 # components), lints the scripts, and checks that scripts/dev.sh serves the application.
 set -euo pipefail
@@ -15,6 +15,15 @@ build_all
 step "Rust tests"
 results=$(mktemp)
 cargo test --release -p xray-host -p xray-guest 2>&1 | tee "$results"
+
+step "the same application tests against the components built by cargo-component"
+if ! command -v cargo-component >/dev/null 2>&1; then
+  step "installing cargo-component (about 5 minutes, once)"
+  cargo install cargo-component --locked
+fi
+cargo component build --release
+XRAY_HOST_TEST_COMPONENTS=target/wasm32-wasip1/release \
+  cargo test --release -p xray-host --test application 2>&1 | tee -a "$results"
 rust_passed=$(sed -n 's/^test result: ok\. \([0-9]*\) passed.*/\1/p' "$results" | awk '{ n += $1 } END { print n + 0 }')
 
 step "shellcheck"

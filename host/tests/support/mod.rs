@@ -21,10 +21,16 @@ pub fn workspace() -> PathBuf {
 
 /// The directory of the built components, building them once per test binary (a no-op when
 /// they are up to date), so `cargo test` works on its own.
+///
+/// `XRAY_HOST_TEST_COMPONENTS` names another directory of already built components instead:
+/// `scripts/test.sh` uses it to run the suite against the `cargo component build` output too.
 pub fn components() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
+            if let Some(dir) = std::env::var_os("XRAY_HOST_TEST_COMPONENTS") {
+                return workspace().join(dir);
+            }
             let status = Command::new(env!("CARGO"))
                 .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
                 .current_dir(workspace())
