@@ -6,6 +6,9 @@ use crate::limits::Limits;
 use crate::outbound::OutboundConfig;
 use crate::server::ServerOptions;
 use crate::service::ServiceConfig;
+use crate::xray::daemon_address::{DEFAULT_DAEMON_ADDRESS, DaemonAddress};
+use crate::xray::recorder::XrayOptions;
+use crate::xray::sampling::local::LocalRules;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -137,9 +140,50 @@ pub struct CommonArgs {
     /// Compile components at every start instead of caching them on disk.
     #[arg(long, env = "XRAY_HOST_NO_COMPILE_CACHE")]
     pub no_compile_cache: bool,
+
+    /// Trace requests to AWS X-Ray (`on`) or not (`off`, e.g. to measure the cost of tracing).
+    /// AWS_XRAY_SDK_ENABLED=false turns tracing off too, as in the X-Ray SDKs.
+    #[arg(long, env = "XRAY_HOST_XRAY", default_value = "on", value_parser = ["on", "off"])]
+    pub xray: String,
+
+    /// The X-Ray daemon: host:port, or tcp:host:port udp:host:port. Segments go to the UDP
+    /// address, sampling calls to the TCP one.
+    #[arg(long, env = "AWS_XRAY_DAEMON_ADDRESS", default_value = DEFAULT_DAEMON_ADDRESS, value_parser = DaemonAddress::parse)]
+    pub daemon_address: DaemonAddress,
+
+    /// A local sampling rules file (version 1 or 2), used until the daemon provides centralized
+    /// rules and whenever it cannot. [default: 1 request per second and 5 % of the rest]
+    #[arg(long, env = "XRAY_HOST_SAMPLING_RULES", value_name = "FILE")]
+    pub sampling_rules: Option<PathBuf>,
 }
 
 impl CommonArgs {
+    /// The X-Ray settings, after the SDKs' environment variables.
+    pub fn xray_options(&self) -> anyhow::Result<XrayOptions> {
+        let local_rules = match &self.sampling_rules {
+            Some(path) => LocalRules::load(path)?,
+            None => LocalRules::builtin(),
+        };
+        if let Ok(value) = std::env::var("AWS_XRAY_CONTEXT_MISSING")
+            && !matches!(
+                value.as_str(),
+                "RUNTIME_ERROR" | "LOG_ERROR" | "IGNORE_ERROR"
+            )
+        {
+            tracing::warn!(
+                "AWS_XRAY_CONTEXT_MISSING={value:?} is not RUNTIME_ERROR, LOG_ERROR or IGNORE_ERROR; \
+                 ignored (every tracing call of a component happens inside a traced request)"
+            );
+        }
+        Ok(XrayOptions {
+            enabled: self.xray == "on"
+                && sdk_enabled(std::env::var("AWS_XRAY_SDK_ENABLED").ok().as_deref()),
+            daemon: self.daemon_address.clone(),
+            local_rules,
+            centralized_sampling: true,
+        })
+    }
+
     /// The per-request limits.
     pub fn limits(&self) -> Limits {
         Limits {
@@ -207,6 +251,24 @@ impl ServeArgs {
                 .outbound(AllowList::parse(&self.allow_outbound)?),
             limits: self.common.limits(),
         })
+    }
+}
+
+/// Reads `AWS_XRAY_SDK_ENABLED` as the Python SDK does: `n`, `no`, `f`, `false`, `off`, `0`
+/// (any case) turn tracing off; anything else leaves it on (an unknown value with a warning).
+pub fn sdk_enabled(value: Option<&str>) -> bool {
+    let Some(value) = value else {
+        return true;
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "n" | "no" | "f" | "false" | "off" | "0" => false,
+        "y" | "yes" | "t" | "true" | "on" | "1" => true,
+        _ => {
+            tracing::warn!(
+                "AWS_XRAY_SDK_ENABLED={value:?} is neither true nor false; tracing stays on"
+            );
+            true
+        }
     }
 }
 
@@ -289,6 +351,17 @@ mod tests {
         );
         assert!(parse_key_value("novalue").is_err());
         assert!(parse_key_value("=v").is_err());
+    }
+
+    #[test]
+    fn aws_xray_sdk_enabled_reads_like_the_python_sdk() {
+        for off in ["false", "FALSE", "0", "no", "n", "off", " F "] {
+            assert!(!sdk_enabled(Some(off)), "{off}");
+        }
+        for on in ["true", "1", "yes", "on", "T", "maybe"] {
+            assert!(sdk_enabled(Some(on)), "{on}");
+        }
+        assert!(sdk_enabled(None));
     }
 
     #[test]

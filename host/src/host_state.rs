@@ -5,7 +5,7 @@
 
 use crate::limits::InstanceLimiter;
 use crate::outbound::OutboundHooks;
-use crate::xray::request_trace::RequestTrace;
+use crate::xray::request_trace::TraceHandle;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -22,8 +22,8 @@ pub struct HostState {
     pub outbound: OutboundHooks,
     /// The memory limit, and whether it was hit.
     pub limiter: InstanceLimiter,
-    /// What the component records for X-Ray.
-    pub trace: RequestTrace,
+    /// The request's trace, shared with the outgoing-HTTP hook.
+    pub trace: TraceHandle,
 }
 
 impl WasiView for HostState {

@@ -13,16 +13,28 @@
 //!
 //! The instance runs in its own task, so a response body the component is still writing keeps
 //! streaming after the head is sent; the concurrency permit is held until that task ends.
+//!
+//! Every request is traced: the segment starts here, the host's failures above are recorded on
+//! it as a fault with a cause, and it is finished when the response body has been sent.
 
 use crate::error_response::{ResponseBody, json_error};
 use crate::request_body::LimitedBody;
+use crate::server::ClientAddr;
 use crate::service::Service;
-use crate::xray::ids::{new_segment_id, new_trace_id};
-use crate::xray::request_trace::RequestTrace;
+use crate::xray::ids::new_segment_id;
+use crate::xray::recorder::SegmentGuard;
+use crate::xray::request_trace::{ExceptionRecord, FailureKind, Target, TraceHandle};
+use crate::xray::trace_header::HEADER_NAME;
+use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::sync::oneshot;
 use wasmtime::Trap;
@@ -33,24 +45,58 @@ use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 struct Finished {
     result: wasmtime::Result<()>,
     memory_exhausted: bool,
-    trace: RequestTrace,
 }
 
-/// Serves one request with `service`, answering every failure with a JSON error.
+/// Serves one request with `service`, answering every failure with a JSON error, and traces it.
 pub async fn invoke(service: &Arc<Service>, request: Request<Incoming>) -> Response<ResponseBody> {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let trace = RequestTrace::new(new_trace_id(), new_segment_id(), true);
-    let trace_id = trace.trace_id.clone();
+    let peer = request.extensions().get::<ClientAddr>().map(|c| c.0);
+    let start = service.tracer.begin(
+        service.name(),
+        &method,
+        request.uri(),
+        request.headers(),
+        peer,
+    );
+    let trace_id = start.trace.trace_id.clone();
+    let trace: TraceHandle = Arc::new(Mutex::new(start.trace));
 
-    let response = serve(service, request, trace).await;
+    let mut response = serve(service, request, &trace).await;
+
+    let status = response.status().as_u16();
+    let content_length = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    lock(&trace).response = Some((status, content_length));
+    if let Some(echo) = start
+        .response_header
+        .and_then(|v| HeaderValue::from_str(&v).ok())
+    {
+        response.headers_mut().insert(HEADER_NAME, echo);
+    }
+    let guard = SegmentGuard {
+        trace,
+        tracer: service.tracer.clone(),
+        name: service.name().to_string(),
+        version: service.version().to_string(),
+    };
+    let response = response.map(|body| {
+        GuardedBody {
+            inner: body,
+            _guard: guard,
+        }
+        .boxed_unsync()
+    });
 
     tracing::info!(
         service = %service.name(),
         %method,
         path = %path,
-        status = response.status().as_u16(),
+        status,
         ms = %format_args!("{:.2}", started.elapsed().as_secs_f64() * 1e3),
         trace_id = %trace_id,
         "request"
@@ -58,10 +104,42 @@ pub async fn invoke(service: &Arc<Service>, request: Request<Incoming>) -> Respo
     response
 }
 
+fn lock(
+    trace: &TraceHandle,
+) -> std::sync::MutexGuard<'_, crate::xray::request_trace::RequestTrace> {
+    trace
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Records on the segment why the host answered instead of the component: a fault with a cause.
+fn record_fault(trace: &TraceHandle, kind: &str, message: &str) {
+    let exception = ExceptionRecord {
+        id: new_segment_id(),
+        message: message.to_string(),
+        kind: Some(kind.to_string()),
+        remote: false,
+        stack: Vec::new(),
+    };
+    let _ = lock(trace).record_failure(Target::Segment, FailureKind::Fault, Some(exception));
+}
+
+/// A host error answer that is also recorded as the segment's fault.
+fn host_fault(
+    trace: &TraceHandle,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    service: &Service,
+) -> Response<ResponseBody> {
+    record_fault(trace, code, message);
+    json_error(status, code, message, Some(service.name()))
+}
+
 async fn serve(
     service: &Arc<Service>,
     request: Request<Incoming>,
-    trace: RequestTrace,
+    trace: &TraceHandle,
 ) -> Response<ResponseBody> {
     let name = service.name();
     let limits = &service.config.limits;
@@ -89,7 +167,7 @@ async fn serve(
     let request = request
         .map(|body| LimitedBody::new(body, limits.max_request_body_bytes, body_too_big.clone()));
 
-    let mut store = service.new_store(trace);
+    let mut store = service.new_store(trace.clone());
     let (sender, mut receiver) = oneshot::channel();
     let handles = store
         .data_mut()
@@ -122,13 +200,9 @@ async fn serve(
                 .await
         }
         .await;
-        let memory_exhausted = store.data().limiter.memory_exhausted();
-        let mut state = store.into_data();
-        state.trace.end_open_subsegments();
         Finished {
             result,
-            memory_exhausted,
-            trace: state.trace,
+            memory_exhausted: store.data().limiter.memory_exhausted(),
         }
     })));
 
@@ -157,23 +231,25 @@ async fn serve(
         }
         Err(_elapsed) => {
             drop(task);
-            return deadline_exceeded(service);
+            return deadline_exceeded(service, trace);
         }
     };
     let response = match outcome {
         Outcome::Answered(Ok(response)) => response,
-        Outcome::Answered(Err(code)) => json_error(
+        Outcome::Answered(Err(code)) => host_fault(
+            trace,
             StatusCode::INTERNAL_SERVER_ERROR,
             "component_error",
             &format!("the component answered with an error instead of a response: {code:?}"),
-            Some(name),
+            service,
         ),
-        Outcome::Ended(Ok(finished)) => failure_response(service, &finished),
-        Outcome::Ended(Err(panic)) => json_error(
+        Outcome::Ended(Ok(finished)) => failure_response(service, &finished, trace),
+        Outcome::Ended(Err(panic)) => host_fault(
+            trace,
             StatusCode::INTERNAL_SERVER_ERROR,
             "host_error",
             &format!("the host task serving this request failed: {panic}"),
-            Some(name),
+            service,
         ),
     };
     if body_too_big.load(Ordering::SeqCst) {
@@ -192,47 +268,54 @@ async fn task_result(task: &mut tokio::task::JoinHandle<Finished>) -> Result<Fin
 }
 
 /// The answer when the component ended without responding.
-fn failure_response(service: &Service, finished: &Finished) -> Response<ResponseBody> {
+fn failure_response(
+    service: &Service,
+    finished: &Finished,
+    trace: &TraceHandle,
+) -> Response<ResponseBody> {
     let name = service.name();
     let limits = &service.config.limits;
     let error = match &finished.result {
         Ok(()) => {
-            return json_error(
+            return host_fault(
+                trace,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "no_response",
                 "the component returned without sending a response",
-                Some(name),
+                service,
             );
         }
         Err(error) => error,
     };
-    let trace_id = &finished.trace.trace_id;
+    let trace_id = lock(trace).trace_id.clone();
     if finished.memory_exhausted {
         tracing::warn!(service = %name, %trace_id, "component ran out of memory: {error:#}");
-        return json_error(
+        return host_fault(
+            trace,
             StatusCode::INTERNAL_SERVER_ERROR,
             "out_of_memory",
             &format!(
                 "the component needed more than its memory limit of {} MiB (--max-memory-mib)",
                 limits.max_memory_bytes / (1024 * 1024)
             ),
-            Some(name),
+            service,
         );
     }
     if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         tracing::warn!(service = %name, %trace_id, "component interrupted at its deadline");
-        return deadline_exceeded(service);
+        return deadline_exceeded(service, trace);
     }
     let (code, what) = match error.downcast_ref::<Trap>() {
         Some(_) => ("component_trapped", "the component trapped"),
         None => ("component_failed", "the component failed"),
     };
     tracing::warn!(service = %name, %trace_id, "{what}: {error:?}");
-    json_error(
+    host_fault(
+        trace,
         StatusCode::INTERNAL_SERVER_ERROR,
         code,
         &format!("{what}: {}", root_cause(error)),
-        Some(name),
+        service,
     )
 }
 
@@ -243,15 +326,16 @@ fn root_cause(error: &wasmtime::Error) -> String {
     }
 }
 
-fn deadline_exceeded(service: &Service) -> Response<ResponseBody> {
-    json_error(
+fn deadline_exceeded(service: &Service, trace: &TraceHandle) -> Response<ResponseBody> {
+    host_fault(
+        trace,
         StatusCode::GATEWAY_TIMEOUT,
         "deadline_exceeded",
         &format!(
             "the component did not finish within {:?} (--request-timeout)",
             service.config.limits.request_timeout
         ),
-        Some(service.name()),
+        service,
     )
 }
 
@@ -300,5 +384,31 @@ impl<T> Drop for AbortOnDrop<T> {
         if let Some(task) = self.0.take() {
             task.abort();
         }
+    }
+}
+
+/// The response body, holding the segment open until it is sent (or dropped).
+struct GuardedBody {
+    inner: ResponseBody,
+    _guard: SegmentGuard,
+}
+
+impl Body for GuardedBody {
+    type Data = Bytes;
+    type Error = <ResponseBody as Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

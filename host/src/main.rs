@@ -10,6 +10,7 @@ use xray_host::runtime::{Runtime, RuntimeOptions};
 use xray_host::server::{self, Backend, Frontend, Site};
 use xray_host::service::{Service, ServiceConfig};
 use xray_host::static_files::StaticFiles;
+use xray_host::xray::recorder::Tracer;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -47,7 +48,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             (manifest.services, manifest.frontend, args.common)
         }
     };
-    let loaded = load_services(services, &common).await?;
+    let tracer = Tracer::start(common.xray_options()?);
+    let loaded = load_services(services, &common, tracer).await?;
 
     let mut sites = Vec::new();
     for service in &loaded {
@@ -90,6 +92,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn load_services(
     configs: Vec<ServiceConfig>,
     common: &CommonArgs,
+    tracer: Arc<Tracer>,
 ) -> anyhow::Result<Vec<Arc<Service>>> {
     let max_instances = configs
         .iter()
@@ -105,7 +108,7 @@ async fn load_services(
         let runtime = Runtime::new(&options)?;
         configs
             .into_iter()
-            .map(|config| Service::load(runtime.clone(), config))
+            .map(|config| Service::load(runtime.clone(), tracer.clone(), config))
             .collect()
     })
     .await

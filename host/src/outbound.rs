@@ -9,15 +9,21 @@
 //! 3. bounds the call: a connect timeout, and a timeout for the response head; a component may
 //!    ask for shorter ones through `request-options`.
 //!
-//! The X-Ray `remote` subsegment and the `X-Amzn-Trace-Id` header are added here as well (see
-//! the X-Ray tracing issue).
+//! Every call is also traced as X-Ray `remote` subsegment, named after the URL's host, with the
+//! request's method and URL (without the query), `traced: true`, the response status and the
+//! error flags, or a fault with a cause when the call failed; and the call carries the header
+//! `X-Amzn-Trace-Id: Root=…;Parent=<that subsegment>;Sampled=…` so the service called continues
+//! the trace (xray-spec §5.4, §7.2).
 
 use crate::allow_list::AllowList;
+use crate::xray::request_trace::{ExceptionRecord, FailureKind, TraceHandle};
+use crate::xray::trace_header::HEADER_NAME;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use serde_json::json;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::sync::Arc;
@@ -154,16 +160,84 @@ fn classify_client_error(error: &hyper_util::client::legacy::Error) -> Error {
     }
 }
 
-/// The `WasiHttpHooks` of one request's store: the service's [`OutboundHttp`].
+/// The `WasiHttpHooks` of one request's store: the service's [`OutboundHttp`], and the
+/// request's trace when X-Ray is on.
 #[derive(Clone)]
 pub struct OutboundHooks {
     http: Arc<OutboundHttp>,
+    trace: Option<TraceHandle>,
 }
 
 impl OutboundHooks {
-    /// Hooks that send through `http`.
-    pub fn new(http: Arc<OutboundHttp>) -> Self {
-        Self { http }
+    /// Hooks that send through `http` and record calls into `trace`, if given.
+    pub fn new(http: Arc<OutboundHttp>, trace: Option<TraceHandle>) -> Self {
+        Self { http, trace }
+    }
+}
+
+/// Records one outgoing call as a `remote` subsegment and adds the trace header to it.
+struct TracedCall {
+    trace: TraceHandle,
+    index: usize,
+}
+
+impl TracedCall {
+    fn begin(trace: TraceHandle, request: &mut http::Request<WasiBody>) -> Self {
+        let uri = request.uri();
+        let url = format!(
+            "{}://{}{}",
+            uri.scheme_str().unwrap_or("http"),
+            uri.authority().map(|a| a.as_str()).unwrap_or(""),
+            uri.path()
+        );
+        let http =
+            json!({"request": {"method": request.method().as_str(), "url": url, "traced": true}});
+        let (index, header) = {
+            let mut recorded = trace.lock().unwrap_or_else(|p| p.into_inner());
+            let index = recorded.begin_call(uri.host().unwrap_or(""), "remote", Some(http), None);
+            (index, recorded.downstream_header(index))
+        };
+        if let Ok(value) = http::HeaderValue::from_str(&header) {
+            request.headers_mut().insert(HEADER_NAME, value);
+        }
+        Self { trace, index }
+    }
+
+    fn end(&self, result: &Result<(http::Response<WasiBody>, IoFuture), Error>) {
+        let (http, failure) = match result {
+            Ok((response, _)) => {
+                let mut http = json!({"response": {"status": response.status().as_u16()}});
+                if let Some(length) = response
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
+                    http["response"]["content_length"] = json!(length);
+                }
+                (Some(http), None)
+            }
+            Err(error) => {
+                let exception = ExceptionRecord {
+                    id: crate::xray::ids::new_segment_id(),
+                    message: error.to_string(),
+                    kind: Some(
+                        format!("{error:?}")
+                            .split(['(', ' ', '{'])
+                            .next()
+                            .unwrap_or("Error")
+                            .to_string(),
+                    ),
+                    remote: true,
+                    stack: Vec::new(),
+                };
+                (None, Some((FailureKind::Fault, Some(exception))))
+            }
+        };
+        self.trace
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .end_call(self.index, http, failure);
     }
 }
 
@@ -181,6 +255,17 @@ impl WasiHttpHooks for OutboundHooks {
         _response_errors: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> ResponseFuture {
         let http = self.http.clone();
-        Box::new(async move { http.send(request, options).await })
+        let mut request = request;
+        let call = self
+            .trace
+            .clone()
+            .map(|trace| TracedCall::begin(trace, &mut request));
+        Box::new(async move {
+            let result = http.send(request, options).await;
+            if let Some(call) = call {
+                call.end(&result);
+            }
+            result
+        })
     }
 }

@@ -6,7 +6,8 @@ use crate::limits::{InstanceLimiter, Limits};
 use crate::outbound::{OutboundConfig, OutboundHooks, OutboundHttp};
 use crate::runtime::{LoadedComponent, Runtime};
 
-use crate::xray::request_trace::RequestTrace;
+use crate::xray::recorder::Tracer;
+use crate::xray::request_trace::TraceHandle;
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,11 +47,17 @@ pub struct Service {
     pub(crate) component: LoadedComponent,
     pub(crate) outbound: Arc<OutboundHttp>,
     pub(crate) permits: Arc<Semaphore>,
+    pub(crate) tracer: Arc<Tracer>,
 }
 
 impl Service {
-    /// Loads the service's component; fails if it cannot be served.
-    pub fn load(runtime: Arc<Runtime>, config: ServiceConfig) -> anyhow::Result<Arc<Self>> {
+    /// Loads the service's component; fails if it cannot be served. Its requests are traced by
+    /// `tracer`.
+    pub fn load(
+        runtime: Arc<Runtime>,
+        tracer: Arc<Tracer>,
+        config: ServiceConfig,
+    ) -> anyhow::Result<Arc<Self>> {
         let component = runtime
             .load(&config.component)
             .with_context(|| format!("service {:?}", config.name))?;
@@ -69,6 +76,7 @@ impl Service {
             component,
             outbound,
             permits,
+            tracer,
         }))
     }
 
@@ -84,7 +92,7 @@ impl Service {
 
     /// A fresh store for one request: the service's environment and limits, a new resource
     /// table, and the request's trace.
-    pub(crate) fn new_store(&self, trace: RequestTrace) -> Store<HostState> {
+    pub(crate) fn new_store(&self, trace: TraceHandle) -> Store<HostState> {
         let limits = &self.config.limits;
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stdout().inherit_stderr();
@@ -101,7 +109,10 @@ impl Service {
             wasi: wasi.build(),
             http,
             table,
-            outbound: OutboundHooks::new(self.outbound.clone()),
+            outbound: OutboundHooks::new(
+                self.outbound.clone(),
+                self.tracer.enabled().then(|| trace.clone()),
+            ),
             limiter: InstanceLimiter::new(limits),
             trace,
         };

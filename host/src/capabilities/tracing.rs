@@ -35,6 +35,14 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
 }
 
 impl HostState {
+    fn trace(&self) -> std::sync::MutexGuard<'_, crate::xray::request_trace::RequestTrace> {
+        // Only a panic while holding the lock poisons it; the data is still consistent enough
+        // to record into.
+        self.trace
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn subsegment_index(
         &self,
         handle: &Resource<SubsegmentHandle>,
@@ -67,7 +75,7 @@ impl wit::Host for HostState {
         name: String,
     ) -> Result<Resource<SubsegmentHandle>, wit::TracingError> {
         let index = self
-            .trace
+            .trace()
             .begin_subsegment(Target::Segment, &name)
             .map_err(to_wit)?;
         self.push_handle(index)
@@ -78,7 +86,7 @@ impl wit::Host for HostState {
         key: String,
         value: wit::AnnotationValue,
     ) -> Result<(), wit::TracingError> {
-        self.trace
+        self.trace()
             .add_annotation(Target::Segment, &key, from_wit_value(value))
             .map_err(to_wit)
     }
@@ -89,7 +97,7 @@ impl wit::Host for HostState {
         key: String,
         json: String,
     ) -> Result<(), wit::TracingError> {
-        self.trace
+        self.trace()
             .add_metadata(Target::Segment, &namespace, &key, &json)
             .map_err(to_wit)
     }
@@ -99,7 +107,7 @@ impl wit::Host for HostState {
         kind: wit::FailureKind,
         exception: Option<wit::Exception>,
     ) -> Result<(), wit::TracingError> {
-        self.trace
+        self.trace()
             .record_failure(
                 Target::Segment,
                 from_wit_kind(kind),
@@ -109,21 +117,23 @@ impl wit::Host for HostState {
     }
 
     fn trace_header(&mut self) -> String {
-        self.trace.header_value()
+        self.trace().header_value()
     }
 
     fn is_sampled(&mut self) -> bool {
-        self.trace.sampled
+        self.trace().sampled
     }
 }
 
 impl wit::HostSubsegment for HostState {
     fn id(&mut self, handle: Resource<SubsegmentHandle>) -> String {
-        self.subsegment_index(&handle)
-            .ok()
-            .and_then(|index| self.trace.subsegments.get(index))
-            .map(|s| s.id.clone())
+        let Ok(index) = self.subsegment_index(&handle) else {
+            return String::new();
+        };
+        self.trace()
+            .subsegment_id(index)
             .unwrap_or_default()
+            .to_string()
     }
 
     fn begin_child(
@@ -132,7 +142,10 @@ impl wit::HostSubsegment for HostState {
         name: String,
     ) -> Result<Resource<SubsegmentHandle>, wit::TracingError> {
         let parent = self.target(&handle)?;
-        let index = self.trace.begin_subsegment(parent, &name).map_err(to_wit)?;
+        let index = self
+            .trace()
+            .begin_subsegment(parent, &name)
+            .map_err(to_wit)?;
         self.push_handle(index)
     }
 
@@ -143,7 +156,7 @@ impl wit::HostSubsegment for HostState {
         value: wit::AnnotationValue,
     ) -> Result<(), wit::TracingError> {
         let target = self.target(&handle)?;
-        self.trace
+        self.trace()
             .add_annotation(target, &key, from_wit_value(value))
             .map_err(to_wit)
     }
@@ -156,7 +169,7 @@ impl wit::HostSubsegment for HostState {
         json: String,
     ) -> Result<(), wit::TracingError> {
         let target = self.target(&handle)?;
-        self.trace
+        self.trace()
             .add_metadata(target, &namespace, &key, &json)
             .map_err(to_wit)
     }
@@ -168,7 +181,7 @@ impl wit::HostSubsegment for HostState {
         exception: Option<wit::Exception>,
     ) -> Result<(), wit::TracingError> {
         let target = self.target(&handle)?;
-        self.trace
+        self.trace()
             .record_failure(
                 target,
                 from_wit_kind(kind),
@@ -179,7 +192,7 @@ impl wit::HostSubsegment for HostState {
 
     fn end(&mut self, handle: Resource<SubsegmentHandle>) -> Result<(), wit::TracingError> {
         let index = self.subsegment_index(&handle)?;
-        self.trace.end_subsegment(index).map_err(to_wit)
+        self.trace().end_subsegment(index).map_err(to_wit)
     }
 
     fn drop(&mut self, handle: Resource<SubsegmentHandle>) -> wasmtime::Result<()> {

@@ -109,24 +109,63 @@ pub struct SubsegmentRecord {
     pub end_time: Option<f64>,
     /// True when the host ended it because the request ended first.
     pub ended_by_host: bool,
-    /// What the component added.
+    /// `remote` for outgoing HTTP, `aws` for AWS calls, none for the component's own.
+    pub namespace: Option<&'static str>,
+    /// The `http` object of a call (`request`, `response`).
+    pub http: Option<Value>,
+    /// The `aws` object of an AWS call (`operation`, `table_name`, …).
+    pub aws: Option<Value>,
+    /// What the component (or the host, for calls) added.
     pub fields: Annotated,
 }
 
-/// Everything the component recorded during one request.
+/// The incoming request, as the segment's `http.request` records it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IncomingRequest {
+    /// The method.
+    pub method: String,
+    /// `scheme://host/path`, without the query.
+    pub url: String,
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// The client: the first `X-Forwarded-For` address, else the peer.
+    pub client_ip: Option<String>,
+    /// Whether `client_ip` came from `X-Forwarded-For`.
+    pub x_forwarded_for: bool,
+}
+
+/// Everything one request records: the segment and its subsegments.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestTrace {
     /// The trace id.
     pub trace_id: String,
     /// The id of the request's segment.
     pub segment_id: String,
+    /// The caller's (sub)segment id, from the incoming `Parent`.
+    pub parent_id: Option<String>,
     /// Whether the trace is sent.
     pub sampled: bool,
-    /// What the component added to the segment itself.
+    /// The centralized sampling rule that decided, if one did.
+    pub rule_name: Option<String>,
+    /// Incoming header fields to pass downstream (`Lineage`, …).
+    pub extra_header_fields: Vec<(String, String)>,
+    /// When the request arrived, epoch seconds.
+    pub start_time: f64,
+    /// When the response was finished, once it was.
+    pub end_time: Option<f64>,
+    /// The incoming request.
+    pub request: IncomingRequest,
+    /// The response status and `Content-Length`, once known.
+    pub response: Option<(u16, Option<u64>)>,
+    /// What the component (and the host, for failures) added to the segment itself.
     pub segment: Annotated,
     /// The subsegments, in the order they were opened.
     pub subsegments: Vec<SubsegmentRecord>,
 }
+
+/// A request's trace, shared by the store (tracing calls) and the outgoing-HTTP hook, whose
+/// futures run outside the store.
+pub type TraceHandle = std::sync::Arc<std::sync::Mutex<RequestTrace>>;
 
 /// Where a call applies: the segment or one subsegment (by index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,15 +177,106 @@ pub enum Target {
 }
 
 impl RequestTrace {
-    /// A trace for a request with these ids.
+    /// A trace for a request with these ids, starting now.
     pub fn new(trace_id: String, segment_id: String, sampled: bool) -> Self {
         Self {
             trace_id,
             segment_id,
+            parent_id: None,
             sampled,
+            rule_name: None,
+            extra_header_fields: Vec::new(),
+            start_time: now(),
+            end_time: None,
+            request: IncomingRequest::default(),
+            response: None,
             segment: Annotated::default(),
             subsegments: Vec::new(),
         }
+    }
+
+    /// Opens a subsegment the host records for a call the component makes (`remote` for HTTP,
+    /// `aws` for AWS services), under the innermost subsegment the component has open (as the
+    /// SDKs nest calls under the current context); returns its index.
+    pub fn begin_call(
+        &mut self,
+        name: &str,
+        namespace: &'static str,
+        http: Option<Value>,
+        aws: Option<Value>,
+    ) -> usize {
+        let parent = self
+            .subsegments
+            .iter()
+            .rposition(|s| s.end_time.is_none() && s.namespace.is_none());
+        let name: String = name.chars().take(MAX_NAME).collect();
+        self.subsegments.push(SubsegmentRecord {
+            id: new_segment_id(),
+            name: if name.is_empty() {
+                "unknown host".into()
+            } else {
+                name
+            },
+            parent,
+            start_time: now(),
+            end_time: None,
+            ended_by_host: false,
+            namespace: Some(namespace),
+            http,
+            aws,
+            fields: Annotated::default(),
+        });
+        self.subsegments.len() - 1
+    }
+
+    /// Ends a call's subsegment: merges `http` into its `http` object, sets `aws` fields, and
+    /// records a failure if there was one.
+    pub fn end_call(
+        &mut self,
+        index: usize,
+        http: Option<Value>,
+        failure: Option<(FailureKind, Option<ExceptionRecord>)>,
+    ) {
+        let Some(subsegment) = self.subsegments.get_mut(index) else {
+            return;
+        };
+        if let Some(Value::Object(extra)) = http {
+            let target = subsegment
+                .http
+                .get_or_insert_with(|| Value::Object(Default::default()));
+            if let Value::Object(target) = target {
+                for (key, value) in extra {
+                    match (target.get_mut(&key), value) {
+                        (Some(Value::Object(existing)), Value::Object(more)) => {
+                            existing.extend(more)
+                        }
+                        (_, value) => {
+                            target.insert(key, value);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some((kind, exception)) = failure {
+            subsegment.fields.failures.push(kind);
+            subsegment.fields.exceptions.extend(exception);
+        }
+        subsegment.end_time = Some(now());
+    }
+
+    /// The id of a subsegment.
+    pub fn subsegment_id(&self, index: usize) -> Option<&str> {
+        self.subsegments.get(index).map(|s| s.id.as_str())
+    }
+
+    /// The header for a call made from the subsegment at `index`.
+    pub fn downstream_header(&self, index: usize) -> String {
+        crate::xray::trace_header::TraceHeader::downstream(
+            &self.trace_id,
+            self.subsegment_id(index).unwrap_or(&self.segment_id),
+            self.sampled,
+            &self.extra_header_fields,
+        )
     }
 
     /// The `X-Amzn-Trace-Id` value naming the segment as parent.
@@ -181,6 +311,9 @@ impl RequestTrace {
             start_time: now(),
             end_time: None,
             ended_by_host: false,
+            namespace: None,
+            http: None,
+            aws: None,
             fields: Annotated::default(),
         });
         Ok(self.subsegments.len() - 1)
@@ -195,7 +328,7 @@ impl RequestTrace {
     /// Ends every subsegment still open, marking them as ended by the host; called when the
     /// request ends.
     pub fn end_open_subsegments(&mut self) {
-        let end = now();
+        let end = self.end_time.unwrap_or_else(now);
         for subsegment in self.subsegments.iter_mut().filter(|s| s.end_time.is_none()) {
             subsegment.end_time = Some(end);
             subsegment.ended_by_host = true;
