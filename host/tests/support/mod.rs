@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
+pub mod schema;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -90,6 +93,16 @@ impl Host {
     /// `xray-host run` with a manifest made of `manifest` (written to a temporary file, so give
     /// absolute paths), waiting for `ports`.
     pub fn run(manifest: &str, ports: &[u16], args: &[&str]) -> Host {
+        Host::run_with_env(manifest, ports, args, &[])
+    }
+
+    /// As [`Host::run`], with extra environment variables.
+    pub fn run_with_env(
+        manifest: &str,
+        ports: &[u16],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Host {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.toml");
         std::fs::write(&path, manifest).unwrap();
@@ -99,16 +112,22 @@ impl Host {
             path.display().to_string(),
         ];
         all.extend(args.iter().map(|a| a.to_string()));
-        let mut host = Host::start(&all, ports);
+        let mut host = Host::start_with_env(&all, ports, env);
         host._dirs.push(dir);
         host
     }
 
     /// Starts the host with `args` and waits until every port in `ports` accepts connections.
     pub fn start(args: &[String], ports: &[u16]) -> Host {
+        Host::start_with_env(args, ports, &[])
+    }
+
+    /// As [`Host::start`], with extra environment variables.
+    pub fn start_with_env(args: &[String], ports: &[u16], env: &[(&str, &str)]) -> Host {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_xray-host"))
             .args(args)
+            .envs(env.iter().copied())
             .env("XRAY_HOST_CACHE_DIR", dir.path().join("cache"))
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -369,6 +388,15 @@ pub fn application() -> (Host, u16, u16, u16) {
 /// The three services on free ports (backend 1 reached at `backend_1_url` if given), with the frontend routing `/api` to the BFF, as
 /// scripts/local-app.toml lays them out. Returns (host, frontend port, backend 1 port, backend 2 port).
 pub fn application_with(backend_1_url: Option<&str>) -> (Host, u16, u16, u16) {
+    application_with_options(backend_1_url, &[], &[])
+}
+
+/// As [`application_with`], with extra host arguments and environment variables.
+pub fn application_with_options(
+    backend_1_url: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Host, u16, u16, u16) {
     let (front, one, two) = (free_port(), free_port(), free_port());
     let manifest = format!(
         r#"
@@ -403,7 +431,7 @@ pub fn application_with(backend_1_url: Option<&str>) -> (Host, u16, u16, u16) {
         frontend = workspace().join("frontend").display(),
     );
     (
-        Host::run(&manifest, &[front, one, two], &[]),
+        Host::run_with_env(&manifest, &[front, one, two], args, env),
         front,
         one,
         two,

@@ -1,0 +1,338 @@
+//! X-Ray tracing end to end: the real host and components, a UDP socket standing in for the
+//! daemon, and every captured document checked against the segment document rules.
+
+mod support;
+
+use serde_json::Value;
+use std::time::Duration;
+use support::daemon::{Daemon, template_rules};
+use support::schema::assert_valid;
+use support::{Host, application_with_options, component, free_port, get, request};
+
+/// A rules file that samples every request (no reservoir, rate 1).
+fn sample_everything() -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        r#"{"version": 2, "default": {"fixed_target": 0, "rate": 1}}"#,
+    )
+    .unwrap();
+    file
+}
+
+fn segments<'a>(documents: &'a [Value], name: &str) -> Vec<&'a Value> {
+    documents
+        .iter()
+        .filter(|d| d["name"] == name && d.get("type").is_none())
+        .collect()
+}
+
+/// Every subsegment of `entity`, depth first.
+fn subsegments(entity: &Value) -> Vec<&Value> {
+    let mut out = Vec::new();
+    for child in entity["subsegments"].as_array().into_iter().flatten() {
+        out.push(child);
+        out.extend(subsegments(child));
+    }
+    out
+}
+
+#[test]
+fn one_page_load_is_one_trace_across_the_bff_and_both_backends() {
+    let daemon = Daemon::start();
+    let rules = sample_everything();
+    let rules_path = rules.path().display().to_string();
+    let address = daemon.address();
+    let (_host, front, one, two) = application_with_options(
+        None,
+        &["--sampling-rules", &rules_path],
+        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
+    );
+    let response = get(front, "/api/");
+    assert_eq!(response.status, 200, "{}", response.body);
+    let echoed = response
+        .header("x-amzn-trace-id")
+        .expect("the trace id is echoed")
+        .to_string();
+
+    let documents = daemon.wait_for(Duration::from_secs(5), |docs| docs.len() >= 3);
+    documents.iter().for_each(assert_valid);
+    let bff = segments(&documents, "BFF");
+    let backend_1 = segments(&documents, "Backend #1");
+    let backend_2 = segments(&documents, "Backend #2");
+    assert_eq!(
+        (bff.len(), backend_1.len(), backend_2.len()),
+        (1, 1, 1),
+        "{documents:#?}"
+    );
+    let (bff, backend_1, backend_2) = (bff[0], backend_1[0], backend_2[0]);
+
+    let trace_id = bff["trace_id"].as_str().unwrap();
+    assert_eq!(echoed, format!("Root={trace_id}"));
+    assert_eq!(backend_1["trace_id"], trace_id);
+    assert_eq!(backend_2["trace_id"], trace_id);
+    assert!(bff.get("parent_id").is_none(), "the BFF starts the trace");
+
+    // The BFF's segment: the request, the response, and a manual subsegment around each call
+    // holding the host's remote subsegment for it.
+    assert_eq!(bff["http"]["request"]["method"], "GET");
+    assert_eq!(
+        bff["http"]["request"]["url"],
+        format!("http://127.0.0.1:{front}/api/")
+    );
+    assert_eq!(bff["http"]["response"]["status"], 200);
+    assert_eq!(bff["aws"]["xray"]["sdk"], "xray-host");
+    let all = subsegments(bff);
+    for (backend, port, segment) in [
+        ("Backend #1", one, backend_1),
+        ("Backend #2", two, backend_2),
+    ] {
+        let manual = all
+            .iter()
+            .find(|s| s["name"] == format!("call {backend}"))
+            .unwrap_or_else(|| panic!("no manual subsegment for {backend}: {bff:#}"));
+        assert_eq!(manual["annotations"]["backend"], backend);
+        let remote = &manual["subsegments"][0];
+        assert_eq!(remote["name"], "127.0.0.1");
+        assert_eq!(remote["namespace"], "remote");
+        assert_eq!(remote["traced"], true);
+        assert_eq!(
+            remote["http"]["request"]["url"],
+            format!("http://127.0.0.1:{port}/")
+        );
+        assert_eq!(remote["http"]["response"]["status"], 200);
+        assert_eq!(
+            segment["parent_id"], remote["id"],
+            "{backend} continues the BFF's call"
+        );
+    }
+    // Backend #1's manual subsegment and annotation.
+    let work = &backend_1["subsegments"][0];
+    assert_eq!(work["name"], "current-date");
+    assert!(
+        work["annotations"]["current_date"]
+            .as_str()
+            .unwrap()
+            .contains('/')
+    );
+}
+
+#[test]
+fn an_incoming_header_is_continued_and_its_decision_obeyed() {
+    let daemon = Daemon::start();
+    let port = free_port();
+    let address = daemon.address();
+    let args: Vec<String> = [
+        "serve",
+        "--component",
+        &component("backend1").display().to_string(),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--name",
+        "Backend #1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let _host = Host::start_with_env(&args, &[port], &[("AWS_XRAY_DAEMON_ADDRESS", &address)]);
+
+    let root = "1-5759e988-bd862e3fe1be46a994272793";
+    let sampled = request(
+        port,
+        "GET",
+        "/",
+        &[(
+            "X-Amzn-Trace-Id",
+            &format!("Root={root};Parent=53995c3f42cd8ad8;Sampled=1"),
+        )],
+        b"",
+    );
+    assert_eq!(
+        sampled.header("x-amzn-trace-id"),
+        Some(format!("Root={root}").as_str())
+    );
+    let documents = daemon.wait_for(Duration::from_secs(5), |docs| !docs.is_empty());
+    assert_eq!(documents.len(), 1);
+    assert_valid(&documents[0]);
+    assert_eq!(documents[0]["trace_id"], root);
+    assert_eq!(documents[0]["parent_id"], "53995c3f42cd8ad8");
+
+    let other = "1-5759e988-bd862e3fe1be46a994272794";
+    let unsampled = request(
+        port,
+        "GET",
+        "/",
+        &[("X-Amzn-Trace-Id", &format!("Root={other};Sampled=0"))],
+        b"",
+    );
+    assert_eq!(unsampled.status, 200);
+    let requested = request(
+        port,
+        "GET",
+        "/",
+        &[(
+            "X-Amzn-Trace-Id",
+            "Root=1-5759e988-bd862e3fe1be46a994272795;Sampled=?",
+        )],
+        b"",
+    );
+    let echo = requested.header("x-amzn-trace-id").unwrap().to_string();
+    assert!(
+        echo.starts_with("Root=1-5759e988-bd862e3fe1be46a994272795;Sampled="),
+        "{echo}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let documents = daemon.documents();
+    assert!(
+        documents.iter().all(|d| d["trace_id"] != other),
+        "Sampled=0 is obeyed"
+    );
+    let decided_sampled = echo.ends_with("Sampled=1");
+    let traced = documents
+        .iter()
+        .any(|d| d["trace_id"] == "1-5759e988-bd862e3fe1be46a994272795");
+    assert_eq!(
+        decided_sampled, traced,
+        "the echoed decision is the one applied"
+    );
+}
+
+#[test]
+fn the_template_rules_served_by_the_daemon_keep_health_checks_out_of_the_traces() {
+    let daemon = Daemon::with_sampling(template_rules());
+    let port = free_port();
+    let address = daemon.address();
+    let args: Vec<String> = [
+        "serve",
+        "--component",
+        &component("backend2").display().to_string(),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--name",
+        "Backend #2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let host = Host::start_with_env(&args, &[port], &[("AWS_XRAY_DAEMON_ADDRESS", &address)]);
+    // The host asks for the rules as it starts.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !daemon
+        .sampling_calls()
+        .iter()
+        .any(|(path, _)| path == "/GetSamplingRules")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no GetSamplingRules call: {}",
+            host.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..5 {
+        assert_eq!(get(port, "/health").status, 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(get(port, "/").status, 200);
+    }
+    let documents = daemon.wait_for(Duration::from_secs(5), |docs| docs.len() >= 3);
+    std::thread::sleep(Duration::from_millis(300));
+    let documents = if documents.len() >= 3 {
+        daemon.documents()
+    } else {
+        documents
+    };
+    documents.iter().for_each(assert_valid);
+    assert_eq!(
+        documents.len(),
+        3,
+        "only the three GET / are traced: {documents:#?}"
+    );
+    for document in &documents {
+        assert_eq!(
+            document["http"]["request"]["url"],
+            format!("http://127.0.0.1:{port}/")
+        );
+        assert_eq!(document["aws"]["xray"]["sampling_rule_name"], "Default");
+    }
+}
+
+#[test]
+fn a_trapping_component_leaves_a_fault_segment_with_a_cause() {
+    let daemon = Daemon::start();
+    let rules = sample_everything();
+    let port = free_port();
+    let address = daemon.address();
+    let args: Vec<String> = [
+        "serve",
+        "--component",
+        &component("test_faults").display().to_string(),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--name",
+        "Faults",
+        "--sampling-rules",
+        &rules.path().display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let _host = Host::start_with_env(&args, &[port], &[("AWS_XRAY_DAEMON_ADDRESS", &address)]);
+    assert_eq!(get(port, "/trap").status, 500);
+    assert_eq!(
+        get(port, "/fetch?url=http://127.0.0.1:9/").body,
+        "error ErrorCode::HttpRequestDenied"
+    );
+    let documents = daemon.wait_for(Duration::from_secs(5), |docs| docs.len() >= 2);
+    documents.iter().for_each(assert_valid);
+    let trap = documents
+        .iter()
+        .find(|d| {
+            d["http"]["request"]["url"]
+                .as_str()
+                .unwrap()
+                .ends_with("/trap")
+        })
+        .unwrap();
+    assert_eq!(trap["fault"], true);
+    assert_eq!(trap["http"]["response"]["status"], 500);
+    let exception = &trap["cause"]["exceptions"][0];
+    assert_eq!(exception["type"], "component_trapped");
+    assert!(
+        exception["message"].as_str().unwrap().contains("trapped"),
+        "{exception}"
+    );
+    // A refused call is a remote subsegment with a fault and a cause.
+    let fetch = documents
+        .iter()
+        .find(|d| {
+            d["http"]["request"]["url"]
+                .as_str()
+                .unwrap()
+                .ends_with("/fetch")
+        })
+        .unwrap();
+    let call = &fetch["subsegments"][0];
+    assert_eq!(call["namespace"], "remote");
+    assert_eq!(call["fault"], true);
+    assert_eq!(call["cause"]["exceptions"][0]["remote"], true);
+}
+
+#[test]
+fn xray_off_sends_nothing_and_adds_no_header() {
+    let daemon = Daemon::start();
+    let rules = sample_everything();
+    let rules_path = rules.path().display().to_string();
+    let address = daemon.address();
+    let (_host, front, _, _) = application_with_options(
+        None,
+        &["--xray", "off", "--sampling-rules", &rules_path],
+        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
+    );
+    let response = get(front, "/api/");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("x-amzn-trace-id"), None);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(daemon.documents().is_empty());
+}
