@@ -336,3 +336,44 @@ fn xray_off_sends_nothing_and_adds_no_header() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(daemon.documents().is_empty());
 }
+
+#[test]
+fn an_unsampled_request_propagates_sampled_0_with_its_root_so_nothing_downstream_is_traced() {
+    let daemon = Daemon::start();
+    let rules = sample_everything();
+    let rules_path = rules.path().display().to_string();
+    let address = daemon.address();
+    let (_host, front, _, _) = application_with_options(
+        None,
+        &["--sampling-rules", &rules_path],
+        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
+    );
+    let root = "1-6b05c10e-0123456789abcdef01234567";
+    let response = request(
+        front,
+        "GET",
+        "/api/",
+        &[(
+            "X-Amzn-Trace-Id",
+            &format!("Root={root};Sampled=0;Lineage=q:1"),
+        )],
+        b"",
+    );
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("x-amzn-trace-id"),
+        Some(format!("Root={root}").as_str())
+    );
+    // The backends would sample everything on their own; they obey the propagated Sampled=0.
+    let traced = get(front, "/api/");
+    assert_eq!(traced.status, 200);
+    let documents = daemon.wait_for(Duration::from_secs(5), |docs| docs.len() >= 3);
+    std::thread::sleep(Duration::from_millis(300));
+    let documents = daemon.documents();
+    assert_eq!(
+        documents.len(),
+        3,
+        "only the second page load is traced: {documents:#?}"
+    );
+    assert!(documents.iter().all(|d| d["trace_id"] != root));
+}
