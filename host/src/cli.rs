@@ -6,6 +6,7 @@ use crate::limits::Limits;
 use crate::outbound::OutboundConfig;
 use crate::server::ServerOptions;
 use crate::service::ServiceConfig;
+use crate::table::TableOptions;
 use crate::xray::daemon_address::{DEFAULT_DAEMON_ADDRESS, DaemonAddress};
 use crate::xray::recorder::XrayOptions;
 use crate::xray::sampling::local::LocalRules;
@@ -155,9 +156,51 @@ pub struct CommonArgs {
     /// rules and whenever it cannot. [default: 1 request per second and 5 % of the rest]
     #[arg(long, env = "XRAY_HOST_SAMPLING_RULES", value_name = "FILE")]
     pub sampling_rules: Option<PathBuf>,
+
+    /// The DynamoDB table behind the components' table capability. Without one, an embedded
+    /// store on disk stands in (--table-store).
+    #[arg(long, env = "DYNAMO_DB_TABLE_NAME", value_name = "NAME")]
+    pub dynamodb_table: Option<String>,
+
+    /// A DynamoDB endpoint, for DynamoDB-compatible servers (moto, dynalite, DynamoDB Local).
+    #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB", value_name = "URL")]
+    pub dynamodb_endpoint: Option<String>,
+
+    /// The embedded store's file, used when no DynamoDB table is configured.
+    /// [default: $XDG_DATA_HOME/xray-host/tables.redb, else $HOME/.local/share/xray-host/tables.redb]
+    #[arg(long, env = "XRAY_HOST_TABLE_STORE", value_name = "FILE")]
+    pub table_store: Option<PathBuf>,
+
+    /// The table's key attributes (comma-separated in XRAY_HOST_TABLE_KEY): every put must
+    /// have them, non-empty; the embedded store files items under them.
+    #[arg(
+        long,
+        env = "XRAY_HOST_TABLE_KEY",
+        value_delimiter = ',',
+        default_value = "SubAppId"
+    )]
+    pub table_key: Vec<String>,
 }
 
 impl CommonArgs {
+    /// The table settings.
+    pub fn table_options(&self) -> TableOptions {
+        let store_path = self.table_store.clone().unwrap_or_else(|| {
+            std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+                .unwrap_or_else(std::env::temp_dir)
+                .join("xray-host/tables.redb")
+        });
+        TableOptions {
+            dynamodb_table: self.dynamodb_table.clone().filter(|t| !t.is_empty()),
+            dynamodb_endpoint: self.dynamodb_endpoint.clone().filter(|e| !e.is_empty()),
+            store_path,
+            embedded_table: "local".into(),
+            key_attributes: self.table_key.clone(),
+        }
+    }
+
     /// The X-Ray settings, after the SDKs' environment variables.
     pub fn xray_options(&self) -> anyhow::Result<XrayOptions> {
         let local_rules = match &self.sampling_rules {

@@ -5,7 +5,9 @@
 
 use crate::limits::InstanceLimiter;
 use crate::outbound::OutboundHooks;
+use crate::table::Table;
 use crate::xray::request_trace::TraceHandle;
+use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -24,6 +26,10 @@ pub struct HostState {
     pub limiter: InstanceLimiter,
     /// The request's trace, shared with the outgoing-HTTP hook.
     pub trace: TraceHandle,
+    /// Whether host calls (table, outgoing HTTP) are recorded in the trace (X-Ray is on).
+    pub record_calls: bool,
+    /// The service's table.
+    pub service_table: Arc<Table>,
 }
 
 impl WasiView for HostState {

@@ -17,6 +17,7 @@
 //! - [`server`]: listeners, routing, concurrency caps and graceful shutdown.
 //! - [`static_files`]: the frontend's files, for the local run.
 //! - [`capabilities`]: the host side of the WIT interfaces in `wit/`.
+//! - [`table`]: the service's table (DynamoDB, or the embedded store).
 //! - [`xray`]: trace ids and what a request records for X-Ray.
 //! - [`error_response`]: the JSON error bodies the host answers with.
 
@@ -35,4 +36,5 @@ pub mod runtime;
 pub mod server;
 pub mod service;
 pub mod static_files;
+pub mod table;
 pub mod xray;

@@ -10,6 +10,7 @@ use xray_host::runtime::{Runtime, RuntimeOptions};
 use xray_host::server::{self, Backend, Frontend, Site};
 use xray_host::service::{Service, ServiceConfig};
 use xray_host::static_files::StaticFiles;
+use xray_host::table::Table;
 use xray_host::xray::recorder::Tracer;
 
 fn main() -> ExitCode {
@@ -49,7 +50,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     };
     let tracer = Tracer::start(common.xray_options()?);
-    let loaded = load_services(services, &common, tracer).await?;
+    let table = Table::start(&common.table_options())?;
+    let loaded = load_services(services, &common, tracer, table).await?;
 
     let mut sites = Vec::new();
     for service in &loaded {
@@ -93,6 +95,7 @@ async fn load_services(
     configs: Vec<ServiceConfig>,
     common: &CommonArgs,
     tracer: Arc<Tracer>,
+    table: Arc<Table>,
 ) -> anyhow::Result<Vec<Arc<Service>>> {
     let max_instances = configs
         .iter()
@@ -108,7 +111,7 @@ async fn load_services(
         let runtime = Runtime::new(&options)?;
         configs
             .into_iter()
-            .map(|config| Service::load(runtime.clone(), tracer.clone(), config))
+            .map(|config| Service::load(runtime.clone(), tracer.clone(), table.clone(), config))
             .collect()
     })
     .await

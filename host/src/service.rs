@@ -6,6 +6,7 @@ use crate::limits::{InstanceLimiter, Limits};
 use crate::outbound::{OutboundConfig, OutboundHooks, OutboundHttp};
 use crate::runtime::{LoadedComponent, Runtime};
 
+use crate::table::Table;
 use crate::xray::recorder::Tracer;
 use crate::xray::request_trace::TraceHandle;
 use anyhow::Context;
@@ -48,14 +49,16 @@ pub struct Service {
     pub(crate) outbound: Arc<OutboundHttp>,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) tracer: Arc<Tracer>,
+    pub(crate) table: Arc<Table>,
 }
 
 impl Service {
     /// Loads the service's component; fails if it cannot be served. Its requests are traced by
-    /// `tracer`.
+    /// `tracer`; its table capability is `table`.
     pub fn load(
         runtime: Arc<Runtime>,
         tracer: Arc<Tracer>,
+        table: Arc<Table>,
         config: ServiceConfig,
     ) -> anyhow::Result<Arc<Self>> {
         let component = runtime
@@ -77,6 +80,7 @@ impl Service {
             outbound,
             permits,
             tracer,
+            table,
         }))
     }
 
@@ -114,6 +118,8 @@ impl Service {
                 self.tracer.enabled().then(|| trace.clone()),
             ),
             limiter: InstanceLimiter::new(limits),
+            record_calls: self.tracer.enabled(),
+            service_table: self.table.clone(),
             trace,
         };
         let mut store = Store::new(self.runtime.engine(), state);

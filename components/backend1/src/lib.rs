@@ -2,12 +2,15 @@
 //!
 //! `GET /` answers `{"currentDate":"YYYY/MM/DD"}` at the configured UTC offset (UTC+09:00 by
 //! default, `UTC_OFFSET` to change it), inside a manual subsegment `current-date`;
-//! `GET /health` answers `{"status":"ok"}`.
+//! `GET /health` answers `{"status":"ok"}`. Every `GET /` records `{SubAppId: "backend1",
+//! LastAccessed: "<epoch seconds>"}` in the service's table, as the original did in DynamoDB;
+//! a failed write is logged and the answer is unchanged.
 
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
 use xray_guest::clock::LocalDateTime;
 use xray_guest::routes::{self, Answer};
+use xray_guest::table;
 use xray_guest::tracing::{AnnotationValue, Subsegment};
 
 #[http_component]
@@ -21,6 +24,7 @@ fn handle(request: Request) -> Response {
 fn current_date() -> Answer {
     // The manual subsegment the original's README shows by hand, around the backend's work.
     let work = Subsegment::begin("current-date");
+    table::record_last_access("backend1");
     let date = LocalDateTime::now().date();
     work.annotate("current_date", AnnotationValue::Text(date.clone()));
     Answer::json(200, format!(r#"{{"currentDate":"{date}"}}"#))

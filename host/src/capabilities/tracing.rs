@@ -11,17 +11,7 @@ use crate::xray::request_trace::{
 };
 use wasmtime::component::{HasSelf, Linker, Resource};
 
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "service",
-        with: {
-            "xray-host:platform/tracing.subsegment": super::SubsegmentHandle,
-        },
-    });
-}
-
-use bindings::xray_host::platform::tracing as wit;
+use super::bindings::xray_host::platform::tracing as wit;
 
 /// The host's side of a `subsegment` handle: its index in the request's trace.
 pub struct SubsegmentHandle {

@@ -264,6 +264,32 @@ impl RequestTrace {
         subsegment.end_time = Some(now());
     }
 
+    /// Adds fields to a call's `aws` object.
+    pub fn merge_call_aws(&mut self, index: usize, fields: Value) {
+        let Some(subsegment) = self.subsegments.get_mut(index) else {
+            return;
+        };
+        let target = subsegment
+            .aws
+            .get_or_insert_with(|| Value::Object(Default::default()));
+        if let (Value::Object(target), Value::Object(fields)) = (target, fields) {
+            target.extend(fields);
+        }
+    }
+
+    /// Sets `metadata[namespace]` of a call's subsegment (host-owned namespaces only).
+    pub fn set_call_metadata(&mut self, index: usize, namespace: &str, value: Value) {
+        if let (Some(subsegment), Value::Object(fields)) = (self.subsegments.get_mut(index), value)
+        {
+            subsegment
+                .fields
+                .metadata
+                .entry(namespace.to_string())
+                .or_default()
+                .extend(fields);
+        }
+    }
+
     /// The id of a subsegment.
     pub fn subsegment_id(&self, index: usize) -> Option<&str> {
         self.subsegments.get(index).map(|s| s.id.as_str())

@@ -129,6 +129,8 @@ impl Host {
             .args(args)
             .envs(env.iter().copied())
             .env("XRAY_HOST_CACHE_DIR", dir.path().join("cache"))
+            .env("XRAY_HOST_TABLE_STORE", dir.path().join("tables.redb"))
+            .env_remove("DYNAMO_DB_TABLE_NAME")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())

@@ -12,12 +12,16 @@
 //! | `/counter`         | increments a static counter and answers it (1 with a fresh instance per request) |
 //! | `/env`             | answers the environment it sees, one `KEY=VALUE` per line |
 //! | `/no-response`     | returns without answering |
+//! | `/table-put?key=K&value=V` | puts `{SubAppId: K, Value: V}` in the table |
+//! | `/table-get?key=K` | answers the item with `SubAppId` K, or `none` |
+//! | `/table-bad?case=C` | puts an item DynamoDB would refuse: `too-large`, `empty-key`, `bad-number`, `empty-set`, `bad-index` |
 
 use spin_sdk::http::{
     IncomingRequest, OutgoingResponse, Request, Response, ResponseOutparam, SendError, send,
 };
 use spin_sdk::http_component;
 use std::sync::atomic::{AtomicU64, Ordering};
+use xray_guest::table::{self, Value};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -53,6 +57,26 @@ async fn handle(request: IncomingRequest, outparam: ResponseOutparam) {
             text(200, &lines.join("\n"))
         }
         "/no-response" => return drop(outparam),
+        "/table-put" => {
+            let key = param(query, "key").unwrap_or_default();
+            let value = param(query, "value").unwrap_or_default();
+            match table::put_item(&[
+                ("SubAppId", Value::Text(key)),
+                ("Value", Value::Text(value)),
+            ]) {
+                Ok(()) => text(200, "stored"),
+                Err(error) => text(500, &format!("error {error:?}")),
+            }
+        }
+        "/table-get" => {
+            let key = param(query, "key").unwrap_or_default();
+            match table::get_item(&[("SubAppId", Value::Text(key))]) {
+                Ok(Some(item)) => text(200, &format!("{item:?}")),
+                Ok(None) => text(200, "none"),
+                Err(error) => text(500, &format!("error {error:?}")),
+            }
+        }
+        "/table-bad" => bad_item(param(query, "case").unwrap_or_default()),
         _ => text(404, "no such fault"),
     };
     let body = response.body().to_vec();
@@ -73,6 +97,22 @@ fn param(query: &str, name: &str) -> Option<String> {
         let (key, value) = pair.split_once('=')?;
         (key == name).then(|| value.replace("%3A", ":").replace("%2F", "/"))
     })
+}
+
+fn bad_item(case: String) -> Response {
+    let key = ("SubAppId", Value::Text("bad".into()));
+    let result = match case.as_str() {
+        "too-large" => table::put_item(&[key, ("blob", Value::Binary(vec![0; 500 * 1024]))]),
+        "empty-key" => table::put_item(&[("SubAppId", Value::Text(String::new()))]),
+        "bad-number" => table::put_item(&[key, ("n", Value::Number("12abc".into()))]),
+        "empty-set" => table::put_item(&[key, ("tags", Value::TextSet(Vec::new()))]),
+        "bad-index" => xray_guest::table::raw_put_with_bad_index(),
+        _ => return text(404, "no such case"),
+    };
+    match result {
+        Ok(()) => text(200, "accepted"),
+        Err(error) => text(400, &format!("error {error:?}")),
+    }
 }
 
 fn spin_forever() -> ! {

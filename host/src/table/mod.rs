@@ -1,0 +1,258 @@
+//! The service's table, behind the `xray-host:platform/table` capability: DynamoDB when a table
+//! is configured (`DYNAMO_DB_TABLE_NAME`), the embedded store otherwise.
+//!
+//! Every call is traced. A DynamoDB call is an `aws` subsegment named `DynamoDB` with
+//! `aws.operation`, `aws.table_name`, `aws.region`, `aws.request_id`, `aws.retries` and
+//! `http.response.status`, plus the flags and a `cause` when it failed, as `patch_all()`
+//! records it, so X-Ray draws the table node. An embedded-store call is a `local` subsegment
+//! named `embedded table`, which does not pretend to be DynamoDB.
+
+pub mod dynamodb;
+pub mod embedded;
+pub mod item;
+
+use crate::xray::ids::new_segment_id;
+use crate::xray::request_trace::{ExceptionRecord, FailureKind as TraceFailure, TraceHandle};
+use dynamodb::{CallFailure, DynamoDbTable, FailureKind};
+use embedded::EmbeddedStore;
+use item::{Item, ItemError, validate};
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How the table is configured.
+#[derive(Debug, Clone)]
+pub struct TableOptions {
+    /// The DynamoDB table; `None` uses the embedded store.
+    pub dynamodb_table: Option<String>,
+    /// An endpoint for DynamoDB-compatible servers (otherwise the SDK's, which honours
+    /// `AWS_ENDPOINT_URL_DYNAMODB`).
+    pub dynamodb_endpoint: Option<String>,
+    /// The embedded store's file.
+    pub store_path: PathBuf,
+    /// The name the embedded store files items under.
+    pub embedded_table: String,
+    /// The key attributes: checked on every put, and the embedded store's key.
+    pub key_attributes: Vec<String>,
+}
+
+/// Why a table call failed, as the component is told.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TableError {
+    /// The item breaks a rule.
+    InvalidItem(String),
+    /// The item is too large; its size.
+    TooLarge(u32),
+    /// No such table.
+    TableNotFound(String),
+    /// Throttled.
+    Throttled(String),
+    /// Not reachable.
+    Unavailable(String),
+    /// Not allowed.
+    Denied(String),
+    /// Anything else.
+    Failed(String),
+}
+
+enum Backend {
+    DynamoDb(DynamoDbTable),
+    Embedded { store: EmbeddedStore, table: String },
+}
+
+/// The process's table.
+pub struct Table {
+    backend: Backend,
+    key: Vec<String>,
+}
+
+impl Table {
+    /// Opens the embedded store or starts the DynamoDB client (in the background).
+    pub fn start(options: &TableOptions) -> anyhow::Result<Arc<Self>> {
+        let backend = match &options.dynamodb_table {
+            Some(name) => {
+                tracing::info!("the table capability uses the DynamoDB table {name}");
+                Backend::DynamoDb(DynamoDbTable::start(
+                    name.clone(),
+                    options.dynamodb_endpoint.clone(),
+                ))
+            }
+            None => {
+                let store = EmbeddedStore::open(&options.store_path)?;
+                tracing::info!(
+                    "no DynamoDB table configured (DYNAMO_DB_TABLE_NAME): the table capability uses \
+                     the embedded store {}",
+                    store.path().display()
+                );
+                Backend::Embedded {
+                    store,
+                    table: options.embedded_table.clone(),
+                }
+            }
+        };
+        Ok(Arc::new(Self {
+            backend,
+            key: options.key_attributes.clone(),
+        }))
+    }
+
+    /// Writes an item.
+    pub async fn put(&self, item: Item, trace: Option<&TraceHandle>) -> Result<(), TableError> {
+        let keys: Vec<&str> = self.key.iter().map(String::as_str).collect();
+        validate(&item, &keys).map_err(item_error)?;
+        match &self.backend {
+            Backend::DynamoDb(table) => {
+                let call = Call::begin(trace, "PutItem", table.name());
+                let (result, record) = table.put(&item).await;
+                call.end(&record, result.as_ref().err());
+                result.map_err(table_error)
+            }
+            Backend::Embedded { store, table } => {
+                let call = Call::begin_embedded(trace, "PutItem", table);
+                let (store, table, key) = (store.clone(), table.clone(), self.key.clone());
+                let result = tokio::task::spawn_blocking(move || store.put(&table, &key, &item))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("the store task failed: {e}"))
+                    .and_then(|r| r);
+                call.end_embedded(result.as_ref().err());
+                result.map_err(|e| TableError::Failed(format!("{e:#}")))
+            }
+        }
+    }
+
+    /// Reads an item by key.
+    pub async fn get(
+        &self,
+        key: Item,
+        trace: Option<&TraceHandle>,
+    ) -> Result<Option<Item>, TableError> {
+        let keys: Vec<&str> = self.key.iter().map(String::as_str).collect();
+        validate(&key, &keys).map_err(item_error)?;
+        match &self.backend {
+            Backend::DynamoDb(table) => {
+                let call = Call::begin(trace, "GetItem", table.name());
+                let (result, record) = table.get(&key).await;
+                call.end(&record, result.as_ref().err());
+                result.map_err(table_error)
+            }
+            Backend::Embedded { store, table } => {
+                let call = Call::begin_embedded(trace, "GetItem", table);
+                let (store, table, names) = (store.clone(), table.clone(), self.key.clone());
+                let result = tokio::task::spawn_blocking(move || store.get(&table, &names, &key))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("the store task failed: {e}"))
+                    .and_then(|r| r);
+                call.end_embedded(result.as_ref().err());
+                result.map_err(|e| TableError::Failed(format!("{e:#}")))
+            }
+        }
+    }
+}
+
+fn item_error(error: ItemError) -> TableError {
+    match error {
+        ItemError::Invalid(message) => TableError::InvalidItem(message),
+        ItemError::TooLarge(size) => TableError::TooLarge(size.min(u32::MAX as usize) as u32),
+    }
+}
+
+fn table_error(failure: CallFailure) -> TableError {
+    let message = format!("{}: {}", failure.code, failure.message);
+    match failure.kind {
+        FailureKind::TableNotFound => TableError::TableNotFound(message),
+        FailureKind::Throttled => TableError::Throttled(message),
+        FailureKind::Unavailable => TableError::Unavailable(message),
+        FailureKind::Denied => TableError::Denied(message),
+        FailureKind::Invalid => TableError::InvalidItem(message),
+        FailureKind::Failed => TableError::Failed(message),
+    }
+}
+
+/// The subsegment of one table call, when the request is traced.
+struct Call {
+    trace: Option<(TraceHandle, usize)>,
+}
+
+impl Call {
+    fn begin(trace: Option<&TraceHandle>, operation: &str, table: &str) -> Self {
+        let trace = trace.map(|trace| {
+            let aws = json!({"operation": operation, "table_name": table});
+            let index = lock(trace).begin_call("DynamoDB", "aws", None, Some(aws));
+            (trace.clone(), index)
+        });
+        Self { trace }
+    }
+
+    fn begin_embedded(trace: Option<&TraceHandle>, operation: &str, table: &str) -> Self {
+        let trace = trace.map(|trace| {
+            let mut recorded = lock(trace);
+            let index = recorded.begin_call("embedded table", "local", None, None);
+            recorded.set_call_metadata(
+                index,
+                "xray_host",
+                json!({"store": "redb", "operation": operation, "table": table}),
+            );
+            (trace.clone(), index)
+        });
+        Self { trace }
+    }
+
+    fn end(&self, record: &dynamodb::CallRecord, failure: Option<&CallFailure>) {
+        let Some((trace, index)) = &self.trace else {
+            return;
+        };
+        let mut aws = json!({"retries": record.retries});
+        if let Some(region) = &record.region {
+            aws["region"] = json!(region);
+        }
+        if let Some(id) = &record.request_id {
+            aws["request_id"] = json!(id);
+        }
+        let http = record
+            .status
+            .map(|status| json!({"response": {"status": status}}));
+        let failure = failure.map(|failure| {
+            let kind = match (failure.kind, record.status) {
+                (FailureKind::Throttled, _) => TraceFailure::Throttle,
+                (_, Some(400..=499)) => TraceFailure::Error,
+                _ => TraceFailure::Fault,
+            };
+            let exception = ExceptionRecord {
+                id: new_segment_id(),
+                message: failure.message.clone(),
+                kind: Some(failure.code.clone()),
+                remote: failure.remote,
+                stack: Vec::new(),
+            };
+            (kind, Some(exception))
+        });
+        let mut recorded = lock(trace);
+        recorded.merge_call_aws(*index, aws);
+        recorded.end_call(*index, http, failure);
+    }
+
+    fn end_embedded(&self, error: Option<&anyhow::Error>) {
+        let Some((trace, index)) = &self.trace else {
+            return;
+        };
+        let failure = error.map(|error| {
+            let exception = ExceptionRecord {
+                id: new_segment_id(),
+                message: format!("{error:#}"),
+                kind: Some("EmbeddedStoreError".into()),
+                remote: false,
+                stack: Vec::new(),
+            };
+            (TraceFailure::Fault, Some(exception))
+        });
+        lock(trace).end_call(*index, None, failure);
+    }
+}
+
+fn lock(
+    trace: &TraceHandle,
+) -> std::sync::MutexGuard<'_, crate::xray::request_trace::RequestTrace> {
+    trace
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
