@@ -363,7 +363,7 @@ mod tests {
     #[test]
     fn sets_are_non_empty_and_unique_and_names_non_empty() {
         let set = |v: Vec<&str>| AttributeValue::Ss(v.into_iter().map(String::from).collect());
-        let mut with = |name: &str, value| {
+        let with = |name: &str, value| {
             let mut i = last_accessed();
             i.insert(name.into(), value);
             validate(&i, &["SubAppId"])
