@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the official AWS X-Ray SDKs that the interop tests run as peers: Python's (with
-# Flask) in a virtual environment and Node's (with Express), both under .local/interop.
+# Installs the peers the integration tests run: the official AWS X-Ray SDKs, Python's (with
+# Flask) in a virtual environment and Node's (with Express), and moto's DynamoDB-compatible
+# server (in the same virtual environment), all under .local/interop.
 # Idempotent: does nothing when they are already installed. The host's interop tests run it
 # themselves when needed; scripts/test.sh runs it first.
 set -euo pipefail
@@ -13,7 +14,7 @@ peers=host/tests/peers
 mkdir -p "$dir"
 
 if [ ! -x "$dir/venv/bin/python" ] || ! cmp -s "$peers/requirements.txt" "$dir/venv/requirements.txt"; then
-  step "installing the AWS X-Ray SDK for Python and Flask"
+  step "installing the AWS X-Ray SDK for Python, Flask and moto"
   python3 -m venv "$dir/venv"
   "$dir/venv/bin/pip" install --quiet --disable-pip-version-check -r "$peers/requirements.txt"
   cp "$peers/requirements.txt" "$dir/venv/requirements.txt"

@@ -6,79 +6,11 @@
 mod support;
 
 use serde_json::Value;
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::daemon::Daemon;
+use support::peers::{Peer, peers_installed, sample_everything};
 use support::schema::assert_valid;
 use support::{Host, application_with_options, component, free_port, get, workspace};
-
-/// Installs the SDKs once per test binary; returns the interop directory.
-fn peers_installed() -> std::path::PathBuf {
-    static INSTALLED: OnceLock<std::path::PathBuf> = OnceLock::new();
-    INSTALLED
-        .get_or_init(|| {
-            let status = Command::new("bash")
-                .arg(workspace().join("scripts/setup-interop.sh"))
-                .status()
-                .expect("cannot run scripts/setup-interop.sh");
-            assert!(
-                status.success(),
-                "installing the X-Ray SDKs failed (python3 -m venv, pip, npm)"
-            );
-            workspace().join(".local/interop")
-        })
-        .clone()
-}
-
-/// A peer process, killed when dropped.
-struct Peer(Child);
-
-impl Peer {
-    fn start(program: &std::path::Path, args: &[&str], port: u16, daemon: &str) -> Peer {
-        let child = Command::new(program)
-            .args(args)
-            .env("AWS_XRAY_DAEMON_ADDRESS", daemon)
-            // Node resolves `require` from the script's directory up; the SDK is installed
-            // under .local/interop/node.
-            .env(
-                "NODE_PATH",
-                workspace().join(".local/interop/node/node_modules"),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "{} did not listen on {port}",
-                program.display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Peer(child)
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn sample_everything() -> tempfile::NamedTempFile {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        file.path(),
-        r#"{"version": 2, "default": {"fixed_target": 0, "rate": 1}}"#,
-    )
-    .unwrap();
-    file
-}
 
 fn find<'a>(documents: &'a [Value], name: &str) -> Option<&'a Value> {
     documents

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod peers;
 pub mod schema;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -127,12 +128,13 @@ impl Host {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_xray-host"))
             .args(args)
-            .envs(env.iter().copied())
             .env("XRAY_HOST_CACHE_DIR", dir.path().join("cache"))
             .env("XRAY_HOST_TABLE_STORE", dir.path().join("tables.redb"))
             .env_remove("DYNAMO_DB_TABLE_NAME")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            // The test's own variables last, so they win.
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

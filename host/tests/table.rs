@@ -1,0 +1,306 @@
+//! The table capability: the embedded store by default, DynamoDB against a real
+//! DynamoDB-compatible server (moto's, installed by scripts/setup-interop.sh), and the
+//! `DynamoDB` subsegments X-Ray needs to draw the table.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::daemon::Daemon;
+use support::peers::{Peer, peers_installed, sample_everything};
+use support::schema::assert_valid;
+use support::{Host, component, free_port, get, request};
+
+const REGION: &str = "us-east-1";
+
+/// A moto server with the original's table created in it.
+struct Moto {
+    peer: Peer,
+    port: u16,
+}
+
+impl Moto {
+    fn start(table: &str) -> Moto {
+        let interop = peers_installed();
+        let port = free_port();
+        let peer = Peer::start(
+            &interop.join("venv/bin/moto_server"),
+            &["-H", "127.0.0.1", "-p", &port.to_string()],
+            port,
+            "127.0.0.1:1",
+        );
+        let moto = Moto { peer, port };
+        let created = moto.call(
+            "CreateTable",
+            json!({"TableName": table,
+                   "KeySchema": [{"AttributeName": "SubAppId", "KeyType": "HASH"}],
+                   "AttributeDefinitions": [{"AttributeName": "SubAppId", "AttributeType": "S"}],
+                   "BillingMode": "PAY_PER_REQUEST"}),
+        );
+        assert_eq!(created["TableDescription"]["TableName"], table, "{created}");
+        moto
+    }
+
+    /// One DynamoDB JSON-protocol call, as the AWS SDKs make it.
+    fn call(&self, operation: &str, body: Value) -> Value {
+        let target = format!("DynamoDB_20120810.{operation}");
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/dynamodb/aws4_request, SignedHeaders=host, Signature=0"
+        );
+        let response = request(
+            self.port,
+            "POST",
+            "/",
+            &[
+                ("X-Amz-Target", &target),
+                ("Content-Type", "application/x-amz-json-1.0"),
+                ("Authorization", &authorization),
+            ],
+            body.to_string().as_bytes(),
+        );
+        serde_json::from_str(&response.body)
+            .unwrap_or_else(|_| panic!("moto answered {response:?}"))
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A backend bound to `table` at `endpoint`, sampling everything into `daemon`.
+fn backend(
+    name: &str,
+    component_name: &str,
+    table: &str,
+    endpoint: &str,
+    daemon: &Daemon,
+) -> (Host, u16, tempfile::NamedTempFile) {
+    let rules = sample_everything();
+    let port = free_port();
+    let args: Vec<String> = [
+        "serve",
+        "--component",
+        &component(component_name).display().to_string(),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--name",
+        name,
+        "--sampling-rules",
+        &rules.path().display().to_string(),
+        "--dynamodb-endpoint",
+        endpoint,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let address = daemon.address();
+    let host = Host::start_with_env(
+        &args,
+        &[port],
+        &[
+            ("DYNAMO_DB_TABLE_NAME", table),
+            ("AWS_REGION", REGION),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_XRAY_DAEMON_ADDRESS", &address),
+        ],
+    );
+    (host, port, rules)
+}
+
+/// The first subsegment named `name` anywhere in `entity`.
+fn find_subsegment<'a>(entity: &'a Value, name: &str) -> Option<&'a Value> {
+    for child in entity["subsegments"].as_array().into_iter().flatten() {
+        if child["name"] == name {
+            return Some(child);
+        }
+        if let Some(found) = find_subsegment(child, name) {
+            return Some(found);
+        }
+    }
+    None
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn both_backends_record_their_last_access_in_dynamodb_traced_like_patch_all() {
+    let table = "xray-ecs-dev-last-accessed";
+    let moto = Moto::start(table);
+    let daemon = Daemon::start();
+    for (name, component_name, sub_app_id) in [
+        ("Backend #1", "backend1", "backend1"),
+        ("Backend #2", "backend2", "backend2"),
+    ] {
+        let (_host, port, _rules) = backend(name, component_name, table, &moto.endpoint(), &daemon);
+        let before = now();
+        assert_eq!(get(port, "/").status, 200);
+        let item = moto.call(
+            "GetItem",
+            json!({"TableName": table, "Key": {"SubAppId": {"S": sub_app_id}}}),
+        );
+        let last: u64 = item["Item"]["LastAccessed"]["S"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{item}"))
+            .parse()
+            .unwrap();
+        assert!(
+            last >= before && last <= now(),
+            "LastAccessed {last} is not fresh"
+        );
+
+        let documents = daemon.wait_for(Duration::from_secs(5), |docs| {
+            docs.iter().any(|d| d["name"] == name)
+        });
+        let segment = documents
+            .iter()
+            .find(|d| d["name"] == name)
+            .expect("the backend's segment");
+        assert_valid(segment);
+        let call = find_subsegment(segment, "DynamoDB")
+            .unwrap_or_else(|| panic!("no DynamoDB subsegment: {segment:#}"));
+        assert_eq!(call["namespace"], "aws");
+        assert_eq!(call["aws"]["operation"], "PutItem");
+        assert_eq!(call["aws"]["table_name"], table);
+        assert_eq!(call["aws"]["region"], REGION);
+        assert_eq!(call["aws"]["retries"], 0);
+        assert!(
+            !call["aws"]["request_id"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty(),
+            "{call}"
+        );
+        assert_eq!(call["http"]["response"]["status"], 200);
+        assert!(call.get("fault").is_none() && call.get("error").is_none());
+    }
+}
+
+#[test]
+fn a_missing_table_is_an_error_subsegment_and_the_backend_still_answers() {
+    let moto = Moto::start("some-other-table");
+    let daemon = Daemon::start();
+    let (host, port, _rules) = backend(
+        "Backend #1",
+        "backend1",
+        "no-such-table",
+        &moto.endpoint(),
+        &daemon,
+    );
+    let response = get(port, "/");
+    assert_eq!(response.status, 200);
+    assert!(response.json()["currentDate"].is_string());
+    let documents = daemon.wait_for(Duration::from_secs(5), |docs| !docs.is_empty());
+    let call = find_subsegment(&documents[0], "DynamoDB").expect("a DynamoDB subsegment");
+    assert_valid(&documents[0]);
+    assert_eq!(call["error"], true, "{call}");
+    assert_eq!(call["http"]["response"]["status"], 400);
+    assert_eq!(
+        call["cause"]["exceptions"][0]["type"],
+        "ResourceNotFoundException"
+    );
+    assert_eq!(call["cause"]["exceptions"][0]["remote"], true);
+    assert!(
+        host.wait_for_log("could not record the last access", Duration::from_secs(5)),
+        "{}",
+        host.log()
+    );
+}
+
+#[test]
+fn with_dynamodb_down_the_backend_answers_within_its_timeout_and_the_call_is_a_fault() {
+    let table = "xray-ecs-dev-last-accessed";
+    let mut moto = Moto::start(table);
+    let daemon = Daemon::start();
+    let (_host, port, _rules) = backend("Backend #2", "backend2", table, &moto.endpoint(), &daemon);
+    assert_eq!(get(port, "/").status, 200);
+    moto.peer.stop();
+    let started = Instant::now();
+    let response = get(port, "/");
+    let elapsed = started.elapsed();
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert!(elapsed < Duration::from_secs(8), "{elapsed:?}");
+    let documents = daemon.wait_for(Duration::from_secs(5), |docs| docs.len() >= 2);
+    let last = documents.last().unwrap();
+    assert_valid(last);
+    let call = find_subsegment(last, "DynamoDB").expect("a DynamoDB subsegment");
+    assert_eq!(call["fault"], true, "{call}");
+    assert_eq!(call["cause"]["exceptions"][0]["type"], "DispatchFailure");
+}
+
+#[test]
+fn the_embedded_store_stands_in_keeps_data_across_restarts_and_says_so_in_the_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("tables.redb").display().to_string();
+    let daemon = Daemon::start();
+    let rules = sample_everything();
+    let rules_path = rules.path().display().to_string();
+    let address = daemon.address();
+    let start = |port: u16| {
+        let args: Vec<String> = [
+            "serve",
+            "--component",
+            &component("test_faults").display().to_string(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--name",
+            "Faults",
+            "--table-store",
+            &store,
+            "--sampling-rules",
+            &rules_path,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Host::start_with_env(&args, &[port], &[("AWS_XRAY_DAEMON_ADDRESS", &address)])
+    };
+    let port = free_port();
+    let host = start(port);
+    assert_eq!(get(port, "/table-put?key=k1&value=hello").body, "stored");
+    assert_eq!(get(port, "/table-get?key=nobody").body, "none");
+    drop(host);
+    let port = free_port();
+    let _host = start(port);
+    let found = get(port, "/table-get?key=k1").body;
+    assert!(found.contains("\"hello\""), "{found}");
+    let documents = daemon.wait_for(Duration::from_secs(5), |docs| docs.len() >= 3);
+    for document in &documents {
+        assert_valid(document);
+        let call =
+            find_subsegment(document, "embedded table").unwrap_or_else(|| panic!("{document:#}"));
+        assert_eq!(call["namespace"], "local");
+        assert_eq!(call["metadata"]["xray_host"]["store"], "redb");
+        assert!(find_subsegment(document, "DynamoDB").is_none());
+    }
+}
+
+#[test]
+fn items_dynamodb_would_refuse_are_refused_with_a_clear_error() {
+    let port = free_port();
+    let _host = Host::serve(&component("test_faults"), port, "Faults", &[]);
+    for (case, expected) in [
+        ("too-large", "TooLarge("),
+        (
+            "empty-key",
+            "InvalidItem(\"the key attribute \\\"SubAppId\\\" is an empty string\")",
+        ),
+        ("bad-number", "is not a DynamoDB number"),
+        ("empty-set", "is an empty set"),
+        ("bad-index", "value index 7 is out of range"),
+    ] {
+        let response = get(port, &format!("/table-bad?case={case}"));
+        assert_eq!(response.status, 400, "{case}: {}", response.body);
+        assert!(
+            response.body.contains(expected),
+            "{case}: {}",
+            response.body
+        );
+    }
+    assert_eq!(get(port, "/ok").status, 200);
+}
