@@ -2,6 +2,7 @@
 //! only environment variables.
 
 use crate::allow_list::AllowList;
+use crate::component_source::ComponentSource;
 use crate::limits::Limits;
 use crate::outbound::OutboundConfig;
 use crate::server::ServerOptions;
@@ -38,9 +39,10 @@ pub enum Command {
 /// `xray-host serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The component to serve: a WASI 0.2 component exporting wasi:http/incoming-handler.
-    #[arg(long, env = "XRAY_HOST_COMPONENT", value_name = "PATH")]
-    pub component: PathBuf,
+    /// The component to serve: a WASI 0.2 component exporting wasi:http/incoming-handler, as a
+    /// file path (watched: a new file is swapped in) or an s3://bucket/key URI (polled by ETag).
+    #[arg(long, env = "XRAY_HOST_COMPONENT", value_name = "PATH|S3_URI")]
+    pub component: String,
 
     /// The address to listen on.
     #[arg(long, env = "XRAY_HOST_LISTEN", default_value = "0.0.0.0:8080")]
@@ -141,6 +143,15 @@ pub struct CommonArgs {
     /// Compile components at every start instead of caching them on disk.
     #[arg(long, env = "XRAY_HOST_NO_COMPILE_CACHE")]
     pub no_compile_cache: bool,
+
+    /// Listen for `POST /reload` and `GET /versions` on this address, which must be a loopback
+    /// address (127.0.0.1 or [::1]).
+    #[arg(long, env = "XRAY_HOST_ADMIN_LISTEN", value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// How often a component named by an s3:// URI is checked for a new version (its ETag).
+    #[arg(long, env = "XRAY_HOST_COMPONENT_POLL_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub component_poll_interval: Duration,
 
     /// Trace requests to AWS X-Ray (`on`) or not (`off`, e.g. to measure the cost of tracing).
     /// AWS_XRAY_SDK_ENABLED=false turns tracing off too, as in the X-Ray SDKs.
@@ -286,7 +297,7 @@ impl ServeArgs {
         }
         Ok(ServiceConfig {
             name: validate_service_name(&name)?,
-            component: self.component.clone(),
+            component: ComponentSource::parse(&self.component, std::path::Path::new(""))?,
             listen: Some(self.listen),
             env,
             outbound: self

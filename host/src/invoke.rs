@@ -19,8 +19,10 @@
 
 use crate::error_response::{ResponseBody, json_error};
 use crate::request_body::LimitedBody;
+use crate::runtime::LoadedComponent;
 use crate::server::ClientAddr;
 use crate::service::Service;
+use crate::swap::short;
 use crate::xray::ids::new_segment_id;
 use crate::xray::recorder::SegmentGuard;
 use crate::xray::request_trace::{ExceptionRecord, FailureKind, Target, TraceHandle};
@@ -40,6 +42,10 @@ use tokio::sync::oneshot;
 use wasmtime::Trap;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+
+/// The response header naming the component version (its content hash, shortened) that the
+/// service serves.
+pub const VERSION_HEADER: &str = "x-component-version";
 
 /// What the instance's task reports when it ends.
 struct Finished {
@@ -63,7 +69,10 @@ pub async fn invoke(service: &Arc<Service>, request: Request<Incoming>) -> Respo
     let trace_id = start.trace.trace_id.clone();
     let trace: TraceHandle = Arc::new(Mutex::new(start.trace));
 
-    let mut response = serve(service, request, &trace).await;
+    // The version current when the request starts serves all of it, even if a swap happens
+    // meanwhile; the response and the segment name that version.
+    let component = service.component.current();
+    let mut response = serve(service, &component, request, &trace).await;
 
     let status = response.status().as_u16();
     let content_length = response
@@ -78,11 +87,15 @@ pub async fn invoke(service: &Arc<Service>, request: Request<Incoming>) -> Respo
     {
         response.headers_mut().insert(HEADER_NAME, echo);
     }
+    let version = component.content_hash.clone();
+    if let Ok(value) = HeaderValue::from_str(&short(&version)) {
+        response.headers_mut().insert(VERSION_HEADER, value);
+    }
     let guard = SegmentGuard {
         trace,
         tracer: service.tracer.clone(),
         name: service.name().to_string(),
-        version: service.version().to_string(),
+        version,
     };
     let response = response.map(|body| {
         GuardedBody {
@@ -138,6 +151,7 @@ fn host_fault(
 
 async fn serve(
     service: &Arc<Service>,
+    component: &LoadedComponent,
     request: Request<Incoming>,
     trace: &TraceHandle,
 ) -> Response<ResponseBody> {
@@ -189,7 +203,7 @@ async fn serve(
         }
     };
 
-    let pre = service.component.pre.clone();
+    let pre = component.pre.clone();
     let mut task = AbortOnDrop(Some(tokio::spawn(async move {
         let _permit = permit;
         let result = async {

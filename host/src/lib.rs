@@ -9,6 +9,9 @@
 //! - [`runtime`]: the wasmtime engine, the pooling allocator, epoch ticks and the linker.
 //! - [`compile_cache`]: compiled components on disk, keyed by content and engine.
 //! - [`service`]: one loaded component with its configuration, ready to serve requests.
+//! - [`component_source`], [`s3_source`] and [`swap`]: where components come from, and
+//!   replacing them while the host serves.
+//! - [`admin`]: the loopback-only admin endpoint (reload, versions).
 //! - [`invoke`]: running one request in a fresh instance, and what a failure answers.
 //! - [`host_state`]: the per-request store data every host capability reads.
 //! - [`limits`]: the limits every request runs under.
@@ -21,10 +24,12 @@
 //! - [`xray`]: trace ids and what a request records for X-Ray.
 //! - [`error_response`]: the JSON error bodies the host answers with.
 
+pub mod admin;
 pub mod allow_list;
 pub mod capabilities;
 pub mod cli;
 pub mod compile_cache;
+pub mod component_source;
 pub mod error_response;
 pub mod host_state;
 pub mod invoke;
@@ -33,8 +38,10 @@ pub mod manifest;
 pub mod outbound;
 pub mod request_body;
 pub mod runtime;
+pub mod s3_source;
 pub mod server;
 pub mod service;
 pub mod static_files;
+pub mod swap;
 pub mod table;
 pub mod xray;

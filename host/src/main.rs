@@ -4,12 +4,14 @@ use anyhow::Context;
 use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
+use xray_host::admin::Admin;
 use xray_host::cli::{Cli, Command, CommonArgs};
 use xray_host::manifest::Manifest;
 use xray_host::runtime::{Runtime, RuntimeOptions};
 use xray_host::server::{self, Backend, Frontend, Site};
 use xray_host::service::{Service, ServiceConfig};
 use xray_host::static_files::StaticFiles;
+use xray_host::swap;
 use xray_host::table::Table;
 use xray_host::xray::recorder::Tracer;
 
@@ -49,9 +51,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             (manifest.services, manifest.frontend, args.common)
         }
     };
+    if let Some(addr) = common.admin_listen {
+        Admin::check_address(addr)?;
+    }
     let tracer = Tracer::start(common.xray_options()?);
     let table = Table::start(&common.table_options())?;
     let loaded = load_services(services, &common, tracer, table).await?;
+    swap::watch(&loaded, common.component_poll_interval);
+    reload_on_sighup(loaded.clone());
 
     let mut sites = Vec::new();
     for service in &loaded {
@@ -83,6 +90,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })),
         });
     }
+    if let Some(addr) = common.admin_listen {
+        sites.push(Site {
+            addr,
+            backend: Backend::Admin(Arc::new(Admin::new(loaded.clone()))),
+        });
+    }
     anyhow::ensure!(
         !sites.is_empty(),
         "nothing to serve: give a service a listen address or add a [frontend]"
@@ -90,7 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     server::serve(sites, common.server_options(), shutdown_signal()).await
 }
 
-/// Compiles every component (off the async threads: Cranelift is CPU-bound) before serving.
+/// Loads every component (compiling off the async threads) before serving anything.
 async fn load_services(
     configs: Vec<ServiceConfig>,
     common: &CommonArgs,
@@ -102,20 +115,49 @@ async fn load_services(
         .map(|c| c.limits.max_concurrent_requests as u32)
         .sum::<u32>()
         + 16;
+    let cache_dir = common.cache_dir();
     let options = RuntimeOptions {
         max_instances,
         max_memory_bytes: common.limits().max_memory_bytes,
-        cache_dir: common.cache_dir(),
+        cache_dir: cache_dir.clone(),
     };
-    tokio::task::spawn_blocking(move || {
-        let runtime = Runtime::new(&options)?;
-        configs
-            .into_iter()
-            .map(|config| Service::load(runtime.clone(), tracer.clone(), table.clone(), config))
-            .collect()
-    })
-    .await
-    .context("loading the components panicked")?
+    let runtime = tokio::task::spawn_blocking(move || Runtime::new(&options))
+        .await
+        .context("starting the wasmtime engine panicked")??;
+    // S3 components keep their local copy beside the compiled artifacts.
+    let copies = cache_dir.unwrap_or_else(std::env::temp_dir);
+    let mut services = Vec::new();
+    for config in configs {
+        services.push(
+            Service::load(
+                runtime.clone(),
+                tracer.clone(),
+                table.clone(),
+                config,
+                &copies,
+            )
+            .await?,
+        );
+    }
+    Ok(services)
+}
+
+/// Reloads every component on SIGHUP.
+fn reload_on_sighup(services: Vec<Arc<Service>>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; reload through the admin endpoint instead");
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            tracing::info!("received SIGHUP: reloading every component");
+            for service in &services {
+                service.reload("SIGHUP").await;
+            }
+        }
+    });
 }
 
 /// Resolves on SIGTERM (how ECS stops a task) or Ctrl-C.

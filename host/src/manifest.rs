@@ -5,7 +5,7 @@
 //! # Paths are relative to this file.
 //! [[service]]
 //! name = "Backend #1"                       # the X-Ray segment name
-//! component = "../target/wasm32-wasip2/release/backend1.wasm"
+//! component = "../target/wasm32-wasip2/release/backend1.wasm"   # or s3://bucket/key
 //! listen = "127.0.0.1:8081"                 # optional: reachable only through routes without it
 //! env = { UTC_OFFSET = "+09:00" }           # what the component sees, and nothing else
 //! allow_outbound = []                       # servers it may call
@@ -18,6 +18,7 @@
 
 use crate::allow_list::AllowList;
 use crate::cli::{CommonArgs, validate_service_name};
+use crate::component_source::ComponentSource;
 use crate::service::ServiceConfig;
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -37,7 +38,7 @@ struct ManifestFile {
 #[serde(deny_unknown_fields)]
 struct ServiceEntry {
     name: String,
-    component: PathBuf,
+    component: String,
     listen: Option<SocketAddr>,
     #[serde(default)]
     env: BTreeMap<String, String>,
@@ -98,9 +99,11 @@ impl Manifest {
             }
             let allow_list = AllowList::parse(&entry.allow_outbound)
                 .with_context(|| format!("service {name:?}"))?;
+            let component = ComponentSource::parse(&entry.component, base)
+                .with_context(|| format!("service {name:?}"))?;
             services.push(ServiceConfig {
                 name,
-                component: base.join(entry.component),
+                component,
                 listen: entry.listen,
                 env: entry.env.into_iter().collect(),
                 outbound: common.outbound(allow_list),
@@ -172,7 +175,7 @@ mod tests {
         )
         .unwrap();
         let bff = &manifest.services[0];
-        assert_eq!(bff.component, Path::new("/app/bff.wasm"));
+        assert_eq!(bff.component, ComponentSource::File("/app/bff.wasm".into()));
         assert_eq!(
             bff.env,
             vec![("BACKEND_1_URL".into(), "http://127.0.0.1:8081".into())]

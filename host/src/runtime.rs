@@ -5,7 +5,6 @@ use crate::capabilities;
 use crate::compile_cache::CompileCache;
 use crate::host_state::HostState;
 use anyhow::Context;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -103,18 +102,10 @@ impl Runtime {
         self.pooling
     }
 
-    /// Reads, compiles (or loads from the cache) and type-checks a component file.
+    /// Compiles (or loads from the cache) and type-checks a component.
     ///
-    /// Fails with a message that says what is wrong with the file: not a component, imports
-    /// the host does not provide, or no `wasi:http/incoming-handler` export.
-    pub fn load(&self, path: &Path) -> anyhow::Result<LoadedComponent> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read the component file {}", path.display()))?;
-        self.load_bytes(&bytes)
-            .with_context(|| format!("cannot serve the component {}", path.display()))
-    }
-
-    /// As [`Runtime::load`], from bytes in memory.
+    /// Fails with a message that says what is wrong with it: not a component, imports the host
+    /// does not provide, or no `wasi:http/incoming-handler` export.
     pub fn load_bytes(&self, bytes: &[u8]) -> anyhow::Result<LoadedComponent> {
         if !bytes.starts_with(b"\0asm") {
             anyhow::bail!("the file is not WebAssembly (it does not start with \\0asm)");

@@ -5,6 +5,7 @@
 //! frontend's files with path prefixes routed to services in process, as the ALB's `/api/*`
 //! rule routes them to the BFF.
 
+use crate::admin::Admin;
 use crate::error_response::ResponseBody;
 use crate::invoke::invoke;
 use crate::service::Service;
@@ -34,6 +35,8 @@ pub enum Backend {
     Service(Arc<Service>),
     /// The frontend's files, with some path prefixes routed to services.
     Frontend(Arc<Frontend>),
+    /// The loopback-only admin endpoint.
+    Admin(Arc<Admin>),
 }
 
 /// The local run's single origin: files, plus routes like the ALB's.
@@ -48,6 +51,7 @@ impl Backend {
     async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
         match self {
             Backend::Service(service) => invoke(service, request).await,
+            Backend::Admin(admin) => admin.handle(request).await,
             Backend::Frontend(frontend) => {
                 let path = request.uri().path();
                 let routed = frontend.routes.iter().find(|(prefix, _)| {
@@ -67,6 +71,7 @@ impl Backend {
     fn describe(&self) -> String {
         match self {
             Backend::Service(service) => format!("service {:?}", service.name()),
+            Backend::Admin(_) => "the admin endpoint (POST /reload, GET /versions)".to_string(),
             Backend::Frontend(frontend) => {
                 let routes: Vec<String> = frontend
                     .routes

@@ -1,17 +1,20 @@
 //! One service: a component with its name, environment, outgoing-HTTP policy and limits,
 //! loaded and ready to serve.
 
+use crate::component_source::ComponentSource;
 use crate::host_state::HostState;
 use crate::limits::{InstanceLimiter, Limits};
 use crate::outbound::{OutboundConfig, OutboundHooks, OutboundHttp};
 use crate::runtime::{LoadedComponent, Runtime};
-
+use crate::s3_source::S3Source;
+use crate::swap::{ComponentSlot, short};
 use crate::table::Table;
+use crate::xray::ids::{new_segment_id, new_trace_id};
 use crate::xray::recorder::Tracer;
-use crate::xray::request_trace::TraceHandle;
+use crate::xray::request_trace::{RequestTrace, TraceHandle};
 use anyhow::Context;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
@@ -28,8 +31,8 @@ const TIME_SLICE_TICKS: u64 = 2;
 pub struct ServiceConfig {
     /// The service (and X-Ray segment) name, e.g. `Backend #1`.
     pub name: String,
-    /// The component file.
-    pub component: PathBuf,
+    /// Where the component comes from: a file or an S3 object.
+    pub component: ComponentSource,
     /// Where it listens on its own, if anywhere.
     pub listen: Option<SocketAddr>,
     /// The environment the component sees through `wasi:cli/environment`, and nothing else.
@@ -45,7 +48,9 @@ pub struct Service {
     /// Its configuration.
     pub config: ServiceConfig,
     pub(crate) runtime: Arc<Runtime>,
-    pub(crate) component: LoadedComponent,
+    pub(crate) component: ComponentSlot,
+    pub(crate) s3: Option<S3Source>,
+    pub(crate) reload_lock: tokio::sync::Mutex<()>,
     pub(crate) outbound: Arc<OutboundHttp>,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) tracer: Arc<Tracer>,
@@ -53,35 +58,82 @@ pub struct Service {
 }
 
 impl Service {
-    /// Loads the service's component; fails if it cannot be served. Its requests are traced by
-    /// `tracer`; its table capability is `table`.
-    pub fn load(
+    /// Loads the service's component (from its file, or from S3 with a local copy kept under
+    /// `cache_dir`); fails if it cannot be served. Its requests are traced by `tracer`; its table
+    /// capability is `table`.
+    pub async fn load(
         runtime: Arc<Runtime>,
         tracer: Arc<Tracer>,
         table: Arc<Table>,
         config: ServiceConfig,
+        cache_dir: &Path,
     ) -> anyhow::Result<Arc<Self>> {
-        let component = runtime
-            .load(&config.component)
-            .with_context(|| format!("service {:?}", config.name))?;
+        let s3 = match &config.component {
+            ComponentSource::S3 { bucket, key } => Some(S3Source::new(bucket, key, cache_dir)),
+            ComponentSource::File(_) => None,
+        };
+        let bytes = match (&config.component, &s3) {
+            (ComponentSource::File(path), _) => tokio::fs::read(path)
+                .await
+                .with_context(|| format!("cannot read the component file {}", path.display())),
+            (_, Some(s3)) => s3.fetch_initial().await,
+            (ComponentSource::S3 { .. }, None) => unreachable!("an S3 source is made above"),
+        }
+        .with_context(|| format!("service {:?}", config.name))?;
+        let component = compile(&runtime, bytes).await.with_context(|| {
+            format!(
+                "service {:?}: cannot serve the component {}",
+                config.name, config.component
+            )
+        })?;
         tracing::info!(
             service = %config.name,
-            component = %config.component.display(),
-            version = %&component.content_hash[..12],
+            component = %config.component,
+            version = %short(&component.content_hash),
             compiled = if component.from_cache { "from cache" } else { "now" },
             "component loaded"
         );
         let outbound = OutboundHttp::new(&config.name, config.outbound.clone());
         let permits = Arc::new(Semaphore::new(config.limits.max_concurrent_requests));
-        Ok(Arc::new(Self {
+        let service = Arc::new(Self {
             config,
             runtime,
-            component,
+            component: ComponentSlot::new(component),
+            s3,
+            reload_lock: tokio::sync::Mutex::new(()),
             outbound,
             permits,
             tracer,
             table,
-        }))
+        });
+        service
+            .check_instantiates(&service.component.current())
+            .await
+            .with_context(|| format!("service {:?}", service.name()))?;
+        Ok(service)
+    }
+
+    /// Instantiates `component` once in a throwaway store, so that a component that type-checks
+    /// but cannot be instantiated (a trapping start function, a data segment out of bounds) is
+    /// refused before it serves a request.
+    pub(crate) async fn check_instantiates(
+        &self,
+        component: &LoadedComponent,
+    ) -> anyhow::Result<()> {
+        let trace = RequestTrace::new(new_trace_id(), new_segment_id(), false);
+        let mut store = self.new_store(Arc::new(std::sync::Mutex::new(trace)));
+        component
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map(|_| ())
+            .map_err(anyhow::Error::from)
+            .context("the component fails to instantiate")
+    }
+
+    /// Compiles and type-checks a component off the async threads (Cranelift is CPU-bound).
+    pub(crate) async fn compile(&self, bytes: Vec<u8>) -> anyhow::Result<LoadedComponent> {
+        compile(&self.runtime, bytes).await
     }
 
     /// The service name.
@@ -89,9 +141,9 @@ impl Service {
         &self.config.name
     }
 
-    /// The content hash of the component being served.
-    pub fn version(&self) -> &str {
-        &self.component.content_hash
+    /// The content hash of the component being served now.
+    pub fn version(&self) -> String {
+        self.component.current().content_hash.clone()
     }
 
     /// A fresh store for one request: the service's environment and limits, a new resource
@@ -141,4 +193,11 @@ impl Service {
         });
         store
     }
+}
+
+async fn compile(runtime: &Arc<Runtime>, bytes: Vec<u8>) -> anyhow::Result<LoadedComponent> {
+    let runtime = runtime.clone();
+    tokio::task::spawn_blocking(move || runtime.load_bytes(&bytes))
+        .await
+        .map_err(|e| anyhow::anyhow!("compiling the component panicked: {e}"))?
 }
