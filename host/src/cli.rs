@@ -149,6 +149,10 @@ pub struct CommonArgs {
     #[arg(long, env = "XRAY_HOST_ADMIN_LISTEN", value_name = "ADDR")]
     pub admin_listen: Option<SocketAddr>,
 
+    /// Do not watch component files or poll S3: swap only on SIGHUP or `POST /reload`.
+    #[arg(long, env = "XRAY_HOST_NO_WATCH")]
+    pub no_watch: bool,
+
     /// How often a component named by an s3:// URI is checked for a new version (its ETag).
     #[arg(long, env = "XRAY_HOST_COMPONENT_POLL_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub component_poll_interval: Duration,

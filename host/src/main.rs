@@ -57,7 +57,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let tracer = Tracer::start(common.xray_options()?);
     let table = Table::start(&common.table_options())?;
     let loaded = load_services(services, &common, tracer, table).await?;
-    swap::watch(&loaded, common.component_poll_interval);
+    if !common.no_watch {
+        swap::watch(&loaded, common.component_poll_interval);
+    }
     reload_on_sighup(loaded.clone());
 
     let mut sites = Vec::new();

@@ -1,0 +1,343 @@
+//! Swapping a component in a running host: under load with zero failed requests, refusing
+//! invalid files while the old version serves on, reloading on SIGHUP and through the admin
+//! endpoint, and components kept in S3 (moto's S3-compatible server).
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use support::peers::{Peer, peers_installed};
+use support::{Host, component, free_port, get, request};
+
+/// Replaces `target` with `source` atomically (write beside it, then rename), as a deploy would.
+fn install(source: &Path, target: &Path) {
+    let temporary = target.with_extension("partial");
+    std::fs::copy(source, &temporary).unwrap();
+    std::fs::rename(&temporary, target).unwrap();
+}
+
+/// Which reference backend answered: `date` for backend1, `time` for backend2.
+fn answered_by(body: &str) -> Option<&'static str> {
+    let json: serde_json::Value = serde_json::from_str(body).ok()?;
+    match (json.get("currentDate"), json.get("currentTime")) {
+        (Some(_), None) => Some("date"),
+        (None, Some(_)) => Some("time"),
+        _ => None,
+    }
+}
+
+fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A host serving the file `served` (a copy of backend1), with an admin endpoint.
+fn watched_host(dir: &Path) -> (Host, u16, u16, std::path::PathBuf) {
+    let served = dir.join("service.wasm");
+    install(&component("backend1"), &served);
+    let (port, admin) = (free_port(), free_port());
+    let host = Host::serve(
+        &served,
+        port,
+        "Swapped",
+        &["--admin-listen", &format!("127.0.0.1:{admin}")],
+    );
+    (host, port, admin, served)
+}
+
+#[test]
+fn ten_swaps_under_load_fail_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (host, port, _admin, served) = watched_host(dir.path());
+    assert_eq!(answered_by(&get(port, "/").body), Some("date"));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let served_count = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, served_count) = (stop.clone(), served_count.clone());
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                // Bounded: at most 20 000 requests or until told to stop.
+                for _ in 0..20_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let response = get(port, "/");
+                    served_count.fetch_add(1, Ordering::Relaxed);
+                    if response.status != 200 || answered_by(&response.body).is_none() {
+                        failures.push(format!("{} {}", response.status, response.body));
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+
+    let versions = [component("backend2"), component("backend1")];
+    for swap in 0..10 {
+        let next = &versions[swap % 2];
+        let expected = if swap % 2 == 0 { "time" } else { "date" };
+        install(next, &served);
+        assert!(
+            wait_until(Duration::from_secs(20), || answered_by(
+                &get(port, "/").body
+            ) == Some(expected)),
+            "swap {swap} did not take effect:\n{}",
+            host.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let failures: Vec<String> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(
+        served_count.load(Ordering::Relaxed) > 100,
+        "the load was too light to mean anything"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failed requests, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(3)]
+    );
+    // After the last swap (to backend1) only the new version answers.
+    for _ in 0..50 {
+        assert_eq!(answered_by(&get(port, "/").body), Some("date"));
+    }
+    assert_eq!(
+        host.log().matches("component swapped").count(),
+        10,
+        "{}",
+        host.log()
+    );
+    // Swapping back to a version seen before skipped the compiler.
+    assert!(
+        host.log().contains("compiled=\"from cache\" "),
+        "{}",
+        host.log()
+    );
+}
+
+#[test]
+fn invalid_files_are_rejected_and_the_old_version_serves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (host, port, _admin, served) = watched_host(dir.path());
+    let version = get(port, "/")
+        .header("x-component-version")
+        .unwrap()
+        .to_string();
+    let bad = dir.path().join("bad.wasm");
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("not WebAssembly", b"this is not wasm".to_vec()),
+        (
+            "not a valid WebAssembly component",
+            b"\0asm\x01\0\0\0".to_vec(),
+        ),
+        (
+            "does not export wasi:http/incoming-handler",
+            wat::parse_str("(component)").unwrap(),
+        ),
+        (
+            "imports something this host does not provide",
+            wat::parse_str(
+                r#"(component (import "unknown:pkg/iface" (instance (export "f" (func)))))"#,
+            )
+            .unwrap(),
+        ),
+    ];
+    for (index, (expected, bytes)) in cases.into_iter().enumerate() {
+        std::fs::write(&bad, bytes).unwrap();
+        install(&bad, &served);
+        assert!(
+            wait_until(Duration::from_secs(10), || host
+                .log()
+                .matches("rejected the new component")
+                .count()
+                > index),
+            "no rejection logged for {expected}:\n{}",
+            host.log()
+        );
+        assert!(host.log().contains(expected), "{expected}:\n{}", host.log());
+        let response = get(port, "/");
+        assert_eq!(response.status, 200);
+        assert_eq!(answered_by(&response.body), Some("date"));
+        assert_eq!(
+            response.header("x-component-version"),
+            Some(version.as_str())
+        );
+    }
+}
+
+#[test]
+fn sighup_and_the_admin_endpoint_reload_and_report_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = dir.path().join("service.wasm");
+    install(&component("backend1"), &served);
+    let (port, admin) = (free_port(), free_port());
+    // A symlink swap is invisible to the file watcher when the target changes in place; use the
+    // explicit reloads here.
+    let host = Host::serve(
+        &served,
+        port,
+        "Swapped",
+        &["--admin-listen", &format!("127.0.0.1:{admin}")],
+    );
+    let versions = get(admin, "/versions").json();
+    let first = versions["services"][0]["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        get(port, "/").header("x-component-version"),
+        Some(first.as_str())
+    );
+
+    install(&component("backend2"), &served);
+    let reload = request(admin, "POST", "/reload", &[], b"").json();
+    let result = &reload["reloads"][0]["result"];
+    // The watcher may have won the race; either way the new version serves now.
+    assert!(
+        matches!(result["outcome"].as_str(), Some("swapped" | "unchanged")),
+        "{reload}"
+    );
+    assert_eq!(answered_by(&get(port, "/").body), Some("time"));
+    assert_ne!(
+        get(admin, "/versions").json()["services"][0]["version"],
+        first.as_str()
+    );
+
+    install(&component("backend1"), &served);
+    host.signal("HUP");
+    assert!(wait_until(Duration::from_secs(10), || answered_by(
+        &get(port, "/").body
+    ) == Some("date")));
+    assert_eq!(
+        request(admin, "POST", "/reload?service=nobody", &[], b"").status,
+        404
+    );
+    assert_eq!(get(admin, "/").status, 404);
+}
+
+#[test]
+fn the_admin_endpoint_refuses_a_non_loopback_address() {
+    let (ok, output) = support::run_to_exit(&[
+        "serve",
+        "--component",
+        &component("backend1").display().to_string(),
+        "--name",
+        "X",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "0.0.0.0:9999",
+    ]);
+    assert!(!ok);
+    assert!(output.contains("loopback"), "{output}");
+}
+
+/// moto's server, serving S3.
+fn moto() -> (Peer, u16) {
+    let interop = peers_installed();
+    let port = free_port();
+    let peer = Peer::start(
+        &interop.join("venv/bin/moto_server"),
+        &["-H", "127.0.0.1", "-p", &port.to_string()],
+        port,
+        "127.0.0.1:1",
+    );
+    (peer, port)
+}
+
+fn s3_put(port: u16, path: &str, body: &[u8]) {
+    let authorization = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
+    let response = request(
+        port,
+        "PUT",
+        path,
+        &[
+            ("Authorization", authorization),
+            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+        ],
+        body,
+    );
+    assert_eq!(response.status, 200, "PUT {path}: {}", response.body);
+}
+
+#[test]
+fn a_component_in_s3_is_fetched_polled_and_kept_for_restarts_without_s3() {
+    let (mut moto, s3) = moto();
+    s3_put(s3, "/components", b"");
+    s3_put(
+        s3,
+        "/components/backend.wasm",
+        &std::fs::read(component("backend1")).unwrap(),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().display().to_string();
+    let endpoint = format!("http://127.0.0.1:{s3}");
+    let env = [
+        ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+    let start = |port: u16| {
+        let args: Vec<String> = [
+            "serve",
+            "--component",
+            "s3://components/backend.wasm",
+            "--name",
+            "From S3",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--cache-dir",
+            &cache_dir,
+            "--component-poll-interval",
+            "500ms",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Host::start_with_env(&args, &[port], &env)
+    };
+    let port = free_port();
+    let host = start(port);
+    assert_eq!(answered_by(&get(port, "/").body), Some("date"));
+
+    // Uploading a new object deploys it.
+    s3_put(
+        s3,
+        "/components/backend.wasm",
+        &std::fs::read(component("backend2")).unwrap(),
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || answered_by(
+            &get(port, "/").body
+        ) == Some("time")),
+        "the new object was not picked up:\n{}",
+        host.log()
+    );
+    drop(host);
+
+    // With S3 gone, a restart serves the local copy.
+    moto.stop();
+    let port = free_port();
+    let host = start(port);
+    assert_eq!(answered_by(&get(port, "/").body), Some("time"));
+    assert!(
+        host.log().contains("serving the local copy"),
+        "{}",
+        host.log()
+    );
+}
