@@ -2,7 +2,7 @@
 # Sets up and runs the whole reference application on this machine, with no AWS account:
 # the frontend and the BFF on http://127.0.0.1:8080/ (one origin, as behind the ALB), backend 1
 # on :8081 and backend 2 on :8082, all served by one xray-host process (scripts/local-app.toml).
-# Ctrl-C stops it.
+# Ctrl-C stops it. scripts/deploy-local.sh rebuilds one component and swaps it in while it runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/setup.sh
@@ -12,7 +12,7 @@ ensure_wasm_target
 build_all
 
 step "starting the application"
-./target/release/xray-host run --manifest scripts/local-app.toml &
+./target/release/xray-host run --manifest scripts/local-app.toml --admin-listen 127.0.0.1:8079 &
 host_pid=$!
 trap 'kill -TERM "$host_pid" 2>/dev/null || true' INT TERM
 

@@ -45,7 +45,7 @@ impl ComponentSlot {
 }
 
 /// What a reload did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum ReloadOutcome {
     /// A new version is served.
@@ -55,7 +55,7 @@ pub enum ReloadOutcome {
         /// The version now served.
         to: String,
         /// Milliseconds from the start of the reload to the swap.
-        ms: u64,
+        ms: f64,
     },
     /// The component is the one already served.
     Unchanged {
@@ -114,7 +114,7 @@ impl Service {
                 let from_cache = component.from_cache;
                 let to = short(&component.content_hash);
                 let old = self.component.replace(component);
-                let ms = started.elapsed().as_millis() as u64;
+                let ms = (started.elapsed().as_secs_f64() * 1e5).round() / 100.0;
                 tracing::info!(
                     service = %self.name(),
                     from = %short(&old.content_hash),
