@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and runs the whole reference application on this machine, with no AWS account:
 # the frontend and the BFF on http://127.0.0.1:8080/ (one origin, as behind the ALB), backend 1
-# on :8081 and backend 2 on :8082, all served by one xray-host process (scripts/local-app.toml).
+# on :8081 and backend 2 on :8082, and the X-Ray daemon stand-in with its trace console on
+# http://127.0.0.1:2000/, all served by one xray-host process (scripts/local-app.toml).
 # Ctrl-C stops it. scripts/deploy-local.sh rebuilds one component and swaps it in while it runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,7 @@ trap 'kill -TERM "$host_pid" 2>/dev/null || true' INT TERM
 
 if wait_for_port 8080 60; then
   step "the application is running: open http://127.0.0.1:8080/ (the API: http://127.0.0.1:8080/api/)"
+  step "its traces: open http://127.0.0.1:2000/ (the local X-Ray console; the AWS CLI works against it with --endpoint-url http://127.0.0.1:2000)"
 else
   echo "the application did not start listening on 127.0.0.1:8080; see the log above" >&2
 fi

@@ -4,6 +4,7 @@
 use crate::allow_list::AllowList;
 use crate::component_source::ComponentSource;
 use crate::limits::Limits;
+use crate::local::DaemonOptions;
 use crate::outbound::OutboundConfig;
 use crate::server::ServerOptions;
 use crate::service::ServiceConfig;
@@ -31,9 +32,48 @@ pub struct Cli {
 pub enum Command {
     /// Serve one component on one address: what each ECS service runs.
     Serve(ServeArgs),
-    /// Serve several components (and optionally the frontend) from a manifest file: the local
-    /// run of the whole application.
+    /// Serve several components (and optionally the frontend and the X-Ray daemon stand-in)
+    /// from a manifest file: the local run of the whole application.
     Run(RunArgs),
+    /// Run only the local X-Ray daemon stand-in: segments on UDP, sampling, the X-Ray API and
+    /// the trace console on TCP, on one address.
+    Daemon(DaemonArgs),
+}
+
+/// `xray-host daemon`.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// The address for UDP segments and TCP (sampling, API, console).
+    #[arg(
+        long,
+        env = "XRAY_HOST_DAEMON_LISTEN",
+        default_value = "127.0.0.1:2000"
+    )]
+    pub listen: SocketAddr,
+
+    /// Traces kept; the oldest are evicted beyond this.
+    #[arg(long, env = "XRAY_HOST_MAX_TRACES", default_value_t = 10_000)]
+    pub max_traces: usize,
+
+    /// The sampling rules served (`{"SamplingRules": [...]}`, the X-Ray API's rule fields).
+    /// [default: the template's ignore-healthcheck rule and Default]
+    #[arg(long, env = "XRAY_HOST_DAEMON_SAMPLING_RULES", value_name = "FILE")]
+    pub sampling_rules: Option<PathBuf>,
+
+    /// Time in-flight console requests get after SIGTERM or Ctrl-C.
+    #[arg(long, env = "XRAY_HOST_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+impl DaemonArgs {
+    /// The stand-in's settings.
+    pub fn options(&self) -> DaemonOptions {
+        DaemonOptions {
+            listen: self.listen,
+            max_traces: self.max_traces,
+            sampling_rules: self.sampling_rules.clone(),
+        }
+    }
 }
 
 /// `xray-host serve`.

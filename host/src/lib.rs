@@ -21,7 +21,8 @@
 //! - [`static_files`]: the frontend's files, for the local run.
 //! - [`capabilities`]: the host side of the WIT interfaces in `wit/`.
 //! - [`table`]: the service's table (DynamoDB, or the embedded store).
-//! - [`xray`]: trace ids and what a request records for X-Ray.
+//! - [`xray`]: X-Ray, built into the host.
+//! - [`local`]: the local X-Ray daemon stand-in, X-Ray API and trace console.
 //! - [`error_response`]: the JSON error bodies the host answers with.
 
 pub mod admin;
@@ -34,6 +35,7 @@ pub mod error_response;
 pub mod host_state;
 pub mod invoke;
 pub mod limits;
+pub mod local;
 pub mod manifest;
 pub mod outbound;
 pub mod request_body;

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use xray_host::admin::Admin;
 use xray_host::cli::{Cli, Command, CommonArgs};
+use xray_host::local::DaemonStandIn;
 use xray_host::manifest::Manifest;
 use xray_host::runtime::{Runtime, RuntimeOptions};
-use xray_host::server::{self, Backend, Frontend, Site};
+use xray_host::server::{self, Backend, Frontend, ServerOptions, Site};
 use xray_host::service::{Service, ServiceConfig};
 use xray_host::static_files::StaticFiles;
 use xray_host::swap;
@@ -44,12 +45,38 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let (services, frontend, common) = match cli.command {
-        Command::Serve(args) => (vec![args.service_config()?], None, args.common),
+    let (services, frontend, daemon, common) = match cli.command {
+        Command::Serve(args) => (vec![args.service_config()?], None, None, args.common),
         Command::Run(args) => {
             let manifest = Manifest::load(&args.manifest, &args.common)?;
-            (manifest.services, manifest.frontend, args.common)
+            (
+                manifest.services,
+                manifest.frontend,
+                manifest.daemon,
+                args.common,
+            )
         }
+        Command::Daemon(args) => {
+            let stand_in = DaemonStandIn::start(&args.options()).await?;
+            let site = Site {
+                addr: args.listen,
+                backend: Backend::Daemon(stand_in),
+            };
+            let options = ServerOptions {
+                max_header_bytes: 16 * 1024,
+                header_read_timeout: std::time::Duration::from_secs(30),
+                shutdown_timeout: args.shutdown_timeout,
+            };
+            return server::serve(vec![site], options, shutdown_signal()).await;
+        }
+    };
+    // The stand-in starts first, so that the services' first segments and sampling calls find it.
+    let daemon_site = match daemon {
+        Some(options) => Some(Site {
+            addr: options.listen,
+            backend: Backend::Daemon(DaemonStandIn::start(&options).await?),
+        }),
+        None => None,
     };
     if let Some(addr) = common.admin_listen {
         Admin::check_address(addr)?;
@@ -92,6 +119,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })),
         });
     }
+    sites.extend(daemon_site);
     if let Some(addr) = common.admin_listen {
         sites.push(Site {
             addr,

@@ -14,11 +14,15 @@
 //! listen = "127.0.0.1:8080"
 //! dir = "../frontend"
 //! routes = { "/api" = "BFF" }               # path prefix -> service name, like the ALB rule
+//!
+//! [daemon]                                  # optional: the X-Ray daemon stand-in and console
+//! listen = "127.0.0.1:2000"
 //! ```
 
 use crate::allow_list::AllowList;
 use crate::cli::{CommonArgs, validate_service_name};
 use crate::component_source::ComponentSource;
+use crate::local::DaemonOptions;
 use crate::service::ServiceConfig;
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -32,6 +36,15 @@ struct ManifestFile {
     #[serde(default)]
     service: Vec<ServiceEntry>,
     frontend: Option<FrontendEntry>,
+    daemon: Option<DaemonEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DaemonEntry {
+    listen: SocketAddr,
+    max_traces: Option<usize>,
+    sampling_rules: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +75,8 @@ pub struct Manifest {
     pub services: Vec<ServiceConfig>,
     /// The frontend, if any.
     pub frontend: Option<FrontendPlan>,
+    /// The X-Ray daemon stand-in, if any.
+    pub daemon: Option<DaemonOptions>,
 }
 
 /// The frontend of a manifest.
@@ -130,15 +145,25 @@ impl Manifest {
                 })
             }
         };
+        let daemon = file.daemon.map(|d| DaemonOptions {
+            listen: d.listen,
+            max_traces: d.max_traces.unwrap_or(10_000),
+            sampling_rules: d.sampling_rules.map(|p| base.join(p)),
+        });
         let mut addresses: Vec<SocketAddr> = services.iter().filter_map(|s| s.listen).collect();
         addresses.extend(frontend.as_ref().map(|f| f.listen));
+        addresses.extend(daemon.as_ref().map(|d| d.listen));
         let count = addresses.len();
         addresses.sort();
         addresses.dedup();
         if addresses.len() != count {
             bail!("two listeners share an address");
         }
-        Ok(Self { services, frontend })
+        Ok(Self {
+            services,
+            frontend,
+            daemon,
+        })
     }
 }
 
@@ -151,7 +176,7 @@ mod tests {
     fn common() -> CommonArgs {
         match Cli::parse_from(["xray-host", "run", "--manifest", "x"]).command {
             Command::Run(run) => run.common,
-            Command::Serve(_) => unreachable!(),
+            Command::Serve(_) | Command::Daemon(_) => unreachable!(),
         }
     }
 

@@ -8,6 +8,7 @@
 use crate::admin::Admin;
 use crate::error_response::ResponseBody;
 use crate::invoke::invoke;
+use crate::local::DaemonStandIn;
 use crate::service::Service;
 use crate::static_files::StaticFiles;
 use anyhow::Context;
@@ -37,6 +38,8 @@ pub enum Backend {
     Frontend(Arc<Frontend>),
     /// The loopback-only admin endpoint.
     Admin(Arc<Admin>),
+    /// The local X-Ray daemon stand-in's TCP side: sampling, the X-Ray API, the console.
+    Daemon(Arc<DaemonStandIn>),
 }
 
 /// The local run's single origin: files, plus routes like the ALB's.
@@ -52,6 +55,7 @@ impl Backend {
         match self {
             Backend::Service(service) => invoke(service, request).await,
             Backend::Admin(admin) => admin.handle(request).await,
+            Backend::Daemon(daemon) => daemon.handle(request).await,
             Backend::Frontend(frontend) => {
                 let path = request.uri().path();
                 let routed = frontend.routes.iter().find(|(prefix, _)| {
@@ -72,6 +76,7 @@ impl Backend {
         match self {
             Backend::Service(service) => format!("service {:?}", service.name()),
             Backend::Admin(_) => "the admin endpoint (POST /reload, GET /versions)".to_string(),
+            Backend::Daemon(_) => "the X-Ray daemon stand-in and trace console".to_string(),
             Backend::Frontend(frontend) => {
                 let routes: Vec<String> = frontend
                     .routes

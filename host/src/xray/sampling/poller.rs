@@ -1,6 +1,6 @@
 //! Keeps the centralized rules fresh through the daemon's TCP proxy (xray-spec §3.6, §4.2):
 //! `POST /GetSamplingRules` at start and every 300 s (plus up to 5 s of jitter, so a fleet does
-//! not poll in step), `POST /SamplingTargets` every 10 s (plus up to 0.1 s), and the rules again
+//! not poll in step; sooner, with a backoff, until a first fetch works), `POST /SamplingTargets` every 10 s (plus up to 0.1 s), and the rules again
 //! whenever the targets say they changed.
 //!
 //! A daemon that does not answer never affects requests: the sampler keeps what it has (and
@@ -61,9 +61,18 @@ impl SamplingPoller {
     pub fn spawn(self: &Arc<Self>) {
         let rules = self.clone();
         tokio::spawn(async move {
+            // Until the first fetch succeeds (the daemon sidecar may start after the host), retry
+            // after 1, 2, 4 … seconds, up to the regular interval.
+            let mut retry = Duration::from_secs(1);
             loop {
-                rules.fetch_rules().await;
-                let wait = RULES_INTERVAL + rules.jitter(5.0);
+                let fetched = rules.fetch_rules().await;
+                let wait = if fetched {
+                    RULES_INTERVAL + rules.jitter(5.0)
+                } else {
+                    let wait = retry;
+                    retry = (retry * 2).min(RULES_INTERVAL);
+                    wait
+                };
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = rules.refetch_rules.notified() => {}
@@ -83,8 +92,8 @@ impl SamplingPoller {
         Duration::from_secs_f64(self.random.next_f64() * seconds)
     }
 
-    /// Fetches the rules once.
-    pub async fn fetch_rules(&self) {
+    /// Fetches the rules once; returns whether it worked.
+    pub async fn fetch_rules(&self) -> bool {
         let result = match self
             .post("GetSamplingRules", Bytes::from_static(b"{}"))
             .await
@@ -100,8 +109,12 @@ impl SamplingPoller {
                 );
                 self.sampler.apply_rules(rules, self.clock.now());
                 self.report_up();
+                true
             }
-            Err(error) => self.report_down(&error),
+            Err(error) => {
+                self.report_down(&error);
+                false
+            }
         }
     }
 
