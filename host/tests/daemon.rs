@@ -1,0 +1,499 @@
+//! The local X-Ray daemon stand-in: datagrams from our host, from the official SDKs and
+//! malformed ones; the X-Ray API through the real AWS CLI; the console in headless Chromium.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::net::UdpSocket;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::peers::{Peer, peers_installed};
+use support::{Host, application_with_options, free_port, get, request, workspace};
+
+/// A stand-in on a free port (UDP and TCP).
+fn stand_in() -> (Host, u16) {
+    loop {
+        let port = free_port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        let args = vec![
+            "daemon".to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+        ];
+        return (Host::start(&args, &[port]), port);
+    }
+}
+
+fn status(port: u16) -> Value {
+    get(port, "/status").json()
+}
+
+fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn summaries(port: u16, filter: Option<&str>) -> Vec<Value> {
+    let mut body = json!({"StartTime": now() - 600.0, "EndTime": now() + 10.0});
+    if let Some(filter) = filter {
+        body["FilterExpression"] = json!(filter);
+    }
+    let response = request(
+        port,
+        "POST",
+        "/TraceSummaries",
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    response.json()["TraceSummaries"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn send(port: u16, bytes: &[u8]) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.send_to(bytes, ("127.0.0.1", port)).unwrap();
+}
+
+#[test]
+fn malformed_datagrams_are_rejected_and_counted_and_good_ones_kept() {
+    let (host, port) = stand_in();
+    let trace = "1-6b05c10e-0123456789abcdef01234567";
+    let good = format!(
+        r#"{{"format":"json","version":1}}
+{{"trace_id":"{trace}","id":"0123456789abcdef","name":"A","start_time":{now},"end_time":{now}}}"#,
+        now = now()
+    );
+    send(port, good.as_bytes());
+    let oversized = [
+        b"{\"format\":\"json\",\"version\":1}\n{\"id\":\"".as_slice(),
+        &vec![b'x'; 65_000],
+    ]
+    .concat();
+    for bad in [
+        b"no newline at all".as_slice(),
+        b"{\"format\":\"json\",\"version\":1}\n",
+        b"{\"format\":\"xml\",\"version\":1}\n{}",
+        b"{\"format\":\"json\",\"version\":2}\n{}",
+        b"{\"format\":\"json\",\"version\":1}\n{\"trace_id\":\"1-6b05c10e-0123",
+        b"{\"format\":\"json\",\"version\":1}\n{\"name\":\"no ids\"}",
+        &oversized,
+    ] {
+        send(port, bad);
+    }
+    assert!(
+        wait_for(Duration::from_secs(5), || status(port)["rejected"] == 7),
+        "{}",
+        status(port)
+    );
+    let counts = status(port);
+    assert_eq!(
+        (counts["accepted"].as_u64(), counts["traces"].as_u64()),
+        (Some(1), Some(1)),
+        "{counts}"
+    );
+    assert!(host.log().contains("rejected a datagram"), "{}", host.log());
+    let kept = summaries(port, None);
+    assert_eq!(kept[0]["Id"], trace);
+}
+
+#[test]
+fn our_host_and_the_official_sdks_all_land_in_the_stand_in() {
+    peers_installed();
+    let (_daemon, port) = stand_in();
+    let address = format!("127.0.0.1:{port}");
+    // Our application, sampling by the stand-in's rules (Default: 1 per second, then 5 %).
+    let flask_port = free_port();
+    let interop = workspace().join(".local/interop");
+    let _flask = Peer::start(
+        &interop.join("venv/bin/python"),
+        &[
+            &workspace()
+                .join("host/tests/peers/flask_backend.py")
+                .display()
+                .to_string(),
+            &flask_port.to_string(),
+        ],
+        flask_port,
+        &address,
+    );
+    let flask_url = format!("http://127.0.0.1:{flask_port}");
+    let (_host, front, one, _) = application_with_options(
+        Some(&flask_url),
+        &[],
+        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
+    );
+    // Give the host a moment to fetch the stand-in's rules, then load the page once.
+    std::thread::sleep(Duration::from_millis(1500));
+    let response = request(
+        front,
+        "GET",
+        "/api/",
+        &[("X-Amzn-Trace-Id", "Sampled=1")],
+        b"",
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    let root = response
+        .header("x-amzn-trace-id")
+        .unwrap()
+        .trim_start_matches("Root=")
+        .to_string();
+    let names = |root: &str| -> Vec<String> {
+        summaries(port, None)
+            .into_iter()
+            .find(|s| s["Id"] == root)
+            .map(|s| {
+                s["ServiceIds"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s["Name"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            let names = names(&root);
+            ["BFF", "Flask Backend", "Backend #2"]
+                .iter()
+                .all(|n| names.iter().any(|m| m == n))
+        }),
+        "our segments and the Python SDK's are not one trace in the stand-in: {:?}",
+        names(&root)
+    );
+
+    // The Node SDK's caller, continued by our Backend #1.
+    let express_port = free_port();
+    let _express = Peer::start(
+        std::path::Path::new("node"),
+        &[
+            &workspace()
+                .join("host/tests/peers/express_client.js")
+                .display()
+                .to_string(),
+            &express_port.to_string(),
+        ],
+        express_port,
+        &address,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        get(express_port, &format!("/call?url=http://127.0.0.1:{one}/")).status,
+        200
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            summaries(
+                port,
+                Some(r#"service("Express Caller") AND service("Backend #1")"#),
+            )
+            .len()
+                == 1
+        }),
+        "the Node SDK's and our segments are not one trace in the stand-in"
+    );
+}
+
+#[test]
+fn the_aws_cli_lists_and_fetches_traces_from_the_stand_in() {
+    let interop = peers_installed();
+    let (_daemon, port) = stand_in();
+    let address = format!("127.0.0.1:{port}");
+    let (_host, front, _, _) =
+        application_with_options(None, &[], &[("AWS_XRAY_DAEMON_ADDRESS", &address)]);
+    let response = request(
+        front,
+        "GET",
+        "/api/",
+        &[("X-Amzn-Trace-Id", "Sampled=1")],
+        b"",
+    );
+    let root = response
+        .header("x-amzn-trace-id")
+        .unwrap()
+        .trim_start_matches("Root=")
+        .to_string();
+    assert!(wait_for(
+        Duration::from_secs(5),
+        || status(port)["accepted"].as_u64() >= Some(3)
+    ));
+
+    let aws = |args: &[&str]| -> Value {
+        let output = Command::new(interop.join("venv/bin/aws"))
+            .args(args)
+            .args([
+                "--endpoint-url",
+                &format!("http://127.0.0.1:{port}"),
+                "--region",
+                "us-east-1",
+                "--output",
+                "json",
+            ])
+            .env("AWS_ACCESS_KEY_ID", "local")
+            .env("AWS_SECRET_ACCESS_KEY", "local")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .expect("cannot run the AWS CLI");
+        assert!(
+            output.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("aws {args:?} printed something that is not JSON ({e})"))
+    };
+    let (start, end) = (
+        (now() - 300.0).floor().to_string(),
+        (now() + 60.0).ceil().to_string(),
+    );
+    let listed = aws(&[
+        "xray",
+        "get-trace-summaries",
+        "--start-time",
+        &start,
+        "--end-time",
+        &end,
+    ]);
+    let summary = listed["TraceSummaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Id"] == root.as_str())
+        .unwrap_or_else(|| panic!("{listed:#}"));
+    assert_eq!(summary["Http"]["HttpStatus"], 200);
+    assert!(summary["Duration"].as_f64().unwrap() > 0.0);
+    let filtered = aws(&[
+        "xray",
+        "get-trace-summaries",
+        "--start-time",
+        &start,
+        "--end-time",
+        &end,
+        "--filter-expression",
+        r#"service("Backend #2") AND http.status = 200"#,
+    ]);
+    assert!(
+        filtered["TraceSummaries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["Id"] == root.as_str())
+    );
+
+    let fetched = aws(&["xray", "batch-get-traces", "--trace-ids", &root]);
+    let segments = fetched["Traces"][0]["Segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 3);
+    for segment in segments {
+        let document: Value = serde_json::from_str(segment["Document"].as_str().unwrap()).unwrap();
+        support::schema::assert_valid(&document);
+        assert_eq!(document["trace_id"], root.as_str());
+        assert_eq!(segment["Id"], document["id"]);
+    }
+
+    let graph = aws(&[
+        "xray",
+        "get-service-graph",
+        "--start-time",
+        &start,
+        "--end-time",
+        &end,
+    ]);
+    let names: Vec<&str> = graph["Services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Name"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "Client",
+        "BFF",
+        "Backend #1",
+        "Backend #2",
+        "embedded table",
+    ] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+}
+
+/// The DOM of `url` after its scripts ran, and a screenshot kept under target/test-artifacts.
+fn render(url: &str, screenshot: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let artifacts = workspace().join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let run = |extra: &[String]| {
+        Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--virtual-time-budget=6000",
+                "--window-size=1300,1400",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(url)
+            .output()
+            .expect("chromium is not installed: scripts/test.sh installs it")
+    };
+    run(&[format!(
+        "--screenshot={}",
+        artifacts.join(screenshot).display()
+    )]);
+    let output = run(&["--dump-dom".to_string()]);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Every text of elements with class `class`.
+fn texts(dom: &str, class: &str) -> Vec<String> {
+    let marker = format!("class=\"{class}\"");
+    dom.match_indices(&marker)
+        .filter_map(|(at, _)| {
+            let open = at + dom[at..].find('>')? + 1;
+            let close = open + dom[open..].find('<')?;
+            Some(dom[open..close].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_console_shows_the_newest_trace_with_its_map_and_timeline() {
+    let (_daemon, port) = stand_in();
+    let address = format!("127.0.0.1:{port}");
+    let (_host, front, _, _) =
+        application_with_options(None, &[], &[("AWS_XRAY_DAEMON_ADDRESS", &address)]);
+    // The page of the application first, as a user would, then the console.
+    let page = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            tempfile::tempdir().unwrap().path().display()
+        ))
+        .arg(format!("http://127.0.0.1:{front}/"))
+        .output()
+        .expect("chromium");
+    assert!(String::from_utf8_lossy(&page.stdout).contains("Current Date (from Backend #1) 2"));
+    assert!(
+        wait_for(Duration::from_secs(5), || status(port)["accepted"].as_u64()
+            >= Some(3)),
+        "{}",
+        status(port)
+    );
+
+    let dom = render(&format!("http://127.0.0.1:{port}/#newest"), "console.png");
+    let nodes = texts(&dom, "node-name");
+    for expected in [
+        "Client",
+        "BFF",
+        "Backend #1",
+        "Backend #2",
+        "embedded table",
+    ] {
+        // Once in the service map and once in the trace map.
+        assert_eq!(
+            nodes.iter().filter(|n| *n == expected).count(),
+            2,
+            "{expected} in {nodes:?}"
+        );
+    }
+    let labels = texts(&dom, "label");
+    assert_eq!(
+        labels
+            .iter()
+            .filter(|l| l.starts_with("Remote: GET http://127.0.0.1:"))
+            .count(),
+        2,
+        "{labels:?}"
+    );
+    for expected in [
+        "BFF",
+        "Backend #1",
+        "Backend #2",
+        "current-date",
+        "current-time",
+    ] {
+        assert!(
+            labels.iter().any(|l| l == expected),
+            "{expected} in {labels:?}"
+        );
+    }
+    assert_eq!(
+        dom.matches("class=\"bar ").count(),
+        labels.len(),
+        "one bar per timeline row"
+    );
+    assert!(dom.contains("/api/"), "the trace list shows the page load");
+}
+
+#[test]
+fn html_and_script_in_segments_are_shown_as_text() {
+    let (_daemon, port) = stand_in();
+    let trace = "1-6b05c10e-0123456789abcdef0123abcd";
+    let evil =
+        "<img src=x onerror=\\\"document.title='pwned'\\\"><script>document.title='pwned'</script>";
+    let datagram = format!(
+        r#"{{"format":"json","version":1}}
+{{"trace_id":"{trace}","id":"0123456789abcdef","name":"{evil}","start_time":{now},"end_time":{now},
+ "http":{{"request":{{"method":"GET","url":"http://h/{evil}"}},"response":{{"status":200}}}},
+ "annotations":{{"note":"{evil}"}},
+ "subsegments":[{{"id":"1123456789abcdef","name":"{evil}","start_time":{now},"end_time":{now},"namespace":"remote",
+   "http":{{"request":{{"method":"GET","url":"{evil}"}}}}}}]}}"#,
+        now = now()
+    );
+    send(port, datagram.as_bytes());
+    assert!(
+        wait_for(Duration::from_secs(5), || status(port)["accepted"] == 1),
+        "{}",
+        status(port)
+    );
+    let dom = render(
+        &format!("http://127.0.0.1:{port}/#newest"),
+        "console-xss.png",
+    );
+    assert!(
+        dom.contains("&lt;img src=x"),
+        "the name is shown as text:\n{dom}"
+    );
+    assert!(
+        !dom.contains("<img src=\"x\""),
+        "an img element was created from segment data"
+    );
+    assert!(
+        !dom.contains("<title>pwned"),
+        "a script from segment data ran"
+    );
+    assert_eq!(
+        dom.matches("<script").count(),
+        1,
+        "only the console's own script"
+    );
+}
