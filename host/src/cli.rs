@@ -38,6 +38,36 @@ pub enum Command {
     /// Run only the local X-Ray daemon stand-in: segments on UDP, sampling, the X-Ray API and
     /// the trace console on TCP, on one address.
     Daemon(DaemonArgs),
+    /// Check that a service answers `GET /health` with 2xx (exit status 0) or not (1): the
+    /// container health check of the ECS task definitions, with no curl in the image.
+    Healthcheck(HealthcheckArgs),
+}
+
+/// `xray-host healthcheck`.
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The URL to check. [default: http://127.0.0.1:<port of XRAY_HOST_LISTEN>/health]
+    #[arg(long, env = "XRAY_HOST_HEALTHCHECK_URL")]
+    pub url: Option<String>,
+
+    /// How long to wait for the answer.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+impl HealthcheckArgs {
+    /// The URL to check: `--url`, else the health path on the port the service listens on.
+    pub fn target(&self) -> String {
+        if let Some(url) = &self.url {
+            return url.clone();
+        }
+        let port = std::env::var("XRAY_HOST_LISTEN")
+            .ok()
+            .and_then(|listen| listen.parse::<SocketAddr>().ok())
+            .map(|addr| addr.port())
+            .unwrap_or(8080);
+        format!("http://127.0.0.1:{port}/health")
+    }
 }
 
 /// `xray-host daemon`.

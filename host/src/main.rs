@@ -56,6 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 args.common,
             )
         }
+        Command::Healthcheck(args) => return healthcheck(&args).await,
         Command::Daemon(args) => {
             let stand_in = DaemonStandIn::start(&args.options()).await?;
             let site = Site {
@@ -188,6 +189,25 @@ fn reload_on_sighup(services: Vec<Arc<Service>>) {
             }
         }
     });
+}
+
+/// `xray-host healthcheck`: exit 0 when the URL answers 2xx within the timeout.
+async fn healthcheck(args: &xray_host::cli::HealthcheckArgs) -> anyhow::Result<()> {
+    use http_body_util::{BodyExt, Empty};
+    let url = args.target();
+    let client: hyper_util::client::legacy::Client<_, Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let request = http::Request::get(url.as_str())
+        .body(Empty::new())
+        .with_context(|| format!("{url} is not a URL"))?;
+    let response = tokio::time::timeout(args.timeout, client.request(request))
+        .await
+        .map_err(|_| anyhow::anyhow!("{url} did not answer within {:?}", args.timeout))?
+        .with_context(|| format!("{url} could not be reached"))?;
+    let status = response.status();
+    let _ = tokio::time::timeout(args.timeout, response.into_body().collect()).await;
+    anyhow::ensure!(status.is_success(), "{url} answered HTTP {status}");
+    Ok(())
 }
 
 /// Resolves on SIGTERM (how ECS stops a task) or Ctrl-C.

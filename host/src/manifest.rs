@@ -176,7 +176,7 @@ mod tests {
     fn common() -> CommonArgs {
         match Cli::parse_from(["xray-host", "run", "--manifest", "x"]).command {
             Command::Run(run) => run.common,
-            Command::Serve(_) | Command::Daemon(_) => unreachable!(),
+            _ => unreachable!(),
         }
     }
 
