@@ -39,10 +39,10 @@ tree_hash() {
 }
 registry="$account.dkr.ecr.$AWS_REGION.amazonaws.com"
 push_image() {
-  repository=$1
-  tag=$2
-  dockerfile=$3
-  context=$4
+  local repository=$1
+  local tag=$2
+  local dockerfile=$3
+  local context=$4
   if query "" ecr describe-images --repository-name "$repository" --image-ids "imageTag=$tag" \
     --query 'imageDetails[0].imageTags[0]' --output text | grep -q "$tag"; then
     say "$repository:$tag is already in ECR"

@@ -196,7 +196,8 @@ async fn healthcheck(args: &xray_host::cli::HealthcheckArgs) -> anyhow::Result<(
     use http_body_util::{BodyExt, Empty};
     let url = args.target();
     let client: hyper_util::client::legacy::Client<_, Empty<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
     let request = http::Request::get(url.as_str())
         .body(Empty::new())
         .with_context(|| format!("{url} is not a URL"))?;

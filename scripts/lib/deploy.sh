@@ -17,7 +17,7 @@ fail() {
 # Parses --config FILE, --dry-run and --help; $1 is the usage text. Other arguments are left in
 # REST_ARGS (space-separated; component names only).
 parse_options() {
-  usage=$1
+  local usage=$1
   shift
   REST_ARGS=""
   while [ $# -gt 0 ]; do
@@ -46,16 +46,16 @@ parse_options() {
 
 # Sources the config file and checks every value the scripts use.
 load_config() {
+  local root config_key config_value
   root=$(cd "$(dirname "$0")/.." && pwd)
   [ -n "$CONFIG_FILE" ] || CONFIG_FILE="$root/envs/default.conf"
   [ -f "$CONFIG_FILE" ] || fail "no config file at $CONFIG_FILE (copy envs/default.conf and pass --config FILE)"
   # shellcheck disable=SC1090 # the config file is chosen at run time
   . "$CONFIG_FILE"
-  for name in APP_ID ENV_ID AWS_REGION VPC_CIDR PUBLIC_SUBNET_1_CIDR PUBLIC_SUBNET_2_CIDR \
+  for config_key in APP_ID ENV_ID AWS_REGION VPC_CIDR PUBLIC_SUBNET_1_CIDR PUBLIC_SUBNET_2_CIDR \
     PRIVATE_SUBNET_1_CIDR PRIVATE_SUBNET_2_CIDR; do
-    eval "value=\${$name:-}"
-    # shellcheck disable=SC2154 # set by the eval above
-    [ -n "$value" ] || fail "$name is not set in $CONFIG_FILE"
+    eval "config_value=\${$config_key:-}"
+    [ -n "$config_value" ] || fail "$config_key is not set in $CONFIG_FILE"
   done
   printf '%s' "$APP_ID" | grep -Eq '^[a-z0-9-]{1,8}$' || fail "APP_ID must be 1 to 8 characters of a-z, 0-9 and -"
   printf '%s' "$ENV_ID" | grep -Eq '^[a-z0-9-]{1,4}$' || fail "ENV_ID must be 1 to 4 characters of a-z, 0-9 and -"
@@ -79,6 +79,7 @@ load_config() {
 
 # Fails unless the named tools are installed (not needed for what a dry run only prints).
 require_tools() {
+  local tool
   for tool in "$@"; do
     command -v "$tool" >/dev/null 2>&1 || fail "$tool is not installed; it is needed to deploy"
   done
@@ -98,7 +99,7 @@ run() {
 # Runs a read-only AWS CLI query (also in a dry run); prints its output, or $1 if it fails in a
 # dry run (no credentials needed to see the plan).
 query() {
-  fallback=$1
+  local fallback=$1 output
   shift
   if output=$(aws "$@" 2>/dev/null); then
     printf '%s' "$output"
@@ -116,8 +117,7 @@ export_value() {
 
 # Deploys one stack: $1 template file, $2 stack name, then Key=Value parameter overrides.
 deploy_stack() {
-  template=$1
-  stack=$2
+  local template=$1 stack=$2
   shift 2
   say "deploying $stack"
   run aws cloudformation deploy --template-file "$template" --stack-name "$stack" \
