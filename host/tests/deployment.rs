@@ -60,11 +60,8 @@ fn wiring(template: &Path) -> (Vec<String>, Vec<String>) {
         {
             exports.extend(suffix(line));
         }
-        if line.contains("!ImportValue")
-            && i + 1 < lines.len()
-            && lines[i + 1].trim_start().starts_with("Fn::Sub:")
-        {
-            imports.extend(suffix(lines[i + 1]));
+        if line.contains("Fn::ImportValue: !Sub") {
+            imports.extend(suffix(line));
         }
     }
     (exports, imports)
@@ -372,4 +369,96 @@ fn the_healthcheck_command_reports_the_services_health() {
     assert!(!ok && output.contains("404"), "{output}");
     let (ok, output) = check(format!("http://127.0.0.1:{}/health", free_port()));
     assert!(!ok && output.contains("could not be reached"), "{output}");
+}
+
+#[test]
+fn the_stacks_install_deploys_are_created_by_motos_cloudformation() {
+    let interop = peers_installed();
+    let port = free_port();
+    let _moto = support::peers::Peer::start(
+        &interop.join("venv/bin/moto_server"),
+        &["-H", "127.0.0.1", "-p", &port.to_string()],
+        port,
+        "127.0.0.1:1",
+    );
+    // The stacks, templates and parameters of install.sh's dry run, created in moto (as
+    // create-stack: moto does not record the exports of stacks made through change sets,
+    // which `cloudformation deploy` uses).
+    let (ok, output, _) = run_script("install.sh", &["--dry-run"], None);
+    assert!(ok, "{output}");
+    for line in output
+        .lines()
+        .filter(|l| l.starts_with("would run: aws cloudformation deploy"))
+    {
+        let words: Vec<&str> = line.split(' ').collect();
+        let after = |flag: &str| words[words.iter().position(|w| *w == flag).unwrap() + 1];
+        let overrides = words
+            .iter()
+            .position(|w| *w == "--parameter-overrides")
+            .unwrap();
+        let mut args: Vec<String> = vec![
+            "cloudformation".into(),
+            "create-stack".into(),
+            "--stack-name".into(),
+            after("--stack-name").into(),
+            "--template-body".into(),
+            format!("file://{}", after("--template-file")),
+            "--capabilities".into(),
+            "CAPABILITY_NAMED_IAM".into(),
+            "--parameters".into(),
+        ];
+        for pair in &words[overrides + 1..] {
+            let (key, value) = pair.split_once('=').unwrap();
+            args.push(format!("ParameterKey={key},ParameterValue={value}"));
+        }
+        let result = Command::new(interop.join("venv/bin/aws"))
+            .args(&args)
+            .args([
+                "--endpoint-url",
+                &format!("http://127.0.0.1:{port}"),
+                "--region",
+                "us-east-1",
+            ])
+            .current_dir(workspace())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap();
+        assert!(
+            result.status.success(),
+            "{line}\n{}{}",
+            String::from_utf8_lossy(&result.stdout),
+            String::from_utf8_lossy(&result.stderr)
+        );
+    }
+    let stacks = Command::new(interop.join("venv/bin/aws"))
+        .args([
+            "cloudformation",
+            "describe-stacks",
+            "--query",
+            "Stacks[].[StackName,StackStatus]",
+            "--output",
+            "text",
+        ])
+        .args([
+            "--endpoint-url",
+            &format!("http://127.0.0.1:{port}"),
+            "--region",
+            "us-east-1",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&stacks.stdout);
+    assert_eq!(
+        listing
+            .lines()
+            .filter(|l| l.ends_with("CREATE_COMPLETE"))
+            .count(),
+        6,
+        "{listing}"
+    );
 }
