@@ -1,11 +1,13 @@
 //! The admin endpoint, on a loopback address only (`--admin-listen`):
 //! - `POST /reload` reloads every service's component (`?service=NAME` for one) and answers
 //!   what happened to each;
-//! - `GET /versions` answers the version (content hash) each service serves, and its source.
+//! - `GET /versions` answers the version (content hash) each service serves, and its source;
+//! - `GET /stats` answers the X-Ray emitter's counters (segments sent, dropped, failed).
 
 use crate::error_response::{ResponseBody, json_error, json_response};
 use crate::service::Service;
 use crate::swap::short;
+use crate::xray::recorder::Tracer;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
@@ -15,12 +17,13 @@ use std::sync::Arc;
 /// The admin endpoint's state.
 pub struct Admin {
     services: Vec<Arc<Service>>,
+    tracer: Arc<Tracer>,
 }
 
 impl Admin {
     /// An endpoint for `services`.
-    pub fn new(services: Vec<Arc<Service>>) -> Self {
-        Self { services }
+    pub fn new(services: Vec<Arc<Service>>, tracer: Arc<Tracer>) -> Self {
+        Self { services, tracer }
     }
 
     /// Checks that `addr` is a loopback address: the endpoint changes what the host serves.
@@ -66,6 +69,18 @@ impl Admin {
                 }
                 json_response(StatusCode::OK, &json!({ "reloads": results }))
             }
+            (&Method::GET, "/stats") => {
+                use std::sync::atomic::Ordering::Relaxed;
+                let segments = match self.tracer.emitter() {
+                    Some(emitter) => {
+                        let stats = emitter.stats();
+                        json!({"enabled": true, "sent": stats.sent.load(Relaxed), "dropped": stats.dropped.load(Relaxed),
+                               "failed": stats.failed.load(Relaxed), "pending": stats.pending.load(Relaxed)})
+                    }
+                    None => json!({"enabled": false}),
+                };
+                json_response(StatusCode::OK, &json!({ "segments": segments }))
+            }
             (&Method::GET, "/versions") => {
                 let versions: Vec<_> = selected
                     .iter()
@@ -79,7 +94,7 @@ impl Admin {
             _ => json_error(
                 StatusCode::NOT_FOUND,
                 "not_found",
-                "the admin endpoint answers POST /reload and GET /versions",
+                "the admin endpoint answers POST /reload, GET /versions and GET /stats",
                 None,
             ),
         }

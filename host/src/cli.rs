@@ -200,6 +200,11 @@ pub struct CommonArgs {
     #[arg(long, env = "XRAY_HOST_OUTBOUND_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub outbound_timeout: Duration,
 
+    /// Time a client has to send a whole request head; slower ones are disconnected
+    /// (slowloris protection).
+    #[arg(long, env = "XRAY_HOST_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
     /// Time in-flight requests get to finish after SIGTERM or Ctrl-C (ECS waits 30 s by
     /// default before it kills a task).
     #[arg(long, env = "XRAY_HOST_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = parse_duration)]
@@ -337,7 +342,7 @@ impl CommonArgs {
     pub fn server_options(&self) -> ServerOptions {
         ServerOptions {
             max_header_bytes: self.max_header_bytes,
-            header_read_timeout: Duration::from_secs(30),
+            header_read_timeout: self.header_read_timeout,
             shutdown_timeout: self.shutdown_timeout,
         }
     }

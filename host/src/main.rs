@@ -84,7 +84,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let tracer = Tracer::start(common.xray_options()?);
     let table = Table::start(&common.table_options())?;
-    let loaded = load_services(services, &common, tracer, table).await?;
+    let loaded = load_services(services, &common, tracer.clone(), table).await?;
     if !common.no_watch {
         swap::watch(&loaded, common.component_poll_interval);
     }
@@ -124,14 +124,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(addr) = common.admin_listen {
         sites.push(Site {
             addr,
-            backend: Backend::Admin(Arc::new(Admin::new(loaded.clone()))),
+            backend: Backend::Admin(Arc::new(Admin::new(loaded.clone(), tracer.clone()))),
         });
     }
     anyhow::ensure!(
         !sites.is_empty(),
         "nothing to serve: give a service a listen address or add a [frontend]"
     );
-    server::serve(sites, common.server_options(), shutdown_signal()).await
+    let served = server::serve(sites, common.server_options(), shutdown_signal()).await;
+    // The last requests' segments leave before the process does.
+    tracer.flush(std::time::Duration::from_secs(2)).await;
+    served
 }
 
 /// Loads every component (compiling off the async threads) before serving anything.

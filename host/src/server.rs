@@ -214,6 +214,8 @@ async fn serve_connection(
         .header_read_timeout(options.header_read_timeout)
         // hyper answers 431 when a request head does not fit; it refuses buffers under 8 KiB.
         .max_buf_size(options.max_header_bytes.max(8192))
+        // More header lines than this are refused with 431, whatever their total size.
+        .max_headers(100)
         .keep_alive(true);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);

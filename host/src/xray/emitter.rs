@@ -25,6 +25,8 @@ pub struct EmitterStats {
     pub dropped: AtomicU64,
     /// Datagrams the socket refused.
     pub failed: AtomicU64,
+    /// Documents queued and not yet sent (or failed).
+    pub pending: AtomicU64,
 }
 
 /// The handle requests use to emit documents.
@@ -45,7 +47,9 @@ impl Emitter {
 
     /// Queues a document; never blocks.
     pub fn emit(&self, document: String) {
+        self.stats.pending.fetch_add(1, Ordering::SeqCst);
         if self.queue.try_send(document).is_err() {
+            self.stats.pending.fetch_sub(1, Ordering::SeqCst);
             let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             // Log the first drop and then every power of two, not every drop.
             if dropped.is_power_of_two() {
@@ -61,6 +65,19 @@ impl Emitter {
     pub fn stats(&self) -> &EmitterStats {
         &self.stats
     }
+
+    /// Waits until every queued document was sent (or failed), for at most `timeout`: called at
+    /// shutdown so that the last requests' segments are not lost. Returns whether it drained.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.stats.pending.load(Ordering::SeqCst) > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
 }
 
 async fn send_loop(
@@ -75,6 +92,7 @@ async fn send_loop(
                 "cannot open a UDP socket for X-Ray segments ({error}); segments are not sent"
             );
             while documents.recv().await.is_some() {
+                stats.pending.fetch_sub(1, Ordering::SeqCst);
                 stats.failed.fetch_add(1, Ordering::Relaxed);
             }
             return;
@@ -94,6 +112,7 @@ async fn send_loop(
                 .inspect_err(|_| target.forget()),
             Err(error) => Err(error),
         };
+        stats.pending.fetch_sub(1, Ordering::SeqCst);
         match sent {
             Ok(_) => {
                 stats.sent.fetch_add(1, Ordering::Relaxed);

@@ -123,6 +123,28 @@ impl Tracer {
         self.enabled
     }
 
+    /// Sends what is queued before the process exits (at most `timeout`), and logs what was
+    /// sent and dropped over the process's life.
+    pub async fn flush(&self, timeout: Duration) {
+        let Some(emitter) = &self.emitter else {
+            return;
+        };
+        let drained = emitter.flush(timeout).await;
+        let stats = emitter.stats();
+        use std::sync::atomic::Ordering::Relaxed;
+        tracing::info!(
+            sent = stats.sent.load(Relaxed),
+            dropped = stats.dropped.load(Relaxed),
+            failed = stats.failed.load(Relaxed),
+            "X-Ray segments {}",
+            if drained {
+                "flushed"
+            } else {
+                "not all flushed in time"
+            }
+        );
+    }
+
     /// The emitter, when tracing is on.
     pub fn emitter(&self) -> Option<&Emitter> {
         self.emitter.as_ref()

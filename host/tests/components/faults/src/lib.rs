@@ -12,12 +12,15 @@
 //! | `/counter`         | increments a static counter and answers it (1 with a fresh instance per request) |
 //! | `/env`             | answers the environment it sees, one `KEY=VALUE` per line |
 //! | `/no-response`     | returns without answering |
+//! | `/read-file?path=P` | tries to read a file (there is no filesystem: it must fail) |
+//! | `/panic-after-head` | sends the response head and part of the body, then panics |
 //! | `/table-put?key=K&value=V` | puts `{SubAppId: K, Value: V}` in the table |
 //! | `/table-get?key=K` | answers the item with `SubAppId` K, or `none` |
 //! | `/table-bad?case=C` | puts an item DynamoDB would refuse: `too-large`, `empty-key`, `bad-number`, `empty-set`, `bad-index` |
 
+use futures::SinkExt;
 use spin_sdk::http::{
-    IncomingRequest, OutgoingResponse, Request, Response, ResponseOutparam, SendError, send,
+    Fields, IncomingRequest, OutgoingResponse, Request, Response, ResponseOutparam, SendError, send,
 };
 use spin_sdk::http_component;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +60,18 @@ async fn handle(request: IncomingRequest, outparam: ResponseOutparam) {
             text(200, &lines.join("\n"))
         }
         "/no-response" => return drop(outparam),
+        "/read-file" => match std::fs::read_to_string(param(query, "path").unwrap_or_default()) {
+            Ok(contents) => text(200, &format!("read {} bytes", contents.len())),
+            Err(error) => text(403, &format!("no file: {error}")),
+        },
+        "/panic-after-head" => {
+            let response = OutgoingResponse::new(Fields::new());
+            let _ = response.set_status_code(200);
+            let mut body = response.take_body();
+            outparam.set(response);
+            let _ = body.send(b"partial body, then ".to_vec()).await;
+            panic!("the test component was asked to panic after the response head");
+        }
         "/table-put" => {
             let key = param(query, "key").unwrap_or_default();
             let value = param(query, "value").unwrap_or_default();

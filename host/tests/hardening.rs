@@ -1,0 +1,311 @@
+//! The fault matrix and isolation promises of SECURITY.md, against the real host: each test
+//! says what the user sees and checks that the host still serves afterwards.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use support::daemon::Daemon;
+use support::peers::sample_everything;
+use support::{Host, component, free_port, get, request};
+
+fn faults(args: &[&str], env: &[(&str, &str)]) -> (Host, u16) {
+    let port = free_port();
+    let mut all: Vec<String> = [
+        "serve",
+        "--component",
+        &component("test_faults").display().to_string(),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--name",
+        "Faults",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    all.extend(args.iter().map(|s| s.to_string()));
+    (Host::start_with_env(&all, &[port], env), port)
+}
+
+#[test]
+fn a_slow_client_is_disconnected_at_the_header_deadline_and_others_are_served() {
+    // The user sees: a client trickling its head is cut off after --header-read-timeout.
+    let (_host, port) = faults(&["--header-read-timeout", "1s"], &[]);
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    while started.elapsed() < Duration::from_secs(5) {
+        if slow.write_all(b"X-Slow: 1\r\n").is_err() {
+            closed = true;
+            break;
+        }
+        slow.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buffer = [0u8; 256];
+        if let Ok(0) = slow.read(&mut buffer) {
+            closed = true;
+            break;
+        }
+        assert_eq!(get(port, "/ok").status, 200, "others are served meanwhile");
+    }
+    assert!(closed, "the slow client was never disconnected");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn ten_thousand_headers_are_refused_with_431() {
+    let (_host, port) = faults(&[], &[]);
+    let mut head = String::from("GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for i in 0..10_000 {
+        head.push_str(&format!("X-{i}: y\r\n"));
+    }
+    head.push_str("\r\n");
+    let response = support::raw(port, head.as_bytes());
+    assert_eq!(response.status, 431);
+    // And 101 tiny headers, within the byte limit, are too many lines.
+    let mut head = String::from("GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for i in 0..101 {
+        head.push_str(&format!("X{i}: y\r\n"));
+    }
+    head.push_str("\r\n");
+    assert_eq!(support::raw(port, head.as_bytes()).status, 431);
+    assert_eq!(get(port, "/ok").status, 200);
+}
+
+#[test]
+fn a_client_that_disconnects_mid_body_costs_only_its_request() {
+    let (host, port) = faults(&[], &[]);
+    for _ in 0..5 {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .write_all(
+                b"POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nonly ten b",
+            )
+            .unwrap();
+        drop(stream);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(get(port, "/ok").status, 200, "{}", host.log());
+    assert_eq!(
+        request(port, "POST", "/body", &[], &[b'x'; 100]).body,
+        "100"
+    );
+}
+
+#[test]
+fn a_component_that_panics_after_the_response_head_cuts_only_that_body() {
+    // The user sees: status 200 and a truncated body (the connection ends early).
+    let (host, port) = faults(&[], &[]);
+    let response = get(port, "/panic-after-head");
+    assert_eq!(response.status, 200);
+    assert!(
+        response.body.starts_with("partial body"),
+        "{:?}",
+        response.body
+    );
+    assert!(
+        host.wait_for_log("panicked", Duration::from_secs(5))
+            || host.wait_for_log("wasm trap", Duration::from_secs(1)),
+        "{}",
+        host.log()
+    );
+    assert_eq!(get(port, "/ok").status, 200);
+}
+
+#[test]
+fn a_component_has_no_filesystem() {
+    let (_host, port) = faults(&[], &[]);
+    for path in ["/etc/passwd", "/proc/self/environ", "Cargo.toml", "."] {
+        let response = get(port, &format!("/read-file?path={path}"));
+        assert_eq!(response.status, 403, "{path}: {}", response.body);
+    }
+}
+
+#[test]
+fn an_unreachable_daemon_does_not_affect_requests_and_losses_are_counted() {
+    let rules = sample_everything();
+    let admin = free_port();
+    let admin_address = format!("127.0.0.1:{admin}");
+    let (host, port) = faults(
+        &[
+            "--sampling-rules",
+            &rules.path().display().to_string(),
+            "--admin-listen",
+            &admin_address,
+        ],
+        &[("AWS_XRAY_DAEMON_ADDRESS", "no-daemon.invalid:2000")],
+    );
+    let started = Instant::now();
+    for _ in 0..50 {
+        assert_eq!(get(port, "/ok").status, 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stats = loop {
+        let stats = get(admin, "/stats").json()["segments"].clone();
+        if stats["failed"].as_u64().unwrap_or(0) + stats["dropped"].as_u64().unwrap_or(0) >= 50
+            || Instant::now() > deadline
+        {
+            break stats;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(stats["sent"], 0, "{stats}");
+    assert!(
+        stats["failed"].as_u64().unwrap() + stats["dropped"].as_u64().unwrap() >= 50,
+        "{stats}"
+    );
+    assert_eq!(
+        host.log().matches("cannot send X-Ray segments").count(),
+        1,
+        "logged once:\n{}",
+        host.log()
+    );
+}
+
+/// A daemon whose sampling endpoint answers `reply` (after `delay`) to every call.
+fn bad_sampling_endpoint(reply: &'static str, delay: Duration) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counter.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 4096];
+                let _ = stream.read(&mut buffer);
+                std::thread::sleep(delay);
+                let _ = stream.write_all(reply.as_bytes());
+            });
+        }
+    });
+    (port, calls)
+}
+
+#[test]
+fn a_broken_sampling_endpoint_falls_back_to_local_rules_and_is_logged_once() {
+    for (reply, delay) in [
+        (
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+            Duration::ZERO,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nnot json!",
+            Duration::ZERO,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+            Duration::from_secs(5),
+        ),
+    ] {
+        let (sampling, calls) = bad_sampling_endpoint(reply, delay);
+        let daemon = Daemon::start();
+        let address = format!("tcp:127.0.0.1:{sampling} udp:127.0.0.1:{}", daemon.port);
+        let rules = sample_everything();
+        let (host, port) = faults(
+            &["--sampling-rules", &rules.path().display().to_string()],
+            &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
+        );
+        let started = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(get(port, "/ok").status, 200);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "requests waited for sampling: {:?}",
+            started.elapsed()
+        );
+        // The local rules (sample everything) decided.
+        assert!(
+            daemon
+                .wait_for(Duration::from_secs(5), |docs| docs.len() >= 10)
+                .len()
+                >= 10,
+            "{reply:?}"
+        );
+        std::thread::sleep(Duration::from_millis(3500));
+        assert!(
+            calls.load(Ordering::SeqCst) >= 2,
+            "the host kept retrying the rules"
+        );
+        assert_eq!(
+            host.log().matches("does not answer sampling calls").count(),
+            1,
+            "{reply:?}:\n{}",
+            host.log()
+        );
+    }
+}
+
+#[test]
+fn sigterm_under_load_finishes_requests_and_flushes_their_segments() {
+    let daemon = Daemon::start();
+    let rules = sample_everything();
+    let address = daemon.address();
+    let (mut host, port) = faults(
+        &["--sampling-rules", &rules.path().display().to_string()],
+        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, ok) = (stop.clone(), ok.clone());
+            std::thread::spawn(move || {
+                for _ in 0..5_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+                        break;
+                    };
+                    let _ = stream.write_all(
+                        b"GET /sleep?ms=20 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                    );
+                    let mut answer = String::new();
+                    let _ = stream.read_to_string(&mut answer);
+                    if answer.starts_with("HTTP/1.1 200") {
+                        ok.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    host.terminate();
+    assert_eq!(
+        host.wait_exit(Duration::from_secs(10)),
+        Some(true),
+        "{}",
+        host.log()
+    );
+    stop.store(true, Ordering::Relaxed);
+    workers.into_iter().for_each(|w| w.join().unwrap());
+    let served = ok.load(Ordering::SeqCst);
+    assert!(served > 10, "the load was too light: {served}");
+    let documents = daemon.wait_for(Duration::from_secs(3), |docs| docs.len() >= served);
+    assert_eq!(
+        documents.len(),
+        served,
+        "every answered request's segment reached the daemon"
+    );
+    assert!(
+        host.log().contains("X-Ray segments flushed"),
+        "{}",
+        host.log()
+    );
+}
