@@ -19,13 +19,25 @@ pub struct StoreCounts {
     pub traces: usize,
 }
 
+/// One stored document: kept as its JSON text (a parsed value costs several times the memory),
+/// with what merging needs to know.
+#[derive(Debug, Clone)]
+pub struct StoredDocument {
+    /// The entity id.
+    pub id: String,
+    /// Whether it is complete (has an `end_time`).
+    pub complete: bool,
+    /// The document.
+    pub json: String,
+}
+
 /// One trace: its documents by id, in arrival order.
 #[derive(Debug, Clone, Default)]
 pub struct StoredTrace {
     /// The trace id.
     pub id: String,
     /// The documents, by entity id (a later document with the same id replaces the earlier).
-    pub documents: Vec<(String, Value)>,
+    pub documents: Vec<StoredDocument>,
     /// When the first document arrived (epoch seconds), for eviction and listing.
     pub received_at: f64,
 }
@@ -36,7 +48,7 @@ impl StoredTrace {
     pub fn assembled_segments(&self) -> Vec<Value> {
         let mut segments: Vec<Value> = Vec::new();
         let mut loose: Vec<Value> = Vec::new();
-        for (_, document) in &self.documents {
+        for document in self.raw_documents() {
             if document.get("type").and_then(Value::as_str) == Some("subsegment") {
                 loose.push(document.clone());
             } else {
@@ -75,9 +87,11 @@ impl StoredTrace {
         segments
     }
 
-    /// Every document as received.
-    pub fn raw_documents(&self) -> impl Iterator<Item = &Value> {
-        self.documents.iter().map(|(_, d)| d)
+    /// Every document, parsed.
+    pub fn raw_documents(&self) -> impl Iterator<Item = Value> + '_ {
+        self.documents
+            .iter()
+            .filter_map(|d| serde_json::from_str(&d.json).ok())
     }
 }
 
@@ -169,22 +183,26 @@ impl TraceStore {
                 },
             );
         }
+        let complete = document.get("end_time").is_some();
+        let stored = StoredDocument {
+            id,
+            complete,
+            json: document.to_string(),
+        };
         let trace = inner.traces.get_mut(&trace_id).expect("inserted above");
         match trace
             .documents
             .iter_mut()
-            .find(|(existing, _)| *existing == id)
+            .find(|existing| existing.id == stored.id)
         {
             // A complete document replaces the in-progress one; an in-progress document never
             // replaces a complete one.
-            Some((_, existing)) => {
-                let incoming_in_progress = document.get("in_progress") == Some(&Value::Bool(true));
-                let existing_complete = existing.get("end_time").is_some();
-                if !(incoming_in_progress && existing_complete) {
-                    *existing = document;
+            Some(existing) => {
+                if complete || !existing.complete {
+                    *existing = stored;
                 }
             }
-            None => trace.documents.push((id, document)),
+            None => trace.documents.push(stored),
         }
         inner.counts.traces = inner.traces.len();
         Ok(())
