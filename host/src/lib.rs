@@ -24,6 +24,7 @@
 //! - [`xray`]: X-Ray, built into the host.
 //! - [`local`]: the local X-Ray daemon stand-in, X-Ray API and trace console.
 //! - [`error_response`]: the JSON error bodies the host answers with.
+//! - [`fuzzing`]: entry points for fuzzing every parser of outside input.
 
 pub mod admin;
 pub mod allow_list;
@@ -32,6 +33,7 @@ pub mod cli;
 pub mod compile_cache;
 pub mod component_source;
 pub mod error_response;
+pub mod fuzzing;
 pub mod host_state;
 pub mod invoke;
 pub mod limits;

@@ -5,11 +5,14 @@
 //! anything that is not one: an index out of range, used twice, or pointing backwards.
 
 use super::bindings::xray_host::platform::table as wit;
+
 use crate::host_state::HostState;
 use crate::table::TableError;
 use crate::table::item::{AttributeValue, Item, MAX_DEPTH};
 use std::collections::BTreeMap;
 use wasmtime::component::{HasSelf, Linker};
+/// The WIT types of an item as the component sends it (for the fuzzing entry points).
+pub use wit::{Item as WitItem, Value as WitValue};
 
 /// Adds the table interface to `linker`.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {

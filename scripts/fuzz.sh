@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Fuzzes every parser of outside input (the targets in fuzz/, entry points in
+# host/src/fuzzing.rs) with cargo fuzz (libFuzzer), each for SECONDS (default 600). The inputs
+# kept in host/tests/fuzz-regressions/<target>/ seed each run; the input of any crash is copied
+# there, so that the test suite replays it from then on. Not part of the test run.
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/setup.sh
+. scripts/lib/setup.sh
+
+seconds=${1:-600}
+shift || true
+targets=${*:-trace_header daemon_address local_rules sampling_responses datagram xray_api table_item}
+
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  step "installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi
+# libFuzzer's instrumentation flags are unstable rustc options; the stable toolchain accepts
+# them with RUSTC_BOOTSTRAP. No sanitizer: the code under test is safe Rust.
+export RUSTC_BOOTSTRAP=1
+cd fuzz
+step "building the fuzz targets"
+cargo fuzz build -s none
+
+failed=""
+for target in $targets; do
+  step "fuzzing $target for ${seconds}s"
+  mkdir -p "corpus/$target"
+  if ! cargo fuzz run -s none "$target" "corpus/$target" "../host/tests/fuzz-regressions/$target" -- \
+    -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=10; then
+    for crash in artifacts/"$target"/*; do
+      [ -f "$crash" ] || continue
+      cp "$crash" "../host/tests/fuzz-regressions/$target/"
+      echo "kept $crash as a regression input"
+    done
+    failed="$failed $target"
+  fi
+done
+if [ -n "$failed" ]; then
+  echo "fuzzing found problems in:$failed (inputs kept in host/tests/fuzz-regressions/)" >&2
+  exit 1
+fi
+echo "no findings in: $targets"
