@@ -6,19 +6,9 @@ mod support;
 use serde_json::Value;
 use std::time::Duration;
 use support::daemon::{Daemon, template_rules};
+use support::peers::sample_everything;
 use support::schema::assert_valid;
 use support::{Host, application_with_options, component, free_port, get, request};
-
-/// A rules file that samples every request (no reservoir, rate 1).
-fn sample_everything() -> tempfile::NamedTempFile {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        file.path(),
-        r#"{"version": 2, "default": {"fixed_target": 0, "rate": 1}}"#,
-    )
-    .unwrap();
-    file
-}
 
 fn segments<'a>(documents: &'a [Value], name: &str) -> Vec<&'a Value> {
     documents
