@@ -121,19 +121,7 @@ fn our_host_and_the_official_sdks_all_land_in_the_stand_in() {
     let address = format!("127.0.0.1:{port}");
     // Our application, sampling by the stand-in's rules (Default: 1 per second, then 5 %).
     let flask_port = free_port();
-    let interop = workspace().join(".local/interop");
-    let _flask = Peer::start(
-        &interop.join("venv/bin/python"),
-        &[
-            &workspace()
-                .join("host/tests/peers/flask_backend.py")
-                .display()
-                .to_string(),
-            &flask_port.to_string(),
-        ],
-        flask_port,
-        &address,
-    );
+    let _flask = Peer::flask(flask_port, &address);
     let flask_url = format!("http://127.0.0.1:{flask_port}");
     let (_host, front, one, _) = application_with_options(
         Some(&flask_url),
@@ -182,18 +170,7 @@ fn our_host_and_the_official_sdks_all_land_in_the_stand_in() {
 
     // The Node SDK's caller, continued by our Backend #1.
     let express_port = free_port();
-    let _express = Peer::start(
-        std::path::Path::new("node"),
-        &[
-            &workspace()
-                .join("host/tests/peers/express_client.js")
-                .display()
-                .to_string(),
-            &express_port.to_string(),
-        ],
-        express_port,
-        &address,
-    );
+    let _express = Peer::express(express_port, &address);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         get(express_port, &format!("/call?url=http://127.0.0.1:{one}/")).status,

@@ -375,12 +375,7 @@ fn the_healthcheck_command_reports_the_services_health() {
 fn the_stacks_install_deploys_are_created_by_motos_cloudformation() {
     let interop = peers_installed();
     let port = free_port();
-    let _moto = support::peers::Peer::start(
-        &interop.join("venv/bin/moto_server"),
-        &["-H", "127.0.0.1", "-p", &port.to_string()],
-        port,
-        "127.0.0.1:1",
-    );
+    let _moto = support::peers::Peer::moto(port);
     // The stacks, templates and parameters of install.sh's dry run, created in moto (as
     // create-stack: moto does not record the exports of stacks made through change sets,
     // which `cloudformation deploy` uses).

@@ -14,20 +14,8 @@ use support::{Host, component, free_port, get, request};
 
 fn faults(args: &[&str], env: &[(&str, &str)]) -> (Host, u16) {
     let port = free_port();
-    let mut all: Vec<String> = [
-        "serve",
-        "--component",
-        &component("test_faults").display().to_string(),
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--name",
-        "Faults",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    all.extend(args.iter().map(|s| s.to_string()));
-    (Host::start_with_env(&all, &[port], env), port)
+    let host = Host::serve_with_env(&component("test_faults"), port, "Faults", args, env);
+    (host, port)
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use support::peers::{Peer, peers_installed};
+use support::peers::Peer;
 use support::{Host, component, free_port, get, request};
 
 /// Replaces `target` with `source` atomically (write beside it, then rename), as a deploy would.
@@ -248,14 +248,8 @@ fn the_admin_endpoint_refuses_a_non_loopback_address() {
 
 /// moto's server, serving S3.
 fn moto() -> (Peer, u16) {
-    let interop = peers_installed();
     let port = free_port();
-    let peer = Peer::start(
-        &interop.join("venv/bin/moto_server"),
-        &["-H", "127.0.0.1", "-p", &port.to_string()],
-        port,
-        "127.0.0.1:1",
-    );
+    let peer = support::peers::Peer::moto(port);
     (peer, port)
 }
 
@@ -293,23 +287,18 @@ fn a_component_in_s3_is_fetched_polled_and_kept_for_restarts_without_s3() {
         ("AWS_SECRET_ACCESS_KEY", "test"),
     ];
     let start = |port: u16| {
-        let args: Vec<String> = [
-            "serve",
-            "--component",
-            "s3://components/backend.wasm",
-            "--name",
+        Host::serve_with_env(
+            Path::new("s3://components/backend.wasm"),
+            port,
             "From S3",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--cache-dir",
-            &cache_dir,
-            "--component-poll-interval",
-            "500ms",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        Host::start_with_env(&args, &[port], &env)
+            &[
+                "--cache-dir",
+                &cache_dir,
+                "--component-poll-interval",
+                "500ms",
+            ],
+            &env,
+        )
     };
     let port = free_port();
     let host = start(port);

@@ -7,7 +7,8 @@ mod support;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::daemon::Daemon;
-use support::peers::{Peer, peers_installed, sample_everything};
+use support::documents::subsegment_named;
+use support::peers::{Peer, sample_everything};
 use support::schema::assert_valid;
 use support::{Host, component, free_port, get, request};
 
@@ -21,14 +22,8 @@ struct Moto {
 
 impl Moto {
     fn start(table: &str) -> Moto {
-        let interop = peers_installed();
         let port = free_port();
-        let peer = Peer::start(
-            &interop.join("venv/bin/moto_server"),
-            &["-H", "127.0.0.1", "-p", &port.to_string()],
-            port,
-            "127.0.0.1:1",
-        );
+        let peer = support::peers::Peer::moto(port);
         let moto = Moto { peer, port };
         let created = moto.call(
             "CreateTable",
@@ -77,26 +72,18 @@ fn backend(
 ) -> (Host, u16, tempfile::NamedTempFile) {
     let rules = sample_everything();
     let port = free_port();
-    let args: Vec<String> = [
-        "serve",
-        "--component",
-        &component(component_name).display().to_string(),
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--name",
-        name,
-        "--sampling-rules",
-        &rules.path().display().to_string(),
-        "--dynamodb-endpoint",
-        endpoint,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let rules_path = rules.path().display().to_string();
     let address = daemon.address();
-    let host = Host::start_with_env(
-        &args,
-        &[port],
+    let host = Host::serve_with_env(
+        &component(component_name),
+        port,
+        name,
+        &[
+            "--sampling-rules",
+            &rules_path,
+            "--dynamodb-endpoint",
+            endpoint,
+        ],
         &[
             ("DYNAMO_DB_TABLE_NAME", table),
             ("AWS_REGION", REGION),
@@ -106,19 +93,6 @@ fn backend(
         ],
     );
     (host, port, rules)
-}
-
-/// The first subsegment named `name` anywhere in `entity`.
-fn find_subsegment<'a>(entity: &'a Value, name: &str) -> Option<&'a Value> {
-    for child in entity["subsegments"].as_array().into_iter().flatten() {
-        if child["name"] == name {
-            return Some(child);
-        }
-        if let Some(found) = find_subsegment(child, name) {
-            return Some(found);
-        }
-    }
-    None
 }
 
 fn now() -> u64 {
@@ -162,7 +136,7 @@ fn both_backends_record_their_last_access_in_dynamodb_traced_like_patch_all() {
             .find(|d| d["name"] == name)
             .expect("the backend's segment");
         assert_valid(segment);
-        let call = find_subsegment(segment, "DynamoDB")
+        let call = subsegment_named(segment, "DynamoDB")
             .unwrap_or_else(|| panic!("no DynamoDB subsegment: {segment:#}"));
         assert_eq!(call["namespace"], "aws");
         assert_eq!(call["aws"]["operation"], "PutItem");
@@ -196,7 +170,7 @@ fn a_missing_table_is_an_error_subsegment_and_the_backend_still_answers() {
     assert_eq!(response.status, 200);
     assert!(response.json()["currentDate"].is_string());
     let documents = daemon.wait_for(Duration::from_secs(5), |docs| !docs.is_empty());
-    let call = find_subsegment(&documents[0], "DynamoDB").expect("a DynamoDB subsegment");
+    let call = subsegment_named(&documents[0], "DynamoDB").expect("a DynamoDB subsegment");
     assert_valid(&documents[0]);
     assert_eq!(call["error"], true, "{call}");
     assert_eq!(call["http"]["response"]["status"], 400);
@@ -228,7 +202,7 @@ fn with_dynamodb_down_the_backend_answers_within_its_timeout_and_the_call_is_a_f
     let documents = daemon.wait_for(Duration::from_secs(5), |docs| docs.len() >= 2);
     let last = documents.last().unwrap();
     assert_valid(last);
-    let call = find_subsegment(last, "DynamoDB").expect("a DynamoDB subsegment");
+    let call = subsegment_named(last, "DynamoDB").expect("a DynamoDB subsegment");
     assert_eq!(call["fault"], true, "{call}");
     assert_eq!(call["cause"]["exceptions"][0]["type"], "DispatchFailure");
 }
@@ -242,23 +216,13 @@ fn the_embedded_store_stands_in_keeps_data_across_restarts_and_says_so_in_the_tr
     let rules_path = rules.path().display().to_string();
     let address = daemon.address();
     let start = |port: u16| {
-        let args: Vec<String> = [
-            "serve",
-            "--component",
-            &component("test_faults").display().to_string(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--name",
+        Host::serve_with_env(
+            &component("test_faults"),
+            port,
             "Faults",
-            "--table-store",
-            &store,
-            "--sampling-rules",
-            &rules_path,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        Host::start_with_env(&args, &[port], &[("AWS_XRAY_DAEMON_ADDRESS", &address)])
+            &["--table-store", &store, "--sampling-rules", &rules_path],
+            &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
+        )
     };
     let port = free_port();
     let host = start(port);
@@ -273,10 +237,10 @@ fn the_embedded_store_stands_in_keeps_data_across_restarts_and_says_so_in_the_tr
     for document in &documents {
         assert_valid(document);
         let call =
-            find_subsegment(document, "embedded table").unwrap_or_else(|| panic!("{document:#}"));
+            subsegment_named(document, "embedded table").unwrap_or_else(|| panic!("{document:#}"));
         assert_eq!(call["namespace"], "local");
         assert_eq!(call["metadata"]["xray_host"]["store"], "redb");
-        assert!(find_subsegment(document, "DynamoDB").is_none());
+        assert!(subsegment_named(document, "DynamoDB").is_none());
     }
 }
 

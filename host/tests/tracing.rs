@@ -6,6 +6,7 @@ mod support;
 use serde_json::Value;
 use std::time::Duration;
 use support::daemon::{Daemon, template_rules};
+use support::documents::subsegments;
 use support::peers::sample_everything;
 use support::schema::assert_valid;
 use support::{Host, application_with_options, component, free_port, get, request};
@@ -15,16 +16,6 @@ fn segments<'a>(documents: &'a [Value], name: &str) -> Vec<&'a Value> {
         .iter()
         .filter(|d| d["name"] == name && d.get("type").is_none())
         .collect()
-}
-
-/// Every subsegment of `entity`, depth first.
-fn subsegments(entity: &Value) -> Vec<&Value> {
-    let mut out = Vec::new();
-    for child in entity["subsegments"].as_array().into_iter().flatten() {
-        out.push(child);
-        out.extend(subsegments(child));
-    }
-    out
 }
 
 #[test]
@@ -112,19 +103,13 @@ fn an_incoming_header_is_continued_and_its_decision_obeyed() {
     let daemon = Daemon::start();
     let port = free_port();
     let address = daemon.address();
-    let args: Vec<String> = [
-        "serve",
-        "--component",
-        &component("backend1").display().to_string(),
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--name",
+    let _host = Host::serve_with_env(
+        &component("backend1"),
+        port,
         "Backend #1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let _host = Host::start_with_env(&args, &[port], &[("AWS_XRAY_DAEMON_ADDRESS", &address)]);
+        &[],
+        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
+    );
 
     let root = "1-5759e988-bd862e3fe1be46a994272793";
     let sampled = request(
@@ -192,19 +177,13 @@ fn the_template_rules_served_by_the_daemon_keep_health_checks_out_of_the_traces(
     let daemon = Daemon::with_sampling(template_rules());
     let port = free_port();
     let address = daemon.address();
-    let args: Vec<String> = [
-        "serve",
-        "--component",
-        &component("backend2").display().to_string(),
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--name",
+    let host = Host::serve_with_env(
+        &component("backend2"),
+        port,
         "Backend #2",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let host = Host::start_with_env(&args, &[port], &[("AWS_XRAY_DAEMON_ADDRESS", &address)]);
+        &[],
+        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
+    );
     // The host asks for the rules as it starts.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !daemon
@@ -254,21 +233,13 @@ fn a_trapping_component_leaves_a_fault_segment_with_a_cause() {
     let rules = sample_everything();
     let port = free_port();
     let address = daemon.address();
-    let args: Vec<String> = [
-        "serve",
-        "--component",
-        &component("test_faults").display().to_string(),
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--name",
+    let _host = Host::serve_with_env(
+        &component("test_faults"),
+        port,
         "Faults",
-        "--sampling-rules",
-        &rules.path().display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let _host = Host::start_with_env(&args, &[port], &[("AWS_XRAY_DAEMON_ADDRESS", &address)]);
+        &["--sampling-rules", &rules.path().display().to_string()],
+        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
+    );
     assert_eq!(get(port, "/trap").status, 500);
     assert_eq!(
         get(port, "/fetch?url=http://127.0.0.1:9/").body,

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod documents;
 pub mod peers;
 pub mod schema;
 
@@ -77,6 +78,17 @@ pub struct Host {
 impl Host {
     /// `xray-host serve --component <component> --listen 127.0.0.1:<port> --name <name> <args>`.
     pub fn serve(component: &Path, port: u16, name: &str, args: &[&str]) -> Host {
+        Host::serve_with_env(component, port, name, args, &[])
+    }
+
+    /// As [`Host::serve`], with extra environment variables.
+    pub fn serve_with_env(
+        component: &Path,
+        port: u16,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Host {
         let listen = format!("127.0.0.1:{port}");
         let mut all = vec![
             "serve".to_string(),
@@ -88,7 +100,7 @@ impl Host {
             name.into(),
         ];
         all.extend(args.iter().map(|a| a.to_string()));
-        Host::start(&all, &[port])
+        Host::start_with_env(&all, &[port], env)
     }
 
     /// `xray-host run` with a manifest made of `manifest` (written to a temporary file, so give

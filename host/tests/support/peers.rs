@@ -3,7 +3,7 @@
 
 use super::workspace;
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -58,6 +58,41 @@ impl Peer {
 }
 
 impl Peer {
+    /// The Flask backend with the Python SDK (`peers/flask_backend.py`) on `port`.
+    pub fn flask(port: u16, daemon: &str) -> Peer {
+        let script = workspace().join("host/tests/peers/flask_backend.py");
+        let python = peers_installed().join("venv/bin/python");
+        Peer::start(
+            &python,
+            &[&script.display().to_string(), &port.to_string()],
+            port,
+            daemon,
+        )
+    }
+
+    /// The Express caller with the Node SDK (`peers/express_client.js`) on `port`.
+    pub fn express(port: u16, daemon: &str) -> Peer {
+        peers_installed();
+        let script = workspace().join("host/tests/peers/express_client.js");
+        Peer::start(
+            Path::new("node"),
+            &[&script.display().to_string(), &port.to_string()],
+            port,
+            daemon,
+        )
+    }
+
+    /// moto's server (DynamoDB, S3, CloudFormation, …) on `port`.
+    pub fn moto(port: u16) -> Peer {
+        let server = peers_installed().join("venv/bin/moto_server");
+        Peer::start(
+            &server,
+            &["-H", "127.0.0.1", "-p", &port.to_string()],
+            port,
+            "127.0.0.1:1",
+        )
+    }
+
     /// Stops the peer now.
     pub fn stop(&mut self) {
         let _ = self.0.kill();
