@@ -7,8 +7,9 @@ use serde_json::{Value, json};
 use std::net::UdpSocket;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::browser;
 use support::peers::{Peer, peers_installed};
-use support::{Host, application_with_options, free_port, get, request, workspace};
+use support::{Host, application_with_options, free_port, get, request};
 
 /// A stand-in on a free port (UDP and TCP).
 fn stand_in() -> (Host, u16) {
@@ -312,35 +313,8 @@ fn the_aws_cli_lists_and_fetches_traces_from_the_stand_in() {
 
 /// The DOM of `url` after its scripts ran, and a screenshot kept under target/test-artifacts.
 fn render(url: &str, screenshot: &str) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let artifacts = workspace().join("target/test-artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let run = |extra: &[String]| {
-        Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--virtual-time-budget=6000",
-                "--window-size=1300,1400",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .args(extra)
-            .arg(url)
-            .output()
-            .expect("chromium is not installed: scripts/test.sh installs it")
-    };
-    run(&[format!(
-        "--screenshot={}",
-        artifacts.join(screenshot).display()
-    )]);
-    let output = run(&["--dump-dom".to_string()]);
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    browser::screenshot(url, screenshot);
+    browser::rendered_dom(url)
 }
 
 /// Every text of elements with class `class`.
@@ -362,23 +336,8 @@ fn the_console_shows_the_newest_trace_with_its_map_and_timeline() {
     let (_host, front, _, _) =
         application_with_options(None, &[], &[("AWS_XRAY_DAEMON_ADDRESS", &address)]);
     // The page of the application first, as a user would, then the console.
-    let page = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            tempfile::tempdir().unwrap().path().display()
-        ))
-        .arg(format!("http://127.0.0.1:{front}/"))
-        .output()
-        .expect("chromium");
-    assert!(String::from_utf8_lossy(&page.stdout).contains("Current Date (from Backend #1) 2"));
+    let page = browser::rendered_dom(&format!("http://127.0.0.1:{front}/"));
+    assert!(page.contains("Current Date (from Backend #1) 2"));
     assert!(
         wait_for(Duration::from_secs(5), || status(port)["accepted"].as_u64()
             >= Some(3)),

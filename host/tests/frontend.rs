@@ -2,38 +2,8 @@
 
 mod support;
 
-use std::process::Command;
+use support::browser::rendered_dom;
 use support::{application, application_with, free_port};
-
-/// The DOM of `url` after its scripts ran (and their fetches finished).
-fn rendered_dom(url: &str) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let output = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(url)
-        .output()
-        .expect(
-            "chromium is not installed: scripts/test.sh installs it (apt-get install chromium)",
-        );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// The text of the element with `id`.
 fn text_of(dom: &str, id: &str) -> String {

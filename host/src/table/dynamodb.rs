@@ -110,15 +110,8 @@ impl DynamoDbTable {
             .interceptor(attempts.clone())
             .send()
             .await;
-        let mut record = self.record(client, &attempts);
-        match result {
-            Ok(output) => {
-                record.request_id = output.request_id().map(str::to_string);
-                record.status = Some(200);
-                (Ok(()), record)
-            }
-            Err(error) => (Err(self.failure(&error, &mut record)), record),
-        }
+        let (result, record) = self.outcome(client, &attempts, result);
+        (result.map(|_| ()), record)
     }
 
     /// `GetItem`.
@@ -133,22 +126,40 @@ impl DynamoDbTable {
             .interceptor(attempts.clone())
             .send()
             .await;
-        let mut record = self.record(client, &attempts);
+        let (result, record) = self.outcome(client, &attempts, result);
+        (
+            result.map(|output| output.item.as_ref().map(from_sdk_item)),
+            record,
+        )
+    }
+
+    /// What X-Ray records about a finished call, and its result for the component.
+    fn outcome<O, E>(
+        &self,
+        client: &Client,
+        attempts: &AttemptCounter,
+        result: Result<O, SdkError<E, HttpResponse>>,
+    ) -> (Result<O, CallFailure>, CallRecord)
+    where
+        O: RequestId,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        SdkError<E, HttpResponse>: ProvideErrorMetadata + RequestId,
+    {
+        let mut record = CallRecord {
+            region: client.config().region().map(|r| r.to_string()),
+            retries: attempts.0.load(Ordering::Relaxed).saturating_sub(1),
+            ..CallRecord::default()
+        };
         match result {
             Ok(output) => {
                 record.request_id = output.request_id().map(str::to_string);
                 record.status = Some(200);
-                (Ok(output.item.as_ref().map(from_sdk_item)), record)
+                (Ok(output), record)
             }
-            Err(error) => (Err(self.failure(&error, &mut record)), record),
-        }
-    }
-
-    fn record(&self, client: &Client, attempts: &AttemptCounter) -> CallRecord {
-        CallRecord {
-            region: client.config().region().map(|r| r.to_string()),
-            retries: attempts.0.load(Ordering::Relaxed).saturating_sub(1),
-            ..CallRecord::default()
+            Err(error) => {
+                let failure = self.failure(&error, &mut record);
+                (Err(failure), record)
+            }
         }
     }
 
