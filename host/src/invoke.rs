@@ -31,7 +31,6 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -47,6 +46,17 @@ use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 /// service serves.
 pub const VERSION_HEADER: &str = "x-component-version";
 
+/// A request body the host can hand to a component: hyper's [`Incoming`](hyper::body::Incoming) in the server.
+pub trait RequestBody:
+    Body<Data = Bytes, Error = hyper::Error> + Send + Sync + Unpin + 'static
+{
+}
+
+impl<B> RequestBody for B where
+    B: Body<Data = Bytes, Error = hyper::Error> + Send + Sync + Unpin + 'static
+{
+}
+
 /// What the instance's task reports when it ends.
 struct Finished {
     result: wasmtime::Result<()>,
@@ -54,7 +64,13 @@ struct Finished {
 }
 
 /// Serves one request with `service`, answering every failure with a JSON error, and traces it.
-pub async fn invoke(service: &Arc<Service>, request: Request<Incoming>) -> Response<ResponseBody> {
+///
+/// The body is hyper's [`Incoming`](hyper::body::Incoming) when serving; any body with the same item and error types
+/// works, so the benchmarks can drive a request without a connection.
+pub async fn invoke<B>(service: &Arc<Service>, request: Request<B>) -> Response<ResponseBody>
+where
+    B: RequestBody,
+{
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
@@ -149,10 +165,10 @@ fn host_fault(
     json_error(status, code, message, Some(service.name()))
 }
 
-async fn serve(
+async fn serve<B: RequestBody>(
     service: &Arc<Service>,
     component: &LoadedComponent,
-    request: Request<Incoming>,
+    request: Request<B>,
     trace: &TraceHandle,
 ) -> Response<ResponseBody> {
     let name = service.name();

@@ -4,12 +4,18 @@
 //! default, `UTC_OFFSET` to change it); `GET /health` answers `{"status":"ok"}`. Every `GET /`
 //! records `{SubAppId: "backend2", LastAccessed: "<epoch seconds>"}` in the service's table, as
 //! the original did in DynamoDB; a failed write is logged and the answer is unchanged.
+//!
+//! Built with `--features standalone` it neither writes the table nor opens a subsegment, so it
+//! imports nothing but WASI and also runs under `wasmtime serve` or Spin: the benchmarks serve
+//! that one file with every host they compare.
 
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
 use xray_guest::clock::LocalDateTime;
 use xray_guest::routes::{self, Answer};
+#[cfg(not(feature = "standalone"))]
 use xray_guest::table;
+#[cfg(not(feature = "standalone"))]
 use xray_guest::tracing::{AnnotationValue, Subsegment};
 
 #[http_component]
@@ -20,10 +26,20 @@ fn handle(request: Request) -> Response {
         .into()
 }
 
+#[cfg(not(feature = "standalone"))]
 fn current_time() -> Answer {
     table::record_last_access("backend2");
     let work = Subsegment::begin("current-time");
     let time = LocalDateTime::now().time();
     work.annotate("current_time", AnnotationValue::Text(time.clone()));
+    time_answer(&time)
+}
+
+#[cfg(feature = "standalone")]
+fn current_time() -> Answer {
+    time_answer(&LocalDateTime::now().time())
+}
+
+fn time_answer(time: &str) -> Answer {
     Answer::json(200, format!(r#"{{"currentTime":"{time}"}}"#))
 }

@@ -1,0 +1,660 @@
+#!/usr/bin/env python3
+"""Runs the benchmarks side by side and prints the table; writes results.csv and results.png.
+
+Started by scripts/bench.sh, which builds and installs what this needs first. Three sections:
+
+1. The whole application, GET /api/ (BFF -> backend 1 -> backend 2), every request traced and
+   its segments sent over UDP to a sink: xray-host as three processes (as on ECS) and as one
+   process, against the original sample's stack (Express, Flask, Django with the official
+   X-Ray SDKs) under gunicorn and under the development servers it shipped with.
+2. One component, backend 2's GET / (its standalone build, which imports WASI only): xray-host
+   traced and with X-Ray off, `wasmtime serve` on the same file, and a native hyper server.
+3. Serverless figures: process start to the first 200 (with and without the compiled-component
+   cache), resident memory of an idle host, and the criterion figures of the per-request
+   instantiate-handle-drop path and the tracing hot paths (from target/criterion).
+
+Variants of a section run in interleaved rounds (A B C D, A B C D, ...) and each figure is the
+median of the rounds, so a noisy moment hits every variant alike. With two or more cores the
+load generator, the UDP sink and the DynamoDB stand-in run on core 0 and the servers under test
+on the others.
+"""
+
+import argparse
+import csv
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = ROOT / "target"
+HOST = TARGET / "release" / "xray-host"
+NATIVE = TARGET / "release" / "native-backend2"
+WASM = TARGET / "wasm32-wasip2" / "release"
+STANDALONE = TARGET / "bench" / "backend2-standalone.wasm"
+WASMTIME = ROOT / ".local" / "tools" / "bin" / "wasmtime"
+VENV = ROOT / ".local" / "bench" / "venv" / "bin"
+NODE_MODULES = ROOT / ".local" / "bench" / "node" / "node_modules"
+ORIGINAL = ROOT / "bench" / "original-stack"
+
+SAMPLE_ALL = {"version": 2, "default": {"fixed_target": 0, "rate": 1.0}, "rules": []}
+
+
+def cores():
+    """(cores for the load generator and stand-ins, cores for the servers under test)."""
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < 2:
+        return None, None
+    return str(available[0]), ",".join(str(c) for c in available[1:])
+
+
+LOAD_CORES, SERVER_CORES = cores()
+
+
+def pinned(command, which):
+    """`command` run on the given cores with taskset, when the machine has two or more."""
+    if which is None or shutil.which("taskset") is None:
+        return command
+    return ["taskset", "-c", which] + command
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes and measurements
+
+
+def descendants(pid):
+    """`pid` and every process below it."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            found.extend(descendants(int(child)))
+    return found
+
+
+def proportional_kib(pid):
+    """Proportional set size (shared pages split among their users) of one process, KiB."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Stack:
+    """Processes serving one variant, started together and measured together."""
+
+    def __init__(self, name, url, log_dir):
+        self.name = name
+        self.url = url
+        self.log_dir = log_dir
+        self.processes = []
+
+    def start(self, command, env=None, cwd=None):
+        log = open(self.log_dir / f"{slug(self.name)}-{len(self.processes)}.log", "wb")
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        process = subprocess.Popen(
+            pinned([str(c) for c in command], SERVER_CORES),
+            env=full_env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def memory_kib(self):
+        """Proportional resident memory of all the stack's processes, KiB."""
+        return sum(
+            proportional_kib(pid) for p in self.processes for pid in descendants(p.pid)
+        )
+
+    def stop(self):
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, 15)
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+                process.wait()
+
+
+def slug(text):
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def get_status(url, timeout=2.0):
+    """The status of GET url, or None when nothing answers."""
+    host_port, _, path = url.removeprefix("http://").partition("/")
+    host, _, port = host_port.partition(":")
+    try:
+        connection = http.client.HTTPConnection(host, int(port or 80), timeout=timeout)
+        connection.request("GET", "/" + path)
+        status = connection.getresponse().status
+        connection.close()
+        return status
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+def wait_ready(stack, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for process in stack.processes:
+            if process.poll() is not None:
+                raise SystemExit(
+                    f"{stack.name}: a process exited with {process.returncode} "
+                    f"(logs in {stack.log_dir})"
+                )
+        if get_status(stack.url) == 200:
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"{stack.name}: {stack.url} did not answer 200 in {seconds}s")
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def latency_ms(text):
+    number, unit = re.fullmatch(r"([0-9.]+)(us|ms|s)", text).groups()
+    return float(number) * UNITS[unit]
+
+
+def run_wrk(url, seconds, connections):
+    """One wrk run: requests/s, p50 and p99 in ms, and failed requests."""
+    command = pinned(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url], LOAD_CORES
+    )
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    result = {"errors": 0}
+    for line in output.splitlines():
+        fields = line.split()
+        if line.startswith("Requests/sec:"):
+            result["rps"] = float(fields[1])
+        elif fields[:1] == ["50%"]:
+            result["p50"] = latency_ms(fields[1])
+        elif fields[:1] == ["99%"]:
+            result["p99"] = latency_ms(fields[1])
+        elif line.strip().startswith("Non-2xx or 3xx responses:"):
+            result["errors"] += int(fields[-1])
+        elif line.strip().startswith("Socket errors:"):
+            result["errors"] += sum(int(n) for n in re.findall(r"\d+", line))
+        elif "requests in" in line:
+            result["requests"] = int(fields[0])
+    return result
+
+
+class MemoryPeak(threading.Thread):
+    """Samples a stack's memory every 200 ms while the load runs; keeps the peak."""
+
+    def __init__(self, stack):
+        super().__init__(daemon=True)
+        self.stack = stack
+        self.peak = 0
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.wait(0.2):
+            self.peak = max(self.peak, self.stack.memory_kib())
+
+    def stop(self):
+        self.done.set()
+        self.join()
+        self.peak = max(self.peak, self.stack.memory_kib())
+        return self.peak
+
+
+class UdpSink(threading.Thread):
+    """The daemon stand-in for the load runs: counts datagrams and drops them."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+        self.socket.bind(("127.0.0.1", 0))
+        self.address = "127.0.0.1:%d" % self.socket.getsockname()[1]
+        self.count = 0
+
+    def run(self):
+        while True:
+            self.socket.recv(65536)
+            self.count += 1
+
+
+def measure(stacks, rounds, seconds, connections, sink):
+    """Interleaved rounds over the stacks; per stack the medians and the memory peak."""
+    results = {stack.name: [] for stack in stacks}
+    peaks = {stack.name: 0 for stack in stacks}
+    segments = {stack.name: 0 for stack in stacks}
+    for stack in stacks:
+        run_wrk(stack.url, 3, connections)  # warm-up: connections, caches, JITs
+    for round_number in range(rounds):
+        for stack in stacks:
+            sampler = MemoryPeak(stack)
+            sampler.start()
+            before = sink.count
+            result = run_wrk(stack.url, seconds, connections)
+            time.sleep(0.3)  # the last segments reach the sink
+            segments[stack.name] += sink.count - before
+            peaks[stack.name] = max(peaks[stack.name], sampler.stop())
+            results[stack.name].append(result)
+            print(
+                f"  round {round_number + 1}/{rounds} {stack.name}: "
+                f"{result['rps']:.0f} req/s, p99 {result['p99']:.2f} ms",
+                flush=True,
+            )
+    summary = {}
+    for stack in stacks:
+        runs = results[stack.name]
+        requests = sum(r.get("requests", 0) for r in runs)
+        summary[stack.name] = {
+            "rps": statistics.median(r["rps"] for r in runs),
+            "p50": statistics.median(r["p50"] for r in runs),
+            "p99": statistics.median(r["p99"] for r in runs),
+            "memory_mib": peaks[stack.name] / 1024,
+            "errors": sum(r["errors"] for r in runs),
+            "requests": requests,
+            "segments_per_request": segments[stack.name] / requests if requests else 0,
+        }
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# The variants
+
+
+def host_command(component, port, name, rules, *extra):
+    return [
+        HOST, "serve", "--component", component, "--listen", f"127.0.0.1:{port}",
+        "--name", name, "--no-watch", "--sampling-rules", rules, *extra,
+    ]
+
+
+def ours_three_processes(log_dir, base, rules, sink, cache):
+    stack = Stack("xray-host, 3 processes (as on ECS)", f"http://127.0.0.1:{base}/api/", log_dir)
+    env = {"AWS_XRAY_DAEMON_ADDRESS": sink.address, "XRAY_HOST_CACHE_DIR": cache}
+    common = ["--env", "RECORD_LAST_ACCESS=off", "--table-store", f"{cache}/tables-{base}.redb"]
+    b1, b2 = base + 1, base + 2
+    stack.start(host_command(WASM / "backend1.wasm", b1, "Backend #1", rules, *common), env)
+    stack.start(host_command(WASM / "backend2.wasm", b2, "Backend #2", rules, *common), env)
+    stack.start(
+        host_command(
+            WASM / "bff.wasm", base, "BFF", rules,
+            "--env", f"BACKEND_1_URL=http://127.0.0.1:{b1}",
+            "--env", f"BACKEND_2_URL=http://127.0.0.1:{b2}",
+            "--allow-outbound", f"http://127.0.0.1:{b1}",
+            "--allow-outbound", f"http://127.0.0.1:{b2}",
+            "--table-store", f"{cache}/tables-{base}-bff.redb",
+        ),
+        env,
+    )
+    return stack
+
+
+def ours_one_process(log_dir, base, rules, sink, cache):
+    stack = Stack("xray-host, 1 process (xray-host run)", f"http://127.0.0.1:{base}/api/", log_dir)
+    b1, b2 = base + 1, base + 2
+    manifest = log_dir / "one-process.toml"
+    manifest.write_text(
+        f"""
+[[service]]
+name = "BFF"
+component = "{WASM / 'bff.wasm'}"
+env = {{ BACKEND_1_URL = "http://127.0.0.1:{b1}", BACKEND_2_URL = "http://127.0.0.1:{b2}" }}
+allow_outbound = ["http://127.0.0.1:{b1}", "http://127.0.0.1:{b2}"]
+
+[[service]]
+name = "Backend #1"
+component = "{WASM / 'backend1.wasm'}"
+listen = "127.0.0.1:{b1}"
+env = {{ RECORD_LAST_ACCESS = "off" }}
+
+[[service]]
+name = "Backend #2"
+component = "{WASM / 'backend2.wasm'}"
+listen = "127.0.0.1:{b2}"
+env = {{ RECORD_LAST_ACCESS = "off" }}
+
+[frontend]
+listen = "127.0.0.1:{base}"
+dir = "{ROOT / 'frontend'}"
+routes = {{ "/api" = "BFF" }}
+"""
+    )
+    env = {"AWS_XRAY_DAEMON_ADDRESS": sink.address, "XRAY_HOST_CACHE_DIR": cache}
+    stack.start(
+        [HOST, "run", "--manifest", manifest, "--no-watch", "--sampling-rules", rules,
+         "--table-store", f"{cache}/tables-{base}.redb"],
+        env,
+    )
+    return stack
+
+
+def original(log_dir, base, rules, sink, production):
+    label = "gunicorn + node" if production else "dev servers, as shipped"
+    stack = Stack(f"original stack, {label}", f"http://127.0.0.1:{base}/api/", log_dir)
+    b1, b2 = base + 1, base + 2
+    env = {
+        "AWS_XRAY_DAEMON_ADDRESS": sink.address,
+        "BENCH_SAMPLING_RULES": rules,
+        "RECORD_LAST_ACCESS": "off",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if production:
+        # gunicorn's documented starting point is 2 x cores + 1 workers; one core serves all
+        # three services here, so two workers each.
+        stack.start(
+            [VENV / "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{b1}", "app:app"],
+            env, cwd=ORIGINAL / "backend1",
+        )
+        stack.start(
+            [VENV / "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{b2}", "project.wsgi"],
+            {**env, "DJANGO_DEBUG": "0"}, cwd=ORIGINAL / "backend2",
+        )
+    else:
+        stack.start([VENV / "python", "app.py"], {**env, "PORT": str(b1)}, cwd=ORIGINAL / "backend1")
+        stack.start(
+            [VENV / "python", "manage.py", "runserver", "--noreload", f"127.0.0.1:{b2}"],
+            {**env, "DJANGO_DEBUG": "1"}, cwd=ORIGINAL / "backend2",
+        )
+    stack.start(
+        ["node", ORIGINAL / "bff" / "server.js"],
+        {
+            **env,
+            "PORT": str(base),
+            "NODE_PATH": str(NODE_MODULES),
+            "NODE_ENV": "production" if production else "development",
+            "BACKEND_1_URL": f"http://127.0.0.1:{b1}/",
+            "BACKEND_2_URL": f"http://127.0.0.1:{b2}/",
+        },
+    )
+    return stack
+
+
+def one_component_stacks(log_dir, rules, sink, cache):
+    env = {"AWS_XRAY_DAEMON_ADDRESS": sink.address, "XRAY_HOST_CACHE_DIR": cache}
+    stacks = []
+
+    def add(name, port, command, extra_env=None):
+        stack = Stack(name, f"http://127.0.0.1:{port}/", log_dir)
+        stack.start(command, {**env, **(extra_env or {})})
+        stacks.append(stack)
+
+    add("xray-host, traced", 18201,
+        host_command(STANDALONE, 18201, "Backend #2", rules, "--table-store", f"{cache}/t1.redb"))
+    add("xray-host, X-Ray off", 18202,
+        host_command(STANDALONE, 18202, "Backend #2", rules, "--xray", "off",
+                     "--table-store", f"{cache}/t2.redb"))
+    add("xray-host, traced, backend2 as shipped", 18203,
+        host_command(WASM / "backend2.wasm", 18203, "Backend #2", rules,
+                     "--env", "RECORD_LAST_ACCESS=off", "--table-store", f"{cache}/t3.redb"))
+    add("wasmtime serve", 18204,
+        [WASMTIME, "serve", "-Scli", "-Opooling-allocator", "--addr", "127.0.0.1:18204", STANDALONE])
+    add("native hyper (ceiling)", 18205, [NATIVE, "127.0.0.1:18205"])
+    return stacks
+
+
+# ---------------------------------------------------------------------------------------------
+# Serverless figures
+
+
+def first_200_ms(command, url, env=None):
+    """Milliseconds from spawning `command` to its first 200 on `url`; the process is stopped."""
+    full_env = {**os.environ, **(env or {})}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        pinned([str(c) for c in command], SERVER_CORES), env=full_env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        while get_status(url, timeout=1.0) != 200:
+            if process.poll() is not None:
+                raise SystemExit(f"{command[0]} exited with {process.returncode} before answering")
+            if time.perf_counter() - started > 60:
+                raise SystemExit(f"{command[0]} did not answer within 60 s")
+            time.sleep(0.002)
+        return (time.perf_counter() - started) * 1e3
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait()
+
+
+def idle_memory_mib(command, url, env=None):
+    """Resident memory (PSS) of a server after start-up and one request, MiB."""
+    stack = Stack("idle", url, Path(tempfile.mkdtemp()))
+    stack.start(command, env)
+    try:
+        wait_ready(stack)
+        time.sleep(1.0)
+        return stack.memory_kib() / 1024
+    finally:
+        stack.stop()
+
+
+def serverless(repeats, sink, rules):
+    port = 18301
+    url = f"http://127.0.0.1:{port}/"
+    rows = []
+    work = Path(tempfile.mkdtemp(prefix="xray-host-bench-"))
+    env = {"AWS_XRAY_DAEMON_ADDRESS": sink.address}
+
+    def ours(cache_dir):
+        return host_command(STANDALONE, port, "Backend #2", rules, "--cache-dir", cache_dir,
+                            "--table-store", f"{work}/t.redb")
+
+    cold, warm = [], []
+    for i in range(repeats):
+        cold.append(first_200_ms(ours(work / f"cold-{i}"), url, env))
+    warm_cache = work / "warm"
+    first_200_ms(ours(warm_cache), url, env)  # fills the cache
+    for _ in range(repeats):
+        warm.append(first_200_ms(ours(warm_cache), url, env))
+    wasmtime_runs = [
+        first_200_ms([WASMTIME, "serve", "-Scli", "-Opooling-allocator", "--addr",
+                      f"127.0.0.1:{port}", STANDALONE], url)
+        for _ in range(repeats)
+    ]
+    native_runs = [first_200_ms([NATIVE, f"127.0.0.1:{port}"], url) for _ in range(repeats)]
+    rows += [
+        ("cold start, xray-host, empty compile cache", statistics.median(cold), "ms"),
+        ("cold start, xray-host, compiled cache", statistics.median(warm), "ms"),
+        ("cold start, wasmtime serve (compiles every start)", statistics.median(wasmtime_runs), "ms"),
+        ("cold start, native hyper", statistics.median(native_runs), "ms"),
+        ("idle memory, xray-host (traced)",
+         idle_memory_mib(ours(warm_cache), url, env), "MiB"),
+        ("idle memory, wasmtime serve",
+         idle_memory_mib([WASMTIME, "serve", "-Scli", "-Opooling-allocator", "--addr",
+                          f"127.0.0.1:{port}", STANDALONE], url), "MiB"),
+        ("idle memory, native hyper", idle_memory_mib([NATIVE, f"127.0.0.1:{port}"], url), "MiB"),
+    ]
+    shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def criterion_rows():
+    """Median times of the criterion benches, from target/criterion (run by scripts/bench.sh)."""
+    rows = []
+    for estimates in sorted((TARGET / "criterion").glob("*/*/new/estimates.json")):
+        group, name = estimates.parent.parent.parent.name, estimates.parent.parent.name
+        median_ns = json.loads(estimates.read_text())["median"]["point_estimate"]
+        if median_ns >= 1000:
+            rows.append((f"criterion {group}/{name}", median_ns / 1000, "us"))
+        else:
+            rows.append((f"criterion {group}/{name}", median_ns, "ns"))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+def print_table(title, summary, baselines):
+    print(f"\n{title}")
+    header = f"{'variant':44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'mem MiB':>8} {'errors':>7} {'seg/req':>7}"
+    print(header)
+    print("-" * len(header))
+    for name, s in summary.items():
+        print(
+            f"{name:44} {s['rps']:9.0f} {s['p50']:8.2f} {s['p99']:8.2f} "
+            f"{s['memory_mib']:8.1f} {s['errors']:7d} {s['segments_per_request']:7.2f}"
+        )
+    for ours, theirs in baselines:
+        a, b = summary[ours], summary[theirs]
+        print(
+            f"  {ours} / {theirs}: req/s x{a['rps'] / b['rps']:.2f}, "
+            f"p50 x{a['p50'] / b['p50']:.2f}, p99 x{a['p99'] / b['p99']:.2f}, "
+            f"memory x{a['memory_mib'] / b['memory_mib']:.2f}"
+        )
+
+
+def write_csv(path, sections, extra_rows):
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["section", "variant", "metric", "value", "unit"])
+        for section, summary in sections:
+            for name, s in summary.items():
+                writer.writerow([section, name, "requests_per_second", f"{s['rps']:.1f}", "1/s"])
+                writer.writerow([section, name, "p50_latency", f"{s['p50']:.3f}", "ms"])
+                writer.writerow([section, name, "p99_latency", f"{s['p99']:.3f}", "ms"])
+                writer.writerow([section, name, "memory_pss_peak", f"{s['memory_mib']:.1f}", "MiB"])
+                writer.writerow([section, name, "errors", s["errors"], "requests"])
+                writer.writerow([section, name, "segments_per_request",
+                                 f"{s['segments_per_request']:.2f}", "1"])
+        for name, value, unit in extra_rows:
+            writer.writerow(["serverless and hot paths", name, "value", f"{value:.3f}", unit])
+
+
+def write_chart(path, sections):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no chart (scripts/bench.sh installs it)")
+        return
+    figure, axes = plt.subplots(len(sections), 3, figsize=(15, 4.2 * len(sections)))
+    for row, (section, summary) in enumerate(sections):
+        names = list(summary)
+        colors = ["#2e7d32" if n.startswith("xray-host") else "#9e9e9e" for n in names]
+        for column, (key, label) in enumerate(
+            [("rps", "requests/s (higher is better)"), ("p99", "p99 latency, ms (lower is better)"),
+             ("memory_mib", "peak memory (PSS), MiB (lower is better)")]
+        ):
+            axis = axes[row][column]
+            values = [summary[n][key] for n in names]
+            axis.barh(range(len(names)), values, color=colors)
+            axis.set_yticks(range(len(names)))
+            axis.set_yticklabels(names if column == 0 else [""] * len(names), fontsize=8)
+            axis.invert_yaxis()
+            axis.set_title(f"{section}: {label}", fontsize=9)
+            for i, value in enumerate(values):
+                axis.text(value, i, f" {value:.0f}" if key == "rps" else f" {value:.1f}",
+                          va="center", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="length of one load run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per variant (median)")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument("--starts", type=int, default=10, help="cold starts per variant (median)")
+    parser.add_argument("--out", type=Path, default=TARGET / "bench", help="where results go")
+    args = parser.parse_args()
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    log_dir = Path(tempfile.mkdtemp(prefix="xray-host-bench-logs-"))
+    cache = str(log_dir / "cache")
+    rules = log_dir / "sample-all.json"
+    rules.write_text(json.dumps(SAMPLE_ALL))
+    rules = str(rules)
+    sink = UdpSink()
+    sink.start()
+    if LOAD_CORES:
+        os.sched_setaffinity(0, {int(LOAD_CORES)})
+
+    print(f"load generator and sink on core {LOAD_CORES}, servers on {SERVER_CORES}; "
+          f"wrk -t1 -c{args.connections}, {args.rounds} x {args.seconds}s per variant; logs in {log_dir}")
+    sections = []
+
+    print("\n== whole application, GET /api/ (every request traced)")
+    stacks = [
+        ours_three_processes(log_dir, 18100, rules, sink, cache),
+        ours_one_process(log_dir, 18110, rules, sink, cache),
+        original(log_dir, 18120, rules, sink, production=True),
+        original(log_dir, 18130, rules, sink, production=False),
+    ]
+    try:
+        for stack in stacks:
+            wait_ready(stack)
+        whole = measure(stacks, args.rounds, args.seconds, args.connections, sink)
+    finally:
+        for stack in stacks:
+            stack.stop()
+    sections.append(("whole application", whole))
+
+    print("\n== one component, backend 2 GET /")
+    stacks = one_component_stacks(log_dir, rules, sink, cache)
+    try:
+        for stack in stacks:
+            wait_ready(stack)
+        single = measure(stacks, args.rounds, args.seconds, args.connections, sink)
+    finally:
+        for stack in stacks:
+            stack.stop()
+    sections.append(("one component", single))
+
+    print("\n== serverless figures")
+    extra = serverless(args.starts, sink, rules) + criterion_rows()
+
+    names = list(whole)
+    print_table(
+        "Whole application, GET /api/ through BFF -> backend 1 -> backend 2, every request traced",
+        whole,
+        [(names[0], names[2]), (names[1], names[2]), (names[0], names[3]), (names[1], names[3])],
+    )
+    names = list(single)
+    print_table(
+        "One component, backend 2 GET / (the same standalone .wasm; native returns the same JSON)",
+        single,
+        [(names[0], names[3]), (names[1], names[3]), (names[0], names[4]), (names[3], names[4])],
+    )
+    print("\nServerless figures and hot paths (medians)")
+    for name, value, unit in extra:
+        print(f"  {name:64} {value:10.2f} {unit}")
+
+    write_csv(args.out / "results.csv", sections, extra)
+    write_chart(args.out / "results.png", sections)
+    print(f"\nwrote {args.out / 'results.csv'} and {args.out / 'results.png'}")
+    failed = sum(s["errors"] for _, summary in sections for s in summary.values())
+    if failed:
+        print(f"{failed} requests failed: see the logs in {log_dir}", file=sys.stderr)
+        return 1
+    shutil.rmtree(log_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
