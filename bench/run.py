@@ -240,21 +240,17 @@ class UdpSink(threading.Thread):
 
 
 def measure(stacks, rounds, seconds, connections, sink):
-    """Interleaved rounds over the stacks; per stack the medians and the memory peak."""
+    """Interleaved rounds over the stacks, all running; per stack the medians."""
     results = {stack.name: [] for stack in stacks}
-    peaks = {stack.name: 0 for stack in stacks}
     segments = {stack.name: 0 for stack in stacks}
     for stack in stacks:
         run_wrk(stack.url, 3, connections)  # warm-up: connections, caches, JITs
     for round_number in range(rounds):
         for stack in stacks:
-            sampler = MemoryPeak(stack)
-            sampler.start()
             before = sink.count
             result = run_wrk(stack.url, seconds, connections)
             time.sleep(0.3)  # the last segments reach the sink
             segments[stack.name] += sink.count - before
-            peaks[stack.name] = max(peaks[stack.name], sampler.stop())
             results[stack.name].append(result)
             print(
                 f"  round {round_number + 1}/{rounds} {stack.name}: "
@@ -269,11 +265,49 @@ def measure(stacks, rounds, seconds, connections, sink):
             "rps": statistics.median(r["rps"] for r in runs),
             "p50": statistics.median(r["p50"] for r in runs),
             "p99": statistics.median(r["p99"] for r in runs),
-            "memory_mib": peaks[stack.name] / 1024,
             "errors": sum(r["errors"] for r in runs),
             "requests": requests,
             "segments_per_request": segments[stack.name] / requests if requests else 0,
         }
+    return summary
+
+
+def measure_memory(start_stack, seconds, connections):
+    """Peak memory of one stack running alone under load, MiB.
+
+    Alone, because the proportional set size splits a shared page among every process mapping
+    it: with other stacks of the same programs running, each would look smaller than it is.
+    """
+    stack = start_stack()
+    try:
+        wait_ready(stack)
+        run_wrk(stack.url, 2, connections)
+        sampler = MemoryPeak(stack)
+        sampler.start()
+        result = run_wrk(stack.url, seconds, connections)
+        peak = sampler.stop()
+    finally:
+        stack.stop()
+    print(f"  {stack.name}: {peak / 1024:.1f} MiB at {result['rps']:.0f} req/s", flush=True)
+    return peak / 1024, result["errors"]
+
+
+def run_section(title, factories, args, sink):
+    """Throughput and latency with every variant running (interleaved), then memory, alone."""
+    print(f"\n== {title}")
+    stacks = [factory() for factory in factories]
+    try:
+        for stack in stacks:
+            wait_ready(stack)
+        summary = measure(stacks, args.rounds, args.seconds, args.connections, sink)
+    finally:
+        for stack in stacks:
+            stack.stop()
+    print("  memory, each variant alone under the same load:")
+    for name, factory in zip(summary, factories):
+        memory, errors = measure_memory(factory, args.seconds, args.connections)
+        summary[name]["memory_mib"] = memory
+        summary[name]["errors"] += errors
     return summary
 
 
@@ -291,10 +325,13 @@ def host_command(component, port, name, rules, *extra):
 def ours_three_processes(log_dir, base, rules, sink, cache):
     stack = Stack("xray-host, 3 processes (as on ECS)", f"http://127.0.0.1:{base}/api/", log_dir)
     env = {"AWS_XRAY_DAEMON_ADDRESS": sink.address, "XRAY_HOST_CACHE_DIR": cache}
-    common = ["--env", "RECORD_LAST_ACCESS=off", "--table-store", f"{cache}/tables-{base}.redb"]
     b1, b2 = base + 1, base + 2
-    stack.start(host_command(WASM / "backend1.wasm", b1, "Backend #1", rules, *common), env)
-    stack.start(host_command(WASM / "backend2.wasm", b2, "Backend #2", rules, *common), env)
+    for port, name, wasm in [(b1, "Backend #1", "backend1.wasm"), (b2, "Backend #2", "backend2.wasm")]:
+        stack.start(
+            host_command(WASM / wasm, port, name, rules, "--env", "RECORD_LAST_ACCESS=off",
+                         "--table-store", f"{cache}/tables-{port}.redb"),
+            env,
+        )
     stack.start(
         host_command(
             WASM / "bff.wasm", base, "BFF", rules,
@@ -391,27 +428,38 @@ def original(log_dir, base, rules, sink, production):
     return stack
 
 
-def one_component_stacks(log_dir, rules, sink, cache):
+def one_component_factories(log_dir, rules, sink, cache):
+    """Backend 2's GET / under each host, as functions that start it."""
     env = {"AWS_XRAY_DAEMON_ADDRESS": sink.address, "XRAY_HOST_CACHE_DIR": cache}
-    stacks = []
 
-    def add(name, port, command, extra_env=None):
-        stack = Stack(name, f"http://127.0.0.1:{port}/", log_dir)
-        stack.start(command, {**env, **(extra_env or {})})
-        stacks.append(stack)
+    def variant(name, port, command):
+        def start():
+            stack = Stack(name, f"http://127.0.0.1:{port}/", log_dir)
+            stack.start(command, env)
+            return stack
 
-    add("xray-host, traced", 18201,
-        host_command(STANDALONE, 18201, "Backend #2", rules, "--table-store", f"{cache}/t1.redb"))
-    add("xray-host, X-Ray off", 18202,
-        host_command(STANDALONE, 18202, "Backend #2", rules, "--xray", "off",
-                     "--table-store", f"{cache}/t2.redb"))
-    add("xray-host, traced, backend2 as shipped", 18203,
-        host_command(WASM / "backend2.wasm", 18203, "Backend #2", rules,
-                     "--env", "RECORD_LAST_ACCESS=off", "--table-store", f"{cache}/t3.redb"))
-    add("wasmtime serve", 18204,
-        [WASMTIME, "serve", "-Scli", "-Opooling-allocator", "--addr", "127.0.0.1:18204", STANDALONE])
-    add("native hyper (ceiling)", 18205, [NATIVE, "127.0.0.1:18205"])
-    return stacks
+        return start
+
+    return [
+        variant("xray-host, traced", 18201,
+                host_command(STANDALONE, 18201, "Backend #2", rules,
+                             "--table-store", f"{cache}/t1.redb")),
+        variant("xray-host, X-Ray off", 18202,
+                host_command(STANDALONE, 18202, "Backend #2", rules, "--xray", "off",
+                             "--table-store", f"{cache}/t2.redb")),
+        variant("xray-host, traced, backend2 as shipped", 18203,
+                host_command(WASM / "backend2.wasm", 18203, "Backend #2", rules,
+                             "--env", "RECORD_LAST_ACCESS=off",
+                             "--table-store", f"{cache}/t3.redb")),
+        variant("wasmtime serve", 18204, wasmtime_serve(18204)),
+        variant("native hyper (ceiling)", 18205, [NATIVE, "127.0.0.1:18205"]),
+    ]
+
+
+def wasmtime_serve(port, *options):
+    """`wasmtime serve` on the standalone backend 2, with the pooling allocator as ours uses."""
+    return [WASMTIME, "serve", "-Scli", "-Opooling-allocator", *options,
+            "--addr", f"127.0.0.1:{port}", STANDALONE]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -469,22 +517,18 @@ def serverless(repeats, sink, rules):
     first_200_ms(ours(warm_cache), url, env)  # fills the cache
     for _ in range(repeats):
         warm.append(first_200_ms(ours(warm_cache), url, env))
-    wasmtime_runs = [
-        first_200_ms([WASMTIME, "serve", "-Scli", "-Opooling-allocator", "--addr",
-                      f"127.0.0.1:{port}", STANDALONE], url)
-        for _ in range(repeats)
-    ]
+    wasmtime_cold = [first_200_ms(wasmtime_serve(port, "-Ccache=n"), url) for _ in range(repeats)]
+    first_200_ms(wasmtime_serve(port), url)  # fills wasmtime's own cache
+    wasmtime_warm = [first_200_ms(wasmtime_serve(port), url) for _ in range(repeats)]
     native_runs = [first_200_ms([NATIVE, f"127.0.0.1:{port}"], url) for _ in range(repeats)]
     rows += [
         ("cold start, xray-host, empty compile cache", statistics.median(cold), "ms"),
         ("cold start, xray-host, compiled cache", statistics.median(warm), "ms"),
-        ("cold start, wasmtime serve (compiles every start)", statistics.median(wasmtime_runs), "ms"),
+        ("cold start, wasmtime serve, no cache (-Ccache=n)", statistics.median(wasmtime_cold), "ms"),
+        ("cold start, wasmtime serve, its compile cache", statistics.median(wasmtime_warm), "ms"),
         ("cold start, native hyper", statistics.median(native_runs), "ms"),
-        ("idle memory, xray-host (traced)",
-         idle_memory_mib(ours(warm_cache), url, env), "MiB"),
-        ("idle memory, wasmtime serve",
-         idle_memory_mib([WASMTIME, "serve", "-Scli", "-Opooling-allocator", "--addr",
-                          f"127.0.0.1:{port}", STANDALONE], url), "MiB"),
+        ("idle memory, xray-host (traced)", idle_memory_mib(ours(warm_cache), url, env), "MiB"),
+        ("idle memory, wasmtime serve", idle_memory_mib(wasmtime_serve(port), url), "MiB"),
         ("idle memory, native hyper", idle_memory_mib([NATIVE, f"127.0.0.1:{port}"], url), "MiB"),
     ]
     shutil.rmtree(work, ignore_errors=True)
@@ -599,31 +643,24 @@ def main():
           f"wrk -t1 -c{args.connections}, {args.rounds} x {args.seconds}s per variant; logs in {log_dir}")
     sections = []
 
-    print("\n== whole application, GET /api/ (every request traced)")
-    stacks = [
-        ours_three_processes(log_dir, 18100, rules, sink, cache),
-        ours_one_process(log_dir, 18110, rules, sink, cache),
-        original(log_dir, 18120, rules, sink, production=True),
-        original(log_dir, 18130, rules, sink, production=False),
-    ]
-    try:
-        for stack in stacks:
-            wait_ready(stack)
-        whole = measure(stacks, args.rounds, args.seconds, args.connections, sink)
-    finally:
-        for stack in stacks:
-            stack.stop()
+    whole = run_section(
+        "whole application, GET /api/ (every request traced)",
+        [
+            lambda: ours_three_processes(log_dir, 18100, rules, sink, cache),
+            lambda: ours_one_process(log_dir, 18110, rules, sink, cache),
+            lambda: original(log_dir, 18120, rules, sink, production=True),
+            lambda: original(log_dir, 18130, rules, sink, production=False),
+        ],
+        args,
+        sink,
+    )
     sections.append(("whole application", whole))
-
-    print("\n== one component, backend 2 GET /")
-    stacks = one_component_stacks(log_dir, rules, sink, cache)
-    try:
-        for stack in stacks:
-            wait_ready(stack)
-        single = measure(stacks, args.rounds, args.seconds, args.connections, sink)
-    finally:
-        for stack in stacks:
-            stack.stop()
+    single = run_section(
+        "one component, backend 2 GET /",
+        one_component_factories(log_dir, rules, sink, cache),
+        args,
+        sink,
+    )
     sections.append(("one component", single))
 
     print("\n== serverless figures")
