@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 wasmtime_version=48.0.8
 
 ensure_wasm_target
-ensure_debian_packages wrk valgrind
+ensure_debian_packages wrk
 build_all
 step "building the native ceiling and backend 2's standalone build (WASI imports only)"
 cargo build --release -p native-backend2

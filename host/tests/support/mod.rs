@@ -101,7 +101,15 @@ impl Host {
             name.into(),
         ];
         all.extend(args.iter().map(|a| a.to_string()));
-        Host::start_with_env(&all, &[port], env)
+        // The admin listener is bound beside the service's; wait for both, or a test's first
+        // admin call can race its bind.
+        let mut ports = vec![port];
+        ports.extend(
+            args.windows(2)
+                .filter(|pair| pair[0] == "--admin-listen")
+                .filter_map(|pair| pair[1].rsplit(':').next()?.parse::<u16>().ok()),
+        );
+        Host::start_with_env(&all, &ports, env)
     }
 
     /// `xray-host run` with a manifest made of `manifest` (written to a temporary file, so give
