@@ -110,7 +110,12 @@ fn malformed_datagrams_are_rejected_and_counted_and_good_ones_kept() {
         (Some(1), Some(1)),
         "{counts}"
     );
-    assert!(host.log().contains("rejected a datagram"), "{}", host.log());
+    // The log is read from the host's pipe by another thread: wait for the line to arrive.
+    assert!(
+        host.wait_for_log("rejected a datagram", Duration::from_secs(5)),
+        "{}",
+        host.log()
+    );
     let kept = summaries(port, None);
     assert_eq!(kept[0]["Id"], trace);
 }

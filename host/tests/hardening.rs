@@ -292,7 +292,7 @@ fn sigterm_under_load_finishes_requests_and_flushes_their_segments() {
         "every answered request's segment reached the daemon"
     );
     assert!(
-        host.log().contains("X-Ray segments flushed"),
+        host.wait_for_log("X-Ray segments flushed", Duration::from_secs(5)),
         "{}",
         host.log()
     );

@@ -123,7 +123,7 @@ fn ten_swaps_under_load_fail_no_request() {
     );
     // Swapping back to a version seen before skipped the compiler.
     assert!(
-        host.log().contains("compiled=\"from cache\" "),
+        host.wait_for_log("compiled=\"from cache\" ", Duration::from_secs(5)),
         "{}",
         host.log()
     );
@@ -325,7 +325,7 @@ fn a_component_in_s3_is_fetched_polled_and_kept_for_restarts_without_s3() {
     let host = start(port);
     assert_eq!(answered_by(&get(port, "/").body), Some("time"));
     assert!(
-        host.log().contains("serving the local copy"),
+        host.wait_for_log("serving the local copy", Duration::from_secs(5)),
         "{}",
         host.log()
     );
