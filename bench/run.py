@@ -622,7 +622,7 @@ def write_chart(path, sections):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="length of one load run")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per variant (median)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per variant (median)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--starts", type=int, default=10, help="cold starts per variant (median)")
     parser.add_argument("--out", type=Path, default=TARGET / "bench", help="where results go")
