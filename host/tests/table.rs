@@ -208,6 +208,46 @@ fn with_dynamodb_down_the_backend_answers_within_its_timeout_and_the_call_is_a_f
 }
 
 #[test]
+fn with_dynamodb_hanging_the_backend_answers_within_the_operation_timeout_and_the_call_is_a_fault()
+{
+    // A DynamoDB endpoint that accepts connections and reads requests but never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream); // kept open, never answered
+        }
+    });
+    let daemon = Daemon::start();
+    let (_host, port, _rules) = backend(
+        "Backend #1",
+        "backend1",
+        "xray-ecs-dev-last-accessed",
+        &endpoint,
+        &daemon,
+    );
+    let started = Instant::now();
+    let response = get(port, "/");
+    let elapsed = started.elapsed();
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert!(response.body.contains("currentDate"), "{}", response.body);
+    // The client's operation timeout is 5 s (2 s per attempt); the request waits no longer.
+    assert!(elapsed < Duration::from_secs(7), "{elapsed:?}");
+    let documents = daemon.wait_for(Duration::from_secs(5), |docs| !docs.is_empty());
+    let document = &documents[0];
+    assert_valid(document);
+    let call = subsegment_named(document, "DynamoDB").expect("a DynamoDB subsegment");
+    assert_eq!(call["fault"], true, "{call}");
+    assert_eq!(
+        call["cause"]["exceptions"][0]["type"], "TimeoutError",
+        "{call}"
+    );
+    // And the backend keeps serving.
+    assert_eq!(get(port, "/health").status, 200);
+}
+
+#[test]
 fn the_embedded_store_stands_in_keeps_data_across_restarts_and_says_so_in_the_trace() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("tables.redb").display().to_string();
