@@ -210,7 +210,8 @@ pub struct CommonArgs {
     #[arg(long, env = "XRAY_HOST_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
-    /// Where compiled components are kept between runs.
+    /// Where compiled components are kept between runs. The host runs the machine code it finds
+    /// there, so only the host's user may write to it.
     /// [default: $XDG_CACHE_HOME/xray-host, else $HOME/.cache/xray-host, else the temp dir]
     #[arg(long, env = "XRAY_HOST_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
