@@ -19,13 +19,9 @@ wasmtime_version=48.0.8
 ensure_wasm_target
 ensure_debian_packages wrk
 build_all
-step "building the native ceiling and backend 2's standalone build (WASI imports only)"
+step "building the native ceiling"
 cargo build --release -p native-backend2
-mkdir -p target/bench
-cargo build --release --target wasm32-wasip2 -p backend2 --features standalone
-cp target/wasm32-wasip2/release/backend2.wasm target/bench/backend2-standalone.wasm
-# Back to the shipped backend 2 for everything else in target/.
-cargo build --release --target wasm32-wasip2 -p backend2
+build_standalone_backend2
 
 tools=.local/tools
 if ! "$tools/bin/wasmtime" --version 2>/dev/null | grep -q "^wasmtime $wasmtime_version"; then

@@ -16,10 +16,7 @@ requests=${1:-2000}
 ensure_wasm_target
 ensure_debian_packages valgrind
 build_all
-mkdir -p target/bench
-cargo build --release --target wasm32-wasip2 -p backend2 --features standalone
-cp target/wasm32-wasip2/release/backend2.wasm target/bench/backend2-standalone.wasm
-cargo build --release --target wasm32-wasip2 -p backend2
+build_standalone_backend2
 
 work=$(mktemp -d)
 pids=""
@@ -29,14 +26,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A UDP sink standing in for the daemon (python3, standard library only).
-python3 -c "
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(('127.0.0.1', 2998))
-while True:
-    s.recv(65536)
-" &
+# A UDP sink standing in for the daemon.
+start_udp_sink 2998
 pids="$pids $!"
 echo '{"version": 2, "default": {"fixed_target": 0, "rate": 1}, "rules": []}' >"$work/all.json"
 

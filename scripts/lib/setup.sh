@@ -56,3 +56,25 @@ wait_for_port() {
   done
   return 1
 }
+
+# Starts, in the background, a UDP socket on 127.0.0.1:$1 that reads and discards: the X-Ray
+# daemon stand-in of the benchmarks (python3, standard library only). Its pid is in $!.
+start_udp_sink() {
+  python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('127.0.0.1', $1))
+while True:
+    s.recv(65536)
+" &
+}
+
+# Builds backend 2 with --features standalone (WASI imports only, so other hosts can serve it)
+# into target/bench/backend2-standalone.wasm, then the shipped backend 2 again.
+build_standalone_backend2() {
+  step "building backend 2's standalone build (WASI imports only)"
+  mkdir -p target/bench
+  cargo build --release --target wasm32-wasip2 -p backend2 --features standalone
+  cp target/wasm32-wasip2/release/backend2.wasm target/bench/backend2-standalone.wasm
+  cargo build --release --target wasm32-wasip2 -p backend2
+}
