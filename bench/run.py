@@ -105,17 +105,18 @@ class Stack:
         self.processes = []
 
     def start(self, command, env=None, cwd=None):
-        log = open(self.log_dir / f"{slug(self.name)}-{len(self.processes)}.log", "wb")
         full_env = dict(os.environ)
         full_env.update(env or {})
-        process = subprocess.Popen(
-            pinned([str(c) for c in command], SERVER_CORES),
-            env=full_env,
-            cwd=cwd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The child keeps its own copy of the log's descriptor; ours closes with the block.
+        with open(self.log_dir / f"{slug(self.name)}-{len(self.processes)}.log", "wb") as log:
+            process = subprocess.Popen(
+                pinned([str(c) for c in command], SERVER_CORES),
+                env=full_env,
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.processes.append(process)
         return process
 

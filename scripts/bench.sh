@@ -31,19 +31,9 @@ fi
 
 bench=.local/bench
 original=bench/original-stack
-if [ ! -x "$bench/venv/bin/gunicorn" ] || ! cmp -s "$original/requirements.txt" "$bench/venv/requirements.txt"; then
-  step "installing the original stack's Python packages and matplotlib"
-  python3 -m venv "$bench/venv"
-  "$bench/venv/bin/pip" install --quiet --disable-pip-version-check \
-    -r "$original/requirements.txt" matplotlib==3.10.7
-  cp "$original/requirements.txt" "$bench/venv/requirements.txt"
-fi
-if [ ! -d "$bench/node/node_modules/aws-xray-sdk" ] || ! cmp -s "$original/bff/package.json" "$bench/node/package.json"; then
-  step "installing the original BFF's Node.js packages"
-  mkdir -p "$bench/node"
-  cp "$original/bff/package.json" "$bench/node/package.json"
-  (cd "$bench/node" && npm install --silent --no-audit --no-fund)
-fi
+ensure_python_env "$bench" "$original/requirements.txt" \
+  "the original stack's Python packages and matplotlib" matplotlib==3.10.7
+ensure_node_packages "$bench" "$original/bff/package.json" "the original BFF's Node.js packages"
 
 step "criterion: the tracing hot paths and the instantiate-handle-drop path"
 XRAY_HOST_BENCH_COMPONENT="$PWD/target/bench/backend2-standalone.wasm" \

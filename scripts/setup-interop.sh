@@ -14,16 +14,6 @@ dir=.local/interop
 peers=host/tests/peers
 mkdir -p "$dir"
 
-if [ ! -x "$dir/venv/bin/python" ] || ! cmp -s "$peers/requirements.txt" "$dir/venv/requirements.txt"; then
-  step "installing the AWS X-Ray SDK for Python, Flask, moto and the AWS CLI"
-  python3 -m venv "$dir/venv"
-  "$dir/venv/bin/pip" install --quiet --disable-pip-version-check -r "$peers/requirements.txt"
-  cp "$peers/requirements.txt" "$dir/venv/requirements.txt"
-fi
-
-if [ ! -d "$dir/node/node_modules/aws-xray-sdk" ] || ! cmp -s "$peers/package.json" "$dir/node/package.json"; then
-  step "installing the AWS X-Ray SDK for Node.js and Express"
-  mkdir -p "$dir/node"
-  cp "$peers/package.json" "$dir/node/package.json"
-  (cd "$dir/node" && npm install --silent --no-audit --no-fund)
-fi
+ensure_python_env "$dir" "$peers/requirements.txt" \
+  "the AWS X-Ray SDK for Python, Flask, moto and the AWS CLI"
+ensure_node_packages "$dir" "$peers/package.json" "the AWS X-Ray SDK for Node.js and Express"

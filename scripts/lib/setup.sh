@@ -78,3 +78,34 @@ build_standalone_backend2() {
   cp target/wasm32-wasip2/release/backend2.wasm target/bench/backend2-standalone.wasm
   cargo build --release --target wasm32-wasip2 -p backend2
 }
+
+# Makes the Python virtual environment $1/venv hold the packages of the requirements file $2 plus
+# any further packages given after it ("$3" is what to call them in the log). Does nothing when
+# the environment was made from the same list.
+ensure_python_env() {
+  env_dir=$1/venv
+  requirements=$2
+  what=$3
+  shift 3
+  wanted=$(cat "$requirements"; printf '%s\n' "$@")
+  if [ -x "$env_dir/bin/python" ] && [ "$wanted" = "$(cat "$env_dir/requirements.txt" 2>/dev/null)" ]; then
+    return 0
+  fi
+  step "installing $what"
+  mkdir -p "$1"
+  python3 -m venv "$env_dir"
+  "$env_dir/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" "$@"
+  printf '%s\n' "$wanted" >"$env_dir/requirements.txt"
+}
+
+# Installs the npm packages of the package.json $2 into $1/node ("$3" is what to call them in
+# the log). Does nothing when they were installed from the same file.
+ensure_node_packages() {
+  if [ -d "$1/node/node_modules" ] && cmp -s "$2" "$1/node/package.json"; then
+    return 0
+  fi
+  step "installing $3"
+  mkdir -p "$1/node"
+  cp "$2" "$1/node/package.json"
+  (cd "$1/node" && npm install --silent --no-audit --no-fund)
+}
