@@ -83,6 +83,7 @@ build_standalone_backend2() {
 # any further packages given after it ("$3" is what to call them in the log). Does nothing when
 # the environment was made from the same list.
 ensure_python_env() {
+  base_dir=$1
   env_dir=$1/venv
   requirements=$2
   what=$3
@@ -92,7 +93,7 @@ ensure_python_env() {
     return 0
   fi
   step "installing $what"
-  mkdir -p "$1"
+  mkdir -p "$base_dir"
   python3 -m venv "$env_dir"
   "$env_dir/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" "$@"
   printf '%s\n' "$wanted" >"$env_dir/requirements.txt"
