@@ -60,8 +60,7 @@ fn service(
             store_path: store.join("tables.redb"),
             embedded_table: "bench".into(),
             key_attributes: vec!["SubAppId".into()],
-        })
-        .expect("the embedded store opens");
+        });
         let config = ServiceConfig {
             name: "Backend #2".into(),
             component: ComponentSource::File(component_path()),

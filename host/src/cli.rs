@@ -257,8 +257,11 @@ pub struct CommonArgs {
     #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB", value_name = "URL")]
     pub dynamodb_endpoint: Option<String>,
 
-    /// The embedded store's file, used when no DynamoDB table is configured.
-    /// [default: $XDG_DATA_HOME/xray-host/tables.redb, else $HOME/.local/share/xray-host/tables.redb]
+    /// The embedded store's file, used when no DynamoDB table is configured and a component
+    /// imports the table capability. A file serves one process at a time, so by default each
+    /// `serve` process has its own, named after its service, and `run` one for all its services.
+    /// [default: $XDG_DATA_HOME/xray-host/ (else $HOME/.local/share/xray-host/) + tables-<service>.redb
+    /// for `serve` (e.g. tables-backend-1.redb for "Backend #1"), tables.redb for `run`]
     #[arg(long, env = "XRAY_HOST_TABLE_STORE", value_name = "FILE")]
     pub table_store: Option<PathBuf>,
 
@@ -274,14 +277,16 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
-    /// The table settings.
-    pub fn table_options(&self) -> TableOptions {
+    /// The table settings; the embedded store is `default_store_file` in the data directory
+    /// unless --table-store names another (see [`store_file_for_service`]).
+    pub fn table_options(&self, default_store_file: &str) -> TableOptions {
         let store_path = self.table_store.clone().unwrap_or_else(|| {
             std::env::var_os("XDG_DATA_HOME")
                 .map(PathBuf::from)
                 .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
                 .unwrap_or_else(std::env::temp_dir)
-                .join("xray-host/tables.redb")
+                .join("xray-host")
+                .join(default_store_file)
         });
         TableOptions {
             dynamodb_table: self.dynamodb_table.clone().filter(|t| !t.is_empty()),
@@ -388,6 +393,31 @@ impl ServeArgs {
     }
 }
 
+/// The store file `run` uses for all the services of its manifest.
+pub const SHARED_STORE_FILE: &str = "tables.redb";
+
+/// The default store file of a `serve` process: `tables-<service>.redb`, the service name in
+/// lower case with every run of other characters than letters and digits made one `-`, so that
+/// the services of an application run side by side on one machine ("Backend #1" ->
+/// `tables-backend-1.redb`).
+pub fn store_file_for_service(service: &str) -> String {
+    let mut slug = String::new();
+    for c in service.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    if slug.is_empty() {
+        // A name of only other characters ("#1" is fine, "###" is not): still one file per name.
+        let hash = crate::compile_cache::content_hash(service.as_bytes());
+        return format!("tables-{}.redb", &hash[..12]);
+    }
+    format!("tables-{slug}.redb")
+}
+
 /// Reads `AWS_XRAY_SDK_ENABLED` as the Python SDK does: `n`, `no`, `f`, `false`, `off`, `0`
 /// (any case) turn tracing off; anything else leaves it on (an unknown value with a warning).
 pub fn sdk_enabled(value: Option<&str>) -> bool {
@@ -461,6 +491,27 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn each_service_has_its_own_default_store_file() {
+        assert_eq!(store_file_for_service("BFF"), "tables-bff.redb");
+        assert_eq!(
+            store_file_for_service("Backend #1"),
+            "tables-backend-1.redb"
+        );
+        assert_eq!(
+            store_file_for_service("Backend #2"),
+            "tables-backend-2.redb"
+        );
+        assert_eq!(store_file_for_service(" a..b/c "), "tables-a-b-c.redb");
+        let odd = store_file_for_service("###");
+        assert!(
+            odd.starts_with("tables-") && odd.ends_with(".redb"),
+            "{odd}"
+        );
+        assert_ne!(odd, store_file_for_service("%%%"));
+        assert_ne!(odd, SHARED_STORE_FILE);
+    }
 
     #[test]
     fn the_command_line_is_well_formed() {

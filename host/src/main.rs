@@ -5,7 +5,7 @@ use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
 use xray_host::admin::Admin;
-use xray_host::cli::{Cli, Command, CommonArgs};
+use xray_host::cli::{Cli, Command, CommonArgs, SHARED_STORE_FILE, store_file_for_service};
 use xray_host::local::DaemonStandIn;
 use xray_host::manifest::Manifest;
 use xray_host::runtime::{Runtime, RuntimeOptions};
@@ -49,8 +49,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let (services, frontend, daemon, common) = match cli.command {
-        Command::Serve(args) => (vec![args.service_config()?], None, None, args.common),
+    let (services, frontend, daemon, common, store_file) = match cli.command {
+        Command::Serve(args) => {
+            let service = args.service_config()?;
+            let store_file = store_file_for_service(&service.name);
+            (vec![service], None, None, args.common, store_file)
+        }
         Command::Run(args) => {
             let manifest = Manifest::load(&args.manifest, &args.common)?;
             (
@@ -58,6 +62,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 manifest.frontend,
                 manifest.daemon,
                 args.common,
+                SHARED_STORE_FILE.to_string(),
             )
         }
         Command::Healthcheck(args) => return healthcheck(&args).await,
@@ -87,7 +92,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Admin::check_address(addr)?;
     }
     let tracer = Tracer::start(common.xray_options()?);
-    let table = Table::start(&common.table_options())?;
+    let table = Table::start(&common.table_options(&store_file));
     let loaded = load_services(services, &common, tracer.clone(), table).await?;
     if !common.no_watch {
         swap::watch(&loaded, common.component_poll_interval);
@@ -135,7 +140,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         !sites.is_empty(),
         "nothing to serve: give a service a listen address or add a [frontend]"
     );
-    let served = server::serve(sites, common.server_options(), shutdown_signal()).await;
+    let bound = server::bind(sites).await?;
+    // Now that the daemon stand-in, if this process serves one, is listening, the first
+    // sampling call finds it.
+    tracer.start_sampling_poller();
+    let served = bound
+        .serve(common.server_options(), shutdown_signal())
+        .await;
     // The last requests' segments leave before the process does.
     tracer.flush(std::time::Duration::from_secs(2)).await;
     served

@@ -36,6 +36,9 @@ pub struct LoadedComponent {
     pub content_hash: String,
     /// Whether the compiled artifact came from the on-disk cache.
     pub from_cache: bool,
+    /// Whether the component imports the table capability: only then does the host open the
+    /// embedded store for it (a store file can be held by one process at a time).
+    pub imports_table: bool,
 }
 
 /// The engine, the linker and the epoch ticker.
@@ -122,6 +125,7 @@ impl Runtime {
                 (component, crate::compile_cache::content_hash(bytes), false)
             }
         };
+        let imports_table = imports_interface(&self.engine, &component, TABLE_INTERFACE);
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -137,8 +141,20 @@ impl Runtime {
             pre,
             content_hash,
             from_cache,
+            imports_table,
         })
     }
+}
+
+/// The WIT interface of the table capability, without its version.
+const TABLE_INTERFACE: &str = "xray-host:platform/table";
+
+/// Whether `component` imports `interface` (`namespace:package/name`, any version).
+fn imports_interface(engine: &Engine, component: &Component, interface: &str) -> bool {
+    component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.split('@').next() == Some(interface))
 }
 
 fn config(pooling: Option<&RuntimeOptions>) -> Config {

@@ -115,7 +115,17 @@ pub async fn serve(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    // Bind everything before serving anything, so a taken port fails the start-up as a whole.
+    bind(sites).await?.serve(options, shutdown).await
+}
+
+/// Sites whose listeners are bound: connections queue from now on, and are accepted once
+/// [`BoundSites::serve`] runs.
+pub struct BoundSites {
+    listeners: Vec<(TcpListener, Backend)>,
+}
+
+/// Binds every site before serving anything, so a taken port fails the start-up as a whole.
+pub async fn bind(sites: Vec<Site>) -> anyhow::Result<BoundSites> {
     let mut listeners = Vec::new();
     for site in sites {
         let listener = TcpListener::bind(site.addr).await.with_context(|| {
@@ -130,7 +140,26 @@ pub async fn serve(
         tracing::info!("serving {} on http://{local}/", site.backend.describe());
         listeners.push((listener, site.backend));
     }
+    Ok(BoundSites { listeners })
+}
 
+impl BoundSites {
+    /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests finish
+    /// for up to `shutdown_timeout`, and returns.
+    pub async fn serve(
+        self,
+        options: ServerOptions,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        serve_bound(self.listeners, options, shutdown).await
+    }
+}
+
+async fn serve_bound(
+    listeners: Vec<(TcpListener, Backend)>,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let (stop_sender, stop) = watch::channel(false);
     // Every connection task holds a clone; when all are gone, everything has drained.
     let (drained_sender, mut drained) = mpsc::channel::<()>(1);

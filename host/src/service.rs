@@ -115,11 +115,18 @@ impl Service {
 
     /// Instantiates `component` once in a throwaway store, so that a component that type-checks
     /// but cannot be instantiated (a trapping start function, a data segment out of bounds) is
-    /// refused before it serves a request.
+    /// refused before it serves a request; a component that imports the table capability is
+    /// refused too when its store cannot be opened.
     pub(crate) async fn check_instantiates(
         &self,
         component: &LoadedComponent,
     ) -> anyhow::Result<()> {
+        if component.imports_table {
+            self.table
+                .prepare()
+                .await
+                .context("the component imports the table capability")?;
+        }
         let trace = RequestTrace::new(new_trace_id(), new_segment_id(), false);
         let mut store = self.new_store(Arc::new(std::sync::Mutex::new(trace)));
         component

@@ -3,8 +3,9 @@
 mod support;
 
 use std::net::TcpListener;
+use std::path::Path;
 use std::time::{Duration, Instant};
-use support::{Host, application, component, free_port, get, request};
+use support::{Host, application, component, free_port, get, request, run_to_exit};
 
 fn is_date(text: &str) -> bool {
     let bytes = text.as_bytes();
@@ -229,4 +230,140 @@ fn a_backend_not_on_the_allow_list_is_refused_by_the_host() {
         "{}",
         bff.log()
     );
+}
+
+/// `xray-host serve` with default flags, as README's "One service" section runs it, with the
+/// data directory `data` (the default table store lives there).
+fn serve_by_default(
+    component_name: &str,
+    name: &str,
+    port: u16,
+    args: &[&str],
+    data: &Path,
+) -> Host {
+    let listen = format!("127.0.0.1:{port}");
+    let mut all: Vec<String> = ["serve", "--component"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    all.push(component(component_name).display().to_string());
+    all.extend(["--listen".into(), listen, "--name".into(), name.into()]);
+    all.extend(args.iter().map(|a| a.to_string()));
+    let data = data.display().to_string();
+    Host::start_with_env_removed(
+        &all,
+        &[port],
+        &[("XDG_DATA_HOME", data.as_str())],
+        &["XRAY_HOST_TABLE_STORE"],
+    )
+}
+
+#[test]
+fn three_hosts_with_default_flags_run_side_by_side_as_on_ecs() {
+    let data = tempfile::tempdir().unwrap();
+    let (bff, one, two) = (free_port(), free_port(), free_port());
+    let _backend_1 = serve_by_default("backend1", "Backend #1", one, &[], data.path());
+    let _backend_2 = serve_by_default("backend2", "Backend #2", two, &[], data.path());
+    let (url_1, url_2) = (
+        format!("http://127.0.0.1:{one}"),
+        format!("http://127.0.0.1:{two}"),
+    );
+    let _bff = serve_by_default(
+        "bff",
+        "BFF",
+        bff,
+        &[
+            "--env",
+            &format!("BACKEND_1_URL={url_1}"),
+            "--env",
+            &format!("BACKEND_2_URL={url_2}"),
+            "--allow-outbound",
+            &url_1,
+            "--allow-outbound",
+            &url_2,
+        ],
+        data.path(),
+    );
+    let response = get(bff, "/api/");
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert!(is_date(response.json()["currentDate"].as_str().unwrap()));
+    // Each backend has a store file of its own; the BFF, which has no table, none.
+    let stores = data.path().join("xray-host");
+    let mut files: Vec<String> = std::fs::read_dir(&stores)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["tables-backend-1.redb", "tables-backend-2.redb"]);
+
+    // A host whose component has no table starts while another process holds the store file
+    // it is configured with.
+    let held = stores.join("tables-backend-1.redb").display().to_string();
+    let health_port = free_port();
+    let without_table = serve_by_default(
+        "bff",
+        "Another BFF",
+        health_port,
+        &["--table-store", &held],
+        data.path(),
+    );
+    assert_eq!(get(health_port, "/health").status, 200);
+    drop(without_table);
+
+    // A component that imports the table cannot start on a held store, and says why.
+    let (started, log) = run_to_exit(&[
+        "serve",
+        "--component",
+        &component("test_faults").display().to_string(),
+        "--listen",
+        &format!("127.0.0.1:{}", free_port()),
+        "--name",
+        "Backend #1",
+        "--table-store",
+        &held,
+    ]);
+    assert!(!started, "{log}");
+    assert!(log.contains(&held), "{log}");
+    assert!(log.contains("in use by another xray-host process"), "{log}");
+    assert!(log.contains("--table-store"), "{log}");
+}
+
+#[test]
+fn the_first_sampling_poll_finds_the_stand_in_of_the_same_process() {
+    let (daemon, service) = (free_port(), free_port());
+    let manifest = format!(
+        r#"
+        [[service]]
+        name = "Backend #2"
+        component = "{b2}"
+        listen = "127.0.0.1:{service}"
+
+        [daemon]
+        listen = "127.0.0.1:{daemon}"
+        "#,
+        b2 = component("backend2").display(),
+    );
+    let address = format!("127.0.0.1:{daemon}");
+    let host = Host::run_with_env(
+        &manifest,
+        &[service, daemon],
+        &[],
+        &[
+            ("AWS_XRAY_DAEMON_ADDRESS", &address),
+            // The poller says at debug level when rules arrived.
+            ("RUST_LOG", "info,xray_host::xray::sampling::poller=debug"),
+        ],
+    );
+    assert_eq!(get(service, "/health").status, 200);
+    assert!(
+        host.wait_for_log(
+            "sampling rules fetched from the daemon",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        host.log()
+    );
+    let log = host.log();
+    assert!(!log.contains("does not answer sampling calls"), "{log}");
+    assert!(!log.contains(" WARN "), "{log}");
 }

@@ -2,12 +2,16 @@
 //! a redb database file on the host's disk, so the data survives a restart.
 //!
 //! Items are kept per table name, keyed by their key attributes, in DynamoDB's JSON form.
+//!
+//! A store file can be open in one process at a time (redb locks it), so the host opens it only
+//! for a component that imports the table capability ([`StoreOnDemand`]): hosts whose components
+//! never use the table run side by side whatever their store setting.
 
 use crate::table::item::{AttributeValue, Item, from_json, to_json};
 use anyhow::Context;
 use redb::{Database, ReadableDatabase, TableDefinition};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 const ITEMS: TableDefinition<&str, &str> = TableDefinition::new("items");
 
@@ -29,11 +33,17 @@ impl EmbeddedStore {
                 )
             })?;
         }
-        let database = Database::create(path).with_context(|| {
-            format!(
+        let database = Database::create(path).map_err(|error| match error {
+            redb::DatabaseError::DatabaseAlreadyOpen => anyhow::anyhow!(
+                "the table store {} is in use by another xray-host process (a store file serves \
+                 one process at a time): give this host a file of its own with --table-store \
+                 (XRAY_HOST_TABLE_STORE), or a DynamoDB table with --dynamodb-table",
+                path.display()
+            ),
+            other => anyhow::Error::new(other).context(format!(
                 "cannot open the table store {} (choose another with --table-store)",
                 path.display()
-            )
+            )),
         })?;
         Ok(Self {
             database: Arc::new(database),
@@ -80,6 +90,45 @@ impl EmbeddedStore {
         Ok(Some(
             from_json(&json).context("the table store holds an item it cannot read")?,
         ))
+    }
+}
+
+/// The embedded store of a process, opened the first time a component needs it.
+pub struct StoreOnDemand {
+    path: PathBuf,
+    opened: Mutex<Option<EmbeddedStore>>,
+}
+
+impl StoreOnDemand {
+    /// The store at `path`, not opened yet.
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            opened: Mutex::new(None),
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The open store, opening it now if no call did before. An open that failed (the file
+    /// held by another process) is tried again at the next call. Blocks on file I/O: call it
+    /// off the async threads.
+    pub fn get(&self) -> anyhow::Result<EmbeddedStore> {
+        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(store) = opened.as_ref() {
+            return Ok(store.clone());
+        }
+        let store = EmbeddedStore::open(&self.path)?;
+        tracing::info!(
+            "no DynamoDB table configured (DYNAMO_DB_TABLE_NAME): the table capability uses the \
+             embedded store {}",
+            self.path.display()
+        );
+        *opened = Some(store.clone());
+        Ok(store)
     }
 }
 
@@ -132,5 +181,22 @@ mod tests {
             .into_iter()
             .collect();
         assert_eq!(store.get("t", &key, &missing).unwrap(), None);
+    }
+
+    #[test]
+    fn a_store_held_elsewhere_is_refused_with_the_file_and_the_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tables.redb");
+        let on_demand = StoreOnDemand::new(path.clone());
+        assert!(!path.exists(), "nothing is opened before it is needed");
+        let holder = EmbeddedStore::open(&path).unwrap();
+        let error = format!("{:#}", on_demand.get().err().unwrap());
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(error.contains("--table-store"), "{error}");
+        assert!(error.contains("--dynamodb-table"), "{error}");
+        drop(holder);
+        // Once the other holder is gone, the next call opens it.
+        on_demand.get().unwrap();
+        on_demand.get().unwrap();
     }
 }

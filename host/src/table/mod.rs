@@ -14,7 +14,7 @@ pub mod item;
 use crate::xray::ids::new_segment_id;
 use crate::xray::request_trace::{ExceptionRecord, FailureKind as TraceFailure, TraceHandle};
 use dynamodb::{CallFailure, DynamoDbTable, FailureKind};
-use embedded::EmbeddedStore;
+use embedded::StoreOnDemand;
 use item::{Item, ItemError, validate};
 use serde_json::json;
 use std::path::PathBuf;
@@ -57,7 +57,10 @@ pub enum TableError {
 
 enum Backend {
     DynamoDb(DynamoDbTable),
-    Embedded { store: EmbeddedStore, table: String },
+    Embedded {
+        store: Arc<StoreOnDemand>,
+        table: String,
+    },
 }
 
 /// The process's table.
@@ -67,8 +70,9 @@ pub struct Table {
 }
 
 impl Table {
-    /// Opens the embedded store or starts the DynamoDB client (in the background).
-    pub fn start(options: &TableOptions) -> anyhow::Result<Arc<Self>> {
+    /// Starts the DynamoDB client (in the background), or prepares the embedded store, which is
+    /// opened by [`Table::prepare`] or the first call.
+    pub fn start(options: &TableOptions) -> Arc<Self> {
         let backend = match &options.dynamodb_table {
             Some(name) => {
                 tracing::info!("the table capability uses the DynamoDB table {name}");
@@ -77,23 +81,30 @@ impl Table {
                     options.dynamodb_endpoint.clone(),
                 ))
             }
-            None => {
-                let store = EmbeddedStore::open(&options.store_path)?;
-                tracing::info!(
-                    "no DynamoDB table configured (DYNAMO_DB_TABLE_NAME): the table capability uses \
-                     the embedded store {}",
-                    store.path().display()
-                );
-                Backend::Embedded {
-                    store,
-                    table: options.embedded_table.clone(),
-                }
-            }
+            None => Backend::Embedded {
+                store: Arc::new(StoreOnDemand::new(options.store_path.clone())),
+                table: options.embedded_table.clone(),
+            },
         };
-        Ok(Arc::new(Self {
+        Arc::new(Self {
             backend,
             key: options.key_attributes.clone(),
-        }))
+        })
+    }
+
+    /// Makes the table ready for a component that imports it: opens the embedded store, so
+    /// that a store held by another process fails the start-up (or the swap) with a message
+    /// naming the file, instead of the component's first request.
+    pub async fn prepare(&self) -> anyhow::Result<()> {
+        match &self.backend {
+            Backend::DynamoDb(_) => Ok(()),
+            Backend::Embedded { store, .. } => {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.get().map(drop))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("opening the table store panicked: {e}"))?
+            }
+        }
     }
 
     /// Writes an item.
@@ -110,10 +121,11 @@ impl Table {
             Backend::Embedded { store, table } => {
                 let call = Call::begin_embedded(trace, "PutItem", table);
                 let (store, table, key) = (store.clone(), table.clone(), self.key.clone());
-                let result = tokio::task::spawn_blocking(move || store.put(&table, &key, &item))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("the store task failed: {e}"))
-                    .and_then(|r| r);
+                let result =
+                    tokio::task::spawn_blocking(move || store.get()?.put(&table, &key, &item))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("the store task failed: {e}"))
+                        .and_then(|r| r);
                 call.end_embedded(result.as_ref().err());
                 result.map_err(|e| TableError::Failed(format!("{e:#}")))
             }
@@ -138,10 +150,11 @@ impl Table {
             Backend::Embedded { store, table } => {
                 let call = Call::begin_embedded(trace, "GetItem", table);
                 let (store, table, names) = (store.clone(), table.clone(), self.key.clone());
-                let result = tokio::task::spawn_blocking(move || store.get(&table, &names, &key))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("the store task failed: {e}"))
-                    .and_then(|r| r);
+                let result =
+                    tokio::task::spawn_blocking(move || store.get()?.get(&table, &names, &key))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("the store task failed: {e}"))
+                        .and_then(|r| r);
                 call.end_embedded(result.as_ref().err());
                 result.map_err(|e| TableError::Failed(format!("{e:#}")))
             }

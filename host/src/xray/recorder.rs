@@ -42,6 +42,7 @@ pub struct Tracer {
     enabled: bool,
     sampler: Option<Sampler>,
     emitter: Option<Emitter>,
+    poller: Option<Arc<SamplingPoller>>,
     on_ecs: bool,
     ecs: Arc<OnceLock<Value>>,
 }
@@ -55,8 +56,8 @@ pub struct RequestStart {
 }
 
 impl Tracer {
-    /// Starts the emitter, the sampling poller and the ECS metadata fetch (on the current tokio
-    /// runtime) and returns the recorder.
+    /// Starts the emitter and the ECS metadata fetch (on the current tokio runtime) and returns
+    /// the recorder. Centralized sampling starts with [`Tracer::start_sampling_poller`].
     pub fn start(options: XrayOptions) -> Arc<Self> {
         if !options.enabled {
             return Self::disabled();
@@ -67,15 +68,15 @@ impl Tracer {
             let client_id =
                 crate::xray::ids::new_segment_id() + &crate::xray::ids::new_segment_id()[..8];
             let sampler = Arc::new(CentralizedSampler::new(client_id));
-            SamplingPoller::new(
+            let poller = SamplingPoller::new(
                 sampler.clone(),
                 options.daemon.tcp.clone(),
                 clock.clone(),
                 random.clone(),
-            )
-            .spawn();
-            sampler
+            );
+            (sampler, poller)
         });
+        let (centralized, poller) = centralized.unzip();
         let sampler = Sampler::new(
             centralized,
             LocalSampler::new(options.local_rules),
@@ -102,9 +103,19 @@ impl Tracer {
             enabled: true,
             sampler: Some(sampler),
             emitter: Some(Emitter::start(options.daemon.udp.clone())),
+            poller,
             on_ecs,
             ecs,
         })
+    }
+
+    /// Starts asking the daemon for centralized sampling rules and targets (once; later calls
+    /// do nothing). The process calls it when its listeners are bound, so that a daemon
+    /// stand-in served by the same process answers the first call.
+    pub fn start_sampling_poller(&self) {
+        if let Some(poller) = &self.poller {
+            poller.spawn();
+        }
     }
 
     /// A recorder that records nothing and sends nothing.
@@ -113,6 +124,7 @@ impl Tracer {
             enabled: false,
             sampler: None,
             emitter: None,
+            poller: None,
             on_ecs: false,
             ecs: Arc::new(OnceLock::new()),
         })
@@ -320,6 +332,7 @@ mod tests {
                 Arc::new(OsRandom),
             )),
             emitter: None,
+            poller: None,
             on_ecs: false,
             ecs: Arc::new(OnceLock::new()),
         }

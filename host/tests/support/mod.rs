@@ -146,14 +146,30 @@ impl Host {
 
     /// As [`Host::start`], with extra environment variables.
     pub fn start_with_env(args: &[String], ports: &[u16], env: &[(&str, &str)]) -> Host {
+        Host::start_with_env_removed(args, ports, env, &[])
+    }
+
+    /// As [`Host::start_with_env`], without the variables named in `removed` (among them the
+    /// defaults this helper sets, e.g. `XRAY_HOST_TABLE_STORE` to run with the default store).
+    pub fn start_with_env_removed(
+        args: &[String],
+        ports: &[u16],
+        env: &[(&str, &str)],
+        removed: &[&str],
+    ) -> Host {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_xray-host"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_xray-host"));
+        command
             .args(args)
             .env("XRAY_HOST_CACHE_DIR", dir.path().join("cache"))
             .env("XRAY_HOST_TABLE_STORE", dir.path().join("tables.redb"))
             .env_remove("DYNAMO_DB_TABLE_NAME")
             .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
+            .env("NO_COLOR", "1");
+        for name in removed {
+            command.env_remove(name);
+        }
+        let mut child = command
             // The test's own variables last, so they win.
             .envs(env.iter().copied())
             .stdout(Stdio::piped())

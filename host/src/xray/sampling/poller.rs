@@ -4,8 +4,10 @@
 //! whenever the targets say they changed.
 //!
 //! A daemon that does not answer never affects requests: the sampler keeps what it has (and
-//! after an hour without rules the local rules decide). One log line is written when the daemon
-//! stops answering and one when it answers again.
+//! after an hour without rules the local rules decide). The first failed call is logged at info
+//! level with the time of the next try (a sidecar often starts after the host); a warning follows
+//! only when the daemon keeps failing ([`WARN_AFTER_FAILURES`] calls in a row), and one line when
+//! it answers again.
 
 use super::centralized::{CentralizedSampler, parse_rules_response};
 use super::{Clock, RandomSource};
@@ -15,7 +17,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -24,6 +26,8 @@ pub const RULES_INTERVAL: Duration = Duration::from_secs(300);
 /// How often targets are fetched.
 pub const TARGETS_INTERVAL: Duration = Duration::from_secs(10);
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Failed calls in a row after which the daemon not answering is a warning rather than news.
+pub const WARN_AFTER_FAILURES: u32 = 3;
 
 /// Polls the daemon for one sampler.
 pub struct SamplingPoller {
@@ -33,7 +37,8 @@ pub struct SamplingPoller {
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
     refetch_rules: Notify,
-    daemon_down: AtomicBool,
+    failures_in_a_row: AtomicU32,
+    spawned: AtomicBool,
 }
 
 impl SamplingPoller {
@@ -53,19 +58,23 @@ impl SamplingPoller {
             clock,
             random,
             refetch_rules: Notify::new(),
-            daemon_down: AtomicBool::new(false),
+            failures_in_a_row: AtomicU32::new(0),
+            spawned: AtomicBool::new(false),
         })
     }
 
-    /// Starts the two polling loops on the current tokio runtime.
+    /// Starts the two polling loops on the current tokio runtime; a second call does nothing.
     pub fn spawn(self: &Arc<Self>) {
+        if self.spawned.swap(true, Ordering::Relaxed) {
+            return;
+        }
         let rules = self.clone();
         tokio::spawn(async move {
             // Until the first fetch succeeds (the daemon sidecar may start after the host), retry
             // after 1, 2, 4 … seconds, up to the regular interval.
             let mut retry = Duration::from_secs(1);
             loop {
-                let fetched = rules.fetch_rules().await;
+                let fetched = rules.fetch_rules(retry).await;
                 let wait = if fetched {
                     RULES_INTERVAL + rules.jitter(5.0)
                 } else {
@@ -92,8 +101,9 @@ impl SamplingPoller {
         Duration::from_secs_f64(self.random.next_f64() * seconds)
     }
 
-    /// Fetches the rules once; returns whether it worked.
-    pub async fn fetch_rules(&self) -> bool {
+    /// Fetches the rules once; returns whether it worked. `retry_in` is when the caller tries
+    /// again if it did not, for the log.
+    pub async fn fetch_rules(&self, retry_in: Duration) -> bool {
         let result = match self
             .post("GetSamplingRules", Bytes::from_static(b"{}"))
             .await
@@ -112,7 +122,7 @@ impl SamplingPoller {
                 true
             }
             Err(error) => {
-                self.report_down(&error);
+                self.report_down(&error, retry_in);
                 false
             }
         }
@@ -136,7 +146,7 @@ impl SamplingPoller {
                     self.refetch_rules.notify_one();
                 }
             }
-            Err(error) => self.report_down(&error),
+            Err(error) => self.report_down(&error, TARGETS_INTERVAL),
         }
     }
 
@@ -156,18 +166,28 @@ impl SamplingPoller {
         Ok(body)
     }
 
-    fn report_down(&self, error: &anyhow::Error) {
-        if !self.daemon_down.swap(true, Ordering::Relaxed) {
+    fn report_down(&self, error: &anyhow::Error, retry_in: Duration) {
+        let failures = self.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures == 1 {
+            tracing::info!(
+                "the X-Ray daemon at {} does not answer sampling calls ({error:#}); trying again \
+                 in {retry_in:?}, sampling with the rules already fetched or the local rules \
+                 meanwhile",
+                self.daemon
+            );
+        } else if failures == WARN_AFTER_FAILURES {
             tracing::warn!(
-                "the X-Ray daemon at {} does not answer sampling calls ({error:#}); sampling with \
-                 the rules already fetched, or the local rules",
+                "the X-Ray daemon at {} has failed {failures} sampling calls in a row \
+                 ({error:#}); sampling with the rules already fetched, or the local rules, until \
+                 it answers (is the daemon or CloudWatch agent sidecar running, and is \
+                 AWS_XRAY_DAEMON_ADDRESS right?)",
                 self.daemon
             );
         }
     }
 
     fn report_up(&self) {
-        if self.daemon_down.swap(false, Ordering::Relaxed) {
+        if self.failures_in_a_row.swap(0, Ordering::Relaxed) >= WARN_AFTER_FAILURES {
             tracing::info!(
                 "the X-Ray daemon at {} answers sampling calls again",
                 self.daemon
