@@ -9,9 +9,11 @@
 //! Paths are not part of an entry: the allow-list decides which servers a component reaches,
 //! not what it asks them.
 
+use crate::network_policy::TargetHost;
 use anyhow::{Context, bail};
 use http::Uri;
 use std::fmt;
+use std::net::IpAddr;
 
 /// The parsed `--allow-outbound` entries of one service.
 #[derive(Debug, Clone, Default)]
@@ -69,10 +71,26 @@ impl AllowList {
         let Some(port) = uri.port_u16().or_else(|| default_port(scheme)) else {
             return false;
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
+        // `http://2852039170/` is `http://169.254.170.2/`: compare what the host really is.
+        let host = TargetHost::parse(host).as_text();
         self.entries
             .iter()
-            .any(|entry| entry.matches(scheme, host, port))
+            .any(|entry| entry.matches(scheme, &host, port))
+    }
+
+    /// The addresses entries name literally (`http://169.254.170.2`): the operator means them,
+    /// so the address check lets them through (see [`crate::network_policy`]).
+    pub fn literal_addresses(&self) -> Vec<IpAddr> {
+        self.entries
+            .iter()
+            .filter_map(|entry| match &entry.host {
+                HostPattern::Exact(host) => match TargetHost::parse(host) {
+                    TargetHost::Ip(ip) => Some(ip),
+                    TargetHost::Name(_) => None,
+                },
+                _ => None,
+            })
+            .collect()
     }
 
     /// Whether nothing at all is allowed.
@@ -100,7 +118,7 @@ impl Entry {
                 HostPattern::Suffix(host[1..].to_ascii_lowercase())
             }
             _ if host.contains('*') => bail!("a wildcard may only be `*` or lead as `*.`"),
-            _ => HostPattern::Exact(host.to_ascii_lowercase()),
+            _ => HostPattern::Exact(TargetHost::parse(host).as_text()),
         };
         let port =
             match port {
@@ -240,6 +258,31 @@ mod tests {
         assert!(allows(&["http://*:*"], "http://anything:1234/"));
         assert!(allows(&["http://localhost:*"], "http://localhost:9/"));
         assert!(allows(&["http://[::1]:8080"], "http://[::1]:8080/"));
+    }
+
+    #[test]
+    fn hosts_are_compared_as_the_addresses_they_are() {
+        let list = ["http://169.254.170.2"];
+        assert!(allows(&list, "http://2852039170/"));
+        assert!(allows(&list, "http://0xa9.0xfe.0xaa.0x02/"));
+        assert!(allows(&list, "http://[::ffff:169.254.170.2]/"));
+        assert!(allows(&list, "http://allowed.example@169.254.170.2/"));
+        assert!(!allows(
+            &["http://allowed.example"],
+            "http://allowed.example@169.254.170.2/"
+        ));
+        assert!(allows(&["http://0xA9FEAA02"], "http://169.254.170.2/"));
+        let parsed = AllowList::parse(&list).unwrap();
+        assert_eq!(
+            parsed.literal_addresses(),
+            vec!["169.254.170.2".parse::<IpAddr>().unwrap()]
+        );
+        assert!(
+            AllowList::parse(&["http://*.example.com", "http://backend"])
+                .unwrap()
+                .literal_addresses()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -225,6 +225,13 @@ pub struct CommonArgs {
     #[arg(long, env = "XRAY_HOST_ADMIN_LISTEN", value_name = "ADDR")]
     pub admin_listen: Option<SocketAddr>,
 
+    /// Refuse outgoing calls to private network addresses (10.0.0.0/8, 172.16.0.0/12,
+    /// 192.168.0.0/16, 100.64.0.0/10, fc00::/7) too, whatever the allow-list says, unless an
+    /// entry names the address literally. Link-local addresses (where ECS serves the task's
+    /// credentials) and the EC2 metadata addresses are refused always.
+    #[arg(long, env = "XRAY_HOST_BLOCK_PRIVATE_NETWORKS")]
+    pub block_private_networks: bool,
+
     /// Do not watch component files or poll S3: swap only on SIGHUP or `POST /reload`.
     #[arg(long, env = "XRAY_HOST_NO_WATCH")]
     pub no_watch: bool,
@@ -340,6 +347,7 @@ impl CommonArgs {
             allow_list,
             connect_timeout: self.outbound_connect_timeout,
             response_timeout: self.outbound_timeout,
+            block_private_networks: self.block_private_networks,
             ..OutboundConfig::default()
         }
     }

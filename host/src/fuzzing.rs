@@ -34,6 +34,7 @@ pub const TARGETS: &[&str] = &[
     "datagram",
     "xray_api",
     "table_item",
+    "outbound_address",
 ];
 
 /// Runs the target `name` on `data`.
@@ -46,6 +47,7 @@ pub fn run(name: &str, data: &[u8]) {
         "datagram" => datagram_intake(data),
         "xray_api" => xray_api(data),
         "table_item" => table_item(data),
+        "outbound_address" => outbound_address(data),
         other => panic!("no fuzz target {other}"),
     }
 }
@@ -198,6 +200,55 @@ fn decode_item(data: &[u8]) -> WitItem {
         values.push(value);
     }
     WitItem { attributes, values }
+}
+
+/// Outgoing URLs: a host normalises to the same thing twice, an address's text reads back as
+/// that address, forms std reads as an address agree, and the address check of a URL's host
+/// refuses every link-local and metadata address whatever its spelling.
+pub fn outbound_address(data: &[u8]) {
+    use crate::allow_list::AllowList;
+    use crate::network_policy::{AddressPolicy, TargetHost};
+    use std::net::IpAddr;
+    let text = text(data);
+    let host = TargetHost::parse(&text);
+    match &host {
+        TargetHost::Ip(ip) => {
+            assert_eq!(TargetHost::parse(&ip.to_string()), host, "{text:?}");
+            let policy = AddressPolicy::default();
+            let refused = policy.check(*ip).is_err();
+            let link_local = match ip {
+                IpAddr::V4(v4) => v4.is_link_local(),
+                IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
+            };
+            assert!(!link_local || refused, "{ip} passed the check");
+        }
+        TargetHost::Name(name) => {
+            assert_eq!(TargetHost::parse(name), host, "{text:?}");
+        }
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        assert_eq!(
+            host,
+            TargetHost::Ip(crate::network_policy::canonical(ip)),
+            "{text:?}"
+        );
+    }
+    // The same text as a URL: the allow-list reads its host the same way.
+    if let Ok(uri) = format!("http://{text}/").parse::<http::Uri>()
+        && let Some(uri_host) = uri.host()
+        && let TargetHost::Ip(ip) = TargetHost::parse(uri_host)
+    {
+        let literal = AllowList::parse(&[format!("http://{}:*", bracket(ip))])
+            .expect("an address is a valid entry");
+        assert!(literal.allows(&uri), "{uri} vs {ip}");
+    }
+}
+
+fn bracket(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub mod invoke;
 pub mod limits;
 pub mod local;
 pub mod manifest;
+pub mod network_policy;
 pub mod outbound;
 pub mod request_body;
 pub mod runtime;

@@ -338,3 +338,58 @@ fn an_unsampled_request_propagates_sampled_0_with_its_root_so_nothing_downstream
     );
     assert!(documents.iter().all(|d| d["trace_id"] != root));
 }
+
+#[test]
+fn a_call_to_the_credentials_endpoint_is_refused_whatever_the_url_form() {
+    let daemon = Daemon::start();
+    let rules = sample_everything();
+    let port = free_port();
+    let address = daemon.address();
+    let host = Host::serve_with_env(
+        &component("test_faults"),
+        port,
+        "Faults",
+        &[
+            "--sampling-rules",
+            &rules.path().display().to_string(),
+            // Everything is on the allow-list: the address check still refuses.
+            "--allow-outbound",
+            "http://*:*",
+        ],
+        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
+    );
+    let forms = [
+        "http://169.254.170.2/v2/credentials",
+        "http://2852039170/",
+        "http://0xa9.0xfe.0xaa.0x02/",
+        "http://[::ffff:169.254.170.2]/",
+        "http://allowed.example@169.254.170.2/",
+    ];
+    for url in forms {
+        assert_eq!(
+            get(port, &format!("/fetch?url={url}")).body,
+            "error ErrorCode::DestinationIpProhibited",
+            "{url}"
+        );
+    }
+    assert!(host.wait_for_log("outgoing call refused", Duration::from_secs(5)));
+    let log = host.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("outgoing call refused") && l.contains("2852039170"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("Faults") && line.contains("169.254.170.2"),
+        "{line}"
+    );
+    // Each refused call is a remote subsegment with a fault.
+    let documents = daemon.wait_for(Duration::from_secs(5), |docs| docs.len() >= forms.len());
+    documents.iter().for_each(assert_valid);
+    for document in &documents {
+        let call = &document["subsegments"][0];
+        assert_eq!(call["namespace"], "remote", "{document}");
+        assert_eq!(call["fault"], true, "{document}");
+    }
+    // The host serves on.
+    assert_eq!(get(port, "/ok").status, 200);
+}
