@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Deploys the reference application to ECS Fargate in the account and region of the config:
-# the VPC and base stacks, the components (to the components bucket), the host and frontend
-# images (built and pushed only when they changed), then the service stacks.
+# the VPC and base stacks, the components (checked, then uploaded to the components bucket when
+# they changed), the host and frontend images (built and pushed only when what goes into them
+# changed), then the service stacks. Run it again after any change: it deploys only what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/deploy.sh
 . scripts/lib/deploy.sh
+# shellcheck source=scripts/lib/setup.sh
+. scripts/lib/setup.sh
 
 parse_options "usage: scripts/install.sh [--config FILE] [--dry-run]
 
@@ -13,7 +16,8 @@ Deploys every stack in order. --dry-run prints each command that would change so
 instead of running it (read-only queries still run when credentials allow)." "$@"
 load_config
 if [ "$DRY_RUN" = 0 ]; then
-  require_tools aws docker cargo git
+  require_tools aws docker cargo
+  ensure_wasm_target
 fi
 
 account=$(query "123456789012" sts get-caller-identity --query Account --output text)
@@ -25,26 +29,23 @@ deploy_stack templates/0-vpc.yml "$PREFIX-vpc-stack" \
 deploy_stack templates/1-svc-base.yml "$PREFIX-svc-base-stack" \
   "AppId=$APP_ID" "EnvId=$ENV_ID" "LogRetentionDays=$LOG_RETENTION_DAYS"
 
-say "building and uploading the components"
+say "building, checking and uploading the components"
 bucket=$(export_value components-bucket-name)
 run cargo build --release --target wasm32-wasip2
 for component in $COMPONENTS; do
-  run aws s3 cp "target/wasm32-wasip2/release/$component.wasm" "s3://$bucket/$component.wasm" \
-    --content-type application/wasm
+  check_and_upload_component "target/wasm32-wasip2/release/$component.wasm" "$bucket" "$component.wasm"
 done
 
-# Images are tagged with a hash of what goes into them, so an unchanged image is not rebuilt.
-tree_hash() {
-  git ls-files -s "$@" | git hash-object --stdin | cut -c1-12
-}
+# Images are tagged with a hash of their build context as it is on disk, so an unchanged image
+# is not rebuilt and any change (committed or not) is.
 registry="$account.dkr.ecr.$AWS_REGION.amazonaws.com"
 push_image() {
   local repository=$1
   local tag=$2
   local dockerfile=$3
   local context=$4
-  if query "" ecr describe-images --repository-name "$repository" --image-ids "imageTag=$tag" \
-    --query 'imageDetails[0].imageTags[0]' --output text | grep -q "$tag"; then
+  if probe ecr describe-images --repository-name "$repository" --image-ids "imageTag=$tag" \
+    --query 'imageDetails[0].imageTags' --output text >/dev/null; then
     say "$repository:$tag is already in ECR"
     return
   fi
@@ -57,20 +58,27 @@ push_image() {
   run docker build --platform "$DOCKER_PLATFORM" -f "$dockerfile" -t "$registry/$repository:$tag" "$context"
   run docker push "$registry/$repository:$tag"
 }
-host_tag="$(tree_hash host wit Cargo.toml Cargo.lock)-$(printf '%s' "$CPU_ARCHITECTURE" | tr 'A-Z_' 'a-z-')"
-frontend_tag="$(tree_hash frontend)-$(printf '%s' "$CPU_ARCHITECTURE" | tr 'A-Z_' 'a-z-')"
+architecture=$(printf '%s' "$CPU_ARCHITECTURE" | tr 'A-Z_' 'a-z-')
+host_tag="$(context_hash .)-$architecture"
+frontend_tag="$(context_hash frontend)-$architecture"
 push_image "$PREFIX-host" "$host_tag" host/Dockerfile .
 push_image "$PREFIX-frontend" "$frontend_tag" frontend/Dockerfile frontend
 
+# Every parameter a template declares is passed, from the config, on every deploy.
+scaling="MinTasks=$MIN_TASKS MaxTasks=$MAX_TASKS"
 for service in $SERVICES_INSTALL_ORDER; do
-  if [ "$service" = frontend ]; then
-    deploy_stack "templates/2-svc-$service.yml" "$PREFIX-svc-$service-stack" \
-      "AppId=$APP_ID" "EnvId=$ENV_ID" "ImageTag=$frontend_tag" "CpuArchitecture=$CPU_ARCHITECTURE"
-  else
-    deploy_stack "templates/2-svc-$service.yml" "$PREFIX-svc-$service-stack" \
-      "AppId=$APP_ID" "EnvId=$ENV_ID" "ImageTag=$host_tag" "CpuArchitecture=$CPU_ARCHITECTURE" \
-      "TracingSidecar=$TRACING_SIDECAR"
+  case "$service" in
+    frontend) service_parameters="ImageTag=$frontend_tag RequestsPerTaskPerMinute=$REQUESTS_PER_TASK_PER_MINUTE" ;;
+    bff) service_parameters="ImageTag=$host_tag RequestsPerTaskPerMinute=$REQUESTS_PER_TASK_PER_MINUTE" ;;
+    *) service_parameters="ImageTag=$host_tag CpuTargetPercent=$BACKEND_CPU_TARGET_PERCENT" ;;
+  esac
+  if [ "$service" != frontend ]; then
+    service_parameters="$service_parameters TracingSidecar=$TRACING_SIDECAR XRayDaemonImage=$XRAY_DAEMON_IMAGE"
+    service_parameters="$service_parameters CloudWatchAgentImage=$CLOUDWATCH_AGENT_IMAGE ComponentPollInterval=$COMPONENT_POLL_INTERVAL"
   fi
+  # shellcheck disable=SC2086 # the parameters are words without spaces
+  deploy_stack "templates/2-svc-$service.yml" "$PREFIX-svc-$service-stack" \
+    "AppId=$APP_ID" "EnvId=$ENV_ID" "CpuArchitecture=$CPU_ARCHITECTURE" $scaling $service_parameters
 done
 
 say "installed: scripts/get_url.sh prints the application's URL"

@@ -4,6 +4,21 @@
 # create. moto implements CloudFormation for only some resource types; this shows which of ours.
 # Not part of the test run. Usage: scripts/try-on-moto.sh
 set -euo pipefail
+case "${1:-}" in
+  "") ;;
+  -h | --help)
+    printf '%s\n' "usage: scripts/try-on-moto.sh
+
+Creates every stack of templates/ in moto's CloudFormation (a local stand-in for AWS; installed
+by scripts/setup-interop.sh) and reports, stack by stack, which resources moto could create.
+Needs no AWS account and changes nothing outside this machine."
+    exit 0
+    ;;
+  *)
+    echo "try-on-moto.sh: unknown argument $1 (see --help)" >&2
+    exit 2
+    ;;
+esac
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/setup.sh
 . scripts/lib/setup.sh

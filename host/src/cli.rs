@@ -41,6 +41,23 @@ pub enum Command {
     /// Check that a service answers `GET /health` with 2xx (exit status 0) or not (1): the
     /// container health check of the ECS task definitions, with no curl in the image.
     Healthcheck(HealthcheckArgs),
+    /// Check that a component file can be served, without serving it: it compiles, imports only
+    /// what this host provides, exports wasi:http/incoming-handler and instantiates. Exit status
+    /// 0, or 1 with what is wrong. The deployment scripts run it before every upload.
+    Check(CheckArgs),
+}
+
+/// `xray-host check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The component file (a .wasm built for wasm32-wasip2).
+    #[arg(value_name = "COMPONENT")]
+    pub component: PathBuf,
+
+    /// Largest linear memory of one instance, in MiB, as the service will run it: a component
+    /// that needs more to instantiate fails the check.
+    #[arg(long, env = "XRAY_HOST_MAX_MEMORY_MIB", default_value_t = 128)]
+    pub max_memory_mib: usize,
 }
 
 /// `xray-host healthcheck`.
@@ -210,6 +227,12 @@ pub struct CommonArgs {
     #[arg(long, env = "XRAY_HOST_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// Time an idle keep-alive connection stays open between requests. Behind a load balancer
+    /// that reuses idle connections, make it longer than the balancer's idle timeout (the ALB's
+    /// is 60 s), so that the balancer, not the host, closes them.
+    #[arg(long, env = "XRAY_HOST_KEEP_ALIVE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
+    pub keep_alive_timeout: Duration,
+
     /// Where compiled components are kept between runs. The host runs the machine code it finds
     /// there, so only the host's user may write to it.
     /// [default: $XDG_CACHE_HOME/xray-host, else $HOME/.cache/xray-host, else the temp dir]
@@ -357,6 +380,7 @@ impl CommonArgs {
         ServerOptions {
             max_header_bytes: self.max_header_bytes,
             header_read_timeout: self.header_read_timeout,
+            keep_alive_timeout: self.keep_alive_timeout,
             shutdown_timeout: self.shutdown_timeout,
         }
     }

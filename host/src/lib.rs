@@ -17,6 +17,8 @@
 //! - [`limits`]: the limits every request runs under.
 //! - [`request_body`]: the size-limited request body.
 //! - [`outbound`] and [`allow_list`]: outgoing HTTP from components.
+//! - [`keep_alive`]: the header read and keep-alive timeouts of a connection.
+//! - [`check`]: `xray-host check`, whether a component can be served, before it is deployed.
 //! - [`server`]: listeners, routing, concurrency caps and graceful shutdown.
 //! - [`static_files`]: the frontend's files, for the local run.
 //! - [`capabilities`]: the host side of the WIT interfaces in `wit/`.
@@ -29,6 +31,7 @@
 pub mod admin;
 pub mod allow_list;
 pub mod capabilities;
+pub mod check;
 pub mod cli;
 pub mod compile_cache;
 pub mod component_source;
@@ -36,6 +39,7 @@ pub mod error_response;
 pub mod fuzzing;
 pub mod host_state;
 pub mod invoke;
+pub mod keep_alive;
 pub mod limits;
 pub mod local;
 pub mod manifest;

@@ -66,6 +66,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
         }
         Command::Healthcheck(args) => return healthcheck(&args).await,
+        Command::Check(args) => return xray_host::check::run(&args).await,
         Command::Daemon(args) => {
             let stand_in = DaemonStandIn::start(&args.options()).await?;
             let site = Site {
@@ -75,6 +76,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let options = ServerOptions {
                 max_header_bytes: 16 * 1024,
                 header_read_timeout: std::time::Duration::from_secs(30),
+                keep_alive_timeout: std::time::Duration::from_secs(75),
                 shutdown_timeout: args.shutdown_timeout,
             };
             return server::serve(vec![site], options, shutdown_signal()).await;

@@ -8,6 +8,7 @@
 use crate::admin::Admin;
 use crate::error_response::ResponseBody;
 use crate::invoke::invoke;
+use crate::keep_alive::ConnectionClock;
 use crate::local::DaemonStandIn;
 use crate::service::Service;
 use crate::static_files::StaticFiles;
@@ -104,6 +105,8 @@ pub struct ServerOptions {
     pub max_header_bytes: usize,
     /// Time a client has to send a request head.
     pub header_read_timeout: Duration,
+    /// Time an idle keep-alive connection stays open between requests.
+    pub keep_alive_timeout: Duration,
     /// Time in-flight requests get to finish after a shutdown signal.
     pub shutdown_timeout: Duration,
 }
@@ -232,21 +235,30 @@ async fn serve_connection(
     mut stop: watch::Receiver<bool>,
     _drained: mpsc::Sender<()>,
 ) {
+    // The header read and keep-alive timeouts (hyper's own header timer would also close idle
+    // keep-alive connections).
+    let clock = ConnectionClock::new(options.header_read_timeout, options.keep_alive_timeout);
+    let io = TokioIo::new(clock.stream(stream));
     let service = service_fn(move |mut request: Request<Incoming>| {
         let backend = backend.clone();
+        let clock = clock.clone();
+        clock.request_started();
         request.extensions_mut().insert(ClientAddr(client));
-        async move { Ok::<_, Infallible>(backend.handle(request).await) }
+        async move {
+            let response = backend.handle(request).await;
+            Ok::<_, Infallible>(response.map(|body| clock.body(body)))
+        }
     });
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout)
+        .header_read_timeout(None)
         // hyper answers 431 when a request head does not fit; it refuses buffers under 8 KiB.
         .max_buf_size(options.max_header_bytes.max(8192))
         // More header lines than this are refused with 431, whatever their total size.
         .max_headers(100)
         .keep_alive(true);
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     let finished_first = tokio::select! {
         result = connection.as_mut() => Some(result),

@@ -114,45 +114,78 @@ fn every_import_names_an_export_of_another_template() {
     }
 }
 
-/// Runs a script with a stub `aws` first on PATH; returns (success, output, recorded aws calls).
-fn run_script(script: &str, args: &[&str], config: Option<&Path>) -> (bool, String, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let log = dir.path().join("aws.log");
-    std::fs::write(
-        bin.join("aws"),
-        r#"#!/usr/bin/env bash
+/// The stub `aws`: records its calls in `$AWS_STUB_LOG` and answers like the CLI would for an
+/// installed application. `$AWS_STUB_STATE` picks other states: `partial` (the first uninstall
+/// stopped after deleting the bucket and a repository), `gone` (nothing left), `many` (2 500
+/// object versions in the bucket). `$AWS_STUB_IMAGES` lists the image tags ECR has;
+/// `$AWS_STUB_VERSIONS` is the `list-object-versions` answer for one key (text output).
+const AWS_STUB: &str = r#"#!/usr/bin/env bash
 printf '%s\n' "$*" >> "$AWS_STUB_LOG"
+state=${AWS_STUB_STATE:-installed}
 case "$1 $2" in
   "sts get-caller-identity") echo 111122223333 ;;
   "cloudformation list-exports")
+    [ "$state" = gone ] && exit 0
     case "$*" in
       *components-bucket-name*) echo xray-ecs-dev-components-111122223333 ;;
       *alb-dns-name*) echo xray-ecs-dev-1234.ap-northeast-1.elb.amazonaws.com ;;
     esac ;;
-  "ecr describe-images") echo "An error occurred (ImageNotFoundException)" >&2; exit 254 ;;
-  "s3api list-object-versions") echo '{"Objects": [{"Key": "bff.wasm", "VersionId": "v1"}]}' ;;
+  "ecr describe-images")
+    for tag in ${AWS_STUB_IMAGES:-}; do
+      case "$*" in *"imageTag=$tag "*) echo "$tag"; exit 0 ;; esac
+    done
+    echo "An error occurred (ImageNotFoundException) when calling the DescribeImages operation" >&2; exit 254 ;;
+  "ecr delete-repository")
+    if [ "$state" != installed ] && [ "$state" != many ]; then
+      echo "An error occurred (RepositoryNotFoundException) when calling the DeleteRepository operation" >&2; exit 254
+    fi ;;
+  "s3api head-object") echo "An error occurred (404) when calling the HeadObject operation: Not Found" >&2; exit 254 ;;
+  "s3api list-object-versions")
+    if [ "$state" = partial ]; then
+      echo "An error occurred (NoSuchBucket) when calling the ListObjectVersions operation" >&2; exit 254
+    elif [ -n "${AWS_STUB_VERSIONS:-}" ]; then
+      printf '%b\n' "$AWS_STUB_VERSIONS"
+    elif [ "$state" = many ]; then
+      i=0; while [ $i -lt 2500 ]; do printf 'k%s.wasm\tv%s\n' $i $i; i=$((i + 1)); done
+    else
+      printf 'bff.wasm\tv1\n'
+    fi ;;
 esac
-"#,
+"#;
+
+/// What a script run did: success, its output, the recorded `aws` and `docker` calls.
+struct ScriptRun {
+    ok: bool,
+    output: String,
+    calls: Vec<String>,
+}
+
+/// Runs `scripts/<script>` of `root` with the stub `aws` and a `docker` that only records its
+/// calls first on PATH, with extra environment variables.
+fn run_script_in(root: &Path, script: &str, args: &[&str], env: &[(&str, &str)]) -> ScriptRun {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = dir.path().join("aws.log");
+    std::fs::write(bin.join("aws"), AWS_STUB).unwrap();
+    std::fs::write(
+        bin.join("docker"),
+        "#!/usr/bin/env bash\nprintf 'docker %s\\n' \"$*\" >> \"$AWS_STUB_LOG\"\n",
     )
     .unwrap();
     Command::new("chmod")
         .arg("+x")
         .arg(bin.join("aws"))
+        .arg(bin.join("docker"))
         .status()
         .unwrap();
-    let mut command = Command::new("bash");
-    command
-        .arg(workspace().join("scripts").join(script))
-        .args(args);
-    if let Some(config) = config {
-        command.arg("--config").arg(config);
-    }
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let output = command
+    let output = Command::new("bash")
+        .arg(root.join("scripts").join(script))
+        .args(args)
         .env("PATH", path)
         .env("AWS_STUB_LOG", &log)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let calls = std::fs::read_to_string(&log)
@@ -160,12 +193,26 @@ esac
         .lines()
         .map(str::to_string)
         .collect();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text, calls)
+    ScriptRun {
+        ok: output.status.success(),
+        output: format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        calls,
+    }
+}
+
+/// Runs a script of this checkout with the stubs; returns (success, output, recorded calls).
+fn run_script(script: &str, args: &[&str], config: Option<&Path>) -> (bool, String, Vec<String>) {
+    let mut args: Vec<&str> = args.to_vec();
+    let config = config.map(|c| c.to_str().unwrap().to_string());
+    if let Some(config) = &config {
+        args.extend(["--config", config.as_str()]);
+    }
+    let run = run_script_in(&workspace(), script, &args, &[]);
+    (run.ok, run.output, run.calls)
 }
 
 /// The `would run: aws cloudformation deploy …` lines: (template, stack, parameter keys).
@@ -244,7 +291,8 @@ fn install_deploys_the_stacks_in_order_with_only_declared_parameters() {
             [
                 "sts get-caller-identity",
                 "cloudformation list-exports",
-                "ecr describe-images"
+                "ecr describe-images",
+                "s3api head-object"
             ]
             .iter()
             .any(|r| call.starts_with(r)),
@@ -294,7 +342,6 @@ fn uninstall_removes_everything_install_creates() {
                 .unwrap()
         );
     }
-    assert!(output.contains("aws s3 rm s3://xray-ecs-dev-components-111122223333 --recursive"));
     assert!(
         output.contains("aws s3api delete-objects --bucket xray-ecs-dev-components-111122223333")
     );
@@ -455,5 +502,459 @@ fn the_stacks_install_deploys_are_created_by_motos_cloudformation() {
             .count(),
         6,
         "{listing}"
+    );
+}
+
+/// The parameters a template declares with a default: name → default value.
+fn parameter_defaults(template: &Path) -> HashMap<String, String> {
+    let text = std::fs::read_to_string(template).unwrap();
+    let mut inside = false;
+    let mut current = String::new();
+    let mut defaults = HashMap::new();
+    for line in text.lines() {
+        if !line.starts_with(' ') && !line.is_empty() {
+            inside = line.trim_end() == "Parameters:";
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        if line.starts_with("  ") && !line.starts_with("   ") && line.trim_end().ends_with(':') {
+            current = line.trim().trim_end_matches(':').to_string();
+        } else if let Some(value) = line.strip_prefix("    Default: ") {
+            defaults.insert(current.clone(), value.trim().trim_matches('"').to_string());
+        }
+    }
+    defaults
+}
+
+#[test]
+fn every_deploy_passes_every_parameter_so_new_defaults_reach_existing_stacks() {
+    // `cloudformation deploy` keeps the previous value of a parameter it is not given: so the
+    // scripts pass every parameter, and with the shipped config each value is the template's
+    // default (a pin bumped in one place and not the other fails here).
+    let (ok, output, _) = run_script("install.sh", &["--dry-run"], None);
+    assert!(ok, "{output}");
+    let deploys = deploys(&output);
+    assert_eq!(deploys.len(), 6, "{output}");
+    for (template, stack, keys) in &deploys {
+        let path = workspace().join(template);
+        let declared = declared_parameters(&path);
+        let passed: BTreeSet<String> = keys.iter().cloned().collect();
+        assert_eq!(passed, declared, "{stack}: passed vs declared parameters");
+        let line = output
+            .lines()
+            .find(|l| l.contains(&format!("--stack-name {stack} ")))
+            .unwrap();
+        for (name, default) in parameter_defaults(&path) {
+            assert!(
+                line.contains(&format!(" {name}={default}")),
+                "{stack}: {name} is not passed as its template default {default}:\n{line}"
+            );
+        }
+    }
+    for pin in [
+        "XRayDaemonImage=",
+        "CloudWatchAgentImage=",
+        "ComponentPollInterval=",
+    ] {
+        assert_eq!(output.matches(pin).count(), 3, "{pin} in every host stack");
+    }
+}
+
+/// A copy of what the install script reads and hashes, outside any git checkout.
+fn copy_of_the_checkout() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in [
+        "scripts",
+        "templates",
+        "envs",
+        "frontend",
+        "host/src",
+        "host/Dockerfile",
+        "wit",
+        "Cargo.toml",
+        "Cargo.lock",
+        ".dockerignore",
+    ] {
+        let to = dir.path().join(entry);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        let status = Command::new("cp")
+            .arg("-R")
+            .arg(workspace().join(entry))
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    dir
+}
+
+/// The tag of `repository` that a dry run builds (`docker build … :TAG`), if it builds it.
+fn built_tag(output: &str, repository: &str) -> Option<String> {
+    output
+        .lines()
+        .filter(|l| l.starts_with("would run: docker build"))
+        .find_map(|l| l.split(&format!("/xray-ecs-dev-{repository}:")).nth(1))
+        .map(|rest| rest.split(' ').next().unwrap().to_string())
+}
+
+#[test]
+fn an_unstaged_edit_changes_the_image_tag_and_triggers_a_build() {
+    let checkout = copy_of_the_checkout();
+    let install = |images: &str| {
+        let run = run_script_in(
+            checkout.path(),
+            "install.sh",
+            &["--dry-run"],
+            &[("AWS_STUB_IMAGES", images)],
+        );
+        assert!(run.ok, "{}", run.output);
+        run.output
+    };
+    // Nothing in ECR: both images are built.
+    let first = install("");
+    let host = built_tag(&first, "host").expect("the host image is built");
+    let frontend = built_tag(&first, "frontend").expect("the frontend image is built");
+    // Both in ECR: nothing is built, and the same tags are deployed.
+    let both = format!("{host} {frontend}");
+    let second = install(&both);
+    assert_eq!(built_tag(&second, "host"), None, "{second}");
+    assert!(second.contains(&format!("xray-ecs-dev-host:{host} is already in ECR")));
+    assert!(second.contains(&format!("ImageTag={host} ")));
+    // An edit that is in no commit (there is no git here at all): a new host tag, built.
+    let main = checkout.path().join("host/src/main.rs");
+    let mut text = std::fs::read_to_string(&main).unwrap();
+    text.push_str("\n// an edit\n");
+    std::fs::write(&main, text).unwrap();
+    let third = install(&both);
+    let edited = built_tag(&third, "host").expect("the edited host image is built");
+    assert_ne!(edited, host);
+    assert!(third.contains(&format!("ImageTag={edited} ")), "{third}");
+    assert_eq!(
+        built_tag(&third, "frontend"),
+        None,
+        "the frontend did not change"
+    );
+}
+
+#[test]
+fn a_second_uninstall_after_a_partial_one_completes() {
+    // After a first uninstall that deleted the bucket and the repositories but not the stacks,
+    // and after one that deleted everything, every step counts "already gone" as done.
+    for state in ["partial", "gone"] {
+        let run = run_script_in(
+            &workspace(),
+            "uninstall.sh",
+            &[],
+            &[("AWS_STUB_STATE", state)],
+        );
+        assert!(run.ok, "{state}: {}", run.output);
+        assert!(
+            run.output.contains("uninstalled"),
+            "{state}: {}",
+            run.output
+        );
+        let deleted: Vec<&str> = run
+            .calls
+            .iter()
+            .filter_map(|c| c.strip_prefix("cloudformation delete-stack --stack-name "))
+            .collect();
+        assert_eq!(
+            deleted.last().copied(),
+            Some("xray-ecs-dev-vpc-stack"),
+            "{state}: {:?}",
+            run.calls
+        );
+        assert_eq!(deleted.len(), 6, "{state}: {:?}", run.calls);
+        assert!(
+            !run.calls
+                .iter()
+                .any(|c| c.starts_with("s3api delete-objects")),
+            "{state}: nothing to empty"
+        );
+    }
+    let partial = run_script_in(
+        &workspace(),
+        "uninstall.sh",
+        &[],
+        &[("AWS_STUB_STATE", "partial")],
+    );
+    assert!(
+        partial.output.contains("already gone"),
+        "{}",
+        partial.output
+    );
+}
+
+#[test]
+fn uninstall_deletes_more_than_1000_object_versions_1000_a_call() {
+    let run = run_script_in(
+        &workspace(),
+        "uninstall.sh",
+        &[],
+        &[("AWS_STUB_STATE", "many")],
+    );
+    assert!(run.ok, "{}", run.output);
+    let batches: Vec<usize> = run
+        .calls
+        .iter()
+        .filter(|c| {
+            c.starts_with("s3api delete-objects --bucket xray-ecs-dev-components-111122223333")
+        })
+        .map(|c| c.matches("\"VersionId\"").count())
+        .collect();
+    assert_eq!(batches, [1000, 1000, 500]);
+    // Every listed version is in exactly one batch.
+    let all = run.calls.join("\n");
+    for key in ["k0.wasm", "k999.wasm", "k1000.wasm", "k2499.wasm"] {
+        assert_eq!(
+            all.matches(&format!("\"Key\":\"{key}\"")).count(),
+            1,
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn deploy_component_refuses_an_invalid_component_before_uploading() {
+    let host = env!("CARGO_BIN_EXE_xray-host");
+    let dir = tempfile::tempdir().unwrap();
+    let invalid = dir.path().join("bff.wasm");
+    // WebAssembly, but a core module: the host cannot serve it.
+    std::fs::write(&invalid, b"\0asm\x01\0\0\0").unwrap();
+    let run = run_script_in(
+        &workspace(),
+        "deploy-component.sh",
+        &["bff", "--file", invalid.to_str().unwrap()],
+        &[("XRAY_HOST_BIN", host)],
+    );
+    assert!(!run.ok, "{}", run.output);
+    assert!(run.output.contains("cannot be served"), "{}", run.output);
+    assert!(
+        !run.calls
+            .iter()
+            .any(|c| c.starts_with("s3 ") || c.starts_with("s3api put")),
+        "uploaded anyway: {:?}",
+        run.calls
+    );
+    // The component the build makes passes the same check and is uploaded.
+    let valid = component("bff");
+    let run = run_script_in(
+        &workspace(),
+        "deploy-component.sh",
+        &["bff", "--file", valid.to_str().unwrap()],
+        &[("XRAY_HOST_BIN", host)],
+    );
+    assert!(run.ok, "{}", run.output);
+    assert!(run.output.contains("can be served"), "{}", run.output);
+    assert!(
+        run.calls.contains(&format!(
+            "s3 cp {} s3://xray-ecs-dev-components-111122223333/bff.wasm --content-type application/wasm",
+            valid.display()
+        )),
+        "{:?}",
+        run.calls
+    );
+}
+
+#[test]
+fn deploy_component_rollback_restores_the_previous_version() {
+    // Newest first: v3 is current, v2 a re-upload of the same content, v1 the one before.
+    let versions = "v3\t\"e2\"\tTrue\nv2\t\"e2\"\tFalse\nv1\t\"e1\"\tFalse";
+    let run = run_script_in(
+        &workspace(),
+        "deploy-component.sh",
+        &["backend1", "--rollback"],
+        &[("AWS_STUB_VERSIONS", versions)],
+    );
+    assert!(run.ok, "{}", run.output);
+    let copy = run
+        .calls
+        .iter()
+        .find(|c| c.starts_with("s3api copy-object"))
+        .unwrap_or_else(|| panic!("no copy: {:?}", run.calls));
+    assert!(
+        copy.contains("--bucket xray-ecs-dev-components-111122223333 --key backend1.wasm ")
+            && copy.contains(
+                "--copy-source xray-ecs-dev-components-111122223333/backend1.wasm?versionId=v1 "
+            ),
+        "{copy}"
+    );
+    assert!(!run.calls.iter().any(|c| c.starts_with("s3 cp")));
+    // With nothing older to go back to, it says so and changes nothing.
+    let run = run_script_in(
+        &workspace(),
+        "deploy-component.sh",
+        &["backend1", "--rollback"],
+        &[("AWS_STUB_VERSIONS", "v1\t\"e1\"\tTrue")],
+    );
+    assert!(
+        !run.ok && run.output.contains("no earlier version"),
+        "{}",
+        run.output
+    );
+    assert!(!run.calls.iter().any(|c| c.starts_with("s3api copy-object")));
+}
+
+#[test]
+fn the_templates_roll_out_safely_scale_and_run_the_host_unprivileged() {
+    let read =
+        |name: &str| std::fs::read_to_string(workspace().join("templates").join(name)).unwrap();
+    for service in ["frontend", "bff", "backend1", "backend2"] {
+        let template = read(&format!("2-svc-{service}.yml"));
+        for needed in [
+            "DeploymentCircuitBreaker:\n          Enable: true\n          Rollback: true",
+            "MinimumHealthyPercent: 100",
+            "AWS::ApplicationAutoScaling::ScalableTarget",
+            "TargetTrackingScaling",
+            "EnableExecuteCommand: false",
+        ] {
+            assert!(template.contains(needed), "{service}: no {needed}");
+        }
+        assert!(
+            !template.contains("\n      DesiredCount:"),
+            "{service}: a fixed count fights auto scaling"
+        );
+        let metric = if service.starts_with("backend") {
+            "ECSServiceAverageCPUUtilization"
+        } else {
+            "ALBRequestCountPerTarget"
+        };
+        assert!(template.contains(metric), "{service}: {metric}");
+        if service != "frontend" {
+            for needed in [
+                "ContainerPort: 8080",
+                "Value: 0.0.0.0:8080",
+                "XRAY_HOST_KEEP_ALIVE_TIMEOUT",
+            ] {
+                assert!(template.contains(needed), "{service}: no {needed}");
+            }
+        }
+    }
+    let base = read("1-svc-base.yml");
+    assert_eq!(
+        base.matches("deregistration_delay.timeout_seconds").count(),
+        2
+    );
+    assert!(base.contains("idle_timeout.timeout_seconds"));
+    assert!(
+        !base.contains("- ssmmessages:"),
+        "ECS Exec is off: no permissions for it"
+    );
+    let dockerfile = std::fs::read_to_string(workspace().join("host/Dockerfile")).unwrap();
+    assert!(dockerfile.contains("USER 65532:65532") && dockerfile.contains("EXPOSE 8080"));
+}
+
+/// Reads one HTTP response from a kept-alive connection (Content-Length or chunked); `None`
+/// when the host closed the connection first.
+fn read_one_response(stream: &mut std::net::TcpStream) -> Option<u16> {
+    use std::io::Read;
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buffer).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+            let lower = head.to_ascii_lowercase();
+            let length = lower
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse::<usize>().unwrap());
+            let complete = match length {
+                Some(length) => body.len() >= length,
+                None => body.ends_with("0\r\n\r\n"),
+            };
+            if complete {
+                return Some(status);
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Whether the host closes the connection within `within` (reads 0 bytes or a reset).
+fn closed_within(stream: &mut std::net::TcpStream, within: std::time::Duration) -> bool {
+    use std::io::Read;
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn keep_alive_connections_outlive_the_header_timeout_and_half_heads_are_still_cut() {
+    // As behind the ALB: the header timeout (1 s here, 10 s on ECS) bounds only the sending of
+    // a request head; an idle keep-alive connection stays open for the keep-alive timeout
+    // (3 s here, 75 s on ECS, longer than the ALB's 60 s), so the ALB can reuse it.
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    let port = free_port();
+    let _host = Host::serve(
+        &component("backend1"),
+        port,
+        "Backend #1",
+        &["--header-read-timeout", "1s", "--keep-alive-timeout", "3s"],
+    );
+    let request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut connection = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    connection
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    connection.write_all(request).unwrap();
+    assert_eq!(read_one_response(&mut connection), Some(200));
+    // Idle longer than the header timeout, shorter than the keep-alive timeout.
+    std::thread::sleep(Duration::from_millis(1800));
+    connection.write_all(request).unwrap();
+    assert_eq!(
+        read_one_response(&mut connection),
+        Some(200),
+        "the idle keep-alive connection was closed at the header timeout"
+    );
+    // Idle past the keep-alive timeout: closed.
+    let idle = Instant::now();
+    assert!(closed_within(&mut connection, Duration::from_secs(5)));
+    let waited = idle.elapsed();
+    assert!(
+        waited > Duration::from_millis(2500) && waited < Duration::from_millis(4500),
+        "closed after {waited:?} idle, not at the 3 s keep-alive timeout"
+    );
+
+    // Half a request head on a new connection: cut at the header timeout.
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = Instant::now();
+    assert!(closed_within(&mut slow, Duration::from_secs(5)));
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Half of a second request head on a kept-alive connection: cut at the header timeout
+    // from its first byte, not at the keep-alive timeout.
+    let mut kept = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    kept.write_all(request).unwrap();
+    assert_eq!(read_one_response(&mut kept), Some(200));
+    std::thread::sleep(Duration::from_millis(500));
+    kept.write_all(b"GET /health HTTP/1.1\r\n").unwrap();
+    let started = Instant::now();
+    assert!(closed_within(&mut kept, Duration::from_secs(5)));
+    let waited = started.elapsed();
+    assert!(
+        waited > Duration::from_millis(700) && waited < Duration::from_millis(2000),
+        "a half head was cut after {waited:?}, not at the 1 s header timeout"
     );
 }

@@ -6,6 +6,10 @@
 
 DRY_RUN=0
 CONFIG_FILE=""
+ROLLBACK=0
+COMPONENT_FILE=""
+# The AWS CLI prints instead of paging (v2 pipes output through `less` otherwise).
+export AWS_PAGER=""
 SCRIPT_NAME=$(basename "$0")
 
 say() { printf '\033[33m==> %s\033[0m\n' "$*"; }
@@ -15,7 +19,8 @@ fail() {
 }
 
 # Parses --config FILE, --dry-run and --help; $1 is the usage text. Other arguments are left in
-# REST_ARGS (space-separated; component names only).
+# REST_ARGS (space-separated; component names only). --rollback and --file FILE are accepted
+# when EXTRA_OPTIONS names them.
 parse_options() {
   local usage=$1
   shift
@@ -34,6 +39,20 @@ parse_options() {
       --dry-run)
         DRY_RUN=1
         shift
+        ;;
+      --rollback | --file)
+        case " ${EXTRA_OPTIONS:-} " in
+          *" $1 "*) ;;
+          *) fail "unknown option $1 (see --help)" ;;
+        esac
+        if [ "$1" = --rollback ]; then
+          ROLLBACK=1
+          shift
+        else
+          [ $# -ge 2 ] || fail "--file needs a component file"
+          COMPONENT_FILE=$2
+          shift 2
+        fi
         ;;
       -*) fail "unknown option $1 (see --help)" ;;
       *)
@@ -62,6 +81,23 @@ load_config() {
   CPU_ARCHITECTURE=${CPU_ARCHITECTURE:-X86_64}
   TRACING_SIDECAR=${TRACING_SIDECAR:-xray-daemon}
   LOG_RETENTION_DAYS=${LOG_RETENTION_DAYS:-30}
+  # Passed to every stack on every deploy, so that a value changed here (or a pin bumped in a
+  # new version of this file) reaches stacks that exist: `cloudformation deploy` keeps the
+  # previous value of any parameter it is not given.
+  XRAY_DAEMON_IMAGE=${XRAY_DAEMON_IMAGE:-public.ecr.aws/xray/aws-xray-daemon:3.3.14}
+  # The tag AWS's own ECS task definition templates pin (aws-samples/
+  # amazon-cloudwatch-container-insights, ecs-task-definition-templates/deployment-mode/sidecar).
+  CLOUDWATCH_AGENT_IMAGE=${CLOUDWATCH_AGENT_IMAGE:-public.ecr.aws/cloudwatch-agent/cloudwatch-agent:1.300066.1b1374}
+  COMPONENT_POLL_INTERVAL=${COMPONENT_POLL_INTERVAL:-30s}
+  MIN_TASKS=${MIN_TASKS:-1}
+  MAX_TASKS=${MAX_TASKS:-4}
+  REQUESTS_PER_TASK_PER_MINUTE=${REQUESTS_PER_TASK_PER_MINUTE:-30000}
+  BACKEND_CPU_TARGET_PERCENT=${BACKEND_CPU_TARGET_PERCENT:-60}
+  for config_key in MIN_TASKS MAX_TASKS REQUESTS_PER_TASK_PER_MINUTE BACKEND_CPU_TARGET_PERCENT; do
+    eval "config_value=\$$config_key"
+    printf '%s' "$config_value" | grep -Eq '^[1-9][0-9]*$' || fail "$config_key must be a positive whole number"
+  done
+  [ "$MIN_TASKS" -le "$MAX_TASKS" ] || fail "MIN_TASKS ($MIN_TASKS) must not exceed MAX_TASKS ($MAX_TASKS)"
   case "$CPU_ARCHITECTURE" in
     X86_64) DOCKER_PLATFORM=linux/amd64 ;;
     ARM64) DOCKER_PLATFORM=linux/arm64 ;;
@@ -72,9 +108,29 @@ load_config() {
     *) fail "TRACING_SIDECAR must be xray-daemon or cloudwatch-agent" ;;
   esac
   export AWS_REGION
-  [ -n "${AWS_PROFILE:-}" ] && export AWS_PROFILE
+  # Unset, the CLI's own chain decides (environment variables, SSO, CloudShell, instance roles).
+  if [ -n "${AWS_PROFILE:-}" ]; then export AWS_PROFILE; fi
   PREFIX="$APP_ID-$ENV_ID"
-  say "APP_ID=$APP_ID ENV_ID=$ENV_ID AWS_PROFILE=${AWS_PROFILE:-} AWS_REGION=$AWS_REGION$( [ "$DRY_RUN" = 1 ] && printf ' (dry run)')"
+  init_aws_errors
+  say "APP_ID=$APP_ID ENV_ID=$ENV_ID AWS_PROFILE=${AWS_PROFILE:-unset} AWS_REGION=$AWS_REGION$( [ "$DRY_RUN" = 1 ] && printf ' (dry run)')"
+}
+
+# A file for the AWS CLI's error messages, removed when the script exits.
+init_aws_errors() {
+  AWS_ERRORS=$(mktemp "${TMPDIR:-/tmp}/xray-deploy.XXXXXX")
+  trap 'rm -f "$AWS_ERRORS"' EXIT
+}
+
+# Fails with the AWS CLI's message for "aws $*", and a hint when it is about credentials.
+fail_aws() {
+  local message hint=""
+  message=$(tr '\n' ' ' <"$AWS_ERRORS")
+  if grep -Eqi 'credential|expired|security token|sso|AccessDenied|not authorized|UnrecognizedClient' "$AWS_ERRORS"; then
+    hint=" (check your credentials: AWS_PROFILE, 'aws sso login', or the environment's role)"
+  elif grep -Eqi 'could not connect|endpoint' "$AWS_ERRORS"; then
+    hint=" (check AWS_REGION and the network)"
+  fi
+  fail "aws $* failed: ${message:-no message}$hint"
 }
 
 # Fails unless the named tools are installed (not needed for what a dry run only prints).
@@ -97,17 +153,51 @@ run() {
 }
 
 # Runs a read-only AWS CLI query (also in a dry run); prints its output, or $1 if it fails in a
-# dry run (no credentials needed to see the plan).
+# dry run (no credentials needed to see the plan). Otherwise a failure stops the script with
+# the CLI's own message.
 query() {
   local fallback=$1 output
   shift
-  if output=$(aws "$@" 2>/dev/null); then
+  if output=$(aws "$@" 2>"$AWS_ERRORS"); then
     printf '%s' "$output"
   elif [ "$DRY_RUN" = 1 ]; then
     printf '%s' "$fallback"
   else
-    fail "aws $* failed: check your credentials (AWS_PROFILE) and region"
+    fail_aws "$@"
   fi
+}
+
+# Asks whether something exists (also in a dry run): prints the CLI's output and returns 0, or
+# returns 1 when the CLI fails, its message left in $AWS_ERRORS for the caller. Failures about
+# credentials stop the script (outside a dry run) instead of reading as "does not exist".
+probe() {
+  if aws "$@" 2>"$AWS_ERRORS"; then
+    return 0
+  fi
+  if [ "$DRY_RUN" = 0 ] && grep -Eqi 'credential|expired|security token|AccessDenied|not authorized|UnrecognizedClient|could not connect' "$AWS_ERRORS"; then
+    fail_aws "$@"
+  fi
+  return 1
+}
+
+# Runs a command that deletes something; an error matching the pattern $1 (the thing is already
+# gone) counts as done, so that every step can be run again after a partial run.
+run_unless_gone() {
+  local gone=$1
+  shift
+  if [ "$DRY_RUN" = 1 ]; then
+    run "$@"
+    return
+  fi
+  if "$@" >/dev/null 2>"$AWS_ERRORS"; then
+    return 0
+  fi
+  if grep -Eq "$gone" "$AWS_ERRORS"; then
+    say "already gone: $(tr '\n' ' ' <"$AWS_ERRORS")"
+    return 0
+  fi
+  shift
+  fail_aws "$@"
 }
 
 # The value of a CloudFormation export of this application ($1 without the prefix).
@@ -125,11 +215,12 @@ deploy_stack() {
     --parameter-overrides "$@"
 }
 
-# Deletes one stack and waits for it.
+# Deletes one stack and waits for it (a stack that does not exist counts as deleted).
 delete_stack() {
   say "deleting $1"
   run aws cloudformation delete-stack --stack-name "$1"
-  run aws cloudformation wait stack-delete-complete --stack-name "$1"
+  run aws cloudformation wait stack-delete-complete --stack-name "$1" \
+    || fail "$1 could not be deleted: its events say why (aws cloudformation describe-stack-events --stack-name $1); fix that and run this script again"
 }
 
 # The components, and the service stacks in install order (backends first, so their Service
@@ -137,3 +228,79 @@ delete_stack() {
 COMPONENTS="bff backend1 backend2"
 SERVICES_INSTALL_ORDER="backend2 backend1 bff frontend"
 SERVICES_UNINSTALL_ORDER="frontend bff backend1 backend2"
+
+# A SHA-256 of standard input, hex (sha256sum on Linux, shasum on macOS).
+sha256() {
+  if command -v sha256sum >/dev/null 2>&1; then
+    sha256sum | cut -d' ' -f1
+  else
+    shasum -a 256 | cut -d' ' -f1
+  fi
+}
+
+# The MD5 of a file, hex: the ETag S3 gives an object uploaded in one part.
+file_md5() {
+  if command -v md5sum >/dev/null 2>&1; then
+    md5sum "$1" | cut -d' ' -f1
+  elif command -v md5 >/dev/null 2>&1; then
+    md5 -q "$1"
+  else
+    openssl md5 -r "$1" | cut -d' ' -f1
+  fi
+}
+
+# A short hash of a docker build context ($1) as docker sees it: the name and content of every
+# file in it, less what the context's .dockerignore leaves out (entries `path` and `**/name`),
+# from the working tree as it is (unstaged and untracked files included; no git needed). An
+# image tag made of it changes exactly when what would be built changes.
+context_hash() {
+  (
+    cd "$1" || exit 1
+    set -- -path ./.dockerignore-none
+    if [ -f .dockerignore ]; then
+      while IFS= read -r entry; do
+        case "$entry" in
+          '' | '#'*) ;;
+          '**/'*) set -- "$@" -o -path "*/${entry#\*\*/}" ;;
+          *) set -- "$@" -o -path "./${entry%/}" ;;
+        esac
+      done <.dockerignore
+    fi
+    find . \( "$@" \) -prune -o -type f -print | LC_ALL=C sort | tr '\n' '\0' \
+      | xargs -0 "$(command -v sha256sum >/dev/null 2>&1 && echo sha256sum || echo shasum)" \
+      | sha256 | cut -c1-12
+  )
+}
+
+# The xray-host binary that checks components: $XRAY_HOST_BIN, else this checkout's release
+# build (built now outside a dry run).
+host_binary() {
+  if [ -n "${XRAY_HOST_BIN:-}" ]; then
+    printf '%s' "$XRAY_HOST_BIN"
+    return
+  fi
+  if [ "$DRY_RUN" = 0 ]; then
+    say "building xray-host (it checks each component before the upload)" >&2
+    cargo build --release -p xray-host >&2 || fail "building xray-host failed"
+  fi
+  printf '%s' target/release/xray-host
+}
+
+# Checks the component file $1 with `xray-host check` (what the hosts do before they serve
+# it), then uploads it as s3://$2/$3 unless that object already has this content. A component
+# the hosts would refuse never becomes the current object (the next task start would fail).
+check_and_upload_component() {
+  local file=$1 bucket=$2 key=$3 host etag
+  host=$(host_binary)
+  if [ "$DRY_RUN" = 1 ]; then
+    run "$host" check "$file"
+  else
+    "$host" check "$file" || fail "$file cannot be served (above); nothing was uploaded"
+  fi
+  if [ -f "$file" ] && etag=$(probe s3api head-object --bucket "$bucket" --key "$key" --query ETag --output text) \
+    && [ "$etag" = "\"$(file_md5 "$file")\"" ]; then
+    say "s3://$bucket/$key already has this version"
+    return
+  fi
+  run aws s3 cp "$file" "s3://$bucket/$key" --content-type application/wasm
+}
