@@ -25,7 +25,7 @@ pub async fn run(args: &CheckArgs) -> anyhow::Result<()> {
         path.display()
     );
     // A scratch directory for the table's embedded store, which the service is given as it
-    // would be in a real start; nothing is written to it unless the component runs.
+    // would be in a real start; opened only when the component imports the table.
     let scratch = std::env::temp_dir().join(format!("xray-host-check-{}", std::process::id()));
     let result = load(args, &scratch).await;
     let _ = std::fs::remove_dir_all(&scratch);
@@ -63,7 +63,7 @@ async fn load(args: &CheckArgs, scratch: &std::path::Path) -> anyhow::Result<Str
         store_path: scratch.join("tables.redb"),
         embedded_table: "check".into(),
         key_attributes: vec!["SubAppId".into()],
-    })?;
+    });
     let config = ServiceConfig {
         name: "check".into(),
         component: ComponentSource::File(args.component.clone()),
