@@ -36,8 +36,9 @@ ensure_python_env "$bench" "$original/requirements.txt" \
 ensure_node_packages "$bench" "$original/bff/package.json" "the original BFF's Node.js packages"
 
 step "criterion: the tracing hot paths and the instantiate-handle-drop path"
+cargo bench -p xray --bench hot_paths
 XRAY_HOST_BENCH_COMPONENT="$PWD/target/bench/backend2-standalone.wasm" \
-  cargo bench -p xray-host --bench hot_paths --bench instantiate
+  cargo bench -p xray-host --bench instantiate
 
 step "load, cold start and memory, side by side"
 "$bench/venv/bin/python" bench/run.py "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of outside input (the targets in fuzz/, entry points in
-# host/src/fuzzing.rs) with cargo fuzz (libFuzzer), each for SECONDS (default 600). The inputs
-# kept in host/tests/fuzz-regressions/<target>/ seed each run; the input of any crash is copied
+# crates/fuzzing/src/lib.rs) with cargo fuzz (libFuzzer), each for SECONDS (default 600). The
+# inputs kept in crates/fuzzing/regressions/<target>/ seed each run; the input of any crash is copied
 # there, so that the test suite replays it from then on. Not part of the test run.
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 set -euo pipefail
@@ -28,18 +28,18 @@ failed=""
 for target in $targets; do
   step "fuzzing $target for ${seconds}s"
   mkdir -p "corpus/$target"
-  if ! cargo fuzz run -s none "$target" "corpus/$target" "../host/tests/fuzz-regressions/$target" -- \
+  if ! cargo fuzz run -s none "$target" "corpus/$target" "../crates/fuzzing/regressions/$target" -- \
     -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=10; then
     for crash in artifacts/"$target"/*; do
       [ -f "$crash" ] || continue
-      cp "$crash" "../host/tests/fuzz-regressions/$target/"
+      cp "$crash" "../crates/fuzzing/regressions/$target/"
       echo "kept $crash as a regression input"
     done
     failed="$failed $target"
   fi
 done
 if [ -n "$failed" ]; then
-  echo "fuzzing found problems in:$failed (inputs kept in host/tests/fuzz-regressions/)" >&2
+  echo "fuzzing found problems in:$failed (inputs kept in crates/fuzzing/regressions/)" >&2
   exit 1
 fi
 echo "no findings in: $targets"

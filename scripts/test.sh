@@ -16,7 +16,7 @@ scripts/setup-interop.sh
 
 step "Rust tests"
 results=$(mktemp)
-cargo test --release -p xray-host -p xray-guest 2>&1 | tee "$results"
+cargo test --release -p xray -p xray-local -p xray-host -p xray-fuzzing -p xray-guest 2>&1 | tee "$results"
 
 step "the same application tests against the components built by cargo-component"
 if ! command -v cargo-component >/dev/null 2>&1; then

@@ -1,6 +1,6 @@
-//! Fuzz target `datagram`: see `xray_host::fuzzing::datagram`.
+//! Fuzz target `datagram`: see `xray_fuzzing::datagram`.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    xray_host::fuzzing::run("datagram", data);
+    xray_fuzzing::run("datagram", data);
 });

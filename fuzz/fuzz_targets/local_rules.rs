@@ -1,6 +1,6 @@
-//! Fuzz target `local_rules`: see `xray_host::fuzzing::local_rules`.
+//! Fuzz target `local_rules`: see `xray_fuzzing::local_rules`.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    xray_host::fuzzing::run("local_rules", data);
+    xray_fuzzing::run("local_rules", data);
 });

@@ -1,6 +1,6 @@
-//! Fuzz target `outbound_address`: see `xray_host::fuzzing::outbound_address`.
+//! Fuzz target `outbound_address`: see `xray_fuzzing::outbound_address`.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    xray_host::fuzzing::run("outbound_address", data);
+    xray_fuzzing::run("outbound_address", data);
 });

@@ -1,6 +1,6 @@
-//! Fuzz target `sampling_responses`: see `xray_host::fuzzing::sampling_responses`.
+//! Fuzz target `sampling_responses`: see `xray_fuzzing::sampling_responses`.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    xray_host::fuzzing::run("sampling_responses", data);
+    xray_fuzzing::run("sampling_responses", data);
 });

@@ -1,6 +1,6 @@
-//! Fuzz target `table_item`: see `xray_host::fuzzing::table_item`.
+//! Fuzz target `table_item`: see `xray_fuzzing::table_item`.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    xray_host::fuzzing::run("table_item", data);
+    xray_fuzzing::run("table_item", data);
 });

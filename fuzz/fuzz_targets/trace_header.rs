@@ -1,6 +1,6 @@
-//! Fuzz target `trace_header`: see `xray_host::fuzzing::trace_header`.
+//! Fuzz target `trace_header`: see `xray_fuzzing::trace_header`.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    xray_host::fuzzing::run("trace_header", data);
+    xray_fuzzing::run("trace_header", data);
 });

@@ -1,6 +1,6 @@
-//! Fuzz target `xray_api`: see `xray_host::fuzzing::xray_api`.
+//! Fuzz target `xray_api`: see `xray_fuzzing::xray_api`.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    xray_host::fuzzing::run("xray_api", data);
+    xray_fuzzing::run("xray_api", data);
 });

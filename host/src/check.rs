@@ -5,15 +5,14 @@
 //! object in S3 (where the next task start would fail on it).
 
 use crate::cli::CheckArgs;
-use crate::component_source::ComponentSource;
-use crate::limits::Limits;
-use crate::outbound::OutboundConfig;
-use crate::runtime::{Runtime, RuntimeOptions};
-use crate::service::{Service, ServiceConfig};
-use crate::swap::short;
-use crate::table::{Table, TableOptions};
-use crate::xray::recorder::Tracer;
 use anyhow::Context;
+use xray::recorder::Tracer;
+use xray_host_runtime::component_source::ComponentSource;
+use xray_host_runtime::limits::Limits;
+use xray_host_runtime::outbound::OutboundConfig;
+use xray_host_runtime::runtime::{Runtime, RuntimeOptions};
+use xray_host_runtime::service::{Service, ServiceConfig};
+use xray_host_runtime::table::{Table, TableOptions};
 
 /// Runs the check; prints one line and returns `Ok` when the component can be served.
 pub async fn run(args: &CheckArgs) -> anyhow::Result<()> {
@@ -73,5 +72,5 @@ async fn load(args: &CheckArgs, scratch: &std::path::Path) -> anyhow::Result<Str
         limits,
     };
     let service = Service::load(runtime, Tracer::disabled(), table, config, scratch).await?;
-    Ok(short(&service.version()))
+    Ok(service.version().short().to_string())
 }

@@ -1,22 +1,22 @@
 //! The command line. Every flag has an environment variable, so an ECS task definition needs
 //! only environment variables.
 
-use crate::allow_list::AllowList;
-use crate::component_source::ComponentSource;
-use crate::limits::Limits;
-use crate::local::DaemonOptions;
-use crate::outbound::OutboundConfig;
-use crate::server::ServerOptions;
-use crate::service::ServiceConfig;
-use crate::table::TableOptions;
-use crate::xray::daemon_address::{DEFAULT_DAEMON_ADDRESS, DaemonAddress};
-use crate::xray::recorder::XrayOptions;
-use crate::xray::sampling::local::LocalRules;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use xray::daemon_address::{DEFAULT_DAEMON_ADDRESS, DaemonAddress};
+use xray::recorder::XrayOptions;
+use xray::sampling::local::LocalRules;
+use xray_host_runtime::allow_list::AllowList;
+use xray_host_runtime::component_source::ComponentSource;
+use xray_host_runtime::limits::Limits;
+use xray_host_runtime::outbound::OutboundConfig;
+use xray_host_runtime::server::ServerOptions;
+use xray_host_runtime::service::ServiceConfig;
+use xray_host_runtime::table::TableOptions;
+use xray_local::DaemonOptions;
 
 /// Serves WASI HTTP components and traces every request to AWS X-Ray.
 #[derive(Debug, Parser)]
@@ -444,8 +444,8 @@ pub fn store_file_for_service(service: &str) -> String {
     let slug = slug.trim_end_matches('-');
     if slug.is_empty() {
         // A name of only other characters ("#1" is fine, "###" is not): still one file per name.
-        let hash = crate::compile_cache::content_hash(service.as_bytes());
-        return format!("tables-{}.redb", &hash[..12]);
+        let hash = xray_host_runtime::compile_cache::ContentHash::of(service.as_bytes());
+        return format!("tables-{}.redb", hash.short());
     }
     format!("tables-{slug}.redb")
 }

@@ -1,20 +1,27 @@
 //! `xray-host`: see `xray-host --help`.
+//!
+//! The command line over the `xray-host-runtime` library: flags and environment variables
+//! ([`cli`]), the manifest of a local run ([`manifest`]) and `xray-host check` ([`check`]).
 
+mod check;
+mod cli;
+mod manifest;
+
+use crate::cli::{Cli, Command, CommonArgs, SHARED_STORE_FILE, store_file_for_service};
+use crate::manifest::Manifest;
 use anyhow::Context;
 use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
-use xray_host::admin::Admin;
-use xray_host::cli::{Cli, Command, CommonArgs, SHARED_STORE_FILE, store_file_for_service};
-use xray_host::local::DaemonStandIn;
-use xray_host::manifest::Manifest;
-use xray_host::runtime::{Runtime, RuntimeOptions};
-use xray_host::server::{self, Backend, Frontend, ServerOptions, Site};
-use xray_host::service::{Service, ServiceConfig};
-use xray_host::static_files::StaticFiles;
-use xray_host::swap;
-use xray_host::table::Table;
-use xray_host::xray::recorder::Tracer;
+use xray::recorder::Tracer;
+use xray_host_runtime::admin::Admin;
+use xray_host_runtime::runtime::{Runtime, RuntimeOptions};
+use xray_host_runtime::server::{self, Backend, Frontend, ServerOptions, Site};
+use xray_host_runtime::service::{Service, ServiceConfig};
+use xray_host_runtime::static_files::StaticFiles;
+use xray_host_runtime::swap;
+use xray_host_runtime::table::Table;
+use xray_local::DaemonStandIn;
 
 use std::io::IsTerminal;
 
@@ -66,7 +73,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
         }
         Command::Healthcheck(args) => return healthcheck(&args).await,
-        Command::Check(args) => return xray_host::check::run(&args).await,
+        Command::Check(args) => return crate::check::run(&args).await,
         Command::Daemon(args) => {
             let stand_in = DaemonStandIn::start(&args.options()).await?;
             let site = Site {
@@ -212,7 +219,7 @@ fn reload_on_sighup(services: Vec<Arc<Service>>) {
 }
 
 /// `xray-host healthcheck`: exit 0 when the URL answers 2xx within the timeout.
-async fn healthcheck(args: &xray_host::cli::HealthcheckArgs) -> anyhow::Result<()> {
+async fn healthcheck(args: &crate::cli::HealthcheckArgs) -> anyhow::Result<()> {
     use http_body_util::{BodyExt, Empty};
     let url = args.target();
     let client: hyper_util::client::legacy::Client<_, Empty<bytes::Bytes>> =

@@ -19,16 +19,16 @@
 //! listen = "127.0.0.1:2000"
 //! ```
 
-use crate::allow_list::AllowList;
 use crate::cli::{CommonArgs, validate_service_name};
-use crate::component_source::ComponentSource;
-use crate::local::DaemonOptions;
-use crate::service::ServiceConfig;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use xray_host_runtime::allow_list::AllowList;
+use xray_host_runtime::component_source::ComponentSource;
+use xray_host_runtime::service::ServiceConfig;
+use xray_local::DaemonOptions;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

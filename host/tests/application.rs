@@ -351,7 +351,7 @@ fn the_first_sampling_poll_finds_the_stand_in_of_the_same_process() {
         &[
             ("AWS_XRAY_DAEMON_ADDRESS", &address),
             // The poller says at debug level when rules arrived.
-            ("RUST_LOG", "info,xray_host::xray::sampling::poller=debug"),
+            ("RUST_LOG", "info,xray::sampling::poller=debug"),
         ],
     );
     assert_eq!(get(service, "/health").status, 200);

@@ -1,0 +1,290 @@
+//! Entry points for fuzzing everything that parses outside input: each takes raw bytes, must
+//! never panic, and checks what should hold (round trips, bounds). The cargo-fuzz targets in
+//! `fuzz/` call them, and `tests/regressions.rs` replays the inputs kept in
+//! `regressions/<target>/` through them in every test run.
+//!
+//! The X-Ray targets need only the `xray` and `xray-local` crates; the targets of the host's own
+//! parsers (the table item, outbound addresses) need the host and come with the `host` feature
+//! (on by default).
+
+use serde_json::{Value, json};
+use xray::daemon_address::DaemonAddress;
+use xray::sampling::centralized::{CentralizedSampler, parse_rules_response};
+use xray::sampling::local::{LocalRules, LocalSampler};
+use xray::sampling::{RandomSource, SamplingRequest};
+use xray::trace_header::TraceHeader;
+use xray_local::store::TraceStore;
+use xray_local::{api, datagram};
+
+struct Half;
+
+impl RandomSource for Half {
+    fn next_f64(&self) -> f64 {
+        0.5
+    }
+}
+
+fn text(data: &[u8]) -> String {
+    String::from_utf8_lossy(data).into_owned()
+}
+
+/// The names of the targets, as the directories of regression inputs are named.
+pub const TARGETS: &[&str] = &[
+    "trace_header",
+    "daemon_address",
+    "local_rules",
+    "sampling_responses",
+    "datagram",
+    "xray_api",
+    #[cfg(feature = "host")]
+    "table_item",
+    #[cfg(feature = "host")]
+    "outbound_address",
+];
+
+/// Runs the target `name` on `data`.
+pub fn run(name: &str, data: &[u8]) {
+    match name {
+        "trace_header" => trace_header(data),
+        "daemon_address" => daemon_address(data),
+        "local_rules" => local_rules(data),
+        "sampling_responses" => sampling_responses(data),
+        "datagram" => datagram_intake(data),
+        "xray_api" => xray_api(data),
+        #[cfg(feature = "host")]
+        "table_item" => host::table_item(data),
+        #[cfg(feature = "host")]
+        "outbound_address" => host::outbound_address(data),
+        other => panic!("no fuzz target {other}"),
+    }
+}
+
+/// `X-Amzn-Trace-Id`: parsing never fails, and what it serializes parses back the same.
+pub fn trace_header(data: &[u8]) {
+    let header = TraceHeader::parse(&text(data));
+    let again = TraceHeader::parse(&header.to_string());
+    assert_eq!(
+        header, again,
+        "a serialized header does not parse back the same"
+    );
+}
+
+/// `AWS_XRAY_DAEMON_ADDRESS`: a parsed address prints as one that parses back the same.
+pub fn daemon_address(data: &[u8]) {
+    if let Ok(address) = DaemonAddress::parse(&text(data)) {
+        assert_eq!(
+            DaemonAddress::parse(&address.to_string()).ok(),
+            Some(address)
+        );
+    }
+}
+
+fn request_from(data: &[u8]) -> (String, String, String) {
+    let text = text(data);
+    let mut parts = text.splitn(3, '\n');
+    (
+        parts.next().unwrap_or("").to_string(),
+        parts.next().unwrap_or("").to_string(),
+        parts.next().unwrap_or("").to_string(),
+    )
+}
+
+/// The local sampling rules file, and a decision with it.
+pub fn local_rules(data: &[u8]) {
+    if let Ok(rules) = LocalRules::parse(&text(data)) {
+        let sampler = LocalSampler::new(rules);
+        let (host, method, path) = request_from(data);
+        let request = SamplingRequest {
+            service_name: "BFF",
+            service_type: None,
+            host: Some(&host),
+            method: Some(&method),
+            url_path: Some(&path),
+        };
+        let _ = sampler.decide(&request, 1_000.0, &Half);
+    }
+}
+
+/// The daemon's GetSamplingRules and SamplingTargets answers: the first half of the input is
+/// the rules, the second the targets.
+pub fn sampling_responses(data: &[u8]) {
+    let (rules, targets) = data.split_at(data.len() / 2);
+    let sampler = CentralizedSampler::new("0123456789abcdef01234567".into());
+    if let Ok(definitions) = parse_rules_response(rules) {
+        sampler.apply_rules(definitions, 1_000.0);
+    }
+    let _ = sampler.apply_targets(targets, 1_001.0);
+    let (host, method, path) = request_from(data);
+    let request = SamplingRequest {
+        service_name: "Backend #1",
+        service_type: Some("AWS::ECS::Container"),
+        host: Some(&host),
+        method: Some(&method),
+        url_path: Some(&path),
+    };
+    for second in 0..3 {
+        let _ = sampler.decide(&request, 1_002.0 + f64::from(second), &Half);
+    }
+    let statistics = sampler.take_statistics(2_000.0);
+    assert!(statistics.len() <= 25);
+}
+
+/// The stand-in's UDP intake: datagrams split, checked, stored, merged and read back.
+pub fn datagram_intake(data: &[u8]) {
+    let store = TraceStore::new(8);
+    // Several datagrams in one input, separated by a form feed.
+    for datagram in data.split(|b| *b == 0x0c) {
+        if let Ok(document) = datagram::parse_datagram(datagram) {
+            let _ = store.add(document, 1_000.0);
+        }
+    }
+    for trace in store.traces() {
+        let _ = trace.assembled_segments();
+    }
+    let range = json!({"StartTime": 0.0, "EndTime": 4e9});
+    let _ = api::trace_summaries(&store, &range, 1_000.0);
+    let _ = api::service_graph(&store, &range);
+    assert!(store.counts().traces <= 8);
+}
+
+/// The local X-Ray API's request bodies, against a store holding a small trace.
+pub fn xray_api(data: &[u8]) {
+    let store = TraceStore::new(8);
+    let trace = "1-6b05c10e-0123456789abcdef01234567";
+    let _ = store.add(
+        json!({"trace_id": trace, "id": "1000000000000000", "name": "BFF", "start_time": 100.0, "end_time": 100.1,
+               "http": {"request": {"method": "GET", "url": "http://h/api"}, "response": {"status": 200}},
+               "annotations": {"k": "v", "n": 1, "b": true},
+               "subsegments": [{"id": "1100000000000000", "name": "h", "namespace": "remote", "start_time": 100.0, "end_time": 100.05}]}),
+        100.0,
+    );
+    let Ok(body) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let _ = api::trace_summaries(&store, &body, 200.0);
+    let _ = api::batch_get_traces(&store, &body);
+    let _ = api::service_graph(&store, &body);
+}
+
+/// The targets of the host's own parsers.
+#[cfg(feature = "host")]
+mod host {
+    use super::text;
+    use xray_host_runtime::capabilities::table::{WitItem, WitValue, item_from_wit, item_to_wit};
+
+    /// The table capability's flat item form: decoded from bytes, rebuilt as a tree, checked,
+    /// and flattened back to the same tree.
+    pub fn table_item(data: &[u8]) {
+        let item = decode_item(data);
+        if let Ok(tree) = item_from_wit(item) {
+            let _ = xray_host_runtime::table::item::validate(&tree, &["SubAppId"]);
+            let json = xray_host_runtime::table::item::to_json(&tree);
+            assert_eq!(
+                xray_host_runtime::table::item::from_json(&json).as_ref(),
+                Some(&tree)
+            );
+            assert_eq!(item_from_wit(item_to_wit(&tree)).as_ref(), Ok(&tree));
+        }
+    }
+
+    /// A small byte format for items: each value is one kind byte and one argument byte.
+    fn decode_item(data: &[u8]) -> WitItem {
+        let mut values = Vec::new();
+        let mut attributes = Vec::new();
+        for pair in data.chunks(2) {
+            let (kind, argument) = (pair[0], pair.get(1).copied().unwrap_or(0));
+            let small = u32::from(argument % 16);
+            let value = match kind % 10 {
+                0 => WitValue::Text("x".repeat(usize::from(argument % 4))),
+                1 => WitValue::Number(format!("{}", i32::from(argument) - 100)),
+                2 => WitValue::Binary(vec![argument; usize::from(argument % 3)]),
+                3 => WitValue::Boolean(argument % 2 == 0),
+                4 => WitValue::Null,
+                5 => WitValue::List(vec![small, small / 2]),
+                6 => WitValue::Map(vec![(format!("k{argument}"), small)]),
+                7 => WitValue::TextSet((0..argument % 3).map(|i| format!("s{i}")).collect()),
+                8 => WitValue::NumberSet(
+                    (0..argument % 3)
+                        .map(|i| format!("{}", u32::from(i) * u32::from(argument)))
+                        .collect(),
+                ),
+                _ => {
+                    attributes.push((format!("a{}", argument % 5), small));
+                    continue;
+                }
+            };
+            values.push(value);
+        }
+        WitItem { attributes, values }
+    }
+
+    /// Outgoing URLs: a host normalises to the same thing twice, an address's text reads back as
+    /// that address, forms std reads as an address agree, and the address check of a URL's host
+    /// refuses every link-local and metadata address whatever its spelling.
+    pub fn outbound_address(data: &[u8]) {
+        use std::net::IpAddr;
+        use xray_host_runtime::allow_list::AllowList;
+        use xray_host_runtime::network_policy::{AddressPolicy, TargetHost};
+        let text = text(data);
+        let host = TargetHost::parse(&text);
+        match &host {
+            TargetHost::Ip(ip) => {
+                assert_eq!(TargetHost::parse(&ip.to_string()), host, "{text:?}");
+                let policy = AddressPolicy::default();
+                let refused = policy.check(*ip).is_err();
+                let link_local = match ip {
+                    IpAddr::V4(v4) => v4.is_link_local(),
+                    IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
+                };
+                assert!(!link_local || refused, "{ip} passed the check");
+            }
+            TargetHost::Name(name) => {
+                assert_eq!(TargetHost::parse(name), host, "{text:?}");
+            }
+        }
+        if let Ok(ip) = text.parse::<IpAddr>() {
+            assert_eq!(
+                host,
+                TargetHost::Ip(xray_host_runtime::network_policy::canonical(ip)),
+                "{text:?}"
+            );
+        }
+        // The same text as a URL: the allow-list reads its host the same way.
+        if let Ok(uri) = format!("http://{text}/").parse::<http::Uri>()
+            && let Some(uri_host) = uri.host()
+            && let TargetHost::Ip(ip) = TargetHost::parse(uri_host)
+        {
+            let literal = AllowList::parse(&[format!("http://{}:*", bracket(ip))])
+                .expect("an address is a valid entry");
+            assert!(literal.allows(&uri), "{uri} vs {ip}");
+        }
+    }
+
+    fn bracket(ip: std::net::IpAddr) -> String {
+        match ip {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_target_accepts_empty_and_simple_inputs() {
+        for target in TARGETS {
+            run(target, b"");
+            run(
+                target,
+                b"Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+            );
+            run(
+                target,
+                br#"{"version": 2, "default": {"fixed_target": 1, "rate": 0.05}}"#,
+            );
+            run(target, &[9, 0, 0, 1, 5, 0, 6, 2]);
+        }
+    }
+}

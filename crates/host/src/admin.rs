@@ -1,0 +1,101 @@
+//! The admin endpoint, on a loopback address only (`--admin-listen`):
+//! - `POST /reload` reloads every service's component (`?service=NAME` for one) and answers
+//!   what happened to each;
+//! - `GET /versions` answers the version (content hash) each service serves, and its source;
+//! - `GET /stats` answers the X-Ray emitter's counters (segments sent, dropped, failed).
+
+use crate::error_response::{ResponseBody, json_error, json_response};
+use crate::service::Service;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use xray::recorder::Tracer;
+
+/// The admin endpoint's state.
+pub struct Admin {
+    services: Vec<Arc<Service>>,
+    tracer: Arc<Tracer>,
+}
+
+impl Admin {
+    /// An endpoint for `services`.
+    pub fn new(services: Vec<Arc<Service>>, tracer: Arc<Tracer>) -> Self {
+        Self { services, tracer }
+    }
+
+    /// Checks that `addr` is a loopback address: the endpoint changes what the host serves.
+    pub fn check_address(addr: SocketAddr) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            addr.ip().is_loopback(),
+            "--admin-listen {addr}: the admin endpoint may only listen on a loopback address \
+             (127.0.0.1 or [::1]), since it changes what the host serves"
+        );
+        Ok(())
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+        let wanted = request
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("service=")))
+            .map(|name| {
+                name.replace("%20", " ")
+                    .replace("%23", "#")
+                    .replace('+', " ")
+            });
+        let selected: Vec<&Arc<Service>> = self
+            .services
+            .iter()
+            .filter(|s| wanted.as_deref().is_none_or(|w| s.name() == w))
+            .collect();
+        match (request.method(), request.uri().path()) {
+            (&Method::POST, "/reload") => {
+                if selected.is_empty() {
+                    return json_error(
+                        StatusCode::NOT_FOUND,
+                        "unknown_service",
+                        "no such service",
+                        wanted.as_deref(),
+                    );
+                }
+                let mut results = Vec::new();
+                for service in selected {
+                    let outcome = service.reload("reload endpoint").await;
+                    results.push(json!({"service": service.name(), "result": outcome}));
+                }
+                json_response(StatusCode::OK, &json!({ "reloads": results }))
+            }
+            (&Method::GET, "/stats") => {
+                use std::sync::atomic::Ordering::Relaxed;
+                let segments = match self.tracer.emitter() {
+                    Some(emitter) => {
+                        let stats = emitter.stats();
+                        json!({"enabled": true, "sent": stats.sent.load(Relaxed), "dropped": stats.dropped.load(Relaxed),
+                               "failed": stats.failed.load(Relaxed), "pending": stats.pending.load(Relaxed)})
+                    }
+                    None => json!({"enabled": false}),
+                };
+                json_response(StatusCode::OK, &json!({ "segments": segments }))
+            }
+            (&Method::GET, "/versions") => {
+                let versions: Vec<_> = selected
+                    .iter()
+                    .map(|s| {
+                        json!({"service": s.name(), "version": s.version().short(),
+                               "source": s.config.component.to_string()})
+                    })
+                    .collect();
+                json_response(StatusCode::OK, &json!({ "services": versions }))
+            }
+            _ => json_error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "the admin endpoint answers POST /reload, GET /versions and GET /stats",
+                None,
+            ),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The host side of the WIT interfaces in `wit/`: what components may ask the host for beyond
+//! WASI.
+//!
+//! - [`tracing`]: `xray-host:platform/tracing`, manual X-Ray instrumentation.
+//! - [`table`]: `xray-host:platform/table`, the service's table.
+
+pub mod table;
+pub mod tracing;
+
+use crate::host_state::HostState;
+use wasmtime::component::Linker;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "service",
+        imports: {
+            "xray-host:platform/table.put-item": async,
+            "xray-host:platform/table.get-item": async,
+        },
+        with: {
+            "xray-host:platform/tracing.subsegment": super::tracing::SubsegmentHandle,
+        },
+    });
+}
+
+/// Adds every platform capability to `linker`.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+    tracing::add_to_linker(linker)?;
+    table::add_to_linker(linker)
+}

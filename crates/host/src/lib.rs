@@ -1,0 +1,48 @@
+//! The library of `xray-host`, a wasmtime host that serves WASI HTTP components and traces every
+//! request to AWS X-Ray. It has no command line: the `xray-host` binary (`host/`) parses flags
+//! and manifests into the configuration types here.
+//!
+//! X-Ray itself (the protocol and the recorder) is the `xray` crate and the local daemon
+//! stand-in the `xray-local` crate; this library runs components and gives them their
+//! capabilities, and records into a request's trace only through `xray::active_trace`.
+//!
+//! The modules are laid out one concern each:
+//!
+//! - [`runtime`]: the wasmtime engine, the pooling allocator, epoch ticks and the linker.
+//! - [`compile_cache`]: compiled components on disk, keyed by content and engine.
+//! - [`service`]: one loaded component with its configuration, ready to serve requests.
+//! - [`component_source`], [`s3_source`] and [`swap`]: where components come from, and
+//!   replacing them while the host serves.
+//! - [`admin`]: the loopback-only admin endpoint (reload, versions).
+//! - [`invoke`]: running one request in a fresh instance, and what a failure answers.
+//! - [`host_state`]: the per-request store data every host capability reads.
+//! - [`limits`]: the limits every request runs under.
+//! - [`request_body`]: the size-limited request body.
+//! - [`outbound`] and [`allow_list`]: outgoing HTTP from components.
+//! - [`keep_alive`]: the header read and keep-alive timeouts of a connection.
+//! - [`server`]: listeners, routing, concurrency caps and graceful shutdown.
+//! - [`static_files`]: the frontend's files, for the local run.
+//! - [`capabilities`]: the host side of the WIT interfaces in `wit/`.
+//! - [`table`]: the service's table (DynamoDB, or the embedded store).
+//! - [`error_response`]: the JSON error bodies the host answers with.
+
+pub mod admin;
+pub mod allow_list;
+pub mod capabilities;
+pub mod compile_cache;
+pub mod component_source;
+pub mod error_response;
+pub mod host_state;
+pub mod invoke;
+pub mod keep_alive;
+pub mod limits;
+pub mod network_policy;
+pub mod outbound;
+pub mod request_body;
+pub mod runtime;
+pub mod s3_source;
+pub mod server;
+pub mod service;
+pub mod static_files;
+pub mod swap;
+pub mod table;

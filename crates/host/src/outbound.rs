@@ -1,0 +1,591 @@
+//! Outgoing HTTP from components, through the host's `send_request` hook.
+//!
+//! Every call a component makes with `wasi:http/outgoing-handler` lands here. The host:
+//! 1. refuses it with `HTTP-request-denied` unless the service's allow-list covers the URL (one
+//!    warning line names the URL and the flag to change);
+//! 2. sends plain-HTTP calls through one pooled client per service, so the BFF reuses its
+//!    connections to the backends instead of opening one per call (wasmtime's default sender
+//!    does), and HTTPS calls through wasmtime's TLS sender;
+//! 3. bounds the call: a connect timeout, and a timeout for the response head; a component may
+//!    ask for a shorter response timeout through `request-options`;
+//! 4. connects only to addresses [`crate::network_policy`] allows: the URL's host is normalised
+//!    (`http://2852039170/` is `http://169.254.170.2/`), an address in the URL is checked before
+//!    anything else, and a name is checked after every DNS resolution, on the addresses the
+//!    connection is then made to, so a name that resolves (or later re-resolves) to the
+//!    credentials endpoint is refused with `destination-ip-prohibited` before any connection.
+//!
+//! Plain-HTTP and HTTPS calls both go through one pooled client per service whose connector
+//! resolves names through the checked resolver ([`Resolve`] is the seam tests use).
+//!
+//! Every call is also traced as X-Ray `remote` subsegment, named after the URL's host, with the
+//! request's method and URL (without the query), `traced: true`, the response status and the
+//! error flags, or a fault with a cause when the call failed; and the call carries the header
+//! `X-Amzn-Trace-Id: Root=…;Parent=<that subsegment>;Sampled=…` so the service called continues
+//! the trace (xray-spec §5.4, §7.2).
+
+use crate::allow_list::AllowList;
+use crate::network_policy::{AddressPolicy, Refusal, TargetHost};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::TokioExecutor;
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+use xray::active_trace::{ActiveTrace, CallSpan};
+use xray::document::Exception;
+use xray::request_trace::FailureKind;
+
+/// How outgoing calls of one service are bounded.
+#[derive(Debug, Clone)]
+pub struct OutboundConfig {
+    /// What the service may call.
+    pub allow_list: AllowList,
+    /// How long to wait for a TCP connection.
+    pub connect_timeout: Duration,
+    /// How long to wait for the response head once connected.
+    pub response_timeout: Duration,
+    /// Idle pooled connections are closed after this long.
+    pub pool_idle_timeout: Duration,
+    /// Refuse private network addresses too, not only link-local and metadata ones.
+    pub block_private_networks: bool,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        Self {
+            allow_list: AllowList::default(),
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(10),
+            pool_idle_timeout: Duration::from_secs(30),
+            block_private_networks: false,
+        }
+    }
+}
+
+/// Looks up the addresses of a name: the system's resolver in the host, another in tests.
+pub trait Resolve: Send + Sync {
+    /// The addresses of `name`.
+    fn resolve(&self, name: &str) -> BoxFuture<std::io::Result<Vec<IpAddr>>>;
+}
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The system's resolver (`getaddrinfo`, on tokio's blocking threads).
+pub struct SystemResolver;
+
+impl Resolve for SystemResolver {
+    fn resolve(&self, name: &str) -> BoxFuture<std::io::Result<Vec<IpAddr>>> {
+        let name = name.to_string();
+        Box::pin(async move {
+            Ok(tokio::net::lookup_host((name.as_str(), 0))
+                .await?
+                .map(|address| address.ip())
+                .collect())
+        })
+    }
+}
+
+/// Why a call was refused by the address check: carried inside the connector's I/O error, so
+/// that [`classify_client_error`] can tell the component `destination-ip-prohibited`.
+#[derive(Debug)]
+pub struct AddressRefused {
+    /// The name resolved (or the host as written).
+    pub host: String,
+    /// The address refused.
+    pub address: IpAddr,
+    /// Why.
+    pub refusal: Refusal,
+}
+
+impl fmt::Display for AddressRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} is {} ({}); outgoing calls may not connect there",
+            self.host, self.address, self.refusal
+        )
+    }
+}
+
+impl StdError for AddressRefused {}
+
+/// The connector's resolver: resolves, then keeps only the addresses the policy allows.
+#[derive(Clone)]
+struct CheckedResolver {
+    service: Arc<str>,
+    policy: Arc<AddressPolicy>,
+    resolver: Arc<dyn Resolve>,
+}
+
+impl CheckedResolver {
+    /// Logs and returns the refusal of `address` for `host`.
+    fn refuse(&self, host: &str, address: IpAddr, refusal: Refusal) -> AddressRefused {
+        tracing::warn!(
+            service = %self.service,
+            host,
+            %address,
+            "outgoing call refused: {refusal} (an allow-list entry naming this address \
+             literally would let it through)"
+        );
+        AddressRefused {
+            host: host.to_string(),
+            address,
+            refusal,
+        }
+    }
+}
+
+impl tower_service::Service<Name> for CheckedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = BoxFuture<std::io::Result<Self::Response>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let host = name.as_str();
+            let addresses = this.resolver.resolve(host).await?;
+            let mut allowed = Vec::new();
+            let mut refused = None;
+            for address in addresses {
+                match this.policy.check(address) {
+                    Ok(()) => allowed.push(SocketAddr::new(address, 0)),
+                    Err(refusal) => {
+                        refused.get_or_insert((address, refusal));
+                    }
+                }
+            }
+            match (allowed.is_empty(), refused) {
+                (true, Some((address, refusal))) => Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    this.refuse(host, address, refusal),
+                )),
+                _ => Ok(allowed.into_iter()),
+            }
+        })
+    }
+}
+
+type Connector = HttpConnector<CheckedResolver>;
+
+/// The outgoing-HTTP side of one service: its policy and its connection pools.
+pub struct OutboundHttp {
+    service: String,
+    config: OutboundConfig,
+    resolver: CheckedResolver,
+    client: Client<Connector, WasiBody>,
+    tls_client: Client<HttpsConnector<Connector>, WasiBody>,
+}
+
+impl OutboundHttp {
+    /// The outgoing HTTP of `service`, with its own connection pools.
+    pub fn new(service: &str, config: OutboundConfig) -> Arc<Self> {
+        Self::with_resolver(service, config, Arc::new(SystemResolver))
+    }
+
+    /// As [`OutboundHttp::new`], resolving names with `resolver`.
+    pub fn with_resolver(
+        service: &str,
+        config: OutboundConfig,
+        resolver: Arc<dyn Resolve>,
+    ) -> Arc<Self> {
+        let resolver = CheckedResolver {
+            service: service.into(),
+            policy: Arc::new(AddressPolicy {
+                block_private: config.block_private_networks,
+                exempt: config.allow_list.literal_addresses(),
+            }),
+            resolver,
+        };
+        let mut connector = HttpConnector::new_with_resolver(resolver.clone());
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .build(connector.clone());
+        connector.enforce_http(false);
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+        })
+        .with_no_client_auth();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .wrap_connector(connector);
+        let tls_client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .build(https);
+        Arc::new(Self {
+            service: service.to_string(),
+            config,
+            resolver,
+            client,
+            tls_client,
+        })
+    }
+
+    /// Sends `request` as the service's policy allows.
+    pub async fn send(
+        &self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
+        let uri = request.uri().clone();
+        if !self.config.allow_list.allows(&uri) {
+            tracing::warn!(
+                service = %self.service,
+                url = %uri,
+                allowed = %self.config.allow_list,
+                "outgoing call refused: the URL is not on the service's allow-list \
+                 (add it with --allow-outbound or allow_outbound in the manifest)"
+            );
+            return Err(Error::HttpRequestDenied);
+        }
+        // An address in the URL, in any of its forms, is checked here: the connector resolves
+        // only names.
+        if let Some(host) = uri.host()
+            && let TargetHost::Ip(address) = TargetHost::parse(host)
+            && let Err(refusal) = self.resolver.policy.check(address)
+        {
+            self.resolver.refuse(host, address, refusal);
+            return Err(Error::DestinationIpProhibited);
+        }
+        let response_timeout = options
+            .and_then(|o| o.first_byte_timeout)
+            .unwrap_or(self.config.response_timeout);
+        let sent = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+            tokio::time::timeout(response_timeout, self.tls_client.request(request)).await
+        } else {
+            tokio::time::timeout(response_timeout, self.client.request(request)).await
+        };
+        match sent {
+            Err(_elapsed) => Err(Error::HttpResponseTimeout),
+            Ok(Err(error)) => Err(classify_client_error(&error)),
+            Ok(Ok(response)) => {
+                let response = response.map(|body| {
+                    body.map_err(Error::from)
+                        .map_frame(|frame| frame.map_data(Bytes::from))
+                        .boxed_unsync()
+                });
+                // The pool drives its own connections; nothing more to wait for.
+                Ok((response, Box::new(async { Ok(()) })))
+            }
+        }
+    }
+}
+
+/// Turns the pooled client's error into the `wasi:http` error code the component sees.
+fn classify_client_error(error: &hyper_util::client::legacy::Error) -> Error {
+    let mut source: Option<&(dyn StdError + 'static)> = error.source();
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<AddressRefused>())
+            {
+                return Error::DestinationIpProhibited;
+            }
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => Error::ConnectionRefused,
+                std::io::ErrorKind::TimedOut => Error::ConnectionTimeout,
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => {
+                    Error::ConnectionTerminated
+                }
+                _ => Error::Connect(std::io::Error::new(io.kind(), io.to_string())),
+            };
+        }
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            if hyper.is_incomplete_message() || hyper.is_closed() || hyper.is_canceled() {
+                return Error::HttpResponseIncomplete;
+            }
+            if hyper.is_timeout() {
+                return Error::HttpResponseTimeout;
+            }
+            return Error::HttpProtocolError;
+        }
+        source = cause.source();
+    }
+    if error.is_connect() {
+        Error::ConnectionRefused
+    } else {
+        Error::InternalError(Some(error.to_string()))
+    }
+}
+
+/// The `WasiHttpHooks` of one request's store: the service's [`OutboundHttp`], and the
+/// request's trace, which records each call (when X-Ray is on).
+#[derive(Clone)]
+pub struct OutboundHooks {
+    http: Arc<OutboundHttp>,
+    trace: ActiveTrace,
+}
+
+impl OutboundHooks {
+    /// Hooks that send through `http` and record calls into `trace`.
+    pub fn new(http: Arc<OutboundHttp>, trace: ActiveTrace) -> Self {
+        Self { http, trace }
+    }
+}
+
+/// Ends a call's subsegment with the response head's status and length, or with a fault whose
+/// cause is the wasi:http error the component gets.
+fn end_call(call: CallSpan, result: &Result<(http::Response<WasiBody>, IoFuture), Error>) {
+    match result {
+        Ok((response, _)) => {
+            let length = response
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            call.answered(response.status().as_u16(), length);
+        }
+        Err(error) => {
+            let debug = format!("{error:?}");
+            let kind = debug.split(['(', ' ', '{']).next().unwrap_or("Error");
+            call.failed(
+                FailureKind::Fault,
+                Exception::new(kind, error.to_string(), true),
+            );
+        }
+    }
+}
+
+/// The future that drives a connection after the response head arrived.
+pub type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
+
+type ResponseFuture =
+    Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send>;
+
+impl WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _response_errors: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> ResponseFuture {
+        let http = self.http.clone();
+        let mut request = request;
+        let call = self.trace.begin_http_call(&mut request);
+        Box::new(async move {
+            let result = http.send(request, options).await;
+            end_call(call, &result);
+            result
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Empty;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::net::TcpListener;
+
+    /// Answers every name with the same addresses, and counts the lookups.
+    struct FixedResolver {
+        addresses: Vec<IpAddr>,
+        lookups: AtomicUsize,
+    }
+
+    impl Resolve for FixedResolver {
+        fn resolve(&self, _name: &str) -> BoxFuture<std::io::Result<Vec<IpAddr>>> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            let addresses = self.addresses.clone();
+            Box::pin(async move { Ok(addresses) })
+        }
+    }
+
+    fn outbound(
+        allow: &[&str],
+        block_private: bool,
+        answers: &[&str],
+    ) -> (Arc<OutboundHttp>, Arc<FixedResolver>) {
+        let resolver = Arc::new(FixedResolver {
+            addresses: answers.iter().map(|a| a.parse().unwrap()).collect(),
+            lookups: AtomicUsize::new(0),
+        });
+        let config = OutboundConfig {
+            allow_list: AllowList::parse(allow).unwrap(),
+            block_private_networks: block_private,
+            ..OutboundConfig::default()
+        };
+        (
+            OutboundHttp::with_resolver("Test", config, resolver.clone()),
+            resolver,
+        )
+    }
+
+    fn get(url: &str) -> http::Request<WasiBody> {
+        http::Request::get(url)
+            .body(Empty::new().map_err(|never| match never {}).boxed_unsync())
+            .unwrap()
+    }
+
+    async fn outcome(http: &OutboundHttp, url: &str) -> Result<u16, String> {
+        match http.send(get(url), None).await {
+            Ok((response, _)) => Ok(response.status().as_u16()),
+            Err(error) => Err(format!("{error:?}")),
+        }
+    }
+
+    /// A loopback server that answers 204 to every request and counts the connections.
+    async fn loopback_server() -> (u16, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|_request| async {
+                        Ok::<_, std::convert::Infallible>(
+                            http::Response::builder()
+                                .status(204)
+                                .body(Empty::<Bytes>::new())
+                                .unwrap(),
+                        )
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (port, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_the_credentials_endpoint_is_refused_before_connecting() {
+        let (http, resolver) = outbound(&["http://*.example.com"], false, &["169.254.170.2"]);
+        let started = std::time::Instant::now();
+        assert_eq!(
+            outcome(&http, "http://allowed.example.com/v2/credentials").await,
+            Err("DestinationIpProhibited".into())
+        );
+        assert_eq!(resolver.lookups.load(Ordering::SeqCst), 1);
+        // A connection attempt to an unroutable address would wait for the connect timeout.
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+        // Resolved again for the next call, and refused again (DNS rebinding gains nothing).
+        assert_eq!(
+            outcome(&http, "http://allowed.example.com/").await,
+            Err("DestinationIpProhibited".into())
+        );
+        assert_eq!(resolver.lookups.load(Ordering::SeqCst), 2);
+        // HTTPS goes through the same resolver.
+        assert_eq!(
+            outcome(&http, "https://allowed.example.com/").await,
+            Err("HttpRequestDenied".into()),
+            "https is not on this allow-list"
+        );
+        let (https, _) = outbound(&["https://*.example.com"], false, &["fd00:ec2::254"]);
+        assert_eq!(
+            outcome(&https, "https://allowed.example.com/").await,
+            Err("DestinationIpProhibited".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn urls_that_hide_the_address_are_refused_without_a_lookup() {
+        let (http, resolver) = outbound(&["http://*:*"], false, &["127.0.0.1"]);
+        for url in [
+            "http://169.254.170.2/",
+            "http://2852039170/",
+            "http://0xa9.0xfe.0xaa.0x02/",
+            "http://[::ffff:169.254.170.2]/",
+            "http://allowed.example@169.254.170.2/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[fd00:ec2::254]/",
+            "http://[fe80::1]/",
+            "http://0.0.0.0/",
+            "http://255.255.255.255/",
+        ] {
+            assert_eq!(
+                outcome(&http, url).await,
+                Err("DestinationIpProhibited".into()),
+                "{url}"
+            );
+        }
+        assert_eq!(resolver.lookups.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn loopback_stays_reachable_and_a_literal_entry_is_honoured() {
+        let (port, accepted) = loopback_server().await;
+        let url = format!("http://127.0.0.1:{port}/");
+        let (http, _) = outbound(&[&format!("http://127.0.0.1:{port}")], true, &[]);
+        assert_eq!(outcome(&http, &url).await, Ok(204));
+        // A name on the allow-list that resolves to loopback, and to a blocked address too:
+        // the connection goes to loopback only.
+        let (named, _) = outbound(
+            &["http://backend.local:*"],
+            false,
+            &["169.254.170.2", "127.0.0.1"],
+        );
+        assert_eq!(
+            outcome(&named, &format!("http://backend.local:{port}/")).await,
+            Ok(204)
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+
+        // The operator names a link-local address literally: the check lets it through (no
+        // call is made: these tests send nothing beyond loopback).
+        let (literal, _) = outbound(&["http://169.254.170.2"], false, &[]);
+        let address: IpAddr = "169.254.170.2".parse().unwrap();
+        assert_eq!(literal.resolver.policy.check(address), Ok(()));
+        assert!(
+            literal
+                .resolver
+                .policy
+                .check("169.254.169.254".parse().unwrap())
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn private_ranges_are_refused_without_connecting_when_asked() {
+        let (http, resolver) = outbound(&["http://*:*"], true, &["10.1.2.3"]);
+        let started = std::time::Instant::now();
+        assert_eq!(
+            outcome(&http, "http://10.0.0.1/").await,
+            Err("DestinationIpProhibited".into())
+        );
+        assert_eq!(
+            outcome(&http, "http://internal.example/").await,
+            Err("DestinationIpProhibited".into())
+        );
+        assert_eq!(resolver.lookups.load(Ordering::SeqCst), 1);
+        assert!(started.elapsed() < Duration::from_millis(500));
+        // Off by default.
+        let (open, _) = outbound(&["http://*:*"], false, &[]);
+        assert_eq!(
+            open.resolver.policy.check("10.0.0.1".parse().unwrap()),
+            Ok(())
+        );
+    }
+}

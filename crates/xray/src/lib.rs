@@ -1,0 +1,29 @@
+//! AWS X-Ray, as a library: the protocol and the recorder that the host builds on, with no
+//! WebAssembly runtime and no HTTP server in it.
+//!
+//! - [`trace_header`]: the `X-Amzn-Trace-Id` header, parsed leniently and serialized.
+//! - [`ids`]: [`TraceId`](ids::TraceId) and [`SegmentId`](ids::SegmentId), from the operating
+//!   system's CSPRNG.
+//! - [`document`]: the segment document, typed.
+//! - [`request_trace`]: what one request records (segment, manual and call subsegments,
+//!   annotations, metadata, failures), with X-Ray's rules enforced as it is added.
+//! - [`active_trace`]: the one owner of a request's trace while it runs.
+//! - [`segment`]: a finished trace as documents, split to fit a datagram.
+//! - [`sampling`]: centralized rules through the daemon, local rules, the built-in default, and
+//!   the sampling API's wire shapes.
+//! - [`emitter`]: UDP to the daemon, never blocking a request.
+//! - [`daemon_address`]: where the daemon is (`AWS_XRAY_DAEMON_ADDRESS`).
+//! - [`ecs_metadata`]: `origin` and `aws.ecs` from the ECS task metadata endpoint.
+//! - [`recorder`]: the per-process recorder tying them together.
+
+pub mod active_trace;
+pub mod daemon_address;
+pub mod document;
+pub mod ecs_metadata;
+pub mod emitter;
+pub mod ids;
+pub mod recorder;
+pub mod request_trace;
+pub mod sampling;
+pub mod segment;
+pub mod trace_header;

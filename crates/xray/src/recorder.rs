@@ -1,0 +1,514 @@
+//! The process's X-Ray recorder: what the SDK middleware did in each service of the original,
+//! done by the host for every request.
+//!
+//! - [`Tracer::begin`] reads the incoming `X-Amzn-Trace-Id`, continues its trace when the Root
+//!   is valid (a new trace otherwise), obeys `Sampled=1`/`0` and asks the sampler otherwise, and
+//!   records the request for the segment's `http.request`.
+//! - [`SegmentGuard`] finishes the segment when the response body is done (or abandoned): it
+//!   closes what the component left open and sends the documents, if the request was sampled.
+
+use crate::active_trace::ActiveTrace;
+use crate::daemon_address::DaemonAddress;
+use crate::document::{EcsFields, HttpRequest};
+use crate::ecs_metadata::{self, ECS_ORIGIN, METADATA_ENV};
+use crate::emitter::Emitter;
+use crate::ids::{SegmentId, TraceId};
+use crate::request_trace::{RequestTrace, now};
+use crate::sampling::centralized::CentralizedSampler;
+use crate::sampling::local::{LocalRules, LocalSampler};
+use crate::sampling::poller::SamplingPoller;
+use crate::sampling::{OsRandom, Sampler, SamplingRequest, SystemClock};
+use crate::segment::{ServiceIdentity, documents};
+use crate::trace_header::{HEADER_NAME, SampledFlag, TraceHeader};
+use http::HeaderMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// How X-Ray is configured for the process.
+#[derive(Debug, Clone)]
+pub struct XrayOptions {
+    /// Whether to trace at all (`--xray off` and `AWS_XRAY_SDK_ENABLED=false` turn it off).
+    pub enabled: bool,
+    /// Where the daemon is.
+    pub daemon: DaemonAddress,
+    /// The local sampling rules, used until centralized ones arrive (and after they expire).
+    pub local_rules: LocalRules,
+    /// Whether to ask the daemon for centralized rules.
+    pub centralized_sampling: bool,
+}
+
+/// The recorder shared by every service of the process.
+pub struct Tracer {
+    enabled: bool,
+    sampler: Option<Sampler>,
+    emitter: Option<Emitter>,
+    poller: Option<Arc<SamplingPoller>>,
+    on_ecs: bool,
+    ecs: Arc<OnceLock<EcsFields>>,
+}
+
+/// What [`Tracer::begin`] gives a request.
+pub struct RequestStart {
+    /// The request's trace.
+    pub trace: ActiveTrace,
+    /// The `X-Amzn-Trace-Id` to put on the response.
+    pub response_header: Option<TraceHeader>,
+}
+
+impl Tracer {
+    /// Starts the emitter and the ECS metadata fetch (on the current tokio runtime) and returns
+    /// the recorder. Centralized sampling starts with [`Tracer::start_sampling_poller`].
+    pub fn start(options: XrayOptions) -> Arc<Self> {
+        if !options.enabled {
+            return Self::disabled();
+        }
+        let clock = Arc::new(SystemClock);
+        let random = Arc::new(OsRandom);
+        let centralized = options.centralized_sampling.then(|| {
+            // 24 hex digits, as the SDKs make it.
+            let client_id = format!("{}{}", SegmentId::new(), &SegmentId::new().as_str()[..8]);
+            let sampler = Arc::new(CentralizedSampler::new(client_id));
+            let poller = SamplingPoller::new(
+                sampler.clone(),
+                options.daemon.tcp.clone(),
+                clock.clone(),
+                random.clone(),
+            );
+            (sampler, poller)
+        });
+        let (centralized, poller) = centralized.unzip();
+        let sampler = Sampler::new(
+            centralized,
+            LocalSampler::new(options.local_rules),
+            clock,
+            random,
+        );
+        let ecs = Arc::new(OnceLock::new());
+        let metadata_uri = std::env::var(METADATA_ENV)
+            .ok()
+            .filter(|u| u.starts_with("http://"));
+        let on_ecs = metadata_uri.is_some();
+        if let Some(uri) = metadata_uri {
+            let ecs = ecs.clone();
+            tokio::spawn(async move {
+                let fields = ecs_metadata::fetch(&uri, Duration::from_secs(2)).await;
+                let _ = ecs.set(fields);
+            });
+        }
+        tracing::info!(
+            "X-Ray segments go to the daemon at {} (UDP)",
+            options.daemon.udp
+        );
+        Arc::new(Self {
+            enabled: true,
+            sampler: Some(sampler),
+            emitter: Some(Emitter::start(options.daemon.udp.clone())),
+            poller,
+            on_ecs,
+            ecs,
+        })
+    }
+
+    /// Starts asking the daemon for centralized sampling rules and targets (once; later calls
+    /// do nothing). The process calls it when its listeners are bound, so that a daemon
+    /// stand-in served by the same process answers the first call.
+    pub fn start_sampling_poller(&self) {
+        if let Some(poller) = &self.poller {
+            poller.spawn();
+        }
+    }
+
+    /// A recorder that records nothing and sends nothing.
+    pub fn disabled() -> Arc<Self> {
+        Arc::new(Self {
+            enabled: false,
+            sampler: None,
+            emitter: None,
+            poller: None,
+            on_ecs: false,
+            ecs: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// Whether tracing is on.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Sends what is queued before the process exits (at most `timeout`), and logs what was
+    /// sent and dropped over the process's life.
+    pub async fn flush(&self, timeout: Duration) {
+        let Some(emitter) = &self.emitter else {
+            return;
+        };
+        let drained = emitter.flush(timeout).await;
+        let stats = emitter.stats();
+        use std::sync::atomic::Ordering::Relaxed;
+        tracing::info!(
+            sent = stats.sent.load(Relaxed),
+            dropped = stats.dropped.load(Relaxed),
+            failed = stats.failed.load(Relaxed),
+            "X-Ray segments {}",
+            if drained {
+                "flushed"
+            } else {
+                "not all flushed in time"
+            }
+        );
+    }
+
+    /// The emitter, when tracing is on.
+    pub fn emitter(&self) -> Option<&Emitter> {
+        self.emitter.as_ref()
+    }
+
+    /// Starts the trace of an incoming request of `service`.
+    pub fn begin(
+        &self,
+        service: &str,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &HeaderMap,
+        peer: Option<SocketAddr>,
+    ) -> RequestStart {
+        let header = headers
+            .get(HEADER_NAME)
+            .and_then(|v| v.to_str().ok())
+            .map(TraceHeader::parse)
+            .unwrap_or_default();
+        let host = headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok());
+        let path = uri.path();
+        let (trace_id, parent_id) = match &header.root {
+            Some(root) => (root.clone(), header.parent.clone()),
+            None => (TraceId::new(), None),
+        };
+        let (sampled, rule_name) = match (self.enabled, header.sampled) {
+            (false, _) => (false, None),
+            (true, Some(SampledFlag::Yes)) => (true, None),
+            (true, Some(SampledFlag::No)) => (false, None),
+            (true, _) => {
+                let decision = self
+                    .sampler
+                    .as_ref()
+                    .expect("enabled")
+                    .decide(&SamplingRequest {
+                        service_name: service,
+                        service_type: self.on_ecs.then_some(ECS_ORIGIN),
+                        host,
+                        method: Some(method.as_str()),
+                        url_path: Some(path),
+                    });
+                (decision.sampled, decision.rule_name)
+            }
+        };
+        let response_header = self.enabled.then(|| TraceHeader {
+            root: Some(trace_id.clone()),
+            // A caller that asked for the decision (`Sampled=?`) is told it.
+            sampled: (header.sampled == Some(SampledFlag::Requested)).then_some(if sampled {
+                SampledFlag::Yes
+            } else {
+                SampledFlag::No
+            }),
+            ..TraceHeader::default()
+        });
+        let mut trace = RequestTrace::new(trace_id, SegmentId::new(), sampled);
+        trace.parent_id = parent_id;
+        trace.rule_name = rule_name;
+        trace.extra_header_fields = header.extra;
+        trace.request = incoming_request(method, uri, headers, peer);
+        RequestStart {
+            trace: ActiveTrace::new(trace, self.enabled),
+            response_header,
+        }
+    }
+
+    /// Ends the trace and sends it if it was sampled.
+    pub fn finish(&self, trace: &mut RequestTrace, name: &str, version: &str) {
+        if trace.end_time.is_none() {
+            trace.end_time = Some(now());
+        }
+        trace.end_open_subsegments();
+        let (Some(emitter), true) = (&self.emitter, trace.sampled) else {
+            return;
+        };
+        let identity = ServiceIdentity {
+            name: name.to_string(),
+            version: version.to_string(),
+            origin: self.on_ecs.then(|| ECS_ORIGIN.to_string()),
+            ecs: match self.ecs.get() {
+                Some(ecs) => Some(ecs.clone()),
+                None if self.on_ecs => ecs_metadata::hostname().map(|container| EcsFields {
+                    container: Some(container),
+                    ..EcsFields::default()
+                }),
+                None => None,
+            },
+        };
+        for document in documents(trace, &identity) {
+            emitter.emit(document);
+        }
+    }
+}
+
+/// The segment's `http.request` from the incoming request: the client is the first address of
+/// `X-Forwarded-For` when there is one (all SDKs do this), else the peer.
+fn incoming_request(
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> HttpRequest {
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .unwrap_or("localhost");
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    HttpRequest {
+        method: method.to_string(),
+        url: format!("http://{host}{}", uri.path()),
+        user_agent: headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        client_ip: forwarded
+            .map(str::to_string)
+            .or_else(|| peer.map(|p| p.ip().to_string())),
+        x_forwarded_for: forwarded.is_some(),
+        traced: false,
+    }
+}
+
+/// Finishes a request's segment when dropped: attached to the response body, so the segment
+/// ends when the body has been sent (or the client went away).
+pub struct SegmentGuard {
+    /// The trace.
+    pub trace: ActiveTrace,
+    /// The recorder.
+    pub tracer: Arc<Tracer>,
+    /// The segment name.
+    pub name: String,
+    /// The component version (the short form of its content hash), the segment's
+    /// `service.version`.
+    pub version: String,
+}
+
+impl Drop for SegmentGuard {
+    fn drop(&mut self) {
+        self.trace
+            .with(|trace| self.tracer.finish(trace, &self.name, &self.version));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        map
+    }
+
+    fn tracer(default_rate: f64) -> Tracer {
+        let rules = LocalRules::parse(&format!(
+            r#"{{"version": 2, "default": {{"fixed_target": 0, "rate": {default_rate}}},
+                "rules": [{{"host": "*", "http_method": "GET", "url_path": "/health", "fixed_target": 0, "rate": 0}}]}}"#
+        ))
+        .unwrap();
+        Tracer {
+            enabled: true,
+            sampler: Some(Sampler::new(
+                None,
+                LocalSampler::new(rules),
+                Arc::new(SystemClock),
+                Arc::new(OsRandom),
+            )),
+            emitter: None,
+            poller: None,
+            on_ecs: false,
+            ecs: Arc::new(OnceLock::new()),
+        }
+    }
+
+    fn recorded(start: &RequestStart) -> RequestTrace {
+        start.trace.with(|t| t.clone())
+    }
+
+    const ROOT: &str = "1-5759e988-bd862e3fe1be46a994272793";
+
+    #[test]
+    fn continues_a_valid_trace_and_obeys_its_sampling_decision() {
+        let never = tracer(0.0);
+        let always = tracer(1.0);
+        let tracer = &never;
+        let value = format!("Root={ROOT};Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a:1");
+        let start = tracer.begin(
+            "BFF",
+            &http::Method::GET,
+            &"/api/".parse().unwrap(),
+            &headers(&[("x-amzn-trace-id", &value), ("host", "alb.example.com")]),
+            None,
+        );
+        assert_eq!(recorded(&start).trace_id, ROOT);
+        assert_eq!(
+            recorded(&start).parent_id.as_ref().map(SegmentId::as_str),
+            Some("53995c3f42cd8ad8")
+        );
+        assert!(recorded(&start).sampled, "Sampled=1 wins over a rate of 0");
+        assert_eq!(
+            recorded(&start).extra_header_fields,
+            vec![("Lineage".to_string(), "a:1".to_string())]
+        );
+        assert_eq!(
+            start
+                .response_header
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some(format!("Root={ROOT}").as_str())
+        );
+        assert_eq!(recorded(&start).request.url, "http://alb.example.com/api/");
+
+        let value = format!("Root={ROOT};Sampled=0");
+        let start = tracer.begin(
+            "BFF",
+            &http::Method::GET,
+            &"/".parse().unwrap(),
+            &headers(&[("x-amzn-trace-id", &value)]),
+            None,
+        );
+        assert!(
+            !always
+                .begin(
+                    "BFF",
+                    &http::Method::GET,
+                    &"/".parse().unwrap(),
+                    &headers(&[("x-amzn-trace-id", &value)]),
+                    None
+                )
+                .trace
+                .with(|t| t.sampled)
+        );
+        assert_eq!(
+            recorded(&start).trace_id,
+            ROOT,
+            "an unsampled request keeps the real root"
+        );
+    }
+
+    #[test]
+    fn an_invalid_root_starts_a_new_trace_and_drops_the_parent() {
+        let start = tracer(1.0).begin(
+            "BFF",
+            &http::Method::GET,
+            &"/".parse().unwrap(),
+            &headers(&[("x-amzn-trace-id", "Root=garbage;Parent=53995c3f42cd8ad8")]),
+            None,
+        );
+        assert_ne!(recorded(&start).trace_id, "garbage");
+        assert!(TraceId::parse(recorded(&start).trace_id.as_str()).is_some());
+        assert_eq!(recorded(&start).parent_id, None);
+        assert!(recorded(&start).sampled);
+    }
+
+    #[test]
+    fn a_requested_decision_is_echoed_and_rules_stop_health_checks() {
+        let tracer = tracer(1.0);
+        let value = format!("Root={ROOT};Sampled=?");
+        let api = tracer.begin(
+            "BFF",
+            &http::Method::GET,
+            &"/api".parse().unwrap(),
+            &headers(&[("x-amzn-trace-id", &value)]),
+            None,
+        );
+        assert_eq!(
+            api.response_header
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some(format!("Root={ROOT};Sampled=1").as_str())
+        );
+        let health = tracer.begin(
+            "BFF",
+            &http::Method::GET,
+            &"/health".parse().unwrap(),
+            &headers(&[("x-amzn-trace-id", &value)]),
+            None,
+        );
+        assert_eq!(
+            health
+                .response_header
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some(format!("Root={ROOT};Sampled=0").as_str())
+        );
+        assert!(!recorded(&health).sampled);
+    }
+
+    #[test]
+    fn the_client_comes_from_x_forwarded_for_when_present() {
+        let peer: SocketAddr = "10.0.0.5:5555".parse().unwrap();
+        let tracer = tracer(1.0);
+        let start = tracer.begin(
+            "BFF",
+            &http::Method::GET,
+            &"/a?secret=1".parse().unwrap(),
+            &headers(&[
+                ("x-forwarded-for", "203.0.113.7, 10.0.0.1"),
+                ("user-agent", "curl/8"),
+                ("host", "h"),
+            ]),
+            Some(peer),
+        );
+        let request = &recorded(&start).request;
+        assert_eq!(
+            (request.client_ip.as_deref(), request.x_forwarded_for),
+            (Some("203.0.113.7"), true)
+        );
+        assert_eq!(request.url, "http://h/a", "no query string");
+        assert_eq!(request.user_agent.as_deref(), Some("curl/8"));
+        let start = tracer.begin(
+            "BFF",
+            &http::Method::GET,
+            &"/".parse().unwrap(),
+            &headers(&[]),
+            Some(peer),
+        );
+        assert_eq!(
+            (
+                recorded(&start).request.client_ip.as_deref(),
+                recorded(&start).request.x_forwarded_for
+            ),
+            (Some("10.0.0.5"), false)
+        );
+    }
+
+    #[test]
+    fn a_disabled_tracer_samples_nothing_and_echoes_nothing() {
+        let start = Tracer::disabled().begin(
+            "BFF",
+            &http::Method::GET,
+            &"/".parse().unwrap(),
+            &headers(&[("x-amzn-trace-id", "Sampled=1")]),
+            None,
+        );
+        assert!(!recorded(&start).sampled);
+        assert!(start.response_header.is_none());
+    }
+}

@@ -1,0 +1,599 @@
+//! What one request records through the tracing interface, with X-Ray's rules enforced as each
+//! item is added, so that a document built from it later is always valid.
+//!
+//! The rules (xray-spec §2.2, §2.9): subsegment names are 1 to 200 characters of letters,
+//! numbers, white space and `_ . : / % & # = + \ - @`; annotation keys are 1 to 500 characters
+//! of `[A-Za-z0-9_]`, values are scalars and strings at most 1000 characters, and at most 50
+//! annotations are kept per trace; metadata namespaces are not empty and do not start with
+//! `AWS.`, and values are JSON.
+
+use crate::document::{
+    AnnotationValue, Aws, Exception, Http, HttpRequest, HttpResponse, Metadata, Namespace,
+    StoreNote,
+};
+use crate::ids::{SegmentId, TraceId};
+use crate::trace_header::TraceHeader;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// At most this many annotations per trace are indexed by X-Ray.
+pub const MAX_ANNOTATIONS: usize = 50;
+/// Longest string annotation value.
+pub const MAX_ANNOTATION_TEXT: usize = 1000;
+/// Longest annotation key.
+pub const MAX_ANNOTATION_KEY: usize = 500;
+/// Longest (sub)segment name.
+pub const MAX_NAME: usize = 200;
+/// Subsegments one request may open; more would only make a document X-Ray refuses (64 KiB).
+pub const MAX_SUBSEGMENTS: usize = 1000;
+
+/// Why a tracing call was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TraceError {
+    /// The annotation key breaks the key rules.
+    InvalidAnnotationKey(String),
+    /// The string value is longer than [`MAX_ANNOTATION_TEXT`] characters; the length.
+    AnnotationValueTooLong(u32),
+    /// Already [`MAX_ANNOTATIONS`] annotations.
+    TooManyAnnotations(u32),
+    /// The namespace is empty or reserved.
+    InvalidMetadataNamespace(String),
+    /// The metadata value is not JSON; the parser's message.
+    InvalidMetadataJson(String),
+    /// The name breaks the name rules (or the request opened too many subsegments).
+    InvalidName(String),
+    /// The subsegment was already ended.
+    AlreadyEnded,
+}
+
+/// How a failure counts: the `error`, `throttle` and `fault` flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// `error`.
+    Error,
+    /// `error` and `throttle`.
+    Throttle,
+    /// `fault`.
+    Fault,
+}
+
+/// The fields a component may set on the segment or on one of its subsegments.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Annotated {
+    /// Indexed annotations.
+    pub annotations: BTreeMap<String, AnnotationValue>,
+    /// The component's metadata and the host's notes.
+    pub metadata: Metadata,
+    /// The failure flags set, in order.
+    pub failures: Vec<FailureKind>,
+    /// Exceptions for the `cause`.
+    pub exceptions: Vec<Exception>,
+}
+
+/// A subsegment a component opened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubsegmentRecord {
+    /// Its id.
+    pub id: SegmentId,
+    /// Its name.
+    pub name: String,
+    /// The index of its parent in [`RequestTrace::subsegments`], or `None` under the segment.
+    pub parent: Option<usize>,
+    /// Start, in epoch seconds.
+    pub start_time: f64,
+    /// End, in epoch seconds, once ended.
+    pub end_time: Option<f64>,
+    /// True when the host ended it because the request ended first.
+    pub ended_by_host: bool,
+    /// `remote` for outgoing HTTP, `aws` for AWS calls, `local` for the embedded store, none
+    /// for the component's own.
+    pub namespace: Option<Namespace>,
+    /// The `http` object of a call (`request`, `response`).
+    pub http: Option<Http>,
+    /// The `aws` object of an AWS call (`operation`, `table_name`, …).
+    pub aws: Option<Aws>,
+    /// What the component (or the host, for calls) added.
+    pub fields: Annotated,
+}
+
+/// Everything one request records: the segment and its subsegments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestTrace {
+    /// The trace id.
+    pub trace_id: TraceId,
+    /// The id of the request's segment.
+    pub segment_id: SegmentId,
+    /// The caller's (sub)segment id, from the incoming `Parent`.
+    pub parent_id: Option<SegmentId>,
+    /// Whether the trace is sent.
+    pub sampled: bool,
+    /// The centralized sampling rule that decided, if one did.
+    pub rule_name: Option<String>,
+    /// Incoming header fields to pass downstream (`Lineage`, …).
+    pub extra_header_fields: Vec<(String, String)>,
+    /// When the request arrived, epoch seconds.
+    pub start_time: f64,
+    /// When the response was finished, once it was.
+    pub end_time: Option<f64>,
+    /// The incoming request.
+    pub request: HttpRequest,
+    /// The response status and `Content-Length`, once known.
+    pub response: Option<HttpResponse>,
+    /// What the component (and the host, for failures) added to the segment itself.
+    pub segment: Annotated,
+    /// The subsegments, in the order they were opened.
+    pub subsegments: Vec<SubsegmentRecord>,
+}
+
+/// A call the host makes for the component, as its subsegment begins.
+#[derive(Debug, Clone, Copy)]
+pub enum CallStart<'a> {
+    /// Outgoing HTTP: a `remote` subsegment named for the host called.
+    Http {
+        /// The host called (the subsegment's name).
+        host: &'a str,
+        /// The method.
+        method: &'a str,
+        /// `scheme://authority/path`, without the query.
+        url: &'a str,
+    },
+    /// An AWS API call: an `aws` subsegment named for the service.
+    Aws {
+        /// The service, e.g. `DynamoDB` (the subsegment's name).
+        service: &'a str,
+        /// The operation, e.g. `PutItem`.
+        operation: &'a str,
+        /// The table.
+        table: &'a str,
+    },
+    /// A table call the embedded store answers: a `local` subsegment.
+    EmbeddedTable {
+        /// `PutItem` or `GetItem`.
+        operation: &'a str,
+        /// The table.
+        table: &'a str,
+    },
+}
+
+/// How a call ended, as its subsegment records it.
+#[derive(Debug, Clone, Default)]
+pub struct CallEnd {
+    /// The HTTP status of the answer, when one came.
+    pub status: Option<u16>,
+    /// Its `Content-Length`, when declared.
+    pub content_length: Option<u64>,
+    /// The region of an AWS call.
+    pub region: Option<String>,
+    /// The AWS request id of the answer.
+    pub request_id: Option<String>,
+    /// The SDK's retries of an AWS call.
+    pub retries: Option<u32>,
+    /// The failure, if the call failed.
+    pub failure: Option<(FailureKind, Exception)>,
+}
+
+/// Where a call applies: the segment or one subsegment (by index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The request's segment.
+    Segment,
+    /// A subsegment, by index into [`RequestTrace::subsegments`].
+    Subsegment(usize),
+}
+
+impl RequestTrace {
+    /// A trace for a request with these ids, starting now.
+    pub fn new(trace_id: TraceId, segment_id: SegmentId, sampled: bool) -> Self {
+        Self {
+            trace_id,
+            segment_id,
+            parent_id: None,
+            sampled,
+            rule_name: None,
+            extra_header_fields: Vec::new(),
+            start_time: now(),
+            end_time: None,
+            request: HttpRequest::default(),
+            response: None,
+            segment: Annotated::default(),
+            subsegments: Vec::new(),
+        }
+    }
+
+    /// Opens a subsegment the host records for a call the component makes, under the innermost
+    /// subsegment the component has open (as the SDKs nest calls under the current context);
+    /// returns its index.
+    pub fn begin_call(&mut self, call: CallStart<'_>) -> usize {
+        let parent = self
+            .subsegments
+            .iter()
+            .rposition(|s| s.end_time.is_none() && s.namespace.is_none());
+        let (name, namespace) = match call {
+            CallStart::Http { host, .. } => (host, Namespace::Remote),
+            CallStart::Aws { service, .. } => (service, Namespace::Aws),
+            CallStart::EmbeddedTable { .. } => ("embedded table", Namespace::Local),
+        };
+        let name: String = name.chars().take(MAX_NAME).collect();
+        let mut record = SubsegmentRecord {
+            id: SegmentId::new(),
+            name: if name.is_empty() {
+                "unknown host".into()
+            } else {
+                name
+            },
+            parent,
+            start_time: now(),
+            end_time: None,
+            ended_by_host: false,
+            namespace: Some(namespace),
+            http: None,
+            aws: None,
+            fields: Annotated::default(),
+        };
+        match call {
+            CallStart::Http { method, url, .. } => {
+                record.http = Some(Http {
+                    request: Some(HttpRequest {
+                        method: method.to_string(),
+                        url: url.to_string(),
+                        traced: true,
+                        ..HttpRequest::default()
+                    }),
+                    response: None,
+                });
+            }
+            CallStart::Aws {
+                operation, table, ..
+            } => {
+                record.aws = Some(Aws {
+                    operation: Some(operation.to_string()),
+                    table_name: Some(table.to_string()),
+                    ..Aws::default()
+                });
+            }
+            CallStart::EmbeddedTable { operation, table } => {
+                record.fields.metadata.host.store = Some(StoreNote {
+                    store: "redb",
+                    operation: operation.to_string(),
+                    table: table.to_string(),
+                });
+            }
+        }
+        self.subsegments.push(record);
+        self.subsegments.len() - 1
+    }
+
+    /// Ends a call's subsegment with what the answer said.
+    pub fn end_call(&mut self, index: usize, end: CallEnd) {
+        let Some(subsegment) = self.subsegments.get_mut(index) else {
+            return;
+        };
+        if end.status.is_some() || end.content_length.is_some() {
+            subsegment.http.get_or_insert_with(Http::default).response = Some(HttpResponse {
+                status: end.status,
+                content_length: end.content_length,
+            });
+        }
+        if let Some(aws) = subsegment.aws.as_mut() {
+            aws.region = end.region;
+            aws.request_id = end.request_id;
+            aws.retries = end.retries;
+        }
+        if let Some((kind, exception)) = end.failure {
+            subsegment.fields.failures.push(kind);
+            subsegment.fields.exceptions.push(exception);
+        }
+        subsegment.end_time = Some(now());
+    }
+
+    /// The id of a subsegment.
+    pub fn subsegment_id(&self, index: usize) -> Option<&SegmentId> {
+        self.subsegments.get(index).map(|s| &s.id)
+    }
+
+    /// The header for a call made from the subsegment at `index`: it names that subsegment as
+    /// the parent and passes the incoming extra fields on.
+    pub fn downstream_header(&self, index: usize) -> TraceHeader {
+        TraceHeader::for_parent(
+            &self.trace_id,
+            self.subsegment_id(index).unwrap_or(&self.segment_id),
+            self.sampled,
+            &self.extra_header_fields,
+        )
+    }
+
+    /// The header naming the segment itself as parent (what a component reads as its context).
+    pub fn own_header(&self) -> TraceHeader {
+        TraceHeader::for_parent(&self.trace_id, &self.segment_id, self.sampled, &[])
+    }
+
+    /// Opens a subsegment under `parent`; returns its index.
+    pub fn begin_subsegment(&mut self, parent: Target, name: &str) -> Result<usize, TraceError> {
+        validate_name(name)?;
+        if self.subsegments.len() >= MAX_SUBSEGMENTS {
+            return Err(TraceError::InvalidName(format!(
+                "this request already opened {MAX_SUBSEGMENTS} subsegments"
+            )));
+        }
+        let parent = match parent {
+            Target::Segment => None,
+            Target::Subsegment(index) => {
+                self.open(index)?;
+                Some(index)
+            }
+        };
+        self.subsegments.push(SubsegmentRecord {
+            id: SegmentId::new(),
+            name: name.to_string(),
+            parent,
+            start_time: now(),
+            end_time: None,
+            ended_by_host: false,
+            namespace: None,
+            http: None,
+            aws: None,
+            fields: Annotated::default(),
+        });
+        Ok(self.subsegments.len() - 1)
+    }
+
+    /// Ends a subsegment.
+    pub fn end_subsegment(&mut self, index: usize) -> Result<(), TraceError> {
+        self.open(index)?.end_time = Some(now());
+        Ok(())
+    }
+
+    /// Ends every subsegment still open, marking them as ended by the host; called when the
+    /// request ends.
+    pub fn end_open_subsegments(&mut self) {
+        let end = self.end_time.unwrap_or_else(now);
+        for subsegment in self.subsegments.iter_mut().filter(|s| s.end_time.is_none()) {
+            subsegment.end_time = Some(end);
+            subsegment.ended_by_host = true;
+        }
+    }
+
+    /// Adds or replaces an annotation.
+    pub fn add_annotation(
+        &mut self,
+        target: Target,
+        key: &str,
+        value: AnnotationValue,
+    ) -> Result<(), TraceError> {
+        validate_annotation(key, &value)?;
+        let count = self.annotation_count();
+        let fields = self.fields(target)?;
+        if !fields.annotations.contains_key(key) && count >= MAX_ANNOTATIONS {
+            return Err(TraceError::TooManyAnnotations(MAX_ANNOTATIONS as u32));
+        }
+        fields.annotations.insert(key.to_string(), value);
+        Ok(())
+    }
+
+    /// Adds or replaces `metadata[namespace][key]`.
+    pub fn add_metadata(
+        &mut self,
+        target: Target,
+        namespace: &str,
+        key: &str,
+        json: &str,
+    ) -> Result<(), TraceError> {
+        if namespace.is_empty() || namespace.starts_with("AWS.") {
+            return Err(TraceError::InvalidMetadataNamespace(namespace.to_string()));
+        }
+        let value: Value = serde_json::from_str(json)
+            .map_err(|error| TraceError::InvalidMetadataJson(error.to_string()))?;
+        self.fields(target)?
+            .metadata
+            .namespaces
+            .entry(namespace.to_string())
+            .or_default()
+            .insert(key.to_string(), value);
+        Ok(())
+    }
+
+    /// Records a failure.
+    pub fn record_failure(
+        &mut self,
+        target: Target,
+        kind: FailureKind,
+        exception: Option<Exception>,
+    ) -> Result<(), TraceError> {
+        let fields = self.fields(target)?;
+        fields.failures.push(kind);
+        fields.exceptions.extend(exception);
+        Ok(())
+    }
+
+    fn annotation_count(&self) -> usize {
+        self.segment.annotations.len()
+            + self
+                .subsegments
+                .iter()
+                .map(|s| s.fields.annotations.len())
+                .sum::<usize>()
+    }
+
+    fn fields(&mut self, target: Target) -> Result<&mut Annotated, TraceError> {
+        match target {
+            Target::Segment => Ok(&mut self.segment),
+            Target::Subsegment(index) => Ok(&mut self.open(index)?.fields),
+        }
+    }
+
+    fn open(&mut self, index: usize) -> Result<&mut SubsegmentRecord, TraceError> {
+        match self.subsegments.get_mut(index) {
+            Some(subsegment) if subsegment.end_time.is_none() => Ok(subsegment),
+            _ => Err(TraceError::AlreadyEnded),
+        }
+    }
+}
+
+/// Seconds since the epoch, with microseconds.
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as f64 / 1e6)
+        .unwrap_or(0.0)
+}
+
+fn validate_name(name: &str) -> Result<(), TraceError> {
+    let length = name.chars().count();
+    let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/%&#=+\\-@".contains(c);
+    if length == 0 || length > MAX_NAME || !name.chars().all(allowed) {
+        return Err(TraceError::InvalidName(
+            name.chars().take(MAX_NAME + 1).collect(),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_annotation(key: &str, value: &AnnotationValue) -> Result<(), TraceError> {
+    if key.is_empty()
+        || key.len() > MAX_ANNOTATION_KEY
+        || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(TraceError::InvalidAnnotationKey(
+            key.chars().take(MAX_ANNOTATION_KEY + 1).collect(),
+        ));
+    }
+    match value {
+        AnnotationValue::Text(text) if text.chars().count() > MAX_ANNOTATION_TEXT => Err(
+            TraceError::AnnotationValueTooLong(text.chars().count().min(u32::MAX as usize) as u32),
+        ),
+        AnnotationValue::Number(number) if !number.is_finite() => Err(
+            TraceError::InvalidMetadataJson(format!("{number} is not a JSON number")),
+        ),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace() -> RequestTrace {
+        RequestTrace::new(
+            TraceId::parse("1-5f84c7a1-0123456789abcdef01234567").unwrap(),
+            SegmentId::parse("0123456789abcdef").unwrap(),
+            true,
+        )
+    }
+
+    #[test]
+    fn nested_subsegments_remember_their_parents_and_end_once() {
+        let mut t = trace();
+        let outer = t
+            .begin_subsegment(Target::Segment, "call backend 1")
+            .unwrap();
+        let inner = t
+            .begin_subsegment(Target::Subsegment(outer), "parse")
+            .unwrap();
+        assert_eq!(t.subsegments[inner].parent, Some(outer));
+        assert_ne!(t.subsegments[inner].id, t.subsegments[outer].id);
+        t.end_subsegment(inner).unwrap();
+        assert_eq!(t.end_subsegment(inner), Err(TraceError::AlreadyEnded));
+        assert_eq!(
+            t.add_annotation(
+                Target::Subsegment(inner),
+                "k",
+                AnnotationValue::Boolean(true)
+            ),
+            Err(TraceError::AlreadyEnded)
+        );
+        t.end_open_subsegments();
+        assert!(t.subsegments[outer].ended_by_host);
+        assert!(!t.subsegments[inner].ended_by_host);
+        assert!(
+            t.subsegments
+                .iter()
+                .all(|s| s.end_time.unwrap() >= s.start_time)
+        );
+    }
+
+    #[test]
+    fn names_follow_the_x_ray_rules() {
+        let mut t = trace();
+        for good in ["current-date", "Backend #1", "a/b:c=d+e@f%g&h\\i", "日付"] {
+            assert!(t.begin_subsegment(Target::Segment, good).is_ok(), "{good}");
+        }
+        for bad in ["", "semi;colon", "star*", &"x".repeat(201)] {
+            assert!(
+                matches!(
+                    t.begin_subsegment(Target::Segment, bad),
+                    Err(TraceError::InvalidName(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn annotations_follow_the_key_value_and_count_rules() {
+        let mut t = trace();
+        let text = |s: &str| AnnotationValue::Text(s.into());
+        assert!(
+            t.add_annotation(Target::Segment, "user_id", text("42"))
+                .is_ok()
+        );
+        assert!(matches!(
+            t.add_annotation(Target::Segment, "user-id", text("x")),
+            Err(TraceError::InvalidAnnotationKey(_))
+        ));
+        assert_eq!(
+            t.add_annotation(Target::Segment, "long", text(&"é".repeat(1001))),
+            Err(TraceError::AnnotationValueTooLong(1001))
+        );
+        assert!(
+            t.add_annotation(Target::Segment, "nan", AnnotationValue::Number(f64::NAN))
+                .is_err()
+        );
+        let sub = t.begin_subsegment(Target::Segment, "work").unwrap();
+        for i in 1..MAX_ANNOTATIONS {
+            t.add_annotation(
+                Target::Subsegment(sub),
+                &format!("k{i}"),
+                AnnotationValue::Integer(i as i64),
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            t.add_annotation(Target::Segment, "one_more", text("x")),
+            Err(TraceError::TooManyAnnotations(50))
+        );
+        // Replacing an existing key is not a new annotation.
+        assert!(
+            t.add_annotation(Target::Segment, "user_id", text("43"))
+                .is_ok()
+        );
+        assert_eq!(t.segment.annotations["user_id"], text("43"));
+    }
+
+    #[test]
+    fn metadata_must_be_json_in_a_non_reserved_namespace() {
+        let mut t = trace();
+        t.add_metadata(Target::Segment, "default", "request", r#"{"a":[1,2]}"#)
+            .unwrap();
+        assert_eq!(
+            t.segment.metadata.namespaces["default"]["request"]["a"][1],
+            2
+        );
+        assert!(matches!(
+            t.add_metadata(Target::Segment, "AWS.xray", "k", "1"),
+            Err(TraceError::InvalidMetadataNamespace(_))
+        ));
+        assert!(matches!(
+            t.add_metadata(Target::Segment, "default", "k", "{not json"),
+            Err(TraceError::InvalidMetadataJson(_))
+        ));
+    }
+
+    #[test]
+    fn the_header_names_the_segment_as_parent() {
+        assert_eq!(
+            trace().own_header().to_string(),
+            "Root=1-5f84c7a1-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1"
+        );
+    }
+}
