@@ -6,12 +6,12 @@
 //! LastAccessed: "<epoch seconds>"}` in the service's table, as the original did in DynamoDB;
 //! a failed write is logged and the answer is unchanged.
 
+use reference_support::clock::LocalDateTime;
+use reference_support::last_access;
+use reference_support::routes::{self, Answer};
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
-use xray_guest::clock::LocalDateTime;
-use xray_guest::routes::{self, Answer};
-use xray_guest::table;
-use xray_guest::tracing::{AnnotationValue, Subsegment};
+use xray_platform::tracing::Subsegment;
 
 #[http_component]
 fn handle(request: Request) -> Response {
@@ -24,8 +24,8 @@ fn handle(request: Request) -> Response {
 fn current_date() -> Answer {
     // The manual subsegment the original's README shows by hand, around the backend's work.
     let work = Subsegment::begin("current-date");
-    table::record_last_access("backend1");
+    last_access::record_last_access("backend1");
     let date = LocalDateTime::now().date();
-    work.annotate("current_date", AnnotationValue::Text(date.clone()));
+    work.annotate("current_date", date.as_str());
     Answer::json(200, format!(r#"{{"currentDate":"{date}"}}"#))
 }

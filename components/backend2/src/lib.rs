@@ -9,14 +9,14 @@
 //! imports nothing but WASI and also runs under `wasmtime serve` or Spin: the benchmarks serve
 //! that one file with every host they compare.
 
+use reference_support::clock::LocalDateTime;
+#[cfg(not(feature = "standalone"))]
+use reference_support::last_access;
+use reference_support::routes::{self, Answer};
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
-use xray_guest::clock::LocalDateTime;
-use xray_guest::routes::{self, Answer};
 #[cfg(not(feature = "standalone"))]
-use xray_guest::table;
-#[cfg(not(feature = "standalone"))]
-use xray_guest::tracing::{AnnotationValue, Subsegment};
+use xray_platform::tracing::Subsegment;
 
 #[http_component]
 fn handle(request: Request) -> Response {
@@ -28,10 +28,10 @@ fn handle(request: Request) -> Response {
 
 #[cfg(not(feature = "standalone"))]
 fn current_time() -> Answer {
-    table::record_last_access("backend2");
+    last_access::record_last_access("backend2");
     let work = Subsegment::begin("current-time");
     let time = LocalDateTime::now().time();
-    work.annotate("current_time", AnnotationValue::Text(time.clone()));
+    work.annotate("current_time", time.as_str());
     time_answer(&time)
 }
 

@@ -9,11 +9,11 @@
 //! answer in time, 502 for anything else (refused connection, an error status, a body that is
 //! not the expected JSON, a URL that is not configured or not allowed).
 
+use reference_support::routes::{self, Answer, error_body};
 use serde_json::{Value, json};
 use spin_sdk::http::{ErrorCode, Request, Response, SendError, send};
 use spin_sdk::http_component;
-use xray_guest::routes::{self, Answer, error_body};
-use xray_guest::tracing::{self, AnnotationValue, FailureKind, Subsegment};
+use xray_platform::tracing::{self, FailureKind, Subsegment};
 
 /// The paths the BFF serves besides `/health`.
 const API_PATHS: &[&str] = &["/api", "/api/"];
@@ -67,7 +67,7 @@ async fn api() -> Answer {
 /// Calls `backend` inside a manual subsegment and returns its field, or the error answer.
 async fn fetch_field(backend: &Backend) -> Result<String, Answer> {
     let work = Subsegment::begin(&format!("call {}", backend.name));
-    work.annotate("backend", AnnotationValue::Text(backend.name.into()));
+    work.annotate("backend", backend.name);
     let result = call(backend).await;
     if let Err((status, message)) = &result {
         let kind = if *status == 504 {

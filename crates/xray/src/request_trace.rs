@@ -35,14 +35,18 @@ pub enum TraceError {
     InvalidAnnotationKey(String),
     /// The string value is longer than [`MAX_ANNOTATION_TEXT`] characters; the length.
     AnnotationValueTooLong(u32),
+    /// A number value that JSON cannot hold (NaN, an infinity); the value as text.
+    InvalidAnnotationValue(String),
     /// Already [`MAX_ANNOTATIONS`] annotations.
     TooManyAnnotations(u32),
     /// The namespace is empty or reserved.
     InvalidMetadataNamespace(String),
     /// The metadata value is not JSON; the parser's message.
     InvalidMetadataJson(String),
-    /// The name breaks the name rules (or the request opened too many subsegments).
+    /// The name breaks the name rules.
     InvalidName(String),
+    /// A per-request limit was reached; which one.
+    LimitExceeded(String),
     /// The subsegment was already ended.
     AlreadyEnded,
 }
@@ -312,7 +316,7 @@ impl RequestTrace {
     pub fn begin_subsegment(&mut self, parent: Target, name: &str) -> Result<usize, TraceError> {
         validate_name(name)?;
         if self.subsegments.len() >= MAX_SUBSEGMENTS {
-            return Err(TraceError::InvalidName(format!(
+            return Err(TraceError::LimitExceeded(format!(
                 "this request already opened {MAX_SUBSEGMENTS} subsegments"
             )));
         }
@@ -462,9 +466,9 @@ fn validate_annotation(key: &str, value: &AnnotationValue) -> Result<(), TraceEr
         AnnotationValue::Text(text) if text.chars().count() > MAX_ANNOTATION_TEXT => Err(
             TraceError::AnnotationValueTooLong(text.chars().count().min(u32::MAX as usize) as u32),
         ),
-        AnnotationValue::Number(number) if !number.is_finite() => Err(
-            TraceError::InvalidMetadataJson(format!("{number} is not a JSON number")),
-        ),
+        AnnotationValue::Number(number) if !number.is_finite() => {
+            Err(TraceError::InvalidAnnotationValue(number.to_string()))
+        }
         _ => Ok(()),
     }
 }
@@ -513,6 +517,19 @@ mod tests {
     }
 
     #[test]
+    fn a_request_opens_at_most_the_subsegment_limit() {
+        let mut t = trace();
+        for i in 0..MAX_SUBSEGMENTS {
+            t.begin_subsegment(Target::Segment, &format!("s{i}"))
+                .unwrap();
+        }
+        assert!(matches!(
+            t.begin_subsegment(Target::Segment, "one more"),
+            Err(TraceError::LimitExceeded(_))
+        ));
+    }
+
+    #[test]
     fn names_follow_the_x_ray_rules() {
         let mut t = trace();
         for good in ["current-date", "Backend #1", "a/b:c=d+e@f%g&h\\i", "日付"] {
@@ -545,9 +562,9 @@ mod tests {
             t.add_annotation(Target::Segment, "long", text(&"é".repeat(1001))),
             Err(TraceError::AnnotationValueTooLong(1001))
         );
-        assert!(
-            t.add_annotation(Target::Segment, "nan", AnnotationValue::Number(f64::NAN))
-                .is_err()
+        assert_eq!(
+            t.add_annotation(Target::Segment, "nan", AnnotationValue::Number(f64::NAN)),
+            Err(TraceError::InvalidAnnotationValue("NaN".into()))
         );
         let sub = t.begin_subsegment(Target::Segment, "work").unwrap();
         for i in 1..MAX_ANNOTATIONS {

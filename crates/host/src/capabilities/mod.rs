@@ -17,8 +17,10 @@ mod bindings {
         imports: {
             "xray-host:platform/table.put-item": async,
             "xray-host:platform/table.get-item": async,
+            "xray-host:platform/tracing.current-segment": trappable,
         },
         with: {
+            "xray-host:platform/tracing.segment": super::tracing::SegmentHandle,
             "xray-host:platform/tracing.subsegment": super::tracing::SubsegmentHandle,
         },
     });

@@ -1,19 +1,32 @@
 //! `xray-host:platform/tracing`: the component's manual subsegments, annotations, metadata and
-//! failures, recorded into the request's trace (see [`ActiveTrace`](xray::active_trace::ActiveTrace)).
+//! failures, recorded into the request's trace (see
+//! [`ActiveTrace`](xray::active_trace::ActiveTrace)).
 //!
-//! A refused call (a bad key, name or JSON) is the component's mistake, not a reason to fail the
-//! request: it gets an error value back and nothing is recorded.
+//! The request's segment and its subsegments are resources. Each handle carries the trace it
+//! belongs to, so a call is attributed to the request that made the handle, not to whatever
+//! request the store serves when the call arrives.
+//!
+//! A refused call (a bad key, name or JSON, a limit reached) is the component's mistake, not a
+//! reason to fail the request: it gets an error value back and nothing is recorded.
 
 use crate::host_state::HostState;
 use wasmtime::component::{HasSelf, Linker, Resource};
+use xray::active_trace::ActiveTrace;
 use xray::document::{AnnotationValue, Exception, StackFrame};
 use xray::ids::SegmentId;
-use xray::request_trace::{FailureKind, RequestTrace, Target, TraceError};
+use xray::request_trace::{FailureKind, Target, TraceError};
 
 use super::bindings::xray_host::platform::tracing as wit;
 
-/// The host's side of a `subsegment` handle: its index in the request's trace.
+/// The host's side of a `segment` handle: the request's trace.
+pub struct SegmentHandle {
+    trace: ActiveTrace,
+}
+
+/// The host's side of a `subsegment` handle: the request's trace and the subsegment's index in
+/// it.
 pub struct SubsegmentHandle {
+    trace: ActiveTrace,
     index: usize,
 }
 
@@ -24,96 +37,123 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
 }
 
 impl HostState {
-    fn recorded<R>(&self, f: impl FnOnce(&mut RequestTrace) -> R) -> R {
-        self.trace.with(f)
-    }
-
-    fn subsegment_index(
-        &self,
-        handle: &Resource<SubsegmentHandle>,
-    ) -> Result<usize, wit::TracingError> {
-        // A handle the guest holds is always in the table; a missing one would be a host bug,
-        // reported to the guest as an ended subsegment rather than a trap.
+    fn segment(&self, handle: &Resource<SegmentHandle>) -> ActiveTrace {
+        // A handle the guest holds is always in the table; a missing one would be a host bug.
+        // The store's own request is the only one it could belong to.
         self.table
             .get(handle)
-            .map(|h| h.index)
+            .map(|h| h.trace.clone())
+            .unwrap_or_else(|_| self.trace.clone())
+    }
+
+    fn subsegment(
+        &self,
+        handle: &Resource<SubsegmentHandle>,
+    ) -> Result<(ActiveTrace, usize), wit::TracingError> {
+        // As above; reported to the guest as an ended subsegment rather than a trap.
+        self.table
+            .get(handle)
+            .map(|h| (h.trace.clone(), h.index))
             .map_err(|_| wit::TracingError::AlreadyEnded)
     }
 
-    fn push_handle(
+    fn push_subsegment(
         &mut self,
+        trace: ActiveTrace,
         index: usize,
     ) -> Result<Resource<SubsegmentHandle>, wit::TracingError> {
+        // The request's resource table is bounded (see `Service::new_store`).
         self.table
-            .push(SubsegmentHandle { index })
-            .map_err(|_| wit::TracingError::InvalidName("too many open subsegment handles".into()))
-    }
-
-    fn target(&self, handle: &Resource<SubsegmentHandle>) -> Result<Target, wit::TracingError> {
-        self.subsegment_index(handle).map(Target::Subsegment)
+            .push(SubsegmentHandle { trace, index })
+            .map_err(|_| limit_exceeded())
     }
 }
 
+fn limit_exceeded() -> wit::TracingError {
+    wit::TracingError::LimitExceeded("too many open tracing handles".into())
+}
+
 impl wit::Host for HostState {
+    fn current_segment(&mut self) -> wasmtime::Result<Resource<SegmentHandle>> {
+        // Only a component that holds on to thousands of handles fills the bounded table: a
+        // trap, which the host answers like any other.
+        let trace = self.trace.clone();
+        Ok(self.table.push(SegmentHandle { trace })?)
+    }
+}
+
+impl wit::HostSegment for HostState {
+    fn id(&mut self, handle: Resource<SegmentHandle>) -> String {
+        self.segment(&handle).with(|t| t.segment_id.to_string())
+    }
+
     fn begin_subsegment(
         &mut self,
+        handle: Resource<SegmentHandle>,
         name: String,
     ) -> Result<Resource<SubsegmentHandle>, wit::TracingError> {
-        let index = self
-            .recorded(|t| t.begin_subsegment(Target::Segment, &name))
+        let trace = self.segment(&handle);
+        let index = trace
+            .with(|t| t.begin_subsegment(Target::Segment, &name))
             .map_err(to_wit)?;
-        self.push_handle(index)
+        self.push_subsegment(trace, index)
     }
 
     fn add_annotation(
         &mut self,
+        handle: Resource<SegmentHandle>,
         key: String,
         value: wit::AnnotationValue,
     ) -> Result<(), wit::TracingError> {
-        self.recorded(|t| t.add_annotation(Target::Segment, &key, from_wit_value(value)))
+        self.segment(&handle)
+            .with(|t| t.add_annotation(Target::Segment, &key, from_wit_value(value)))
             .map_err(to_wit)
     }
 
     fn add_metadata(
         &mut self,
+        handle: Resource<SegmentHandle>,
         namespace: String,
         key: String,
         json: String,
     ) -> Result<(), wit::TracingError> {
-        self.recorded(|t| t.add_metadata(Target::Segment, &namespace, &key, &json))
+        self.segment(&handle)
+            .with(|t| t.add_metadata(Target::Segment, &namespace, &key, &json))
             .map_err(to_wit)
     }
 
     fn record_failure(
         &mut self,
+        handle: Resource<SegmentHandle>,
         kind: wit::FailureKind,
         exception: Option<wit::Exception>,
     ) -> Result<(), wit::TracingError> {
-        self.recorded(|t| {
-            t.record_failure(
-                Target::Segment,
-                from_wit_kind(kind),
-                exception.map(from_wit_exception),
-            )
-        })
-        .map_err(to_wit)
+        let exception = exception.map(from_wit_exception);
+        self.segment(&handle)
+            .with(|t| t.record_failure(Target::Segment, from_wit_kind(kind), exception))
+            .map_err(to_wit)
     }
 
-    fn trace_header(&mut self) -> String {
-        self.recorded(|t| t.own_header().to_string())
+    fn trace_header(&mut self, handle: Resource<SegmentHandle>) -> String {
+        self.segment(&handle).with(|t| t.own_header().to_string())
     }
 
-    fn is_sampled(&mut self) -> bool {
-        self.recorded(|t| t.sampled)
+    fn is_sampled(&mut self, handle: Resource<SegmentHandle>) -> bool {
+        self.segment(&handle).with(|t| t.sampled)
+    }
+
+    fn drop(&mut self, handle: Resource<SegmentHandle>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
     }
 }
 
 impl wit::HostSubsegment for HostState {
     fn id(&mut self, handle: Resource<SubsegmentHandle>) -> String {
-        let Ok(index) = self.subsegment_index(&handle) else {
+        let Ok((trace, index)) = self.subsegment(&handle) else {
             return String::new();
         };
-        self.recorded(|t| {
+        trace.with(|t| {
             t.subsegment_id(index)
                 .map(SegmentId::to_string)
                 .unwrap_or_default()
@@ -125,11 +165,11 @@ impl wit::HostSubsegment for HostState {
         handle: Resource<SubsegmentHandle>,
         name: String,
     ) -> Result<Resource<SubsegmentHandle>, wit::TracingError> {
-        let parent = self.target(&handle)?;
-        let index = self
-            .recorded(|t| t.begin_subsegment(parent, &name))
+        let (trace, parent) = self.subsegment(&handle)?;
+        let index = trace
+            .with(|t| t.begin_subsegment(Target::Subsegment(parent), &name))
             .map_err(to_wit)?;
-        self.push_handle(index)
+        self.push_subsegment(trace, index)
     }
 
     fn add_annotation(
@@ -138,8 +178,9 @@ impl wit::HostSubsegment for HostState {
         key: String,
         value: wit::AnnotationValue,
     ) -> Result<(), wit::TracingError> {
-        let target = self.target(&handle)?;
-        self.recorded(|t| t.add_annotation(target, &key, from_wit_value(value)))
+        let (trace, index) = self.subsegment(&handle)?;
+        trace
+            .with(|t| t.add_annotation(Target::Subsegment(index), &key, from_wit_value(value)))
             .map_err(to_wit)
     }
 
@@ -150,8 +191,9 @@ impl wit::HostSubsegment for HostState {
         key: String,
         json: String,
     ) -> Result<(), wit::TracingError> {
-        let target = self.target(&handle)?;
-        self.recorded(|t| t.add_metadata(target, &namespace, &key, &json))
+        let (trace, index) = self.subsegment(&handle)?;
+        trace
+            .with(|t| t.add_metadata(Target::Subsegment(index), &namespace, &key, &json))
             .map_err(to_wit)
     }
 
@@ -161,20 +203,16 @@ impl wit::HostSubsegment for HostState {
         kind: wit::FailureKind,
         exception: Option<wit::Exception>,
     ) -> Result<(), wit::TracingError> {
-        let target = self.target(&handle)?;
-        self.recorded(|t| {
-            t.record_failure(
-                target,
-                from_wit_kind(kind),
-                exception.map(from_wit_exception),
-            )
-        })
-        .map_err(to_wit)
+        let (trace, index) = self.subsegment(&handle)?;
+        let exception = exception.map(from_wit_exception);
+        trace
+            .with(|t| t.record_failure(Target::Subsegment(index), from_wit_kind(kind), exception))
+            .map_err(to_wit)
     }
 
     fn end(&mut self, handle: Resource<SubsegmentHandle>) -> Result<(), wit::TracingError> {
-        let index = self.subsegment_index(&handle)?;
-        self.recorded(|t| t.end_subsegment(index)).map_err(to_wit)
+        let (trace, index) = self.subsegment(&handle)?;
+        trace.with(|t| t.end_subsegment(index)).map_err(to_wit)
     }
 
     fn drop(&mut self, handle: Resource<SubsegmentHandle>) -> wasmtime::Result<()> {
@@ -189,10 +227,12 @@ fn to_wit(error: TraceError) -> wit::TracingError {
     match error {
         TraceError::InvalidAnnotationKey(key) => wit::TracingError::InvalidAnnotationKey(key),
         TraceError::AnnotationValueTooLong(n) => wit::TracingError::AnnotationValueTooLong(n),
+        TraceError::InvalidAnnotationValue(v) => wit::TracingError::InvalidAnnotationValue(v),
         TraceError::TooManyAnnotations(n) => wit::TracingError::TooManyAnnotations(n),
         TraceError::InvalidMetadataNamespace(ns) => wit::TracingError::InvalidMetadataNamespace(ns),
         TraceError::InvalidMetadataJson(m) => wit::TracingError::InvalidMetadataJson(m),
         TraceError::InvalidName(name) => wit::TracingError::InvalidName(name),
+        TraceError::LimitExceeded(what) => wit::TracingError::LimitExceeded(what),
         TraceError::AlreadyEnded => wit::TracingError::AlreadyEnded,
     }
 }

@@ -24,7 +24,8 @@ use spin_sdk::http::{
 };
 use spin_sdk::http_component;
 use std::sync::atomic::{AtomicU64, Ordering};
-use xray_guest::table::{self, Value};
+use xray_platform::raw::table as raw_table;
+use xray_platform::table::{self, Value};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -121,7 +122,15 @@ fn bad_item(case: String) -> Response {
         "empty-key" => table::put_item(&[("SubAppId", Value::Text(String::new()))]),
         "bad-number" => table::put_item(&[key, ("n", Value::Number("12abc".into()))]),
         "empty-set" => table::put_item(&[key, ("tags", Value::TextSet(Vec::new()))]),
-        "bad-index" => xray_guest::table::raw_put_with_bad_index(),
+        // A list that refers to a value the item does not have: only the raw bindings can
+        // build one.
+        "bad-index" => raw_table::put_item(&raw_table::Item {
+            attributes: vec![("SubAppId".into(), 0), ("list".into(), 1)],
+            values: vec![
+                raw_table::Value::Text("bad".into()),
+                raw_table::Value::List(vec![7]),
+            ],
+        }),
         _ => return text(404, "no such case"),
     };
     match result {

@@ -1,6 +1,6 @@
 //! The reference application's contracts, with the real host serving the real components.
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 use std::path::Path;

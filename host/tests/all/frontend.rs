@@ -1,6 +1,6 @@
 //! The page, rendered by a real browser (Debian's chromium, headless) against the real host.
 
-mod support;
+use crate::support;
 
 use support::browser::rendered_dom;
 use support::{application, application_with, free_port};

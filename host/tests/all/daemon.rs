@@ -1,7 +1,7 @@
 //! The local X-Ray daemon stand-in: datagrams from our host, from the official SDKs and
 //! malformed ones; the X-Ray API through the real AWS CLI; the console in headless Chromium.
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use std::net::UdpSocket;

@@ -1,7 +1,7 @@
 //! The fault matrix and isolation promises of SECURITY.md, against the real host: each test
 //! says what the user sees and checks that the host still serves afterwards.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

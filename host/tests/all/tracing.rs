@@ -1,7 +1,7 @@
 //! X-Ray tracing end to end: the real host and components, a UDP socket standing in for the
 //! daemon, and every captured document checked against the segment document rules.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::time::Duration;

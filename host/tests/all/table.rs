@@ -2,7 +2,7 @@
 //! DynamoDB-compatible server (moto's, installed by scripts/setup-interop.sh), and the
 //! `DynamoDB` subsegments X-Ray needs to draw the table.
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

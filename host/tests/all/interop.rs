@@ -3,7 +3,7 @@
 //! the Python SDK continues a trace our BFF started, and our host continues a trace an Express
 //! app instrumented with the Node SDK started. Both sides send to the same daemon stand-in.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 use support::daemon::Daemon;

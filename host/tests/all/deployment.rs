@@ -1,7 +1,7 @@
 //! The deployment: templates linted by cfn-lint and wired together, the scripts' dry runs
 //! against a stub `aws` that records its calls, and the host's own health check.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! invalid files while the old version serves on, reloading on SIGHUP and through the admin
 //! endpoint, and components kept in S3 (moto's S3-compatible server).
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;

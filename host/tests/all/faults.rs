@@ -1,6 +1,6 @@
 //! A misbehaving component fails only its own request, and the host keeps serving.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 use support::{Host, component, free_port, get, raw, request, run_to_exit};

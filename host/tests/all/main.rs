@@ -1,0 +1,19 @@
+//! The integration tests, in one binary: each module runs the real `xray-host` binary with
+//! real components (built once per run, see `support::components`) and checks what a user or a
+//! peer would see.
+//!
+//! `cargo test --release -p xray-host --test all` runs them; a module alone:
+//! `cargo test --release -p xray-host --test all -- tracing::`.
+
+mod support;
+
+mod application;
+mod daemon;
+mod deployment;
+mod faults;
+mod frontend;
+mod hardening;
+mod interop;
+mod swap;
+mod table;
+mod tracing;
