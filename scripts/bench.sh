@@ -38,7 +38,7 @@ ensure_node_packages "$bench" "$original/bff/package.json" "the original BFF's N
 step "criterion: the tracing hot paths and the instantiate-handle-drop path"
 cargo bench -p xray --bench hot_paths
 XRAY_HOST_BENCH_COMPONENT="$PWD/target/bench/backend2-standalone.wasm" \
-  cargo bench -p xray-host --bench instantiate
+  cargo bench -p xray-host-runtime --bench instantiate
 
 step "load, cold start and memory, side by side"
 "$bench/venv/bin/python" bench/run.py "$@"
