@@ -5,7 +5,7 @@ use crate::support;
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::{Host, application, component, free_port, get, request, run_to_exit};
+use support::{Host, component, free_port, get, request, run_to_exit, shared_application};
 
 fn is_date(text: &str) -> bool {
     let bytes = text.as_bytes();
@@ -28,7 +28,8 @@ fn is_time(text: &str) -> bool {
 
 #[test]
 fn backends_answer_their_contracts() {
-    let (_host, _front, one, two) = application();
+    let app = shared_application();
+    let (one, two) = (app.one, app.two);
 
     let date = get(one, "/");
     assert_eq!(date.status, 200);
@@ -72,7 +73,8 @@ fn backends_answer_their_contracts() {
 
 #[test]
 fn the_bff_combines_both_backends_behind_the_frontend_origin() {
-    let (host, front, _one, _two) = application();
+    let app = shared_application();
+    let (host, front) = (&app.host, app.front);
     for path in ["/api", "/api/"] {
         let response = get(front, path);
         assert_eq!(response.status, 200, "{path}: {}", response.body);

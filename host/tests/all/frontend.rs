@@ -3,7 +3,7 @@
 use crate::support;
 
 use support::browser::rendered_dom;
-use support::{application, application_with, free_port};
+use support::{application_with, free_port, shared_application};
 
 /// The text of the element with `id`.
 fn text_of(dom: &str, id: &str) -> String {
@@ -17,7 +17,7 @@ fn text_of(dom: &str, id: &str) -> String {
 
 #[test]
 fn the_page_shows_the_date_and_time_from_the_backends() {
-    let (_host, front, _one, _two) = application();
+    let front = shared_application().front;
     let dom = rendered_dom(&format!("http://127.0.0.1:{front}/"));
     let date = text_of(&dom, "date");
     let time = text_of(&dom, "time");

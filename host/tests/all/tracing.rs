@@ -9,7 +9,9 @@ use support::daemon::{Daemon, template_rules};
 use support::documents::subsegments;
 use support::peers::sample_everything;
 use support::schema::assert_valid;
-use support::{Host, application_with_options, component, free_port, get, request};
+use support::{
+    Host, application_with_options, component, free_port, get, request, shared_application,
+};
 
 fn segments<'a>(documents: &'a [Value], name: &str) -> Vec<&'a Value> {
     documents
@@ -20,23 +22,18 @@ fn segments<'a>(documents: &'a [Value], name: &str) -> Vec<&'a Value> {
 
 #[test]
 fn one_page_load_is_one_trace_across_the_bff_and_both_backends() {
-    let daemon = Daemon::start();
-    let rules = sample_everything();
-    let rules_path = rules.path().display().to_string();
-    let address = daemon.address();
-    let (_host, front, one, two) = application_with_options(
-        None,
-        &["--sampling-rules", &rules_path],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
+    let app = shared_application();
+    let (front, one, two) = (app.front, app.one, app.two);
     let response = get(front, "/api/");
     assert_eq!(response.status, 200, "{}", response.body);
     let echoed = response
         .header("x-amzn-trace-id")
         .expect("the trace id is echoed")
         .to_string();
+    let root = echoed.strip_prefix("Root=").expect("Root=…");
 
-    let documents = daemon.wait_for(Duration::from_secs(5), |docs| docs.len() >= 3);
+    // Other tests share the application: only this request's trace counts.
+    let documents = app.daemon.trace(root, 3, Duration::from_secs(5));
     documents.iter().for_each(assert_valid);
     let bff = segments(&documents, "BFF");
     let backend_1 = segments(&documents, "Backend #1");

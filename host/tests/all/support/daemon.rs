@@ -115,6 +115,19 @@ impl Daemon {
         }
     }
 
+    /// The documents of trace `trace_id` once there are at least `count` of them (or what has
+    /// arrived when `timeout` passes): for tests that share a daemon with others.
+    pub fn trace(&self, trace_id: &str, count: usize, timeout: Duration) -> Vec<Value> {
+        let of_trace = |documents: &[Value]| -> Vec<Value> {
+            documents
+                .iter()
+                .filter(|d| d["trace_id"] == trace_id)
+                .cloned()
+                .collect()
+        };
+        of_trace(&self.wait_for(timeout, |documents| of_trace(documents).len() >= count))
+    }
+
     /// The sampling calls received: (path, body).
     pub fn sampling_calls(&self) -> Vec<(String, String)> {
         self.sampling_calls.lock().unwrap().clone()

@@ -426,9 +426,71 @@ fn dechunk(mut text: &str) -> String {
     out
 }
 
-/// The whole application, as in [`application_with`], with its real backends.
-pub fn application() -> (Host, u16, u16, u16) {
-    application_with(None)
+/// The whole application with its real backends (as [`application_with_options`] starts it),
+/// traced into its own daemon stand-in with every request
+/// sampled, started once per test process and shared by the tests that only read from it (the
+/// contracts, the page, one trace across the services). A test finds its own documents by the
+/// trace id its request got ([`daemon::Daemon::trace`]); the host's log holds every test's lines.
+pub struct SharedApplication {
+    /// The process serving the three services and the frontend.
+    pub host: Host,
+    /// The frontend's port (`/api` routed to the BFF).
+    pub front: u16,
+    /// Backend 1's port.
+    pub one: u16,
+    /// Backend 2's port.
+    pub two: u16,
+    /// Where the segments go.
+    pub daemon: daemon::Daemon,
+    _rules: tempfile::NamedTempFile,
+}
+
+/// The shared traced application, started by the first test that asks for it.
+pub fn shared_application() -> &'static SharedApplication {
+    static SHARED: OnceLock<SharedApplication> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let daemon = daemon::Daemon::start();
+        let rules = peers::sample_everything();
+        let rules_path = rules.path().display().to_string();
+        let address = daemon.address();
+        let (host, front, one, two) = application_with_options(
+            None,
+            &["--sampling-rules", &rules_path],
+            &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
+        );
+        kill_at_exit(host.pid());
+        SharedApplication {
+            host,
+            front,
+            one,
+            two,
+            daemon,
+            _rules: rules,
+        }
+    })
+}
+
+/// A host kept in a `static` is never dropped, so it is killed when the test process exits
+/// (the C library runs `atexit` handlers when the test harness returns or exits).
+fn kill_at_exit(pid: u32) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static PID: AtomicU32 = AtomicU32::new(0);
+    const SIGKILL: i32 = 9;
+    unsafe extern "C" {
+        fn atexit(callback: extern "C" fn()) -> i32;
+        fn kill(pid: i32, signal: i32) -> i32;
+    }
+    extern "C" fn kill_shared_host() {
+        let pid = PID.load(Ordering::SeqCst);
+        if pid != 0 {
+            // SAFETY: sending a signal to the child this process started.
+            unsafe { kill(pid as i32, SIGKILL) };
+        }
+    }
+    PID.store(pid, Ordering::SeqCst);
+    // SAFETY: registers a handler that only reads an atomic and sends a signal.
+    let registered = unsafe { atexit(kill_shared_host) };
+    assert_eq!(registered, 0, "cannot register the shared host's cleanup");
 }
 
 /// The three services on free ports (backend 1 reached at `backend_1_url` if given), with the frontend routing `/api` to the BFF, as
