@@ -6,13 +6,14 @@
 //! rule routes them to the BFF.
 
 use crate::admin::Admin;
-use crate::error_response::{ResponseBody, full_body};
+use crate::error_response::ResponseBody;
 use crate::invoke::invoke;
 use crate::keep_alive::ConnectionClock;
 use crate::service::Service;
 use crate::static_files::StaticFiles;
 use anyhow::Context;
 use http::{Request, Response};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -59,7 +60,7 @@ impl Backend {
             Backend::Daemon(daemon) => daemon
                 .handle(request)
                 .await
-                .map(|body| full_body(body.into_inner().unwrap_or_default())),
+                .map(|body| body.map_err(|never| match never {}).boxed_unsync()),
             Backend::Frontend(frontend) => {
                 let path = request.uri().path();
                 let routed = frontend.routes.iter().find(|(prefix, _)| {

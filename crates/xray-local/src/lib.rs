@@ -171,9 +171,8 @@ impl DaemonStandIn {
         };
         let answer = match path.as_str() {
             "/GetSamplingRules" => to_json(self.sampling.rules_response()),
-            "/SamplingTargets" => sampling_targets(body).map(|report| {
-                to_json(self.sampling.targets_response(&report, now())).unwrap_or_default()
-            }),
+            "/SamplingTargets" => sampling_targets(body)
+                .and_then(|report| to_json(self.sampling.targets_response(&report, now()))),
             "/TraceSummaries" => api::trace_summaries(&self.store, &body, now()),
             "/Traces" => api::batch_get_traces(&self.store, &body),
             "/ServiceGraph" => api::service_graph(&self.store, &body),
@@ -250,4 +249,51 @@ fn api_error(error: ApiError) -> Response<StandInBody> {
         response.headers_mut().insert("x-amzn-errortype", kind);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn post(stand_in: &DaemonStandIn, path: &str, body: &str) -> (StatusCode, Value) {
+        let request = Request::post(path)
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        let response = stand_in.handle(request).await;
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_sampling_report_that_is_not_one_is_refused_with_a_reason() {
+        let stand_in = DaemonStandIn::start(&DaemonOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            max_traces: 10,
+            sampling_rules: None,
+        })
+        .await
+        .unwrap();
+        for bad in [
+            r#"{"SamplingStatisticsDocuments": "x"}"#,
+            "[1, 2]",
+            "{not json",
+        ] {
+            let (status, answer) = post(&stand_in, "/SamplingTargets", bad).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {answer}");
+            assert_eq!(answer["__type"], "SerializationException", "{bad}");
+        }
+        let (status, answer) = post(
+            &stand_in,
+            "/SamplingTargets",
+            r#"{"SamplingStatisticsDocuments": [{"RuleName": "Default", "ClientID": "c",
+                "Timestamp": 1, "RequestCount": 1, "SampledCount": 1, "BorrowCount": 0}]}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["SamplingTargetDocuments"][0]["RuleName"], "Default");
+        let (status, answer) = post(&stand_in, "/GetSamplingRules", "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(answer["SamplingRuleRecords"].as_array().unwrap().len(), 2);
+    }
 }

@@ -21,30 +21,46 @@ pub const ECS_ORIGIN: &str = "AWS::ECS::Container";
 
 /// The fields read from the container metadata document (`${ECS_CONTAINER_METADATA_URI_V4}`).
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct ContainerMetadata {
     /// The container's id.
+    #[serde(deserialize_with = "text_or_none")]
     pub docker_id: Option<String>,
     /// The container's ARN.
-    #[serde(rename = "ContainerARN")]
+    #[serde(rename = "ContainerARN", deserialize_with = "text_or_none")]
     pub container_arn: Option<String>,
 }
 
 /// The fields read from the task metadata document (`${ECS_CONTAINER_METADATA_URI_V4}/task`).
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct TaskMetadata {
     /// The task's ARN.
-    #[serde(rename = "TaskARN")]
+    #[serde(rename = "TaskARN", deserialize_with = "text_or_none")]
     pub task_arn: Option<String>,
     /// The task definition family.
+    #[serde(deserialize_with = "text_or_none")]
     pub family: Option<String>,
     /// The cluster's ARN.
+    #[serde(deserialize_with = "text_or_none")]
     pub cluster: Option<String>,
     /// `FARGATE` or `EC2`.
+    #[serde(deserialize_with = "text_or_none")]
     pub launch_type: Option<String>,
     /// The availability zone.
+    #[serde(deserialize_with = "text_or_none")]
     pub availability_zone: Option<String>,
+}
+
+/// A field that is text, or `None` when it is anything else: one odd field of a metadata
+/// document must not cost the others.
+fn text_or_none<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::String(text) => Some(text),
+        _ => None,
+    })
 }
 
 /// The `aws.ecs` object from the container and task metadata documents; empty strings are left
@@ -89,17 +105,27 @@ async fn get_json<T: DeserializeOwned>(
             return None;
         }
         let body = response.into_body().collect().await.ok()?.to_bytes();
-        serde_json::from_slice::<T>(&body).ok()
+        Some(serde_json::from_slice::<T>(&body))
     })
     .await
     .ok()
     .flatten();
-    if answer.is_none() {
-        tracing::warn!(
-            "the ECS task metadata endpoint did not answer {url}; segments carry less ECS data"
-        );
+    match answer {
+        Some(Ok(document)) => Some(document),
+        Some(Err(error)) => {
+            tracing::warn!(
+                "the ECS task metadata at {url} is not the JSON object expected ({error}); \
+                 segments carry less ECS data"
+            );
+            None
+        }
+        None => {
+            tracing::warn!(
+                "the ECS task metadata endpoint did not answer {url}; segments carry less ECS data"
+            );
+            None
+        }
     }
-    answer
 }
 
 /// The container's host name (what every SDK's ECS plugin records as `container`).
@@ -140,6 +166,19 @@ mod tests {
         );
         let empty = ecs_fields(None, None, None);
         assert_eq!(serde_json::to_value(&empty).unwrap(), json!({}));
+    }
+
+    #[test]
+    fn a_field_of_another_type_costs_only_that_field() {
+        let task: TaskMetadata = serde_json::from_value(json!({
+            "TaskARN": 7, "Family": "bff", "LaunchType": null, "AvailabilityZone": ["a"]}))
+        .unwrap();
+        let ecs = ecs_fields(None, None, Some(&task));
+        assert_eq!(
+            serde_json::to_value(&ecs).unwrap(),
+            json!({"task_family": "bff"})
+        );
+        assert!(serde_json::from_slice::<TaskMetadata>(b"\"not an object\"").is_err());
     }
 
     #[tokio::test]
