@@ -70,6 +70,7 @@ async fn load(args: &CheckArgs, scratch: &std::path::Path) -> anyhow::Result<Str
         env: Vec::new(),
         outbound: OutboundConfig::default(),
         limits,
+        reuse: Default::default(),
     };
     let service = Service::load(runtime, Tracer::disabled(), table, config, scratch).await?;
     Ok(service.version().short().to_string())

@@ -11,6 +11,7 @@ use xray::recorder::XrayOptions;
 use xray::sampling::local::LocalRules;
 use xray_host_runtime::allow_list::AllowList;
 use xray_host_runtime::component_source::ComponentSource;
+use xray_host_runtime::instance_pool::InstanceReuse;
 use xray_host_runtime::limits::Limits;
 use xray_host_runtime::outbound::OutboundConfig;
 use xray_host_runtime::server::ServerOptions;
@@ -209,6 +210,26 @@ pub struct CommonArgs {
     #[arg(long, env = "XRAY_HOST_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,
 
+    /// Requests one instance serves before it is dropped, as `wasmtime serve` counts them.
+    /// [default: 128 for WASI 0.3 components, 1 (a fresh instance per request) for WASI 0.2]
+    /// Reused instances share the guest's globals between the requests they serve: 1 turns
+    /// reuse off.
+    #[arg(long, env = "XRAY_HOST_MAX_INSTANCE_REUSE_COUNT", value_name = "N")]
+    pub max_instance_reuse_count: Option<usize>,
+
+    /// Requests one instance serves at once. [default: 16 for WASI 0.3 components; WASI 0.2
+    /// instances serve one at a time]
+    #[arg(
+        long,
+        env = "XRAY_HOST_MAX_INSTANCE_CONCURRENT_REUSE_COUNT",
+        value_name = "N"
+    )]
+    pub max_instance_concurrent_reuse_count: Option<usize>,
+
+    /// Time an idle instance is kept for the next request (e.g. 1s, 250ms).
+    #[arg(long, env = "XRAY_HOST_IDLE_INSTANCE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub idle_instance_timeout: Duration,
+
     /// Time an outgoing call may take to connect.
     #[arg(long, env = "XRAY_HOST_OUTBOUND_CONNECT_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub outbound_connect_timeout: Duration,
@@ -364,6 +385,15 @@ impl CommonArgs {
         }
     }
 
+    /// Instance reuse, as the flags say (a manifest entry may override each).
+    pub fn reuse(&self) -> InstanceReuse {
+        InstanceReuse {
+            max_reuse_count: self.max_instance_reuse_count,
+            max_concurrent_reuse_count: self.max_instance_concurrent_reuse_count,
+            idle_timeout: Some(self.idle_instance_timeout),
+        }
+    }
+
     /// Outgoing-call settings with the given allow-list.
     pub fn outbound(&self, allow_list: AllowList) -> OutboundConfig {
         OutboundConfig {
@@ -421,6 +451,7 @@ impl ServeArgs {
                 .common
                 .outbound(AllowList::parse(&self.allow_outbound)?),
             limits: self.common.limits(),
+            reuse: self.common.reuse(),
         })
     }
 }

@@ -9,6 +9,9 @@
 //! listen = "127.0.0.1:8081"                 # optional: reachable only through routes without it
 //! env = { UTC_OFFSET = "+09:00" }           # what the component sees, and nothing else
 //! allow_outbound = []                       # servers it may call
+//! max_instance_reuse_count = 1              # optional: overrides the flag of that name, as do
+//!                                           # max_instance_concurrent_reuse_count and
+//!                                           # idle_instance_timeout ("1s")
 //!
 //! [frontend]                                # optional: one origin for the page and the API
 //! listen = "127.0.0.1:8080"
@@ -19,7 +22,7 @@
 //! listen = "127.0.0.1:2000"
 //! ```
 
-use crate::cli::{CommonArgs, validate_service_name};
+use crate::cli::{CommonArgs, parse_duration, validate_service_name};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -27,6 +30,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use xray_host_runtime::allow_list::AllowList;
 use xray_host_runtime::component_source::ComponentSource;
+use xray_host_runtime::instance_pool::InstanceReuse;
 use xray_host_runtime::service::ServiceConfig;
 use xray_local::DaemonOptions;
 
@@ -57,6 +61,28 @@ struct ServiceEntry {
     env: BTreeMap<String, String>,
     #[serde(default)]
     allow_outbound: Vec<String>,
+    /// Overrides `--max-instance-reuse-count` for this service.
+    max_instance_reuse_count: Option<usize>,
+    /// Overrides `--max-instance-concurrent-reuse-count` for this service.
+    max_instance_concurrent_reuse_count: Option<usize>,
+    /// Overrides `--idle-instance-timeout` for this service (e.g. "1s", "250ms").
+    idle_instance_timeout: Option<String>,
+}
+
+impl ServiceEntry {
+    /// The process-wide reuse settings with this entry's overrides.
+    fn reuse(&self, mut reuse: InstanceReuse) -> anyhow::Result<InstanceReuse> {
+        if let Some(count) = self.max_instance_reuse_count {
+            reuse.max_reuse_count = Some(count);
+        }
+        if let Some(count) = self.max_instance_concurrent_reuse_count {
+            reuse.max_concurrent_reuse_count = Some(count);
+        }
+        if let Some(text) = &self.idle_instance_timeout {
+            reuse.idle_timeout = Some(parse_duration(text).context("idle_instance_timeout")?);
+        }
+        Ok(reuse)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +142,9 @@ impl Manifest {
                 .with_context(|| format!("service {name:?}"))?;
             let component = ComponentSource::parse(&entry.component, base)
                 .with_context(|| format!("service {name:?}"))?;
+            let reuse = entry
+                .reuse(common.reuse())
+                .with_context(|| format!("service {name:?}"))?;
             services.push(ServiceConfig {
                 name,
                 component,
@@ -123,6 +152,7 @@ impl Manifest {
                 env: entry.env.into_iter().collect(),
                 outbound: common.outbound(allow_list),
                 limits: common.limits(),
+                reuse,
             });
         }
         let frontend = match file.frontend {

@@ -9,16 +9,14 @@
 use reference_support::clock::LocalDateTime;
 use reference_support::last_access;
 use reference_support::routes::{self, Answer};
-use spin_sdk::http::{Request, Response};
-use spin_sdk::http_component;
+use spin_sdk::http::Request;
+use spin_sdk::http_service;
 use xray_platform::tracing::Subsegment;
 
-#[http_component]
-fn handle(request: Request) -> Response {
+#[http_service]
+async fn handle(request: Request) -> Answer {
     let method = request.method().to_string();
-    routes::conventional(&method, request.path(), &["/"])
-        .unwrap_or_else(current_date)
-        .into()
+    routes::conventional(&method, request.uri().path(), &["/"]).unwrap_or_else(current_date)
 }
 
 fn current_date() -> Answer {

@@ -13,17 +13,15 @@ use reference_support::clock::LocalDateTime;
 #[cfg(not(feature = "standalone"))]
 use reference_support::last_access;
 use reference_support::routes::{self, Answer};
-use spin_sdk::http::{Request, Response};
-use spin_sdk::http_component;
+use spin_sdk::http::Request;
+use spin_sdk::http_service;
 #[cfg(not(feature = "standalone"))]
 use xray_platform::tracing::Subsegment;
 
-#[http_component]
-fn handle(request: Request) -> Response {
+#[http_service]
+async fn handle(request: Request) -> Answer {
     let method = request.method().to_string();
-    routes::conventional(&method, request.path(), &["/"])
-        .unwrap_or_else(current_time)
-        .into()
+    routes::conventional(&method, request.uri().path(), &["/"]).unwrap_or_else(current_time)
 }
 
 #[cfg(not(feature = "standalone"))]

@@ -11,8 +11,10 @@
 
 use reference_support::routes::{self, Answer, error_body};
 use serde_json::{Value, json};
-use spin_sdk::http::{ErrorCode, Request, Response, SendError, send};
-use spin_sdk::http_component;
+use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::http::{EmptyBody, Request, send};
+use spin_sdk::http_service;
+use spin_sdk::wasip3::http::types::ErrorCode;
 use xray_platform::tracing::{self, FailureKind, Subsegment};
 
 /// The paths the BFF serves besides `/health`.
@@ -40,12 +42,12 @@ const BACKEND_2: Backend = Backend {
     field: "currentTime",
 };
 
-#[http_component]
-async fn handle(request: Request) -> Response {
+#[http_service]
+async fn handle(request: Request) -> Answer {
     let method = request.method().to_string();
-    match routes::conventional(&method, request.path(), API_PATHS) {
-        Some(answer) => answer.into(),
-        None => api().await.into(),
+    match routes::conventional(&method, request.uri().path(), API_PATHS) {
+        Some(answer) => answer,
+        None => api().await,
     }
 }
 
@@ -96,14 +98,22 @@ async fn call(backend: &Backend) -> Result<String, (u16, String)> {
             ),
         )
     })?;
-    let response: Response = send(Request::get(&url).build())
+    let request = http::Request::get(&url)
+        .body(EmptyBody::new())
+        .map_err(|_| (502, format!("{} has an invalid URL ({url})", backend.name)))?;
+    let response = send(request)
         .await
         .map_err(|error| describe_send_error(backend, &url, error))?;
-    let status = *response.status();
+    let status = response.status().as_u16();
     if status != 200 {
         return Err((502, format!("{} answered HTTP {status}", backend.name)));
     }
-    let body: Value = serde_json::from_slice(response.body()).map_err(|_| {
+    let body = response
+        .into_body()
+        .bytes()
+        .await
+        .map_err(|error| describe_send_error(backend, &url, error))?;
+    let body: Value = serde_json::from_slice(&body).map_err(|_| {
         (
             502,
             format!("{} answered something that is not JSON", backend.name),
@@ -121,21 +131,18 @@ async fn call(backend: &Backend) -> Result<String, (u16, String)> {
     }
 }
 
-fn describe_send_error(backend: &Backend, url: &str, error: SendError) -> (u16, String) {
+fn describe_send_error(backend: &Backend, url: &str, error: ErrorCode) -> (u16, String) {
     let name = backend.name;
     match error {
-        SendError::Http(code) => match code {
-            ErrorCode::ConnectionTimeout
-            | ErrorCode::ConnectionReadTimeout
-            | ErrorCode::HttpResponseTimeout
-            | ErrorCode::DnsTimeout => (504, format!("{name} did not answer in time ({url})")),
-            ErrorCode::ConnectionRefused => (502, format!("{name} refused the connection ({url})")),
-            ErrorCode::HttpRequestDenied => (
-                502,
-                format!("the host does not allow calls to {name} ({url}): check its allow-list"),
-            ),
-            other => (502, format!("calling {name} ({url}) failed: {other:?}")),
-        },
-        other => (502, format!("calling {name} ({url}) failed: {other}")),
+        ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::HttpResponseTimeout
+        | ErrorCode::DnsTimeout => (504, format!("{name} did not answer in time ({url})")),
+        ErrorCode::ConnectionRefused => (502, format!("{name} refused the connection ({url})")),
+        ErrorCode::HttpRequestDenied => (
+            502,
+            format!("the host does not allow calls to {name} ({url}): check its allow-list"),
+        ),
+        other => (502, format!("calling {name} ({url}) failed: {other:?}")),
     }
 }

@@ -63,16 +63,23 @@ impl Answer {
 }
 
 #[cfg(feature = "spin")]
-impl From<Answer> for spin_sdk::http::Response {
-    fn from(answer: Answer) -> Self {
-        let mut response = spin_sdk::http::Response::builder();
-        response
-            .status(answer.status)
+impl spin_sdk::http::IntoResponse for Answer {
+    fn into_response(
+        self,
+    ) -> Result<spin_sdk::wasip3::http::types::Response, spin_sdk::wasip3::http::types::ErrorCode>
+    {
+        let mut response = http::Response::builder()
+            .status(self.status)
             .header("content-type", "application/json");
-        if let Some(allow) = answer.allow {
-            response.header("allow", allow);
+        if let Some(allow) = self.allow {
+            response = response.header("allow", allow);
         }
-        response.body(answer.body).build()
+        match response.body(self.body) {
+            Ok(response) => response.into_response(),
+            Err(error) => Err(spin_sdk::wasip3::http::types::ErrorCode::InternalError(
+                Some(error.to_string()),
+            )),
+        }
     }
 }
 

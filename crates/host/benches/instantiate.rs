@@ -68,6 +68,7 @@ fn service(
             env: Vec::new(),
             outbound: OutboundConfig::default(),
             limits: Limits::default(),
+            reuse: Default::default(),
         };
         Service::load(runtime, tracer, table, config, store)
             .await

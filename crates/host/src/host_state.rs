@@ -1,18 +1,26 @@
-//! The data of one request's store: everything the host capabilities of that request read.
+//! The data of one instance's store: everything the host capabilities of its requests read, and
+//! the factory that makes such stores for a service.
 //!
-//! A fresh store, and so a fresh `HostState`, is made for every request: nothing a component
-//! does in one request is visible in another.
+//! One store holds one instance. Without reuse (the default for WASI 0.2 components) it serves
+//! one request, so nothing a component does in one request is visible in another; with reuse,
+//! the requests an instance serves share its memory (the guest's globals) but never a trace:
+//! every capability call is attributed to the request that made it ([`crate::task_traces`]).
 
-use crate::limits::InstanceLimiter;
-use crate::outbound::OutboundHooks;
+use crate::limits::{InstanceLimiter, Limits};
+use crate::outbound::{OutboundHooks, OutboundHttp};
 use crate::table::Table;
+use crate::task_traces::TaskTraces;
 use std::sync::Arc;
+use std::time::Instant;
 use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
-use xray::active_trace::ActiveTrace;
 
-/// The store data of one request.
+/// How many epoch ticks a guest runs before it yields to other tasks (10 to 20 ms).
+const TIME_SLICE_TICKS: u64 = 2;
+
+/// The store data of one instance.
 pub struct HostState {
     /// WASI: the service's environment variables, stdio forwarded to the host's, no files.
     pub wasi: WasiCtx,
@@ -24,9 +32,11 @@ pub struct HostState {
     pub outbound: OutboundHooks,
     /// The memory limit, and whether it was hit.
     pub limiter: InstanceLimiter,
-    /// The request's trace, shared with the outgoing-HTTP hook (which records calls only when
-    /// X-Ray is on).
-    pub trace: ActiveTrace,
+    /// The traces of the requests the instance serves, by their task.
+    pub traces: TaskTraces,
+    /// When the guest is stopped if it is still running: the deadline of the latest request
+    /// the instance accepted (so every request it serves is past its own deadline by then).
+    pub deadline: Option<Instant>,
     /// The service's table.
     pub service_table: Arc<Table>,
 }
@@ -42,10 +52,92 @@ impl WasiView for HostState {
 
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
+        self.http_view()
+    }
+}
+
+impl HostState {
+    /// The wasi:http view, as a plain function (what the instance handler asks for).
+    pub fn http_view(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
             hooks: &mut self.outbound,
         }
+    }
+}
+
+/// Makes the stores of one service: its environment, limits, outgoing HTTP and table.
+pub struct StoreFactory {
+    engine: Engine,
+    env: Vec<(String, String)>,
+    limits: Limits,
+    outbound: Arc<OutboundHttp>,
+    table: Arc<Table>,
+}
+
+impl StoreFactory {
+    /// A factory for a service with this environment, limits, outgoing HTTP and table.
+    pub fn new(
+        engine: Engine,
+        env: Vec<(String, String)>,
+        limits: Limits,
+        outbound: Arc<OutboundHttp>,
+        table: Arc<Table>,
+    ) -> Self {
+        Self {
+            engine,
+            env,
+            limits,
+            outbound,
+            table,
+        }
+    }
+
+    /// The limits every store and request of the service run under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// A fresh store for one instance: the service's environment and limits, a new resource
+    /// table, and no request yet.
+    pub fn new_store(&self) -> Store<HostState> {
+        let limits = &self.limits;
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stdout().inherit_stderr();
+        for (key, value) in &self.env {
+            wasi.env(key, value);
+        }
+        let mut http = WasiHttpCtx::new();
+        // The in-memory size of header maps the component builds (the wire limit on incoming
+        // heads is enforced by the server); generous, like wasmtime's default, but bounded.
+        http.set_field_size_limit(limits.max_header_bytes.max(64 * 1024) * 2);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(10_000);
+        let state = HostState {
+            wasi: wasi.build(),
+            http,
+            table,
+            outbound: OutboundHooks::new(self.outbound.clone()),
+            limiter: InstanceLimiter::new(limits),
+            traces: TaskTraces::default(),
+            deadline: None,
+            service_table: self.table.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        // Every time slice the guest yields to tokio, so a guest that never returns to the host
+        // (a busy loop) cannot hold a worker thread, and the requests' deadlines can fire; once
+        // every request of the instance is past its deadline, a guest still running is stopped
+        // with an interrupt trap.
+        store.set_epoch_deadline(TIME_SLICE_TICKS);
+        store.epoch_deadline_callback(|store| match store.data().deadline {
+            Some(deadline) if Instant::now() >= deadline => Ok(UpdateDeadline::Interrupt),
+            _ => Ok(UpdateDeadline::YieldCustom(
+                TIME_SLICE_TICKS,
+                Box::pin(tokio::task::yield_now()),
+            )),
+        });
+        store
     }
 }

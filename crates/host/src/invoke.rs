@@ -1,25 +1,30 @@
-//! Running one request through a service's component, in a fresh instance, and turning every
-//! way that can go wrong into a prompt JSON answer.
+//! Running one request through a service's component (an instance from its
+//! [`instance pool`](crate::instance_pool)), and turning every way that can go wrong into a
+//! prompt JSON answer.
 //!
 //! | what happened                                   | answer |
 //! |-------------------------------------------------|--------|
 //! | `Content-Length` over the body limit            | 413 before the component runs |
 //! | the body streamed past the limit                | 413, whatever the component did |
 //! | the service is at its concurrency cap           | 503 at once, with `Retry-After` |
+//! | the request has no Host header                  | 400 before the component runs |
 //! | the request outlived its deadline               | 504 (a looping guest is interrupted) |
 //! | the component ran out of memory                 | 500 `out_of_memory` |
 //! | the component trapped or failed to instantiate  | 500 `component_trapped` / `component_failed` |
+//! | it answered with a wasi:http error code         | 500 `component_error` |
 //! | it returned without answering                   | 500 `no_response` |
 //!
-//! The instance runs in its own task, so a response body the component is still writing keeps
-//! streaming after the head is sent; the concurrency permit is held until that task ends.
+//! With instance reuse, a trap or memory exhaustion fails every request in flight on that
+//! instance (each gets its own answer and fault), and the instance is replaced. The instance
+//! runs in the handler's task, so a response body the component is still writing keeps
+//! streaming after the head is sent; the concurrency permit is held until the body is sent.
 //!
 //! Every request is traced: the segment starts here, the host's failures above are recorded on
 //! it as a fault with a cause, and it is finished when the response body has been sent.
 
 use crate::error_response::{ResponseBody, json_error};
+use crate::instance_pool::{InstanceFate, RequestTicket, ServedComponent};
 use crate::request_body::LimitedBody;
-use crate::runtime::LoadedComponent;
 use crate::service::Service;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -27,14 +32,15 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
-use tokio::sync::oneshot;
+use std::time::{Duration, Instant};
+use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::Trap;
-use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, TrapOrPanicError};
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode as P2ErrorCode;
+use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as P3ErrorCode;
 use xray::active_trace::ActiveTrace;
 use xray::recorder::SegmentGuard;
 use xray::trace_header::HEADER_NAME;
@@ -52,12 +58,6 @@ pub trait RequestBody:
 impl<B> RequestBody for B where
     B: Body<Data = Bytes, Error = hyper::Error> + Send + Sync + Unpin + 'static
 {
-}
-
-/// What the instance's task reports when it ends.
-struct Finished {
-    result: wasmtime::Result<()>,
-    memory_exhausted: bool,
 }
 
 /// Serves one request with `service`, answering every failure with a JSON error, and traces it.
@@ -89,7 +89,7 @@ where
     // The version current when the request starts serves all of it, even if a swap happens
     // meanwhile; the response and the segment name that version.
     let component = service.component.current();
-    let mut response = serve(service, &component, request, &trace).await;
+    let (mut response, permit) = serve(service, &component, request, &trace).await;
 
     let status = response.status().as_u16();
     let content_length = response
@@ -118,6 +118,7 @@ where
         GuardedBody {
             inner: body,
             _guard: guard,
+            _permit: permit,
         }
         .boxed_unsync()
     });
@@ -148,15 +149,26 @@ fn host_fault(
 
 async fn serve<B: RequestBody>(
     service: &Arc<Service>,
-    component: &LoadedComponent,
+    component: &ServedComponent,
     request: Request<B>,
     trace: &ActiveTrace,
-) -> Response<ResponseBody> {
+) -> (Response<ResponseBody>, Option<OwnedSemaphorePermit>) {
     let name = service.name();
     let limits = &service.config.limits;
 
     if declared_length(&request).is_some_and(|length| length > limits.max_request_body_bytes) {
-        return body_too_large(service);
+        return (body_too_large(service), None);
+    }
+    // wasi:http gives a component the request's authority; without one (an HTTP/1.0 request
+    // with no Host) there is nothing to give, and handing it over would fail the instance.
+    if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
+        let response = json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request has no Host header",
+            Some(name),
+        );
+        return (response, None);
     }
     let Ok(permit) = service.permits.clone().try_acquire_owned() else {
         let mut response = json_error(
@@ -171,135 +183,83 @@ async fn serve<B: RequestBody>(
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+        return (response, None);
     };
 
     let body_too_big = Arc::new(AtomicBool::new(false));
-    let request = request
-        .map(|body| LimitedBody::new(body, limits.max_request_body_bytes, body_too_big.clone()));
-
-    let mut store = service.new_store(trace.clone());
-    let (sender, mut receiver) = oneshot::channel();
-    let handles = store
-        .data_mut()
-        .http()
-        .new_incoming_request(Scheme::Http, request)
-        .and_then(|req| {
-            let out = store.data_mut().http().new_response_outparam(sender)?;
-            Ok((req, out))
-        });
-    let (incoming, outparam) = match handles {
-        Ok(handles) => handles,
-        Err(error) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                &format!("the request cannot be passed to the component: {error:#}"),
-                Some(name),
-            );
-        }
+    let request = request.map(|body| {
+        LimitedBody::new(body, limits.max_request_body_bytes, body_too_big.clone()).boxed_unsync()
+    });
+    let served_by = Arc::new(OnceLock::new());
+    let ticket = RequestTicket {
+        trace: trace.clone(),
+        served_by: served_by.clone(),
     };
-
-    let pre = component.pre.clone();
-    let mut task = AbortOnDrop(Some(tokio::spawn(async move {
-        let _permit = permit;
-        let result = async {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, incoming, outparam)
-                .await
-        }
-        .await;
-        Finished {
-            result,
-            memory_exhausted: store.data().limiter.memory_exhausted(),
-        }
-    })));
-
-    let waited = tokio::time::timeout(limits.request_timeout, async {
-        tokio::select! {
-            biased;
-            answer = &mut receiver => match answer {
-                Ok(answer) => Outcome::Answered(answer),
-                // The store (and the sender in it) is gone: the task has ended.
-                Err(_) => Outcome::Ended(task_result(task.handle()).await),
-            },
-            finished = task.handle() => {
-                match receiver.try_recv() {
-                    Ok(answer) => Outcome::Answered(answer),
-                    Err(_) => Outcome::Ended(finished.map_err(|e| e.to_string())),
-                }
-            }
-        }
-    })
+    // The instance handler gives the request its deadline once an instance accepts it; this
+    // bound also covers the wait for an instance and its instantiation.
+    let answer = tokio::time::timeout(
+        limits.request_timeout,
+        component.instances.handle(ticket, request),
+    )
     .await;
-
-    let outcome = match waited {
-        Ok(outcome) => {
-            task.detach();
-            outcome
-        }
-        Err(_elapsed) => {
-            drop(task);
-            return deadline_exceeded(service, trace);
-        }
-    };
-    let response = match outcome {
-        Outcome::Answered(Ok(response)) => response,
-        Outcome::Answered(Err(code)) => host_fault(
-            trace,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "component_error",
-            &format!("the component answered with an error instead of a response: {code:?}"),
-            service,
-        ),
-        Outcome::Ended(Ok(finished)) => failure_response(service, &finished, trace),
-        Outcome::Ended(Err(panic)) => host_fault(
-            trace,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "host_error",
-            &format!("the host task serving this request failed: {panic}"),
-            service,
-        ),
+    let response = match answer {
+        Ok(Ok(response)) => response,
+        Err(_elapsed) => deadline_exceeded(service, trace),
+        Ok(Err(error)) => failure_response(service, &error, served_by.get(), trace).await,
     };
     if body_too_big.load(Ordering::SeqCst) {
-        return body_too_large(service);
+        return (body_too_large(service), Some(permit));
     }
-    response
+    (response, Some(permit))
 }
 
-enum Outcome {
-    Answered(Result<Response<ResponseBody>, ErrorCode>),
-    Ended(Result<Finished, String>),
-}
+/// The message wasmtime's handler fails a WASI 0.2 request with when the component returned
+/// without setting its response.
+const NO_RESPONSE: &str = "guest never invoked `response-outparam::set` method";
 
-async fn task_result(task: &mut tokio::task::JoinHandle<Finished>) -> Result<Finished, String> {
-    task.await.map_err(|error| error.to_string())
-}
-
-/// The answer when the component ended without responding.
-fn failure_response(
+/// The answer when the instance handler reports a failure instead of a response; `instance` is
+/// what became of the instance that served the request, if one accepted it.
+async fn failure_response(
     service: &Service,
-    finished: &Finished,
+    error: &wasmtime::Error,
+    instance: Option<&Arc<InstanceFate>>,
     trace: &ActiveTrace,
 ) -> Response<ResponseBody> {
     let name = service.name();
     let limits = &service.config.limits;
-    let error = match &finished.result {
-        Ok(()) => {
-            return host_fault(
-                trace,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "no_response",
-                "the component returned without sending a response",
-                service,
-            );
-        }
-        Err(error) => error,
-    };
     let trace_id = trace.trace_id();
-    if finished.memory_exhausted {
+    if error.is::<ExpirationError>() {
+        tracing::warn!(service = %name, %trace_id, "the request passed its deadline");
+        return deadline_exceeded(service, trace);
+    }
+    if let Some(failed) = error.downcast_ref::<InstantiationError<RequestTicket>>() {
+        tracing::warn!(service = %name, %trace_id, "the component failed to instantiate: {:?}", failed.error);
+        return host_fault(
+            trace,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "component_failed",
+            &format!(
+                "the component failed to instantiate: {}",
+                root_cause(&failed.error)
+            ),
+            service,
+        );
+    }
+    if let Some(code) = error_code(error) {
+        return host_fault(
+            trace,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "component_error",
+            &format!("the component answered with an error instead of a response: {code}"),
+            service,
+        );
+    }
+    // Every other failure leaves the instance unusable (a trap poisons it): no further request
+    // may be given to it.
+    if let Some(fate) = instance {
+        fate.retire();
+    }
+    if instance.is_some_and(|fate| fate.memory_exhausted.load(Ordering::Relaxed)) {
         tracing::warn!(service = %name, %trace_id, "component ran out of memory: {error:#}");
         return host_fault(
             trace,
@@ -312,22 +272,56 @@ fn failure_response(
             service,
         );
     }
-    if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+    // An instance that fails takes every request in flight on it, and those requests learn it
+    // (as "trapped or panicked", or, for WASI 0.2, as "no response") a moment before the
+    // handler reports why.
+    let handler_says_no_response = error.to_string() == NO_RESPONSE && error.chain().count() == 1;
+    let cause = match (error.downcast_ref::<Trap>(), instance) {
+        (Some(trap), _) => Some(trap.to_string()),
+        (None, Some(fate)) if error.is::<TrapOrPanicError>() || handler_says_no_response => {
+            fate.failure(INSTANCE_FAILURE_WAIT).await
+        }
+        _ => None,
+    };
+    if cause.as_deref() == Some(&Trap::Interrupt.to_string()) {
         tracing::warn!(service = %name, %trace_id, "component interrupted at its deadline");
         return deadline_exceeded(service, trace);
     }
-    let (code, what) = match error.downcast_ref::<Trap>() {
-        Some(_) => ("component_trapped", "the component trapped"),
-        None => ("component_failed", "the component failed"),
+    if cause.is_none() && handler_says_no_response {
+        return host_fault(
+            trace,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no_response",
+            "the component returned without sending a response",
+            service,
+        );
+    }
+    let (code, what) = match (&cause, error.is::<TrapOrPanicError>()) {
+        (Some(_), _) | (None, true) => ("component_trapped", "the component trapped"),
+        (None, false) => ("component_failed", "the component failed"),
     };
     tracing::warn!(service = %name, %trace_id, "{what}: {error:?}");
+    let detail = cause.unwrap_or_else(|| root_cause(error));
     host_fault(
         trace,
         StatusCode::INTERNAL_SERVER_ERROR,
         code,
-        &format!("{what}: {}", root_cause(error)),
+        &format!("{what}: {detail}"),
         service,
     )
+}
+
+/// How long a request whose instance failed waits to learn why.
+const INSTANCE_FAILURE_WAIT: Duration = Duration::from_millis(200);
+
+/// The wasi:http error code a component answered with, of either ABI.
+fn error_code(error: &wasmtime::Error) -> Option<String> {
+    if let Some(code) = error.downcast_ref::<P2ErrorCode>() {
+        return Some(format!("{code:?}"));
+    }
+    error
+        .downcast_ref::<P3ErrorCode>()
+        .map(|code| format!("{code:?}"))
 }
 
 fn root_cause(error: &wasmtime::Error) -> String {
@@ -373,35 +367,12 @@ fn declared_length<B>(request: &Request<B>) -> Option<u64> {
         .ok()
 }
 
-/// Aborts the instance's task if the request is abandoned before it answered (the client went
-/// away, or the deadline passed), so a stuck instance never outlives its request. Once the
-/// response head is out, the task is detached: it must go on streaming the body.
-struct AbortOnDrop<T>(Option<tokio::task::JoinHandle<T>>);
-
-impl<T> AbortOnDrop<T> {
-    fn handle(&mut self) -> &mut tokio::task::JoinHandle<T> {
-        self.0
-            .as_mut()
-            .expect("the task is only detached at the end")
-    }
-
-    fn detach(mut self) {
-        self.0 = None;
-    }
-}
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
-            task.abort();
-        }
-    }
-}
-
-/// The response body, holding the segment open until it is sent (or dropped).
+/// The response body, holding the segment open and the request's place under the service's
+/// concurrency cap until it is sent (or dropped).
 struct GuardedBody {
     inner: ResponseBody,
     _guard: SegmentGuard,
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Body for GuardedBody {

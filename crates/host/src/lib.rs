@@ -14,11 +14,13 @@
 //! - [`component_source`], [`s3_source`] and [`swap`]: where components come from, and
 //!   replacing them while the host serves.
 //! - [`admin`]: the loopback-only admin endpoint (reload, versions).
-//! - [`invoke`]: running one request in a fresh instance, and what a failure answers.
-//! - [`host_state`]: the per-request store data every host capability reads.
+//! - [`invoke`]: running one request, and what a failure answers.
+//! - [`instance_pool`]: the instances of a served component: reuse, deadlines, failures.
+//! - [`host_state`]: the per-instance store data every host capability reads.
+//! - [`task_traces`]: which request a capability call belongs to, with several in flight.
 //! - [`limits`]: the limits every request runs under.
 //! - [`request_body`]: the size-limited request body.
-//! - [`outbound`] and [`allow_list`]: outgoing HTTP from components.
+//! - [`outbound`], [`p3_client`] and [`allow_list`]: outgoing HTTP from components.
 //! - [`keep_alive`]: the header read and keep-alive timeouts of a connection.
 //! - [`server`]: listeners, routing, concurrency caps and graceful shutdown.
 //! - [`static_files`]: the frontend's files, for the local run.
@@ -33,11 +35,13 @@ pub mod compile_cache;
 pub mod component_source;
 pub mod error_response;
 pub mod host_state;
+pub mod instance_pool;
 pub mod invoke;
 pub mod keep_alive;
 pub mod limits;
 pub mod network_policy;
 pub mod outbound;
+pub mod p3_client;
 pub mod request_body;
 pub mod runtime;
 pub mod s3_source;
@@ -46,3 +50,4 @@ pub mod service;
 pub mod static_files;
 pub mod swap;
 pub mod table;
+pub mod task_traces;

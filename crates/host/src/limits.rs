@@ -1,5 +1,8 @@
-//! The limits every request runs under, and the store limiter that enforces the memory one.
+//! The limits every request runs under, and the store limiter that enforces the memory one
+//! (per instance: with reuse, the requests an instance serves share its memory).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 
@@ -35,7 +38,8 @@ impl Default for Limits {
 /// (usually `unreachable`) that the guest's allocator turns it into.
 pub struct InstanceLimiter {
     inner: StoreLimits,
-    memory_exhausted: bool,
+    /// Shared with the requests the instance serves, which read it when the instance fails.
+    memory_exhausted: Arc<AtomicBool>,
 }
 
 impl InstanceLimiter {
@@ -49,13 +53,19 @@ impl InstanceLimiter {
                 .tables(64)
                 .memories(16)
                 .build(),
-            memory_exhausted: false,
+            memory_exhausted: Arc::default(),
         }
     }
 
     /// Whether the component asked for more memory than allowed.
     pub fn memory_exhausted(&self) -> bool {
-        self.memory_exhausted
+        self.memory_exhausted.load(Ordering::Relaxed)
+    }
+
+    /// The flag [`memory_exhausted`](Self::memory_exhausted) reads, for whoever outlives the
+    /// store (a request whose instance failed).
+    pub fn memory_exhausted_flag(&self) -> Arc<AtomicBool> {
+        self.memory_exhausted.clone()
     }
 }
 
@@ -68,7 +78,7 @@ impl ResourceLimiter for InstanceLimiter {
     ) -> wasmtime::Result<bool> {
         let allowed = self.inner.memory_growing(current, desired, maximum)?;
         if !allowed {
-            self.memory_exhausted = true;
+            self.memory_exhausted.store(true, Ordering::Relaxed);
         }
         Ok(allowed)
     }

@@ -333,18 +333,38 @@ fn classify_client_error(error: &hyper_util::client::legacy::Error) -> Error {
     }
 }
 
-/// The `WasiHttpHooks` of one request's store: the service's [`OutboundHttp`], and the
-/// request's trace, which records each call (when X-Ray is on).
-#[derive(Clone)]
+/// The `WasiHttpHooks` of one instance's store: the service's [`OutboundHttp`], and the trace
+/// each call is recorded into (when X-Ray is on).
+///
+/// A WASI 0.2 instance runs one request at a time, so its calls belong to the request it was
+/// given last ([`set_request_trace`](Self::set_request_trace)). A WASI 0.3 instance runs several
+/// at once: its `wasi:http/client.send` is wrapped ([`crate::p3_client`]) to name the caller's
+/// trace just before each call ([`set_next_call_trace`](Self::set_next_call_trace)).
 pub struct OutboundHooks {
     http: Arc<OutboundHttp>,
-    trace: ActiveTrace,
+    request_trace: ActiveTrace,
+    next_call_trace: Option<ActiveTrace>,
 }
 
 impl OutboundHooks {
-    /// Hooks that send through `http` and record calls into `trace`.
-    pub fn new(http: Arc<OutboundHttp>, trace: ActiveTrace) -> Self {
-        Self { http, trace }
+    /// Hooks that send through `http`; calls record into a detached trace until a request is
+    /// given.
+    pub fn new(http: Arc<OutboundHttp>) -> Self {
+        Self {
+            http,
+            request_trace: ActiveTrace::detached(),
+            next_call_trace: None,
+        }
+    }
+
+    /// The trace of the request the instance serves now (WASI 0.2: one at a time).
+    pub fn set_request_trace(&mut self, trace: ActiveTrace) {
+        self.request_trace = trace;
+    }
+
+    /// The trace the very next call records into, whatever request was given last.
+    pub fn set_next_call_trace(&mut self, trace: ActiveTrace) {
+        self.next_call_trace = Some(trace);
     }
 }
 
@@ -386,7 +406,11 @@ impl WasiHttpHooks for OutboundHooks {
     ) -> ResponseFuture {
         let http = self.http.clone();
         let mut request = request;
-        let call = self.trace.begin_http_call(&mut request);
+        let trace = self
+            .next_call_trace
+            .take()
+            .unwrap_or_else(|| self.request_trace.clone());
+        let call = trace.begin_http_call(&mut request);
         Box::new(async move {
             let result = http.send(request, options).await;
             end_call(call, &result);

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::handler::ProxyPre;
 
 /// How often the engine's epoch advances. A request's deadline is counted in these ticks, so
 /// this is the granularity of the CPU deadline.
@@ -28,10 +28,30 @@ pub struct RuntimeOptions {
     pub cache_dir: Option<std::path::PathBuf>,
 }
 
+/// Which wasi:http a component serves, from what it exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abi {
+    /// WASI 0.2: exports `wasi:http/incoming-handler@0.2.x`; one request at a time per instance.
+    P2,
+    /// WASI 0.3: exports `wasi:http/handler@0.3.x`; several requests at once per instance.
+    P3,
+}
+
+impl std::fmt::Display for Abi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Abi::P2 => "wasi:http 0.2",
+            Abi::P3 => "wasi:http 0.3",
+        })
+    }
+}
+
 /// A component compiled and type-checked against the host's imports, ready to instantiate.
 pub struct LoadedComponent {
-    /// Pre-instantiated: imports resolved once, per-request instantiation only allocates.
+    /// Pre-instantiated: imports resolved once, instantiation only allocates.
     pub pre: ProxyPre<HostState>,
+    /// The wasi:http it serves.
+    pub abi: Abi,
     /// SHA-256 of the component file, hex: the version being served.
     pub content_hash: ContentHash,
     /// Whether the compiled artifact came from the on-disk cache.
@@ -73,12 +93,20 @@ impl Runtime {
             }
         };
         let mut linker = Linker::new(&engine);
+        // WASI 0.2 and 0.3 side by side: a component imports one or the other (or, built with
+        // an SDK that mixes them, both), and the linker gives each what it names.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
-            .context("failed to add WASI to the linker")?;
+            .context("failed to add WASI 0.2 to the linker")?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
-            .context("failed to add wasi:http to the linker")?;
+            .context("failed to add wasi:http 0.2 to the linker")?;
+        wasmtime_wasi::p3::add_to_linker(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("failed to add WASI 0.3 to the linker")?;
+        crate::p3_client::add_to_linker(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("failed to add wasi:http 0.3 to the linker")?;
         capabilities::add_to_linker(&mut linker)
             .context("failed to add the platform capabilities to the linker")?;
         let cache = match &options.cache_dir {
@@ -108,7 +136,9 @@ impl Runtime {
     /// Compiles (or loads from the cache) and type-checks a component.
     ///
     /// Fails with a message that says what is wrong with it: not a component, imports the host
-    /// does not provide, or no `wasi:http/incoming-handler` export.
+    /// does not provide, or neither a `wasi:http/handler@0.3.x` nor a
+    /// `wasi:http/incoming-handler@0.2.x` export. The first is preferred when a component
+    /// exports both (as `wasmtime serve` does).
     pub fn load_bytes(&self, bytes: &[u8]) -> anyhow::Result<LoadedComponent> {
         if !bytes.starts_with(b"\0asm") {
             anyhow::bail!("the file is not WebAssembly (it does not start with \\0asm)");
@@ -132,13 +162,24 @@ impl Runtime {
             .map_err(anyhow::Error::from)
             .context(
                 "the component imports something this host does not provide (the host provides \
-             WASI 0.2, wasi:http 0.2 and xray-host:platform)",
+             WASI 0.2 and 0.3, wasi:http 0.2 and 0.3, and xray-host:platform)",
             )?;
-        let pre = ProxyPre::new(instance_pre)
-            .map_err(anyhow::Error::from)
-            .context("the component does not export wasi:http/incoming-handler@0.2.x")?;
+        let (pre, abi) =
+            match wasmtime_wasi_http::p3::bindings::ServicePre::new(instance_pre.clone()) {
+                Ok(pre) => (ProxyPre::P3(pre), Abi::P3),
+                Err(_) => match wasmtime_wasi_http::p2::bindings::ProxyPre::new(instance_pre) {
+                    Ok(pre) => (ProxyPre::P2(pre), Abi::P2),
+                    Err(error) => {
+                        return Err(anyhow::Error::from(error).context(
+                            "the component exports neither wasi:http/handler@0.3.x nor \
+                             wasi:http/incoming-handler@0.2.x: it is not an HTTP service",
+                        ));
+                    }
+                },
+            };
         Ok(LoadedComponent {
             pre,
+            abi,
             content_hash,
             from_cache,
             imports_table,
@@ -160,6 +201,8 @@ fn imports_interface(engine: &Engine, component: &Component, interface: &str) ->
 fn config(pooling: Option<&RuntimeOptions>) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
+    // WASI 0.3: async exports and imports, and concurrent requests in one instance.
+    config.wasm_component_model_async(true);
     // CPU deadlines: a guest that never yields is interrupted when its epoch deadline passes.
     config.epoch_interruption(true);
     if let Some(options) = pooling {

@@ -3,9 +3,10 @@
 
 use crate::compile_cache::ContentHash;
 use crate::component_source::ComponentSource;
-use crate::host_state::HostState;
-use crate::limits::{InstanceLimiter, Limits};
-use crate::outbound::{OutboundConfig, OutboundHooks, OutboundHttp};
+use crate::host_state::StoreFactory;
+use crate::instance_pool::{InstanceReuse, ServedComponent};
+use crate::limits::Limits;
+use crate::outbound::{OutboundConfig, OutboundHttp};
 use crate::runtime::{LoadedComponent, Runtime};
 use crate::s3_source::{Fetched, S3Source};
 use crate::swap::{ComponentLoader, ComponentSlot, ReloadLock, ReloadOutcome};
@@ -14,17 +15,8 @@ use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::Semaphore;
-use wasmtime::component::ResourceTable;
-use wasmtime::{Store, UpdateDeadline};
-use wasmtime_wasi::WasiCtx;
-use wasmtime_wasi_http::WasiHttpCtx;
-use xray::active_trace::ActiveTrace;
 use xray::recorder::Tracer;
-
-/// How many epoch ticks a guest runs before it yields to other tasks (10 to 20 ms).
-const TIME_SLICE_TICKS: u64 = 2;
 
 /// Everything that defines a service, from the command line or a manifest.
 #[derive(Debug, Clone)]
@@ -41,6 +33,8 @@ pub struct ServiceConfig {
     pub outbound: OutboundConfig,
     /// Request limits.
     pub limits: Limits,
+    /// How instances are reused between requests.
+    pub reuse: InstanceReuse,
 }
 
 /// A service ready to serve requests.
@@ -51,10 +45,10 @@ pub struct Service {
     pub(crate) component: ComponentSlot,
     pub(crate) s3: Option<S3Source>,
     pub(crate) reload_lock: ReloadLock,
-    pub(crate) outbound: Arc<OutboundHttp>,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) tracer: Arc<Tracer>,
     pub(crate) table: Arc<Table>,
+    pub(crate) stores: Arc<StoreFactory>,
 }
 
 impl Service {
@@ -86,55 +80,42 @@ impl Service {
                 config.name, config.component
             )
         })?;
+        let outbound = OutboundHttp::new(&config.name, config.outbound.clone());
+        let stores = Arc::new(StoreFactory::new(
+            runtime.engine().clone(),
+            config.env.clone(),
+            config.limits.clone(),
+            outbound.clone(),
+            table.clone(),
+        ));
+        check_instantiates(&stores, &table, &component)
+            .await
+            .with_context(|| format!("service {:?}", config.name))?;
+        let served = ServedComponent::new(&config.name, component, stores.clone(), &config.reuse);
+        let (reuse, concurrent, idle) = served.reuse();
         tracing::info!(
             service = %config.name,
             component = %config.component,
-            version = %component.content_hash.short(),
-            compiled = if component.from_cache { "from cache" } else { "now" },
+            version = %served.content_hash.short(),
+            abi = %served.abi,
+            requests_per_instance = reuse,
+            requests_at_once = concurrent,
+            idle_ms = idle.as_millis() as u64,
+            compiled = if served.from_cache { "from cache" } else { "now" },
             "component loaded"
         );
-        let outbound = OutboundHttp::new(&config.name, config.outbound.clone());
         let permits = Arc::new(Semaphore::new(config.limits.max_concurrent_requests));
-        let service = Arc::new(Self {
+        Ok(Arc::new(Self {
             config,
             runtime,
-            component: ComponentSlot::new(component),
+            component: ComponentSlot::new(served),
             s3,
             reload_lock: ReloadLock::default(),
-            outbound,
             permits,
             tracer,
             table,
-        });
-        service
-            .check_instantiates(&service.component.current())
-            .await
-            .with_context(|| format!("service {:?}", service.name()))?;
-        Ok(service)
-    }
-
-    /// Instantiates `component` once in a throwaway store, so that a component that type-checks
-    /// but cannot be instantiated (a trapping start function, a data segment out of bounds) is
-    /// refused before it serves a request; a component that imports the table capability is
-    /// refused too when its store cannot be opened.
-    pub(crate) async fn check_instantiates(
-        &self,
-        component: &LoadedComponent,
-    ) -> anyhow::Result<()> {
-        if component.imports_table {
-            self.table
-                .prepare()
-                .await
-                .context("the component imports the table capability")?;
-        }
-        let mut store = self.new_store(ActiveTrace::detached());
-        component
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map(|_| ())
-            .map_err(anyhow::Error::from)
-            .context("the component fails to instantiate")
+            stores,
+        }))
     }
 
     /// Compiles and type-checks a component off the async threads (Cranelift is CPU-bound).
@@ -157,50 +138,31 @@ impl Service {
     pub async fn reload(&self, trigger: &str) -> ReloadOutcome {
         crate::swap::reload(self, trigger).await
     }
+}
 
-    /// A fresh store for one request: the service's environment and limits, a new resource
-    /// table, and the request's trace.
-    pub(crate) fn new_store(&self, trace: ActiveTrace) -> Store<HostState> {
-        let limits = &self.config.limits;
-        let mut wasi = WasiCtx::builder();
-        wasi.inherit_stdout().inherit_stderr();
-        for (key, value) in &self.config.env {
-            wasi.env(key, value);
-        }
-        let mut http = WasiHttpCtx::new();
-        // The in-memory size of header maps the component builds (the wire limit on incoming
-        // heads is enforced by the server); generous, like wasmtime's default, but bounded.
-        http.set_field_size_limit(limits.max_header_bytes.max(64 * 1024) * 2);
-        let mut table = ResourceTable::new();
-        table.set_max_capacity(10_000);
-        let state = HostState {
-            wasi: wasi.build(),
-            http,
-            table,
-            outbound: OutboundHooks::new(self.outbound.clone(), trace.clone()),
-            limiter: InstanceLimiter::new(limits),
-            service_table: self.table.clone(),
-            trace,
-        };
-        let mut store = Store::new(self.runtime.engine(), state);
-        store.limiter(|state| &mut state.limiter);
-        // Every time slice the guest yields to tokio, so a guest that never returns to the host
-        // (a busy loop) cannot hold a worker thread; past the request deadline it is stopped
-        // with an interrupt trap, which `invoke` answers with 504.
-        let deadline = Instant::now() + limits.request_timeout;
-        store.set_epoch_deadline(TIME_SLICE_TICKS);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::YieldCustom(
-                    TIME_SLICE_TICKS,
-                    Box::pin(tokio::task::yield_now()),
-                ))
-            }
-        });
-        store
+/// Instantiates `component` once in a throwaway store, so that a component that type-checks but
+/// cannot be instantiated (a trapping start function, a data segment out of bounds) is refused
+/// before it serves a request; a component that imports the table capability is refused too
+/// when its store cannot be opened.
+async fn check_instantiates(
+    stores: &StoreFactory,
+    table: &Table,
+    component: &LoadedComponent,
+) -> anyhow::Result<()> {
+    if component.imports_table {
+        table
+            .prepare()
+            .await
+            .context("the component imports the table capability")?;
     }
+    let mut store = stores.new_store();
+    let timeout = stores.limits().request_timeout;
+    tokio::time::timeout(timeout, component.pre.instantiate_async(&mut store))
+        .await
+        .map_err(|_| anyhow::anyhow!("instantiating it took longer than {timeout:?}"))?
+        .map(|_| ())
+        .map_err(anyhow::Error::from)
+        .context("the component fails to instantiate")
 }
 
 async fn compile(runtime: &Arc<Runtime>, bytes: Vec<u8>) -> anyhow::Result<LoadedComponent> {
@@ -241,9 +203,14 @@ impl ComponentLoader for Service {
         }
     }
 
-    async fn prepare(&self, bytes: Vec<u8>) -> anyhow::Result<LoadedComponent> {
+    async fn prepare(&self, bytes: Vec<u8>) -> anyhow::Result<ServedComponent> {
         let component = self.compile(bytes).await?;
-        self.check_instantiates(&component).await?;
-        Ok(component)
+        check_instantiates(&self.stores, &self.table, &component).await?;
+        Ok(ServedComponent::new(
+            self.name(),
+            component,
+            self.stores.clone(),
+            &self.config.reuse,
+        ))
     }
 }

@@ -5,12 +5,13 @@
 //! admin endpoint) reads the new component, compiles and type-checks it off the request path
 //! (the compile cache makes a known version instant), and then swaps it in atomically: requests
 //! already running keep the instance of the old version they started with; the next request gets
-//! the new one. A file that cannot be served is rejected with one log line and the old version
-//! keeps serving.
+//! the new one (a new set of instances: the old version's instances finish the requests they
+//! hold and are dropped once idle, so no request sees a mix). A file that cannot be served is
+//! rejected with one log line and the old version keeps serving.
 
 use crate::compile_cache::ContentHash;
 use crate::component_source::ComponentSource;
-use crate::runtime::LoadedComponent;
+use crate::instance_pool::ServedComponent;
 use serde::Serialize;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -40,31 +41,31 @@ pub trait ComponentLoader: Send + Sync {
     fn prepare(
         &self,
         bytes: Vec<u8>,
-    ) -> impl Future<Output = anyhow::Result<LoadedComponent>> + Send;
+    ) -> impl Future<Output = anyhow::Result<ServedComponent>> + Send;
 }
 
 /// The component a service serves now.
 pub struct ComponentSlot {
-    current: RwLock<Arc<LoadedComponent>>,
+    current: RwLock<Arc<ServedComponent>>,
 }
 
 impl ComponentSlot {
     /// A slot serving `component`.
-    pub fn new(component: LoadedComponent) -> Self {
+    pub fn new(component: ServedComponent) -> Self {
         Self {
             current: RwLock::new(Arc::new(component)),
         }
     }
 
     /// The component to use for a request that starts now.
-    pub fn current(&self) -> Arc<LoadedComponent> {
+    pub fn current(&self) -> Arc<ServedComponent> {
         self.current
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    fn replace(&self, component: LoadedComponent) -> Arc<LoadedComponent> {
+    fn replace(&self, component: ServedComponent) -> Arc<ServedComponent> {
         let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
         std::mem::replace(&mut *current, Arc::new(component))
     }
@@ -149,7 +150,7 @@ fn rejected<L: ComponentLoader>(
     loader: &L,
     trigger: &str,
     error: anyhow::Error,
-    current: &LoadedComponent,
+    current: &ServedComponent,
 ) -> ReloadOutcome {
     let version = current.content_hash.short().to_string();
     tracing::warn!(

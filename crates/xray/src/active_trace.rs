@@ -41,6 +41,12 @@ impl ActiveTrace {
         )
     }
 
+    /// Whether this is the last handle on the trace: the request it belongs to has ended and
+    /// nothing can record into it any more.
+    pub fn is_unreferenced(&self) -> bool {
+        Arc::strong_count(&self.shared) == 1
+    }
+
     /// The trace id.
     pub fn trace_id(&self) -> TraceId {
         self.lock().trace_id.clone()

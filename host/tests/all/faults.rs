@@ -229,7 +229,7 @@ fn an_invalid_component_stops_the_start_with_a_clear_message() {
         (core_module, "not a valid WebAssembly component"),
         (
             empty_component,
-            "does not export wasi:http/incoming-handler",
+            "exports neither wasi:http/handler@0.3.x nor wasi:http/incoming-handler@0.2.x",
         ),
     ] {
         let path = path.display().to_string();

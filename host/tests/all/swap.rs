@@ -145,7 +145,7 @@ fn invalid_files_are_rejected_and_the_old_version_serves_on() {
             b"\0asm\x01\0\0\0".to_vec(),
         ),
         (
-            "does not export wasi:http/incoming-handler",
+            "exports neither wasi:http/handler@0.3.x nor wasi:http/incoming-handler@0.2.x",
             wat::parse_str("(component)").unwrap(),
         ),
         (

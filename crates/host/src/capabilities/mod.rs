@@ -14,10 +14,12 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "service",
+        // The calls that start from the request rather than from a handle need the store, to
+        // find which request the calling task serves (see `crate::task_traces`).
         imports: {
-            "xray-host:platform/table.put-item": async,
-            "xray-host:platform/table.get-item": async,
-            "xray-host:platform/tracing.current-segment": trappable,
+            "xray-host:platform/table.put-item": async | store,
+            "xray-host:platform/table.get-item": async | store,
+            "xray-host:platform/tracing.current-segment": store | trappable,
         },
         with: {
             "xray-host:platform/tracing.segment": super::tracing::SegmentHandle,

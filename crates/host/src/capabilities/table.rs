@@ -7,12 +7,15 @@
 use super::bindings::xray_host::platform::table as wit;
 
 use crate::host_state::HostState;
-use crate::table::TableError;
 use crate::table::item::{AttributeValue, Item, MAX_DEPTH};
+use crate::table::{Table, TableError};
+use crate::task_traces::calling_request;
 use std::collections::BTreeMap;
-use wasmtime::component::{HasSelf, Linker};
+use std::sync::Arc;
+use wasmtime::component::{Access, HasSelf, Linker};
 /// The WIT types of an item as the component sends it (for the fuzzing entry points).
 pub use wit::{Item as WitItem, Value as WitValue};
+use xray::active_trace::ActiveTrace;
 
 /// Adds the table interface to `linker`.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
@@ -20,24 +23,40 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     Ok(())
 }
 
-impl wit::Host for HostState {
-    async fn put_item(&mut self, item: wit::Item) -> Result<(), wit::TableError> {
+impl wit::Host for HostState {}
+
+impl wit::HostWithStore<HostState> for HasSelf<HostState> {
+    async fn put_item(
+        access: Access<'_, HostState, Self>,
+        item: wit::Item,
+    ) -> Result<(), wit::TableError> {
         let item = item_from_wit(item).map_err(wit::TableError::InvalidItem)?;
-        self.service_table
-            .put(item, &self.trace)
-            .await
-            .map_err(to_wit)
+        let (table, trace) = request_table(access);
+        table.put(item, &trace).await.map_err(to_wit)
     }
 
-    async fn get_item(&mut self, key: wit::Item) -> Result<Option<wit::Item>, wit::TableError> {
+    async fn get_item(
+        access: Access<'_, HostState, Self>,
+        key: wit::Item,
+    ) -> Result<Option<wit::Item>, wit::TableError> {
         let key = item_from_wit(key).map_err(wit::TableError::InvalidItem)?;
-        let found = self
-            .service_table
-            .get(key, &self.trace)
-            .await
-            .map_err(to_wit)?;
+        let (table, trace) = request_table(access);
+        let found = table.get(key, &trace).await.map_err(to_wit)?;
         Ok(found.as_ref().map(item_to_wit))
     }
+}
+
+/// The service's table and the trace of the request making the call.
+///
+/// The WIT functions are synchronous, so wasmtime holds the store while the call waits on the
+/// table: the instance's other requests wait too (wasmtime issue 11869). An `async` WIT
+/// version of the interface would let them run meanwhile.
+fn request_table(
+    mut access: Access<'_, HostState, HasSelf<HostState>>,
+) -> (Arc<Table>, ActiveTrace) {
+    let task = calling_request(&mut access);
+    let state = access.get();
+    (state.service_table.clone(), state.traces.trace_of(task))
 }
 
 fn to_wit(error: TableError) -> wit::TableError {

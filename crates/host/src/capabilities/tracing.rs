@@ -10,7 +10,8 @@
 //! reason to fail the request: it gets an error value back and nothing is recorded.
 
 use crate::host_state::HostState;
-use wasmtime::component::{HasSelf, Linker, Resource};
+use crate::task_traces::calling_request;
+use wasmtime::component::{Access, HasSelf, Linker, Resource};
 use xray::active_trace::ActiveTrace;
 use xray::document::{AnnotationValue, Exception, StackFrame};
 use xray::ids::SegmentId;
@@ -39,11 +40,11 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
 impl HostState {
     fn segment(&self, handle: &Resource<SegmentHandle>) -> ActiveTrace {
         // A handle the guest holds is always in the table; a missing one would be a host bug.
-        // The store's own request is the only one it could belong to.
+        // Recording into a detached trace keeps it from touching any request's trace.
         self.table
             .get(handle)
             .map(|h| h.trace.clone())
-            .unwrap_or_else(|_| self.trace.clone())
+            .unwrap_or_else(|_| ActiveTrace::detached())
     }
 
     fn subsegment(
@@ -62,7 +63,7 @@ impl HostState {
         trace: ActiveTrace,
         index: usize,
     ) -> Result<Resource<SubsegmentHandle>, wit::TracingError> {
-        // The request's resource table is bounded (see `Service::new_store`).
+        // The instance's resource table is bounded (see `StoreFactory::new_store`).
         self.table
             .push(SubsegmentHandle { trace, index })
             .map_err(|_| limit_exceeded())
@@ -73,12 +74,18 @@ fn limit_exceeded() -> wit::TracingError {
     wit::TracingError::LimitExceeded("too many open tracing handles".into())
 }
 
-impl wit::Host for HostState {
-    fn current_segment(&mut self) -> wasmtime::Result<Resource<SegmentHandle>> {
+impl wit::Host for HostState {}
+
+impl wit::HostWithStore<HostState> for HasSelf<HostState> {
+    fn current_segment(
+        mut access: Access<'_, HostState, Self>,
+    ) -> wasmtime::Result<Resource<SegmentHandle>> {
+        let task = calling_request(&mut access);
+        let state = access.get();
+        let trace = state.traces.trace_of(task);
         // Only a component that holds on to thousands of handles fills the bounded table: a
         // trap, which the host answers like any other.
-        let trace = self.trace.clone();
-        Ok(self.table.push(SegmentHandle { trace })?)
+        Ok(state.table.push(SegmentHandle { trace })?)
     }
 }
 

@@ -1,0 +1,305 @@
+//! The instances of one served component version: when one is made, how many requests it
+//! serves (one after another, and at once), and when it is dropped.
+//!
+//! wasmtime's instance handler (`wasmtime_wasi_http::handler`) does the dispatching; this file
+//! gives it the host's policy:
+//!
+//! - [`InstanceReuse`]: the `wasmtime serve` flags, with its defaults per ABI: a WASI 0.3
+//!   instance serves up to 128 requests, 16 at a time; a WASI 0.2 instance one (a fresh
+//!   instance per request, as before reuse existed). An idle instance is kept one second.
+//! - [`InstanceFactory`]: a new store (the service's limits, environment and capabilities) and
+//!   instance, instantiation bounded by the request timeout.
+//! - [`InstanceWorker`]: registers each accepted request's trace under its task (so capability
+//!   calls are attributed, see [`crate::task_traces`]), gives each its deadline, and logs an
+//!   instance that failed. A trap or memory exhaustion in a shared instance fails the requests
+//!   in flight on it, and the instance is dropped; the next request gets a new one.
+//! - [`InstanceExpiry`]: drops an instance idle past the idle timeout, or one whose requests
+//!   are all past their deadline (a guest that never yields cannot keep it).
+//!
+//! A swap makes a new [`ServedComponent`] with its own instances: requests that started on the
+//! old version finish there, and its instances are dropped once idle.
+
+use crate::host_state::{HostState, StoreFactory};
+use crate::runtime::{Abi, LoadedComponent};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use wasmtime::component::GuestTaskId;
+use wasmtime::{Store, StoreContextMut};
+use wasmtime_wasi_http::handler::{
+    HandlerState, Instance, ProxyHandler, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
+};
+use xray::active_trace::ActiveTrace;
+
+/// Instance reuse, as `wasmtime serve` configures it; `None` takes the default for the
+/// component's ABI.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceReuse {
+    /// Requests one instance serves before it is dropped (`--max-instance-reuse-count`).
+    pub max_reuse_count: Option<usize>,
+    /// Requests one instance serves at once (`--max-instance-concurrent-reuse-count`); WASI
+    /// 0.2 instances serve one at a time whatever this says.
+    pub max_concurrent_reuse_count: Option<usize>,
+    /// How long an idle instance is kept for the next request (`--idle-instance-timeout`).
+    pub idle_timeout: Option<Duration>,
+}
+
+/// The defaults of `wasmtime serve` 48.
+const P3_REUSE: usize = 128;
+const P3_CONCURRENT: usize = 16;
+const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl InstanceReuse {
+    /// `(requests per instance, requests at once, idle timeout)` for a component of `abi`.
+    pub fn resolve(&self, abi: Abi) -> (usize, usize, Duration) {
+        let (reuse, concurrent) = match abi {
+            Abi::P3 => (P3_REUSE, P3_CONCURRENT),
+            Abi::P2 => (1, 1),
+        };
+        (
+            self.max_reuse_count.unwrap_or(reuse).max(1),
+            self.max_concurrent_reuse_count.unwrap_or(concurrent).max(1),
+            self.idle_timeout.unwrap_or(IDLE_TIMEOUT),
+        )
+    }
+}
+
+/// What the host attaches to a request it hands to the instance handler.
+pub struct RequestTicket {
+    /// The request's trace.
+    pub trace: ActiveTrace,
+    /// Filled in when an instance accepts the request: that instance's fate.
+    pub served_by: Arc<OnceLock<Arc<InstanceFate>>>,
+}
+
+/// How an instance ended, for the requests it was serving when it failed.
+#[derive(Default)]
+pub struct InstanceFate {
+    /// Whether the instance asked for more memory than its limit (set when it happens).
+    pub memory_exhausted: Arc<AtomicBool>,
+    /// How it ended, once it has: `Some(why)` when it failed, `None` when it was retired in
+    /// good order.
+    ended: OnceLock<Option<String>>,
+    /// Woken when `ended` is set.
+    ended_signal: tokio::sync::Notify,
+    /// Set when a request learned that the instance trapped: it takes no further requests.
+    retired: AtomicBool,
+}
+
+impl InstanceFate {
+    /// Takes the instance out of service: a trapped instance cannot be entered again, and a
+    /// WASI 0.2 request learns of its trap before the instance's handler does.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+    }
+
+    /// Why the instance failed, if it did, waiting up to `wait` for it to end (a request learns
+    /// that its instance is gone, or that it got no answer, slightly before the handler says
+    /// why).
+    pub async fn failure(&self, wait: Duration) -> Option<String> {
+        let notified = self.ended_signal.notified();
+        if let Some(ended) = self.ended.get() {
+            return ended.clone();
+        }
+        let _ = tokio::time::timeout(wait, notified).await;
+        self.ended.get().cloned().flatten()
+    }
+
+    fn end(&self, failure: Option<String>) {
+        let _ = self.ended.set(failure);
+        self.ended_signal.notify_waiters();
+    }
+}
+
+/// One component version being served, with its instances.
+pub struct ServedComponent {
+    /// The component.
+    pub component: Arc<LoadedComponent>,
+    /// Its instances, and the requests queued for them.
+    pub instances: ProxyHandler<InstanceFactory>,
+}
+
+impl std::ops::Deref for ServedComponent {
+    type Target = LoadedComponent;
+
+    fn deref(&self) -> &LoadedComponent {
+        &self.component
+    }
+}
+
+impl ServedComponent {
+    /// Serves `component` with stores from `stores`, reusing instances as `reuse` says.
+    pub fn new(
+        service: &str,
+        component: LoadedComponent,
+        stores: Arc<StoreFactory>,
+        reuse: &InstanceReuse,
+    ) -> Self {
+        let component = Arc::new(component);
+        let (max_reuse, max_concurrent, idle_timeout) = reuse.resolve(component.abi);
+        let factory = InstanceFactory {
+            service: service.into(),
+            component: component.clone(),
+            stores,
+            max_reuse,
+            max_concurrent,
+            idle_timeout,
+        };
+        Self {
+            component,
+            instances: ProxyHandler::new(factory),
+        }
+    }
+
+    /// Requests per instance, requests at once, and the idle timeout, as resolved.
+    pub fn reuse(&self) -> (usize, usize, Duration) {
+        let factory = self.instances.state();
+        (
+            factory.max_reuse,
+            factory.max_concurrent,
+            factory.idle_timeout,
+        )
+    }
+}
+
+/// Makes the instances of one component version.
+pub struct InstanceFactory {
+    service: String,
+    component: Arc<LoadedComponent>,
+    stores: Arc<StoreFactory>,
+    max_reuse: usize,
+    max_concurrent: usize,
+    idle_timeout: Duration,
+}
+
+impl HandlerState for InstanceFactory {
+    type StoreData = HostState;
+    type WorkerExpiration = InstanceExpiry;
+    type WorkerState = InstanceWorker;
+
+    async fn instantiate(
+        &self,
+    ) -> wasmtime::Result<Instance<HostState, InstanceExpiry, InstanceWorker>> {
+        let timeout = self.stores.limits().request_timeout;
+        let mut store = self.stores.new_store();
+        let fate = Arc::new(InstanceFate {
+            memory_exhausted: store.data().limiter.memory_exhausted_flag(),
+            ..InstanceFate::default()
+        });
+        // A start function that loops is stopped with the request that waits for it.
+        let proxy = tokio::time::timeout(timeout, self.component.pre.instantiate_async(&mut store))
+            .await
+            .map_err(|_| {
+                wasmtime::format_err!(
+                    "the component did not finish instantiating within {timeout:?} (--request-timeout)"
+                )
+            })??;
+        Ok(Instance {
+            store,
+            proxy,
+            view: HostState::http_view,
+            expiration: InstanceExpiry {
+                idle_timeout: self.idle_timeout,
+                request_timeout: timeout,
+                timer: None,
+            },
+            state: InstanceWorker {
+                service: self.service.clone(),
+                max_reuse: self.max_reuse,
+                max_concurrent: self.max_concurrent,
+                request_timeout: timeout,
+                fate,
+            },
+        })
+    }
+}
+
+/// The host's side of one instance while it serves.
+pub struct InstanceWorker {
+    service: String,
+    max_reuse: usize,
+    max_concurrent: usize,
+    request_timeout: Duration,
+    fate: Arc<InstanceFate>,
+}
+
+impl WorkerState for InstanceWorker {
+    type StoreData = HostState;
+    type RequestData = RequestTicket;
+
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        if total >= self.max_reuse || self.fate.retired.load(Ordering::Relaxed) {
+            ShouldAccept::Never
+        } else if concurrent >= self.max_concurrent {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        mut store: StoreContextMut<'_, HostState>,
+        ticket: RequestTicket,
+        task: GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        let state = store.data_mut();
+        state.traces.insert(task, ticket.trace.clone());
+        state.outbound.set_request_trace(ticket.trace);
+        state.deadline = Some(Instant::now() + self.request_timeout);
+        let _ = ticket.served_by.set(self.fate.clone());
+        Box::pin(tokio::time::sleep(self.request_timeout))
+    }
+
+    fn drop(&self, _store: Store<HostState>, result: wasmtime::Result<()>) {
+        let failure = result.err().map(|error| {
+            tracing::warn!(
+                service = %self.service,
+                "an instance failed and was dropped with the requests it was serving: {error:?}"
+            );
+            match error.downcast_ref::<wasmtime::Trap>() {
+                Some(trap) => trap.to_string(),
+                None => format!("{error:#}"),
+            }
+        });
+        self.fate.end(failure);
+    }
+}
+
+/// When an instance is dropped: idle past the idle timeout, or busy past every deadline.
+pub struct InstanceExpiry {
+    idle_timeout: Duration,
+    request_timeout: Duration,
+    timer: Option<(Instant, Pin<Box<tokio::time::Sleep>>)>,
+}
+
+impl WorkerExpiration for InstanceExpiry {
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
+        let expires = start
+            + match status {
+                WorkerStatus::Idle => self.idle_timeout,
+                // `start` is when the most recent request was accepted: past its deadline, every
+                // request of the instance is.
+                WorkerStatus::Requests | WorkerStatus::PostReturn => self.request_timeout,
+            };
+        if Instant::now() >= expires {
+            return Poll::Ready(());
+        }
+        let timer = match &mut self.timer {
+            Some((at, timer)) if *at == expires => timer,
+            slot => {
+                let timer = Box::pin(tokio::time::sleep_until(expires.into()));
+                &mut slot.insert((expires, timer)).1
+            }
+        };
+        timer.as_mut().poll(cx)
+    }
+}

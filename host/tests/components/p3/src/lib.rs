@@ -1,0 +1,104 @@
+//! A WASI 0.3 component (spin-sdk 7, `wasi:http/handler@0.3.0`) for the host's integration
+//! tests. Each route does one thing the tests need to see under instance reuse:
+//!
+//! - `GET /work?id=ID&backend=URL&ms=N`: opens a subsegment `work-ID` annotated with `ID`,
+//!   writes `{SubAppId: ID}` to the table, waits `N` ms (so that requests overlap in one
+//!   instance), calls `URL` if given, and answers `{"id":ID,"served":N,"trace":"<header>"}`
+//!   (`N`: this request's place among the instance's requests; the header as the component
+//!   sees its request's trace).
+//! - `GET /count`: how many requests this instance has served (a global: shared under reuse).
+//! - `GET /sleep?ms=N`: answers after `N` ms without using the CPU.
+//! - `GET /trap?ms=N`: traps after `N` ms.
+//! - `GET /oom?ms=N`: allocates without bound after `N` ms.
+//! - `GET /loop`: never returns to the host.
+
+use spin_sdk::http::{EmptyBody, IntoResponse, Request, StatusCode, send};
+use spin_sdk::http_service;
+use spin_sdk::wasip3::clocks::monotonic_clock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use xray_platform::table::{self, Value};
+use xray_platform::tracing::{Segment, Subsegment};
+
+/// Requests this instance has served.
+static SERVED: AtomicU64 = AtomicU64::new(0);
+
+#[http_service]
+async fn handle(request: Request) -> impl IntoResponse {
+    let served = SERVED.fetch_add(1, Ordering::Relaxed) + 1;
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or("").to_string();
+    let param = |name: &str| {
+        query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            (key == name).then(|| value.to_string())
+        })
+    };
+    let ms: u64 = param("ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+    match path.as_str() {
+        "/work" => {
+            let id = param("id").unwrap_or_default();
+            work(&id, served, ms, param("backend")).await
+        }
+        "/count" => (StatusCode::OK, format!(r#"{{"served":{served}}}"#)),
+        "/sleep" => {
+            sleep(ms).await;
+            (StatusCode::OK, r#"{"slept":true}"#.to_string())
+        }
+        "/trap" => {
+            sleep(ms).await;
+            panic!("the test asked for a trap");
+        }
+        "/oom" => {
+            sleep(ms).await;
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1; 1 << 20]);
+            }
+        }
+        "/loop" => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        _ => (
+            StatusCode::NOT_FOUND,
+            r#"{"error":"not_found"}"#.to_string(),
+        ),
+    }
+}
+
+async fn sleep(ms: u64) {
+    if ms > 0 {
+        monotonic_clock::wait_for(ms * 1_000_000).await;
+    }
+}
+
+async fn work(id: &str, served: u64, ms: u64, backend: Option<String>) -> (StatusCode, String) {
+    let work = Subsegment::begin(&format!("work-{id}"));
+    work.annotate("request_id", id);
+    if let Err(error) = table::put_item(&[("SubAppId", Value::Text(id.to_string()))]) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(r#"{{"error":"{error}"}}"#),
+        );
+    }
+    sleep(ms).await;
+    if let Some(url) = backend {
+        let request = http::Request::get(url)
+            .body(EmptyBody::new())
+            .expect("a valid URL");
+        if let Err(error) = send(request).await {
+            return (
+                StatusCode::BAD_GATEWAY,
+                format!(r#"{{"error":"{error:?}"}}"#),
+            );
+        }
+    }
+    drop(work);
+    let header = Segment::current().trace_header();
+    (
+        StatusCode::OK,
+        format!(r#"{{"id":"{id}","served":{served},"trace":"{header}"}}"#),
+    )
+}
