@@ -103,6 +103,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let tracer = Tracer::start(common.xray_options()?);
     let table = Table::start(&common.table_options(&store_file));
     let loaded = load_services(services, &common, tracer.clone(), table).await?;
+    if loaded.len() > 1 {
+        Service::call_each_other_in_process(&loaded);
+    }
     if !common.no_watch {
         swap::watch(&loaded, common.component_poll_interval);
     }

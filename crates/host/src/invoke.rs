@@ -24,12 +24,14 @@
 
 use crate::error_response::{ResponseBody, json_error};
 use crate::instance_pool::{InstanceFate, RequestTicket, ServedComponent};
+use crate::local_calls::LocalService;
 use crate::request_body::LimitedBody;
 use crate::service::Service;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +43,7 @@ use wasmtime::Trap;
 use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, TrapOrPanicError};
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode as P2ErrorCode;
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as P3ErrorCode;
+use wasmtime_wasi_http::{Error as WasiHttpError, WasiBody};
 use xray::active_trace::ActiveTrace;
 use xray::recorder::SegmentGuard;
 use xray::trace_header::HEADER_NAME;
@@ -49,15 +52,29 @@ use xray::trace_header::HEADER_NAME;
 /// service serves.
 pub const VERSION_HEADER: &str = "x-component-version";
 
-/// A request body the host can hand to a component: hyper's [`Incoming`](hyper::body::Incoming) in the server.
+/// A request body the host can hand to a component: hyper's [`Incoming`](hyper::body::Incoming)
+/// in the server, a caller's outgoing body for an in-process call.
 pub trait RequestBody:
-    Body<Data = Bytes, Error = hyper::Error> + Send + Sync + Unpin + 'static
+    Body<Data = Bytes, Error: Into<WasiHttpError>> + Send + Unpin + 'static
 {
 }
 
 impl<B> RequestBody for B where
-    B: Body<Data = Bytes, Error = hyper::Error> + Send + Sync + Unpin + 'static
+    B: Body<Data = Bytes, Error: Into<WasiHttpError>> + Send + Unpin + 'static
 {
+}
+
+impl LocalService for Service {
+    fn local_name(&self) -> &str {
+        self.name()
+    }
+
+    fn call(
+        self: Arc<Self>,
+        request: Request<WasiBody>,
+    ) -> Pin<Box<dyn Future<Output = Response<WasiBody>> + Send>> {
+        Box::pin(async move { invoke(&self, request, None).await })
+    }
 }
 
 /// Serves one request with `service`, answering every failure with a JSON error, and traces it.

@@ -21,6 +21,7 @@
 //! - [`limits`]: the limits every request runs under.
 //! - [`request_body`]: the size-limited request body.
 //! - [`outbound`], [`p3_client`] and [`allow_list`]: outgoing HTTP from components.
+//! - [`local_calls`]: calls between the services of one process, without a connection.
 //! - [`keep_alive`]: the header read and keep-alive timeouts of a connection.
 //! - [`server`]: listeners, routing, concurrency caps and graceful shutdown.
 //! - [`static_files`]: the frontend's files, for the local run.
@@ -39,6 +40,7 @@ pub mod instance_pool;
 pub mod invoke;
 pub mod keep_alive;
 pub mod limits;
+pub mod local_calls;
 pub mod network_policy;
 pub mod outbound;
 pub mod p3_client;

@@ -24,6 +24,7 @@
 //! the trace (xray-spec §5.4, §7.2).
 
 use crate::allow_list::AllowList;
+use crate::local_calls::LocalServices;
 use crate::network_policy::{AddressPolicy, Refusal, TargetHost};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -37,7 +38,7 @@ use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
@@ -190,6 +191,8 @@ pub struct OutboundHttp {
     resolver: CheckedResolver,
     client: Client<Connector, WasiBody>,
     tls_client: Client<HttpsConnector<Connector>, WasiBody>,
+    /// Services of the same process, called without a connection (`xray-host run` only).
+    local: OnceLock<LocalServices>,
 }
 
 impl OutboundHttp {
@@ -242,7 +245,16 @@ impl OutboundHttp {
             resolver,
             client,
             tls_client,
+            local: OnceLock::new(),
         })
+    }
+
+    /// Calls to `services` (the other services of this process) go in process from now on.
+    /// Set once, when every service of the process is loaded.
+    pub fn call_in_process(&self, services: LocalServices) {
+        if !services.is_empty() {
+            let _ = self.local.set(services);
+        }
     }
 
     /// Sends `request` as the service's policy allows.
@@ -262,6 +274,16 @@ impl OutboundHttp {
             );
             return Err(Error::HttpRequestDenied);
         }
+        let response_timeout = options
+            .and_then(|o| o.first_byte_timeout)
+            .unwrap_or(self.config.response_timeout);
+        // A co-located service: no connection, so no address to check.
+        if let Some(callee) = self.local.get().and_then(|local| local.find(&uri)) {
+            let response = tokio::time::timeout(response_timeout, callee.call(request))
+                .await
+                .map_err(|_| Error::HttpResponseTimeout)?;
+            return Ok((response, Box::new(async { Ok(()) })));
+        }
         // An address in the URL, in any of its forms, is checked here: the connector resolves
         // only names.
         if let Some(host) = uri.host()
@@ -271,9 +293,6 @@ impl OutboundHttp {
             self.resolver.refuse(host, address, refusal);
             return Err(Error::DestinationIpProhibited);
         }
-        let response_timeout = options
-            .and_then(|o| o.first_byte_timeout)
-            .unwrap_or(self.config.response_timeout);
         let sent = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
             tokio::time::timeout(response_timeout, self.tls_client.request(request)).await
         } else {

@@ -6,6 +6,7 @@ use crate::component_source::ComponentSource;
 use crate::host_state::StoreFactory;
 use crate::instance_pool::{InstanceReuse, ServedComponent};
 use crate::limits::Limits;
+use crate::local_calls::{LocalService, LocalServices};
 use crate::outbound::{OutboundConfig, OutboundHttp};
 use crate::runtime::{LoadedComponent, Runtime};
 use crate::s3_source::{Fetched, S3Source};
@@ -45,6 +46,7 @@ pub struct Service {
     pub(crate) component: ComponentSlot,
     pub(crate) s3: Option<S3Source>,
     pub(crate) reload_lock: ReloadLock,
+    pub(crate) outbound: Arc<OutboundHttp>,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) tracer: Arc<Tracer>,
     pub(crate) table: Arc<Table>,
@@ -111,6 +113,7 @@ impl Service {
             component: ComponentSlot::new(served),
             s3,
             reload_lock: ReloadLock::default(),
+            outbound,
             permits,
             tracer,
             table,
@@ -131,6 +134,25 @@ impl Service {
     /// The content hash of the component being served now.
     pub fn version(&self) -> ContentHash {
         self.component.current().content_hash.clone()
+    }
+
+    /// Lets each of `services` (one process's services) call the others that listen on an
+    /// address in process, without a connection (see [`crate::local_calls`]).
+    pub fn call_each_other_in_process(services: &[Arc<Service>]) {
+        let mut local = LocalServices::default();
+        for service in services {
+            if let Some(listen) = service.config.listen {
+                let callee: Arc<dyn LocalService> = service.clone();
+                local.add(listen, &callee);
+                tracing::info!(
+                    service = %service.name(),
+                    "calls to http://{listen} from the other services of this process go in process"
+                );
+            }
+        }
+        for service in services {
+            service.outbound.call_in_process(local.clone());
+        }
     }
 
     /// Reloads the component from its source (see [`crate::swap`]); `trigger` says why, for

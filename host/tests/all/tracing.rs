@@ -83,7 +83,19 @@ fn one_page_load_is_one_trace_across_the_bff_and_both_backends() {
             segment["parent_id"], remote["id"],
             "{backend} continues the BFF's call"
         );
+        // One process: the call went in process, so no socket gave the backend a client.
+        assert!(
+            segment["http"]["request"].get("client_ip").is_none(),
+            "{backend} was called over TCP: {segment:#}"
+        );
     }
+    assert!(
+        app.host.log().contains(&format!(
+            "calls to http://127.0.0.1:{one} from the other services of this process go in process"
+        )),
+        "{}",
+        app.host.log()
+    );
     // Backend #1's manual subsegment and annotation.
     let work = &backend_1["subsegments"][0];
     assert_eq!(work["name"], "current-date");
