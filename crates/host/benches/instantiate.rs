@@ -16,6 +16,7 @@ use std::convert::Infallible;
 use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::sync::Arc;
+use wasmtime_wasi_http::Error as WasiHttpError;
 use xray::daemon_address::DaemonAddress;
 use xray::recorder::{Tracer, XrayOptions};
 use xray::sampling::local::LocalRules;
@@ -79,7 +80,9 @@ fn service(
 /// One `GET /`, answered and read to the end; panics unless it is a 200.
 async fn one_request(service: &Arc<Service>) {
     let request = http::Request::get("http://backend2.local/")
-        .body(Empty::<Bytes>::new().map_err(|never: Infallible| match never {}))
+        .body(
+            Empty::<Bytes>::new().map_err(|never: Infallible| -> WasiHttpError { match never {} }),
+        )
         .expect("a valid request");
     let response = invoke(service, request, None).await;
     assert_eq!(response.status(), 200, "the component answered an error");
