@@ -5,10 +5,12 @@ Started by scripts/bench.sh, which builds and installs what this needs first. Th
 
 1. The whole application, GET /api/ (BFF -> backend 1 -> backend 2), every request traced and
    its segments sent over UDP to a sink: xray-host as three processes (as on ECS) and as one
-   process, against the original sample's stack (Express, Flask, Django with the official
+   process (the BFF's calls to the backends in process), against the original sample's stack (Express, Flask, Django with the official
    X-Ray SDKs) under gunicorn and under the development servers it shipped with.
-2. One component, backend 2's GET / (its standalone build, which imports WASI only): xray-host
-   traced and with X-Ray off, `wasmtime serve` on the same file, and a native hyper server.
+2. One component, backend 2's GET / (its standalone build, a spin-sdk 7 WASI 0.3 component that
+   imports WASI only): xray-host traced (instances reused, as wasmtime serve does for WASI 0.3),
+   with X-Ray off, and with reuse off (a fresh instance per request); `wasmtime serve` on the
+   same file with its default reuse (the anchor); and a native hyper server.
 3. Serverless figures: process start to the first 200 (with and without the compiled-component
    cache), resident memory of an idle host, and the criterion figures of the per-request
    instantiate-handle-drop path and the tracing hot paths (from target/criterion).
@@ -448,6 +450,10 @@ def one_component_factories(log_dir, rules, sink, cache):
         variant("xray-host, X-Ray off", 18202,
                 host_command(STANDALONE, 18202, "Backend #2", rules, "--xray", "off",
                              "--table-store", f"{cache}/t2.redb")),
+        variant("xray-host, traced, reuse off", 18206,
+                host_command(STANDALONE, 18206, "Backend #2", rules,
+                             "--max-instance-reuse-count", "1",
+                             "--table-store", f"{cache}/t4.redb")),
         variant("xray-host, traced, backend2 as shipped", 18203,
                 host_command(WASM / "backend2.wasm", 18203, "Backend #2", rules,
                              "--env", "RECORD_LAST_ACCESS=off",
@@ -458,7 +464,8 @@ def one_component_factories(log_dir, rules, sink, cache):
 
 
 def wasmtime_serve(port, *options):
-    """`wasmtime serve` on the standalone backend 2, with the pooling allocator as ours uses."""
+    """`wasmtime serve` on the standalone backend 2, with the pooling allocator as ours uses and
+    its default instance reuse (for a WASI 0.3 component: 128 requests, 16 at once)."""
     return [WASMTIME, "serve", "-Scli", "-Opooling-allocator", *options,
             "--addr", f"127.0.0.1:{port}", STANDALONE]
 
@@ -677,7 +684,8 @@ def main():
     print_table(
         "One component, backend 2 GET / (the same standalone .wasm; native returns the same JSON)",
         single,
-        [(names[0], names[3]), (names[1], names[3]), (names[0], names[4]), (names[3], names[4])],
+        [(names[0], names[4]), (names[1], names[4]), (names[0], names[1]), (names[2], names[4]),
+         (names[0], names[5]), (names[4], names[5])],
     )
     print("\nServerless figures and hot paths (medians)")
     for name, value, unit in extra:
