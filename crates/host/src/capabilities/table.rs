@@ -49,8 +49,9 @@ impl wit::HostWithStore<HostState> for HasSelf<HostState> {
 /// The service's table and the trace of the request making the call.
 ///
 /// The WIT functions are synchronous, so wasmtime holds the store while the call waits on the
-/// table: the instance's other requests wait too (wasmtime issue 11869). An `async` WIT
-/// version of the interface would let them run meanwhile.
+/// table: the instance's other requests wait too (wasmtime issue 11869; wasmtime 48 refuses a
+/// concurrent host function for a synchronous WIT function). Making `put-item` and `get-item`
+/// `async func`s in a later version of the WIT package would let them run meanwhile.
 fn request_table(
     mut access: Access<'_, HostState, HasSelf<HostState>>,
 ) -> (Arc<Table>, ActiveTrace) {
