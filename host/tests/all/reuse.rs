@@ -86,13 +86,15 @@ fn sixteen_concurrent_requests_in_one_p3_instance_keep_their_own_traces() {
         &env,
     );
 
-    // Staggered so that the one instance has yielded (and can accept) before the next arrives;
-    // each waits long enough that all sixteen are in flight at once.
+    // One instance, made and idle before the sixteen arrive (it counts this request as its
+    // first). They are staggered so that the instance has yielded (and can accept) before the
+    // next arrives, and each waits long enough that all sixteen are in flight at once.
+    assert_eq!(get(port, "/count").json()["served"], 1, "{}", host.log());
     let requests: Vec<_> = (0..16)
         .map(|i| {
-            std::thread::sleep(Duration::from_millis(40));
+            std::thread::sleep(Duration::from_millis(60));
             let (header, root) = trace_header(i);
-            let path = format!("/work?id=r{i}&ms=1500&backend=http://{allowed}/ok");
+            let path = format!("/work?id=r{i}&ms=2000&backend=http://{allowed}/ok");
             let thread = std::thread::spawn(move || {
                 request(port, "GET", &path, &[("X-Amzn-Trace-Id", &header)], b"")
             });
@@ -135,8 +137,8 @@ fn sixteen_concurrent_requests_in_one_p3_instance_keep_their_own_traces() {
         assert_eq!(theirs["parent_id"], remote["id"], "{documents:#?}");
         assert_eq!(theirs["trace_id"], root);
     }
-    // One instance served them all: it counted its requests 1..=16.
-    assert_eq!(served_counts, (1..=16).collect(), "{}", host.log());
+    // One instance served them all: it counted them 2..=17.
+    assert_eq!(served_counts, (2..=17).collect(), "{}", host.log());
     let log = host.log();
     assert!(!log.contains("instance failed"), "{log}");
 }
