@@ -146,6 +146,8 @@ fn sixteen_concurrent_requests_in_one_p3_instance_keep_their_own_traces() {
 /// Sends `path` (which fails the instance after 100 ms) while another request waits on the same
 /// instance: both get `error`, and the next request is served by a new instance.
 fn fails_with_its_instance(host: &Host, port: u16, path: &'static str, error: &str) {
+    // The instance exists, idle, before the two requests arrive.
+    assert_eq!(get(port, "/count").json()["served"], 1, "{}", host.log());
     let sleeper = std::thread::spawn(move || get(port, "/sleep?ms=800"));
     std::thread::sleep(Duration::from_millis(100));
     let failing = get(port, path);
@@ -174,12 +176,14 @@ fn memory_exhaustion_in_a_shared_instance_fails_its_requests_and_the_next_one_is
 #[test]
 fn a_request_past_its_deadline_gets_504_without_stalling_the_others_on_its_instance() {
     let (host, port) = p3(&["--request-timeout", "1s"], &[]);
+    assert_eq!(get(port, "/count").json()["served"], 1, "{}", host.log());
     let slow = std::thread::spawn(move || get(port, "/sleep?ms=5000"));
     std::thread::sleep(Duration::from_millis(100));
-    // Served while the slow request waits, and by the same instance.
+    // Served while the slow request waits, and by the same instance (its third request).
     let started = Instant::now();
     let quick = get(port, "/count");
     assert_eq!(quick.status, 200);
+    assert_eq!(quick.json()["served"], 3, "{}", host.log());
     assert!(
         started.elapsed() < Duration::from_millis(500),
         "{:?}",
