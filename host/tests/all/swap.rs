@@ -66,6 +66,9 @@ fn ten_swaps_under_load_fail_no_request() {
             let (stop, served_count) = (stop.clone(), served_count.clone());
             std::thread::spawn(move || {
                 let mut failures = Vec::new();
+                // Which version answered what: with instances reused, a request must still be
+                // served wholly by one version, the one its response names.
+                let mut seen = std::collections::BTreeMap::new();
                 // Bounded: at most 20 000 requests or until told to stop.
                 for _ in 0..20_000 {
                     if stop.load(Ordering::Relaxed) {
@@ -73,8 +76,17 @@ fn ten_swaps_under_load_fail_no_request() {
                     }
                     let response = get(port, "/");
                     served_count.fetch_add(1, Ordering::Relaxed);
-                    if response.status != 200 || answered_by(&response.body).is_none() {
+                    let Some(kind) = answered_by(&response.body).filter(|_| response.status == 200)
+                    else {
                         failures.push(format!("{} {}", response.status, response.body));
+                        continue;
+                    };
+                    let version = response
+                        .header("x-component-version")
+                        .unwrap_or("")
+                        .to_string();
+                    if *seen.entry(version.clone()).or_insert(kind) != kind {
+                        failures.push(format!("version {version} answered both kinds"));
                     }
                 }
                 failures
