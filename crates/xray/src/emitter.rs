@@ -204,6 +204,13 @@ mod tests {
                 format!("{{\"format\":\"json\",\"version\":1}}\n{{\"id\":\"{id}\"}}")
             );
         }
+        // The emitter counts a datagram after sending it: the count may trail the receipt.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while emitter.stats().sent.load(Ordering::Relaxed) < 2
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         assert_eq!(emitter.stats().sent.load(Ordering::Relaxed), 2);
     }
 
