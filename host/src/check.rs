@@ -71,6 +71,7 @@ async fn load(args: &CheckArgs, scratch: &std::path::Path) -> anyhow::Result<Str
         outbound: OutboundConfig::default(),
         limits,
         reuse: Default::default(),
+        access_log: false,
     };
     let service = Service::load(runtime, Tracer::disabled(), table, config, scratch).await?;
     Ok(service.version().short().to_string())

@@ -153,6 +153,7 @@ impl Manifest {
                 outbound: common.outbound(allow_list),
                 limits: common.limits(),
                 reuse,
+                access_log: common.access_log,
             });
         }
         let frontend = match file.frontend {

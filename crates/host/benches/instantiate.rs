@@ -70,6 +70,7 @@ fn service(
             outbound: OutboundConfig::default(),
             limits: Limits::default(),
             reuse: Default::default(),
+            access_log: false,
         };
         Service::load(runtime, tracer, table, config, store)
             .await

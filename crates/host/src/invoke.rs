@@ -91,17 +91,21 @@ where
     B: RequestBody,
 {
     let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
+    // Only what the access log needs is kept past the request (it is off by default: at
+    // thousands of requests a second, formatting and writing a line per request costs more
+    // than tracing it).
+    let logged = service
+        .config
+        .access_log
+        .then(|| (request.method().clone(), request.uri().path().to_string()));
     let start = service.tracer.begin(
         service.name(),
-        &method,
+        request.method(),
         request.uri(),
         request.headers(),
         peer,
     );
     let trace = start.trace;
-    let trace_id = trace.trace_id();
 
     // The version current when the request starts serves all of it, even if a swap happens
     // meanwhile; the response and the segment name that version.
@@ -121,10 +125,11 @@ where
     {
         response.headers_mut().insert(HEADER_NAME, echo);
     }
+    response
+        .headers_mut()
+        .insert(VERSION_HEADER, component.version_header.clone());
     let version = component.content_hash.short().to_string();
-    if let Ok(value) = HeaderValue::from_str(&version) {
-        response.headers_mut().insert(VERSION_HEADER, value);
-    }
+    let logged = logged.map(|(method, path)| (method, path, trace.trace_id()));
     let guard = SegmentGuard {
         trace,
         tracer: service.tracer.clone(),
@@ -140,15 +145,17 @@ where
         .boxed_unsync()
     });
 
-    tracing::info!(
-        service = %service.name(),
-        %method,
-        path = %path,
-        status,
-        ms = %format_args!("{:.2}", started.elapsed().as_secs_f64() * 1e3),
-        trace_id = %trace_id,
-        "request"
-    );
+    if let Some((method, path, trace_id)) = logged {
+        tracing::info!(
+            service = %service.name(),
+            %method,
+            path = %path,
+            status,
+            ms = %format_args!("{:.2}", started.elapsed().as_secs_f64() * 1e3),
+            %trace_id,
+            "request"
+        );
+    }
     response
 }
 

@@ -54,6 +54,8 @@ pub struct LoadedComponent {
     pub abi: Abi,
     /// SHA-256 of the component file, hex: the version being served.
     pub content_hash: ContentHash,
+    /// The short version, as the value of the response header that names it (made once).
+    pub version_header: http::HeaderValue,
     /// Whether the compiled artifact came from the on-disk cache.
     pub from_cache: bool,
     /// Whether the component imports the table capability: only then does the host open the
@@ -177,7 +179,10 @@ impl Runtime {
                     }
                 },
             };
+        let version_header = http::HeaderValue::from_str(content_hash.short())
+            .context("a content hash is hex, so a header value")?;
         Ok(LoadedComponent {
+            version_header,
             pre,
             abi,
             content_hash,

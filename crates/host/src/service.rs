@@ -36,6 +36,8 @@ pub struct ServiceConfig {
     pub limits: Limits,
     /// How instances are reused between requests.
     pub reuse: InstanceReuse,
+    /// Whether every request is logged (one INFO line with its status, time and trace id).
+    pub access_log: bool,
 }
 
 /// A service ready to serve requests.

@@ -93,7 +93,7 @@ fn the_bff_combines_both_backends_behind_the_frontend_origin() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Current Date (from Backend #1)"));
     assert!(get(front, "/app.js").body.contains("/api/"));
-    // One log line per request with a trace id, for every hop.
+    // With --access-log, one log line per request with a trace id, for every hop.
     assert!(host.wait_for_log(
         "service=Backend #2 method=GET path=/ status=200",
         Duration::from_secs(5)

@@ -35,6 +35,8 @@ fn a_p3_and_a_p2_component_are_served_by_the_same_binary() {
     );
     assert_eq!(get(p2_port, "/ok").status, 200, "{}", p2_host.log());
     assert!(p3_host.log().contains("wasi:http 0.3"), "{}", p3_host.log());
+    // No access log unless asked for (--access-log).
+    assert!(!p3_host.log().contains("path=/sleep"), "{}", p3_host.log());
     assert!(p2_host.log().contains("wasi:http 0.2"), "{}", p2_host.log());
 }
 

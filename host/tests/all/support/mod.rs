@@ -455,7 +455,7 @@ pub fn shared_application() -> &'static SharedApplication {
         let address = daemon.address();
         let (host, front, one, two) = application_with_options(
             None,
-            &["--sampling-rules", &rules_path],
+            &["--sampling-rules", &rules_path, "--access-log"],
             &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
         );
         kill_at_exit(host.pid());
