@@ -12,7 +12,9 @@ use xray::daemon_address::DaemonAddress;
 use xray::sampling::centralized::{CentralizedSampler, parse_rules_response};
 use xray::sampling::local::{LocalRules, LocalSampler};
 use xray::sampling::{RandomSource, SamplingRequest};
+use xray::ids::TraceId;
 use xray::trace_header::TraceHeader;
+use xray::traceparent::TraceParent;
 use xray_local::store::TraceStore;
 use xray_local::{api, datagram};
 
@@ -31,6 +33,7 @@ fn text(data: &[u8]) -> String {
 /// The names of the targets, as the directories of regression inputs are named.
 pub const TARGETS: &[&str] = &[
     "trace_header",
+    "traceparent",
     "daemon_address",
     "local_rules",
     "sampling_responses",
@@ -46,6 +49,7 @@ pub const TARGETS: &[&str] = &[
 pub fn run(name: &str, data: &[u8]) {
     match name {
         "trace_header" => trace_header(data),
+        "traceparent" => traceparent(data),
         "daemon_address" => daemon_address(data),
         "local_rules" => local_rules(data),
         "sampling_responses" => sampling_responses(data),
@@ -67,6 +71,16 @@ pub fn trace_header(data: &[u8]) {
         header, again,
         "a serialized header does not parse back the same"
     );
+}
+
+/// W3C `traceparent`: a valid header names the same trace, parent and decision when written
+/// back, and the X-Ray ids it maps to are valid X-Ray ids.
+pub fn traceparent(data: &[u8]) {
+    if let Some(parent) = TraceParent::parse(&text(data)) {
+        let written = TraceParent::format(&parent.trace_id, &parent.parent_id, parent.sampled);
+        assert_eq!(TraceParent::parse(&written), Some(parent.clone()));
+        assert!(TraceId::parse(parent.trace_id.as_str()).is_some());
+    }
 }
 
 /// `AWS_XRAY_DAEMON_ADDRESS`: a parsed address prints as one that parses back the same.

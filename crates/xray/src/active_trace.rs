@@ -13,6 +13,7 @@ use crate::document::HttpResponse;
 use crate::ids::{SegmentId, TraceId};
 use crate::request_trace::{CallEnd, CallStart, FailureKind, RequestTrace, Target};
 use crate::trace_header::HEADER_NAME;
+use crate::traceparent;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A request's trace, shared by everything that records into it.
@@ -59,7 +60,9 @@ impl ActiveTrace {
     }
 
     /// Begins an outgoing HTTP call: a `remote` subsegment under the component's innermost open
-    /// subsegment, and the `X-Amzn-Trace-Id` header naming it set on `request`.
+    /// subsegment, and the headers naming it set on `request`: `X-Amzn-Trace-Id`, and W3C's
+    /// `traceparent` (with the incoming `tracestate`) for the same trace and parent, so that
+    /// X-Ray SDKs and OpenTelemetry services both continue the trace.
     pub fn begin_http_call<B>(&self, request: &mut http::Request<B>) -> CallSpan {
         if !self.record_calls {
             return CallSpan::unrecorded();
@@ -78,10 +81,31 @@ impl ActiveTrace {
                 method: request.method().as_str(),
                 url: &url,
             });
-            (index, trace.downstream_header(index))
+            (
+                index,
+                (
+                    trace.downstream_header(index),
+                    trace.downstream_traceparent(index),
+                    trace.trace_state.clone(),
+                ),
+            )
         };
+        let (header, traceparent, trace_state) = header;
+        let headers = request.headers_mut();
         if let Ok(value) = http::HeaderValue::from_str(&header.to_string()) {
-            request.headers_mut().insert(HEADER_NAME, value);
+            headers.insert(HEADER_NAME, value);
+        }
+        if let Ok(value) = http::HeaderValue::from_str(&traceparent) {
+            headers.insert(traceparent::HEADER_NAME, value);
+        }
+        match trace_state.and_then(|state| http::HeaderValue::from_str(&state).ok()) {
+            Some(value) => {
+                headers.insert(traceparent::STATE_HEADER_NAME, value);
+            }
+            // Whatever the component set belongs to no trace the host knows.
+            None => {
+                headers.remove(traceparent::STATE_HEADER_NAME);
+            }
         }
         self.span(index)
     }

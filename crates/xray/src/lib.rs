@@ -2,6 +2,7 @@
 //! WebAssembly runtime and no HTTP server in it.
 //!
 //! - [`trace_header`]: the `X-Amzn-Trace-Id` header, parsed leniently and serialized.
+//! - [`traceparent`]: W3C Trace Context's `traceparent`, and its ids as X-Ray's.
 //! - [`ids`]: [`TraceId`](ids::TraceId) and [`SegmentId`](ids::SegmentId), from the operating
 //!   system's CSPRNG.
 //! - [`document`]: the segment document, typed.
@@ -27,3 +28,4 @@ pub mod request_trace;
 pub mod sampling;
 pub mod segment;
 pub mod trace_header;
+pub mod traceparent;

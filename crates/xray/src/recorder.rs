@@ -20,10 +20,15 @@ use crate::sampling::poller::SamplingPoller;
 use crate::sampling::{OsRandom, Sampler, SamplingRequest, SystemClock};
 use crate::segment::{ServiceIdentity, documents};
 use crate::trace_header::{HEADER_NAME, SampledFlag, TraceHeader};
+use crate::traceparent::{self, TraceParent};
 use http::HeaderMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+/// The longest incoming `tracestate` passed on (W3C: 32 entries; 512 characters is what its
+/// implementations are asked to propagate at least).
+const MAX_TRACE_STATE_BYTES: usize = 512;
 
 /// How X-Ray is configured for the process.
 #[derive(Debug, Clone)]
@@ -177,15 +182,37 @@ impl Tracer {
             .and_then(|v| v.to_str().ok())
             .map(TraceHeader::parse)
             .unwrap_or_default();
+        // W3C Trace Context, from an OpenTelemetry caller: continued when no X-Ray header names
+        // a trace; when both do, X-Ray's wins and both go downstream naming it.
+        let w3c = headers
+            .get(traceparent::HEADER_NAME)
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceParent::parse);
         let host = headers
             .get(http::header::HOST)
             .and_then(|v| v.to_str().ok());
         let path = uri.path();
-        let (trace_id, parent_id) = match &header.root {
-            Some(root) => (root.clone(), header.parent.clone()),
-            None => (TraceId::new(), None),
+        let (trace_id, parent_id, sampled_flag) = match (&header.root, &w3c) {
+            (Some(root), _) => (root.clone(), header.parent.clone(), header.sampled),
+            (None, Some(parent)) => (
+                parent.trace_id.clone(),
+                Some(parent.parent_id.clone()),
+                Some(if parent.sampled {
+                    SampledFlag::Yes
+                } else {
+                    SampledFlag::No
+                }),
+            ),
+            (None, None) => (TraceId::new(), None, header.sampled),
         };
-        let (sampled, rule_name) = match (self.enabled, header.sampled) {
+        // `tracestate` belongs to the `traceparent` beside it: kept only for that trace.
+        let trace_state = w3c
+            .filter(|parent| parent.trace_id == trace_id)
+            .and_then(|_| headers.get(traceparent::STATE_HEADER_NAME))
+            .and_then(|v| v.to_str().ok())
+            .filter(|state| state.len() <= MAX_TRACE_STATE_BYTES)
+            .map(str::to_string);
+        let (sampled, rule_name) = match (self.enabled, sampled_flag) {
             (false, _) => (false, None),
             (true, Some(SampledFlag::Yes)) => (true, None),
             (true, Some(SampledFlag::No)) => (false, None),
@@ -218,6 +245,7 @@ impl Tracer {
         trace.parent_id = parent_id;
         trace.rule_name = rule_name;
         trace.extra_header_fields = header.extra;
+        trace.trace_state = trace_state;
         trace.request = incoming_request(method, uri, headers, peer);
         RequestStart {
             trace: ActiveTrace::new(trace, self.enabled),
@@ -349,6 +377,87 @@ mod tests {
     }
 
     const ROOT: &str = "1-5759e988-bd862e3fe1be46a994272793";
+
+    /// The same trace as [`ROOT`], as W3C writes it.
+    const W3C_TRACE: &str = "5759e988bd862e3fe1be46a994272793";
+
+    fn begin_with(tracer: &Tracer, pairs: &[(&str, &str)]) -> RequestStart {
+        tracer.begin(
+            "Backend",
+            &http::Method::GET,
+            &"/".parse().unwrap(),
+            &headers(pairs),
+            None,
+        )
+    }
+
+    #[test]
+    fn a_w3c_traceparent_is_continued_when_no_x_ray_header_names_a_trace() {
+        let never = tracer(0.0);
+        let value = format!("00-{W3C_TRACE}-00f067aa0ba902b7-01");
+        let start = begin_with(&never, &[("traceparent", &value), ("tracestate", "ot=p:8")]);
+        let trace = recorded(&start);
+        assert_eq!(trace.trace_id, ROOT);
+        assert_eq!(
+            trace.parent_id.as_ref().map(SegmentId::as_str),
+            Some("00f067aa0ba902b7")
+        );
+        assert!(trace.sampled, "the sampled flag wins over a rate of 0");
+        assert_eq!(trace.trace_state.as_deref(), Some("ot=p:8"));
+        // Downstream, both headers name the same trace, parent and decision.
+        let index = start
+            .trace
+            .with(|t| t.begin_subsegment(crate::request_trace::Target::Segment, "call"))
+            .unwrap();
+        let (header, traceparent) = start
+            .trace
+            .with(|t| (t.downstream_header(index), t.downstream_traceparent(index)));
+        let parent = header.parent.as_ref().unwrap().as_str().to_string();
+        assert_eq!(
+            header.to_string(),
+            format!("Root={ROOT};Parent={parent};Sampled=1")
+        );
+        assert_eq!(traceparent, format!("00-{W3C_TRACE}-{parent}-01"));
+
+        // Not sampled upstream: not sampled here either, whatever the rules say.
+        let always = tracer(1.0);
+        let value = format!("00-{W3C_TRACE}-00f067aa0ba902b7-00");
+        assert!(!recorded(&begin_with(&always, &[("traceparent", &value)])).sampled);
+
+        // An invalid traceparent is ignored: a new trace.
+        let start = begin_with(&always, &[("traceparent", "00-zz-00f067aa0ba902b7-01")]);
+        assert_ne!(recorded(&start).trace_id, ROOT);
+        assert!(recorded(&start).parent_id.is_none());
+    }
+
+    #[test]
+    fn the_x_ray_header_wins_over_traceparent_and_a_foreign_tracestate_is_dropped() {
+        let never = tracer(0.0);
+        let other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let value = format!("Root={ROOT};Parent=53995c3f42cd8ad8;Sampled=0");
+        let start = begin_with(
+            &never,
+            &[
+                ("x-amzn-trace-id", &value),
+                ("traceparent", other),
+                ("tracestate", "ot=p:8"),
+            ],
+        );
+        let trace = recorded(&start);
+        assert_eq!(trace.trace_id, ROOT);
+        assert_eq!(
+            trace.parent_id.as_ref().map(SegmentId::as_str),
+            Some("53995c3f42cd8ad8")
+        );
+        assert!(!trace.sampled);
+        assert_eq!(trace.trace_state, None, "it belonged to the other trace");
+        assert!(
+            trace
+                .downstream_traceparent(0)
+                .starts_with(&format!("00-{W3C_TRACE}-"))
+        );
+        assert!(trace.downstream_traceparent(0).ends_with("-00"));
+    }
 
     #[test]
     fn continues_a_valid_trace_and_obeys_its_sampling_decision() {

@@ -13,6 +13,7 @@ use crate::document::{
 };
 use crate::ids::{SegmentId, TraceId};
 use crate::trace_header::TraceHeader;
+use crate::traceparent::TraceParent;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -116,6 +117,9 @@ pub struct RequestTrace {
     pub rule_name: Option<String>,
     /// Incoming header fields to pass downstream (`Lineage`, …).
     pub extra_header_fields: Vec<(String, String)>,
+    /// The incoming W3C `tracestate`, passed downstream beside `traceparent` when it belongs to
+    /// this trace.
+    pub trace_state: Option<String>,
     /// When the request arrived, epoch seconds.
     pub start_time: f64,
     /// When the response was finished, once it was.
@@ -196,6 +200,7 @@ impl RequestTrace {
             sampled,
             rule_name: None,
             extra_header_fields: Vec::new(),
+            trace_state: None,
             start_time: now(),
             end_time: None,
             request: HttpRequest::default(),
@@ -304,6 +309,16 @@ impl RequestTrace {
             self.subsegment_id(index).unwrap_or(&self.segment_id),
             self.sampled,
             &self.extra_header_fields,
+        )
+    }
+
+    /// The W3C `traceparent` naming the same trace and parent as
+    /// [`downstream_header`](Self::downstream_header).
+    pub fn downstream_traceparent(&self, index: usize) -> String {
+        TraceParent::format(
+            &self.trace_id,
+            self.subsegment_id(index).unwrap_or(&self.segment_id),
+            self.sampled,
         )
     }
 
