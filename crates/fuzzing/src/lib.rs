@@ -9,10 +9,10 @@
 
 use serde_json::{Value, json};
 use xray::daemon_address::DaemonAddress;
+use xray::ids::TraceId;
 use xray::sampling::centralized::{CentralizedSampler, parse_rules_response};
 use xray::sampling::local::{LocalRules, LocalSampler};
 use xray::sampling::{RandomSource, SamplingRequest};
-use xray::ids::TraceId;
 use xray::trace_header::TraceHeader;
 use xray::traceparent::TraceParent;
 use xray_local::store::TraceStore;

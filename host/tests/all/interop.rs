@@ -2,6 +2,10 @@
 //! scripts/setup-interop.sh, which this test runs if needed): a Flask backend instrumented with
 //! the Python SDK continues a trace our BFF started, and our host continues a trace an Express
 //! app instrumented with the Node SDK started. Both sides send to the same daemon stand-in.
+//!
+//! The same with OpenTelemetry: a service instrumented with the OpenTelemetry Python SDK (W3C
+//! trace context, or AWS's X-Ray propagator and id generator) calls our backend and is called by
+//! our BFF, in one trace with the right parents on both sides.
 
 use crate::support;
 
@@ -98,4 +102,137 @@ fn our_backend_continues_a_trace_started_by_express_with_the_node_sdk() {
         ours["parent_id"], call["id"],
         "our segment hangs under the Node SDK's call"
     );
+}
+
+/// The spans the OpenTelemetry peer wrote, once `count` are there.
+fn otel_spans(file: &std::path::Path, count: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let spans: Vec<serde_json::Value> = std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        if spans.len() >= count || std::time::Instant::now() > deadline {
+            return spans;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// X-Ray's `1-8hex-24hex` as OpenTelemetry's 32 hex digits.
+fn w3c_trace_id(xray: &serde_json::Value) -> String {
+    xray.as_str().unwrap().replace("1-", "").replace('-', "")
+}
+
+/// An OpenTelemetry service (the Python SDK, W3C or X-Ray propagation) calls our backend 1: our
+/// segment continues its trace under its client span.
+fn an_otel_service_calls_our_backend(xray_propagation: bool) {
+    peers_installed();
+    let daemon = Daemon::start();
+    let rules = sample_everything();
+    let rules_path = rules.path().display().to_string();
+    let address = daemon.address();
+    let backend_port = free_port();
+    let _backend = Host::serve_with_env(
+        &component("backend1"),
+        backend_port,
+        "Backend #1",
+        &["--sampling-rules", &rules_path],
+        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let spans_file = dir.path().join("spans.jsonl");
+    let peer_port = free_port();
+    let _peer = Peer::otel(peer_port, &spans_file, xray_propagation);
+    let answer = get(
+        peer_port,
+        &format!("/call?url=http://127.0.0.1:{backend_port}/"),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let spans = otel_spans(&spans_file, 2);
+    let client = spans
+        .iter()
+        .find(|s| s["kind"] == "CLIENT")
+        .unwrap_or_else(|| panic!("no client span: {spans:#?}"));
+    let documents = daemon.wait_for(Duration::from_secs(10), |docs| {
+        segment(docs, "Backend #1").is_some()
+    });
+    let ours = segment(&documents, "Backend #1").unwrap();
+    assert_valid(ours);
+    assert_eq!(
+        w3c_trace_id(&ours["trace_id"]),
+        client["trace_id"],
+        "one trace"
+    );
+    assert_eq!(
+        ours["parent_id"], client["span_id"],
+        "under the peer's call"
+    );
+}
+
+/// Our BFF calls an OpenTelemetry service as backend 1: the peer's server span continues our
+/// trace under the BFF's remote subsegment.
+fn our_bff_calls_an_otel_service(xray_propagation: bool) {
+    peers_installed();
+    let daemon = Daemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let spans_file = dir.path().join("spans.jsonl");
+    let peer_port = free_port();
+    let _peer = Peer::otel(peer_port, &spans_file, xray_propagation);
+    let rules = sample_everything();
+    let rules_path = rules.path().display().to_string();
+    let peer_url = format!("http://127.0.0.1:{peer_port}");
+    let address = daemon.address();
+    let (_host, front, _, _) = application_with_options(
+        Some(&peer_url),
+        &["--sampling-rules", &rules_path],
+        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
+    );
+    let response = get(front, "/api/");
+    assert_eq!(response.status, 200, "{}", response.body);
+    let spans = otel_spans(&spans_file, 1);
+    let server = spans
+        .iter()
+        .find(|s| s["kind"] == "SERVER")
+        .unwrap_or_else(|| panic!("no server span: {spans:#?}"));
+    assert_eq!(server["sampled"], true);
+    let documents = daemon.wait_for(Duration::from_secs(10), |docs| {
+        segment(docs, "BFF").is_some()
+    });
+    let bff = segment(&documents, "BFF").unwrap();
+    assert_valid(bff);
+    assert_eq!(
+        w3c_trace_id(&bff["trace_id"]),
+        server["trace_id"],
+        "one trace"
+    );
+    let call = subsegments(bff)
+        .into_iter()
+        .find(|s| s["http"]["request"]["url"] == format!("{peer_url}/"))
+        .expect("a remote subsegment for the call to the peer");
+    assert_eq!(
+        server["parent_id"], call["id"],
+        "the peer's span hangs under our call"
+    );
+}
+
+#[test]
+fn an_otel_service_with_w3c_propagation_calls_our_backend_in_one_trace() {
+    an_otel_service_calls_our_backend(false);
+}
+
+#[test]
+fn an_otel_service_with_the_x_ray_propagator_calls_our_backend_in_one_trace() {
+    an_otel_service_calls_our_backend(true);
+}
+
+#[test]
+fn our_bff_calls_an_otel_service_with_w3c_propagation_in_one_trace() {
+    our_bff_calls_an_otel_service(false);
+}
+
+#[test]
+fn our_bff_calls_an_otel_service_with_the_x_ray_propagator_in_one_trace() {
+    our_bff_calls_an_otel_service(true);
 }

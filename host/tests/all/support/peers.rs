@@ -70,6 +70,22 @@ impl Peer {
         )
     }
 
+    /// The OpenTelemetry Python SDK service (`peers/otel_service.py`) on `port`, writing its
+    /// spans to `spans`; `xray` switches it from W3C trace context to the AWS X-Ray propagator
+    /// and id generator.
+    pub fn otel(port: u16, spans: &Path, xray: bool) -> Peer {
+        let script = workspace().join("host/tests/peers/otel_service.py");
+        let python = peers_installed().join("venv/bin/python");
+        let port_text = port.to_string();
+        let spans_text = spans.display().to_string();
+        let mut args = vec![script.display().to_string(), port_text, spans_text];
+        if xray {
+            args.push("--xray".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Peer::start(&python, &args, port, "127.0.0.1:1")
+    }
+
     /// The Express caller with the Node SDK (`peers/express_client.js`) on `port`.
     pub fn express(port: u16, daemon: &str) -> Peer {
         peers_installed();
