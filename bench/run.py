@@ -12,8 +12,8 @@ Started by scripts/bench.sh, which builds and installs what this needs first. Th
    with X-Ray off, and with reuse off (a fresh instance per request); `wasmtime serve` on the
    same file with its default reuse (the anchor); and a native hyper server.
 3. Serverless figures: process start to the first 200 (with and without the compiled-component
-   cache), resident memory of an idle host, and the criterion figures of the per-request
-   instantiate-handle-drop path and the tracing hot paths (from target/criterion).
+   cache), resident memory of an idle host, and the criterion figures of one request through
+   the instance pool and the tracing hot paths (from target/criterion).
 
 Variants of a section run in interleaved rounds (A B C D, A B C D, ...) and each figure is the
 median of the rounds, so a noisy moment hits every variant alike. With two or more cores the

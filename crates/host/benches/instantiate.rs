@@ -1,7 +1,8 @@
 //! Criterion benchmark of the per-request path with no network in the way: a request handed to
-//! a service, a fresh instance of its component from the pooling allocator, the handler run,
-//! the response body read, and the instance dropped - with X-Ray off and with every request
-//! traced (the segment serialized and sent over UDP to a socket this bench drains).
+//! a service, an instance of its component from the service's instance pool (reused, as the
+//! component is WASI 0.3; a new one from the pooling allocator every 128 requests), the handler
+//! run, the response body read - with X-Ray off and with every request traced (the segment
+//! serialized and sent over UDP to a socket this bench drains).
 //!
 //! The component is Backend #2 built without the table write (`--features standalone`), so the
 //! figure is the host's and the guest's work only. `scripts/bench.sh` builds it; by hand:
