@@ -7,7 +7,7 @@
 //! | `Content-Length` over the body limit            | 413 before the component runs |
 //! | the body streamed past the limit                | 413, whatever the component did |
 //! | the service is at its concurrency cap           | 503 at once, with `Retry-After` |
-//! | the request has no Host header                  | 400 before the component runs |
+//! | no Host header, or one not visible ASCII        | 400 before the component runs |
 //! | the request outlived its deadline               | 504 (a looping guest is interrupted) |
 //! | the component ran out of memory                 | 500 `out_of_memory` |
 //! | the component trapped or failed to instantiate  | 500 `component_trapped` / `component_failed` |
@@ -183,13 +183,19 @@ async fn serve<B: RequestBody>(
     if declared_length(&request).is_some_and(|length| length > limits.max_request_body_bytes) {
         return (body_too_large(service), None);
     }
-    // wasi:http gives a component the request's authority; without one (an HTTP/1.0 request
-    // with no Host) there is nothing to give, and handing it over would fail the instance.
-    if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
+    // wasi:http 0.2 gives a component the request's authority as text; without one (an
+    // HTTP/1.0 request with no Host) or with a Host that is not visible ASCII, wasmtime cannot
+    // make the request, and that failure would take down the instance and every request on it.
+    let has_authority = request.uri().authority().is_some()
+        || request
+            .headers()
+            .get(header::HOST)
+            .is_some_and(|host| host.to_str().is_ok());
+    if !has_authority {
         let response = json_error(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            "the request has no Host header",
+            "the request has no usable Host header (none, or not visible ASCII)",
             Some(name),
         );
         return (response, None);

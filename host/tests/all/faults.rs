@@ -118,6 +118,24 @@ fn oversized_and_malformed_heads_are_refused_by_the_host() {
 }
 
 #[test]
+fn a_request_without_a_usable_host_gets_400_and_costs_no_instance() {
+    // Reuse on: a request wasmtime could not hand to the component would fail the instance
+    // (and answer 500) instead of being refused.
+    let (host, port) = faults(&["--max-instance-reuse-count", "10"]);
+    assert_eq!(get(port, "/ok").status, 200);
+    for head in [
+        &b"GET /ok HTTP/1.0\r\n\r\n"[..],
+        &b"GET /ok HTTP/1.1\r\nHost: caf\xe9\r\nConnection: close\r\n\r\n"[..],
+    ] {
+        let refused = raw(port, head);
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        assert_eq!(refused.json()["error"], "bad_request");
+    }
+    assert_eq!(get(port, "/ok").status, 200);
+    assert!(!host.log().contains("instance failed"), "{}", host.log());
+}
+
+#[test]
 fn requests_over_the_concurrency_cap_get_503_at_once() {
     let (_host, port) = faults(&["--max-concurrent-requests", "1"]);
     let slow = std::thread::spawn(move || get(port, "/sleep?ms=1500"));
