@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the peers the integration tests run: the official AWS X-Ray SDKs, Python's (with
-# Flask) in a virtual environment and Node's (with Express), moto's DynamoDB- and
+# Flask) in a virtual environment and Node's (with Express), the OpenTelemetry Python SDK with
+# AWS's X-Ray propagator and id generator (in the same virtual environment), moto's DynamoDB- and
 # S3-compatible server and the AWS CLI (in the same virtual environment), all under
 # .local/interop.
 # Idempotent: does nothing when they are already installed. The host's interop tests run it

@@ -52,18 +52,30 @@ const P3_REUSE: usize = 128;
 const P3_CONCURRENT: usize = 16;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Instance reuse as it applies to one component: every setting decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReuseLimits {
+    /// Requests one instance serves before it is dropped.
+    pub requests_per_instance: usize,
+    /// Requests one instance serves at once.
+    pub requests_at_once: usize,
+    /// How long an idle instance is kept.
+    pub idle_timeout: Duration,
+}
+
 impl InstanceReuse {
-    /// `(requests per instance, requests at once, idle timeout)` for a component of `abi`.
-    pub fn resolve(&self, abi: Abi) -> (usize, usize, Duration) {
+    /// The settings for a component of `abi`: what was configured, else `wasmtime serve`'s
+    /// defaults for that ABI.
+    pub fn resolve(&self, abi: Abi) -> ReuseLimits {
         let (reuse, concurrent) = match abi {
             Abi::P3 => (P3_REUSE, P3_CONCURRENT),
             Abi::P2 => (1, 1),
         };
-        (
-            self.max_reuse_count.unwrap_or(reuse).max(1),
-            self.max_concurrent_reuse_count.unwrap_or(concurrent).max(1),
-            self.idle_timeout.unwrap_or(IDLE_TIMEOUT),
-        )
+        ReuseLimits {
+            requests_per_instance: self.max_reuse_count.unwrap_or(reuse).max(1),
+            requests_at_once: self.max_concurrent_reuse_count.unwrap_or(concurrent).max(1),
+            idle_timeout: self.idle_timeout.unwrap_or(IDLE_TIMEOUT),
+        }
     }
 }
 
@@ -139,14 +151,11 @@ impl ServedComponent {
         reuse: &InstanceReuse,
     ) -> Self {
         let component = Arc::new(component);
-        let (max_reuse, max_concurrent, idle_timeout) = reuse.resolve(component.abi);
         let factory = InstanceFactory {
             service: service.into(),
+            limits: reuse.resolve(component.abi),
             component: component.clone(),
             stores,
-            max_reuse,
-            max_concurrent,
-            idle_timeout,
         };
         Self {
             component,
@@ -154,14 +163,9 @@ impl ServedComponent {
         }
     }
 
-    /// Requests per instance, requests at once, and the idle timeout, as resolved.
-    pub fn reuse(&self) -> (usize, usize, Duration) {
-        let factory = self.instances.state();
-        (
-            factory.max_reuse,
-            factory.max_concurrent,
-            factory.idle_timeout,
-        )
+    /// The reuse settings its instances run with.
+    pub fn reuse(&self) -> ReuseLimits {
+        self.instances.state().limits
     }
 }
 
@@ -170,9 +174,7 @@ pub struct InstanceFactory {
     service: String,
     component: Arc<LoadedComponent>,
     stores: Arc<StoreFactory>,
-    max_reuse: usize,
-    max_concurrent: usize,
-    idle_timeout: Duration,
+    limits: ReuseLimits,
 }
 
 impl HandlerState for InstanceFactory {
@@ -202,14 +204,14 @@ impl HandlerState for InstanceFactory {
             proxy,
             view: HostState::http_view,
             expiration: InstanceExpiry {
-                idle_timeout: self.idle_timeout,
+                idle_timeout: self.limits.idle_timeout,
                 request_timeout: timeout,
                 timer: None,
             },
             state: InstanceWorker {
                 service: self.service.clone(),
-                max_reuse: self.max_reuse,
-                max_concurrent: self.max_concurrent,
+                max_reuse: self.limits.requests_per_instance,
+                max_concurrent: self.limits.requests_at_once,
                 request_timeout: timeout,
                 fate,
             },

@@ -35,22 +35,22 @@ pub struct LocalServices {
 
 impl LocalServices {
     /// Adds `service`, listening on `listen`, under every authority that reaches that listener
-    /// from this machine (a wildcard address is reached through the loopback names too).
+    /// from this machine: the address itself, `localhost` for a loopback or wildcard address,
+    /// and the loopback addresses a wildcard listener accepts (both families for `[::]`, which
+    /// is dual-stack by default on Linux; only IPv4 for `0.0.0.0`).
     pub fn add(&mut self, listen: SocketAddr, service: &Arc<dyn LocalService>) {
         let port = listen.port();
-        let mut hosts = vec![listen.ip()];
-        if listen.ip().is_unspecified() || listen.ip().is_loopback() {
-            hosts.extend([
-                IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ]);
-        }
-        let mut authorities: Vec<String> = hosts
-            .into_iter()
-            .map(|ip| SocketAddr::new(ip, port).to_string())
-            .collect();
-        if listen.ip().is_unspecified() || listen.ip().is_loopback() {
+        let ip = listen.ip();
+        let mut authorities = vec![listen.to_string()];
+        if ip.is_unspecified() || ip.is_loopback() {
             authorities.push(format!("localhost:{port}"));
+        }
+        if ip.is_unspecified() {
+            authorities.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port).to_string());
+            if ip.is_ipv6() {
+                authorities
+                    .push(SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port).to_string());
+            }
         }
         for authority in authorities {
             self.by_authority.insert(authority, Arc::downgrade(service));
@@ -105,19 +105,24 @@ mod tests {
     fn urls_naming_a_co_located_listener_are_found_and_others_are_not() {
         let one: Arc<dyn LocalService> = Arc::new(Named("one"));
         let any: Arc<dyn LocalService> = Arc::new(Named("any"));
+        let dual: Arc<dyn LocalService> = Arc::new(Named("dual"));
         let mut services = LocalServices::default();
         services.add("127.0.0.1:8081".parse().unwrap(), &one);
         services.add("0.0.0.0:8082".parse().unwrap(), &any);
-        assert_eq!(
-            found(&services, "http://127.0.0.1:8081/"),
-            Some("one".into())
-        );
-        assert_eq!(
-            found(&services, "http://LOCALHOST:8081/x"),
-            Some("one".into())
-        );
-        assert_eq!(found(&services, "http://[::1]:8082/"), Some("any".into()));
-        assert_eq!(found(&services, "http://0.0.0.0:8082/"), Some("any".into()));
+        services.add("[::]:8084".parse().unwrap(), &dual);
+        for (url, expected) in [
+            ("http://127.0.0.1:8081/", Some("one")),
+            ("http://LOCALHOST:8081/x", Some("one")),
+            ("http://127.0.0.1:8082/", Some("any")),
+            ("http://0.0.0.0:8082/", Some("any")),
+            ("http://[::1]:8084/", Some("dual")),
+            ("http://127.0.0.1:8084/", Some("dual")),
+            // Where a connection would not reach the listener, neither does a call in process.
+            ("http://[::1]:8081/", None),
+            ("http://[::1]:8082/", None),
+        ] {
+            assert_eq!(found(&services, url).as_deref(), expected, "{url}");
+        }
         // Another port, TLS, or another host: a real call.
         assert_eq!(found(&services, "http://127.0.0.1:8083/"), None);
         assert_eq!(found(&services, "https://127.0.0.1:8081/"), None);

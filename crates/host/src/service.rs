@@ -96,15 +96,15 @@ impl Service {
             .await
             .with_context(|| format!("service {:?}", config.name))?;
         let served = ServedComponent::new(&config.name, component, stores.clone(), &config.reuse);
-        let (reuse, concurrent, idle) = served.reuse();
+        let reuse = served.reuse();
         tracing::info!(
             service = %config.name,
             component = %config.component,
             version = %served.content_hash.short(),
             abi = %served.abi,
-            requests_per_instance = reuse,
-            requests_at_once = concurrent,
-            idle_ms = idle.as_millis() as u64,
+            requests_per_instance = reuse.requests_per_instance,
+            requests_at_once = reuse.requests_at_once,
+            idle_ms = reuse.idle_timeout.as_millis() as u64,
             compiled = if served.from_cache { "from cache" } else { "now" },
             "component loaded"
         );
