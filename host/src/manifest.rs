@@ -250,6 +250,23 @@ mod tests {
     }
 
     #[test]
+    fn a_service_overrides_the_reuse_flags() {
+        let manifest = Manifest::parse(
+            "[[service]]\nname='A'\ncomponent='a'\nmax_instance_reuse_count=1\n\
+             idle_instance_timeout='250ms'\n[[service]]\nname='B'\ncomponent='b'",
+            Path::new("/app"),
+            &common(),
+        )
+        .unwrap();
+        let (a, b) = (&manifest.services[0].reuse, &manifest.services[1].reuse);
+        assert_eq!(a.max_reuse_count, Some(1));
+        assert_eq!(a.idle_timeout, Some(std::time::Duration::from_millis(250)));
+        // The other service keeps the flags' values (here their defaults).
+        assert_eq!(b.max_reuse_count, None);
+        assert_eq!(b.idle_timeout, Some(std::time::Duration::from_secs(1)));
+    }
+
+    #[test]
     fn explains_what_is_wrong() {
         let cases = [
             ("", "no [[service]]"),
@@ -276,6 +293,14 @@ mod tests {
             (
                 "[[service]]\nname='A'\ncomponent='a'\nlisten='127.0.0.1:1'\n[frontend]\nlisten='127.0.0.1:1'\ndir='d'",
                 "share an address",
+            ),
+            (
+                "[[service]]\nname='A'\ncomponent='a'\nidle_instance_timeout='soon'",
+                "idle_instance_timeout",
+            ),
+            (
+                "[[service]]\nname='A'\ncomponent='a'\nmax_instance_reuse_count=-1",
+                "max_instance_reuse_count",
             ),
         ];
         for (text, expected) in cases {
