@@ -132,15 +132,19 @@ fn tracer(rt: &tokio::runtime::Runtime, traced: bool, daemon: &str) -> Arc<Trace
         return Tracer::disabled();
     }
     let _guard = rt.enter();
-    Tracer::start(XrayOptions {
-        enabled: true,
-        daemon: DaemonAddress::parse(daemon).expect("a valid address"),
-        local_rules: LocalRules::parse(
-            r#"{"version": 2, "default": {"fixed_target": 0, "rate": 1}, "rules": []}"#,
-        )
-        .expect("valid rules"),
-        centralized_sampling: false,
-    })
+    Tracer::start(
+        XrayOptions {
+            enabled: true,
+            daemon: DaemonAddress::parse(daemon).expect("a valid address"),
+            local_rules: LocalRules::parse(
+                r#"{"version": 2, "default": {"fixed_target": 0, "rate": 1}, "rules": []}"#,
+            )
+            .expect("valid rules"),
+            centralized_sampling: false,
+            udp_segments: true,
+        },
+        Vec::new(),
+    )
 }
 
 criterion_group!(benches, instantiate_handle_drop);

@@ -2,7 +2,8 @@
 //! - `POST /reload` reloads every service's component (`?service=NAME` for one) and answers
 //!   what happened to each;
 //! - `GET /versions` answers the version (content hash) each service serves, and its source;
-//! - `GET /stats` answers the X-Ray emitter's counters (segments sent, dropped, failed).
+//! - `GET /stats` answers each trace exporter's counters (sent, dropped, failed, pending,
+//!   retried): `segments` for the UDP segments, `exporters` keyed by exporter name.
 
 use crate::error_response::{ResponseBody, json_error, json_response};
 use crate::service::Service;
@@ -69,16 +70,26 @@ impl Admin {
                 json_response(StatusCode::OK, &json!({ "reloads": results }))
             }
             (&Method::GET, "/stats") => {
-                use std::sync::atomic::Ordering::Relaxed;
-                let segments = match self.tracer.emitter() {
-                    Some(emitter) => {
-                        let stats = emitter.stats();
-                        json!({"enabled": true, "sent": stats.sent.load(Relaxed), "dropped": stats.dropped.load(Relaxed),
-                               "failed": stats.failed.load(Relaxed), "pending": stats.pending.load(Relaxed)})
-                    }
-                    None => json!({"enabled": false}),
-                };
-                json_response(StatusCode::OK, &json!({ "segments": segments }))
+                // `segments` is the UDP exporter's counters (as before OTLP); `exporters` has
+                // every exporter's, keyed by its `OTEL_TRACES_EXPORTER` name.
+                let exporters = self.tracer.exporters();
+                let segments = exporters
+                    .iter()
+                    .find(|e| e.name() == "xray")
+                    .map(|e| {
+                        let mut counters = e.counters().to_json();
+                        counters["enabled"] = json!(true);
+                        counters
+                    })
+                    .unwrap_or_else(|| json!({"enabled": false}));
+                let by_name: serde_json::Map<_, _> = exporters
+                    .iter()
+                    .map(|e| (e.name().to_string(), e.counters().to_json()))
+                    .collect();
+                json_response(
+                    StatusCode::OK,
+                    &json!({ "segments": segments, "exporters": by_name }),
+                )
             }
             (&Method::GET, "/versions") => {
                 let versions: Vec<_> = selected

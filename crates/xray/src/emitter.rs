@@ -6,9 +6,11 @@
 //! address does not resolve, the network refuses) one line is logged, and one more when it works
 //! again.
 
-use crate::segment::DATAGRAM_HEADER;
+use crate::document::Entity;
+use crate::export::{ExportCounters, FlushFuture, TraceExporter};
+use crate::segment::{DATAGRAM_HEADER, segment_documents};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -16,31 +18,18 @@ use tokio::sync::mpsc;
 /// Documents waiting to be sent before new ones are dropped.
 pub const QUEUE_CAPACITY: usize = 4096;
 
-/// What the emitter has done, for logs and tests.
-#[derive(Debug, Default)]
-pub struct EmitterStats {
-    /// Datagrams sent.
-    pub sent: AtomicU64,
-    /// Documents dropped because the queue was full.
-    pub dropped: AtomicU64,
-    /// Datagrams the socket refused.
-    pub failed: AtomicU64,
-    /// Documents queued and not yet sent (or failed).
-    pub pending: AtomicU64,
-}
-
 /// The handle requests use to emit documents.
 #[derive(Clone)]
 pub struct Emitter {
     queue: mpsc::Sender<String>,
-    stats: Arc<EmitterStats>,
+    stats: Arc<ExportCounters>,
 }
 
 impl Emitter {
     /// Starts the sending task for the daemon at `address` (`host:port`, UDP).
     pub fn start(address: String) -> Self {
         let (queue, documents) = mpsc::channel(QUEUE_CAPACITY);
-        let stats = Arc::new(EmitterStats::default());
+        let stats = Arc::new(ExportCounters::default());
         tokio::spawn(send_loop(address, documents, stats.clone()));
         Self { queue, stats }
     }
@@ -50,19 +39,13 @@ impl Emitter {
         self.stats.pending.fetch_add(1, Ordering::SeqCst);
         if self.queue.try_send(document).is_err() {
             self.stats.pending.fetch_sub(1, Ordering::SeqCst);
-            let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            // Log the first drop and then every power of two, not every drop.
-            if dropped.is_power_of_two() {
-                tracing::warn!(
-                    dropped,
-                    "X-Ray segment documents dropped: more than {QUEUE_CAPACITY} are waiting to be sent"
-                );
-            }
+            self.stats
+                .count_dropped(1, "X-Ray segment documents (UDP)", QUEUE_CAPACITY);
         }
     }
 
     /// The counters.
-    pub fn stats(&self) -> &EmitterStats {
+    pub fn stats(&self) -> &ExportCounters {
         &self.stats
     }
 
@@ -80,10 +63,31 @@ impl Emitter {
     }
 }
 
+/// The UDP segments are the `xray` exporter.
+impl TraceExporter for Emitter {
+    fn name(&self) -> &'static str {
+        "xray"
+    }
+
+    fn export(&self, segment: Entity) {
+        for document in segment_documents(segment) {
+            self.emit(document);
+        }
+    }
+
+    fn counters(&self) -> &ExportCounters {
+        &self.stats
+    }
+
+    fn flush(&self, timeout: Duration) -> FlushFuture<'_> {
+        Box::pin(Emitter::flush(self, timeout))
+    }
+}
+
 async fn send_loop(
     address: String,
     mut documents: mpsc::Receiver<String>,
-    stats: Arc<EmitterStats>,
+    stats: Arc<ExportCounters>,
 ) {
     let socket = match UdpSocket::bind("0.0.0.0:0").await {
         Ok(socket) => socket,

@@ -12,7 +12,8 @@
 //! - [`segment`]: a finished trace as documents, split to fit a datagram.
 //! - [`sampling`]: centralized rules through the daemon, local rules, the built-in default, and
 //!   the sampling API's wire shapes.
-//! - [`emitter`]: UDP to the daemon, never blocking a request.
+//! - [`export`]: the seam between the recorder and its outputs ([`export::TraceExporter`]).
+//! - [`emitter`]: UDP to the daemon, never blocking a request (the `xray` exporter).
 //! - [`daemon_address`]: where the daemon is (`AWS_XRAY_DAEMON_ADDRESS`).
 //! - [`ecs_metadata`]: `origin` and `aws.ecs` from the ECS task metadata endpoint.
 //! - [`recorder`]: the per-process recorder tying them together.
@@ -22,6 +23,7 @@ pub mod daemon_address;
 pub mod document;
 pub mod ecs_metadata;
 pub mod emitter;
+pub mod export;
 pub mod ids;
 pub mod recorder;
 pub mod request_trace;

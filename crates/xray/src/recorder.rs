@@ -9,16 +9,18 @@
 
 use crate::active_trace::ActiveTrace;
 use crate::daemon_address::DaemonAddress;
+use crate::document::Entity;
 use crate::document::{EcsFields, HttpRequest};
 use crate::ecs_metadata::{self, ECS_ORIGIN, METADATA_ENV};
 use crate::emitter::Emitter;
+use crate::export::TraceExporter;
 use crate::ids::{SegmentId, TraceId};
 use crate::request_trace::{RequestTrace, now};
 use crate::sampling::centralized::CentralizedSampler;
 use crate::sampling::local::{LocalRules, LocalSampler};
 use crate::sampling::poller::SamplingPoller;
 use crate::sampling::{OsRandom, Sampler, SamplingRequest, SystemClock};
-use crate::segment::{ServiceIdentity, documents};
+use crate::segment::{ServiceIdentity, segment_entity};
 use crate::trace_header::{HEADER_NAME, SampledFlag, TraceHeader};
 use crate::traceparent::{self, TraceParent};
 use http::HeaderMap;
@@ -41,13 +43,16 @@ pub struct XrayOptions {
     pub local_rules: LocalRules,
     /// Whether to ask the daemon for centralized rules.
     pub centralized_sampling: bool,
+    /// Whether to send UDP segments to the daemon (the `xray` exporter; `OTEL_TRACES_EXPORTER`
+    /// may leave it out when traces go out as OTLP only).
+    pub udp_segments: bool,
 }
 
 /// The recorder shared by every service of the process.
 pub struct Tracer {
     enabled: bool,
     sampler: Option<Sampler>,
-    emitter: Option<Emitter>,
+    exporters: Vec<Arc<dyn TraceExporter>>,
     poller: Option<Arc<SamplingPoller>>,
     on_ecs: bool,
     ecs: Arc<OnceLock<EcsFields>>,
@@ -62,11 +67,20 @@ pub struct RequestStart {
 }
 
 impl Tracer {
-    /// Starts the emitter and the ECS metadata fetch (on the current tokio runtime) and returns
-    /// the recorder. Centralized sampling starts with [`Tracer::start_sampling_poller`].
-    pub fn start(options: XrayOptions) -> Arc<Self> {
-        if !options.enabled {
+    /// Starts the UDP emitter (when `options.udp_segments`) and the ECS metadata fetch (on the
+    /// current tokio runtime) and returns the recorder, which hands every sampled trace to the
+    /// emitter and to each of `exporters` (OTLP). With no exporter at all tracing is off, as
+    /// with `--xray off`. Centralized sampling starts with [`Tracer::start_sampling_poller`].
+    pub fn start(options: XrayOptions, mut exporters: Vec<Arc<dyn TraceExporter>>) -> Arc<Self> {
+        if !options.enabled || (!options.udp_segments && exporters.is_empty()) {
             return Self::disabled();
+        }
+        if options.udp_segments {
+            tracing::info!(
+                "X-Ray segments go to the daemon at {} (UDP)",
+                options.daemon.udp
+            );
+            exporters.insert(0, Arc::new(Emitter::start(options.daemon.udp.clone())));
         }
         let clock = Arc::new(SystemClock);
         let random = Arc::new(OsRandom);
@@ -101,14 +115,10 @@ impl Tracer {
                 let _ = ecs.set(fields);
             });
         }
-        tracing::info!(
-            "X-Ray segments go to the daemon at {} (UDP)",
-            options.daemon.udp
-        );
         Arc::new(Self {
             enabled: true,
             sampler: Some(sampler),
-            emitter: Some(Emitter::start(options.daemon.udp.clone())),
+            exporters,
             poller,
             on_ecs,
             ecs,
@@ -129,7 +139,7 @@ impl Tracer {
         Arc::new(Self {
             enabled: false,
             sampler: None,
-            emitter: None,
+            exporters: Vec::new(),
             poller: None,
             on_ecs: false,
             ecs: Arc::new(OnceLock::new()),
@@ -141,31 +151,34 @@ impl Tracer {
         self.enabled
     }
 
-    /// Sends what is queued before the process exits (at most `timeout`), and logs what was
-    /// sent and dropped over the process's life.
+    /// Sends what is queued before the process exits, and logs what was sent and dropped over
+    /// the process's life. The exporters share the one `timeout`: shutdown waits at most that
+    /// long in all.
     pub async fn flush(&self, timeout: Duration) {
-        let Some(emitter) = &self.emitter else {
-            return;
-        };
-        let drained = emitter.flush(timeout).await;
-        let stats = emitter.stats();
-        use std::sync::atomic::Ordering::Relaxed;
-        tracing::info!(
-            sent = stats.sent.load(Relaxed),
-            dropped = stats.dropped.load(Relaxed),
-            failed = stats.failed.load(Relaxed),
-            "X-Ray segments {}",
-            if drained {
-                "flushed"
-            } else {
-                "not all flushed in time"
-            }
-        );
+        let deadline = std::time::Instant::now() + timeout;
+        for exporter in &self.exporters {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let drained = exporter.flush(left).await;
+            let counters = exporter.counters();
+            use std::sync::atomic::Ordering::Relaxed;
+            tracing::info!(
+                sent = counters.sent.load(Relaxed),
+                dropped = counters.dropped.load(Relaxed),
+                failed = counters.failed.load(Relaxed),
+                "traces ({}) {}",
+                exporter.name(),
+                if drained {
+                    "flushed"
+                } else {
+                    "not all flushed in time"
+                }
+            );
+        }
     }
 
-    /// The emitter, when tracing is on.
-    pub fn emitter(&self) -> Option<&Emitter> {
-        self.emitter.as_ref()
+    /// The exporters sampled traces go to (none when tracing is off).
+    pub fn exporters(&self) -> &[Arc<dyn TraceExporter>] {
+        &self.exporters
     }
 
     /// Starts the trace of an incoming request of `service`.
@@ -259,9 +272,9 @@ impl Tracer {
             trace.end_time = Some(now());
         }
         trace.end_open_subsegments();
-        let (Some(emitter), true) = (&self.emitter, trace.sampled) else {
+        if self.exporters.is_empty() || !trace.sampled {
             return;
-        };
+        }
         let identity = ServiceIdentity {
             name: name.to_string(),
             version: version.to_string(),
@@ -275,9 +288,18 @@ impl Tracer {
                 None => None,
             },
         };
-        for document in documents(trace, &identity) {
-            emitter.emit(document);
+        let segment = segment_entity(trace, &identity);
+        export_to_all(&self.exporters, segment);
+    }
+}
+
+/// Hands `segment` to every exporter: a copy to each but the last, which takes it.
+fn export_to_all(exporters: &[Arc<dyn TraceExporter>], segment: Entity) {
+    if let Some((last, others)) = exporters.split_last() {
+        for exporter in others {
+            exporter.export(segment.clone());
         }
+        last.export(segment);
     }
 }
 
@@ -365,7 +387,7 @@ mod tests {
                 Arc::new(SystemClock),
                 Arc::new(OsRandom),
             )),
-            emitter: None,
+            exporters: Vec::new(),
             poller: None,
             on_ecs: false,
             ecs: Arc::new(OnceLock::new()),

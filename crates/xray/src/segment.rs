@@ -41,9 +41,15 @@ pub struct ServiceIdentity {
 /// The documents for a finished trace: independent subsegments first (if any had to be split
 /// off), then the segment.
 pub fn documents(trace: &RequestTrace, identity: &ServiceIdentity) -> Vec<String> {
-    let segment = segment_entity(trace, identity);
+    segment_documents(segment_entity(trace, identity))
+}
+
+/// The documents for a segment [`segment_entity`] made: independent subsegments first (if any
+/// had to be split off), then the segment.
+pub fn segment_documents(segment: Entity) -> Vec<String> {
+    let trace_id = segment.trace_id.clone();
     let mut out = Vec::new();
-    split_into(segment, None, &trace.trace_id, &mut out);
+    split_into(segment, None, trace_id.as_ref(), &mut out);
     out
 }
 
@@ -51,12 +57,12 @@ pub fn documents(trace: &RequestTrace, identity: &ServiceIdentity) -> Vec<String
 fn split_into(
     mut entity: Entity,
     parent: Option<&SegmentId>,
-    trace_id: &TraceId,
+    trace_id: Option<&TraceId>,
     out: &mut Vec<String>,
 ) {
     if let Some(parent) = parent {
         entity.kind = Some(EntityKind::Subsegment);
-        entity.trace_id = Some(trace_id.clone());
+        entity.trace_id = trace_id.cloned();
         entity.parent_id = Some(parent.clone());
     }
     let text = to_text(&entity);
@@ -94,7 +100,9 @@ fn count_subsegments(entity: &Entity) -> usize {
         .sum()
 }
 
-fn segment_entity(trace: &RequestTrace, identity: &ServiceIdentity) -> Entity {
+/// A finished trace as one typed segment with its subsegments nested: what every exporter reads
+/// (the UDP documents are this, serialized and split; OTLP spans are mapped from it).
+pub fn segment_entity(trace: &RequestTrace, identity: &ServiceIdentity) -> Entity {
     let end = trace.end_time.unwrap_or(trace.start_time);
     let mut segment = Entity::new(
         truncate(&identity.name, 200),
