@@ -18,7 +18,7 @@ step "Rust tests"
 results=$(mktemp)
 # Every crate with tests. The second run below names the same packages, so that cargo unifies
 # the same dependency features and builds nothing twice.
-packages=(-p xray -p xray-local -p xray-host-runtime -p xray-host -p xray-fuzzing
+packages=(-p xray -p xray-local -p otlp-export -p xray-host-runtime -p xray-host -p xray-fuzzing
   -p xray-platform -p reference-support)
 cargo test --release "${packages[@]}" 2>&1 | tee "$results"
 

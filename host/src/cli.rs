@@ -3,10 +3,13 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use otlp_export::{ExporterChoice, OtlpConfig, OtlpExporter};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use xray::daemon_address::{DEFAULT_DAEMON_ADDRESS, DaemonAddress};
+use xray::export::TraceExporter;
 use xray::recorder::XrayOptions;
 use xray::sampling::local::LocalRules;
 use xray_host_runtime::allow_list::AllowList;
@@ -295,6 +298,34 @@ pub struct CommonArgs {
     #[arg(long, env = "XRAY_HOST_XRAY", default_value = "on", value_parser = ["on", "off"])]
     pub xray: String,
 
+    /// Where traces go: a comma-separated list of `xray` (segments over UDP to the X-Ray
+    /// daemon), `otlp` (OpenTelemetry spans over OTLP/HTTP, configured by the standard
+    /// OTEL_EXPORTER_OTLP_* variables) and `none`. Centralized sampling rules are asked of the
+    /// daemon only when `xray` is on; with `otlp` alone the local rules decide.
+    #[arg(long, env = "OTEL_TRACES_EXPORTER", default_value = "xray", value_parser = ExporterChoice::parse)]
+    pub traces_exporter: ExporterChoice,
+
+    /// The full URL OTLP spans are posted to [default: OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces,
+    /// else http://localhost:4318/v1/traces]. X-Ray's own endpoint is
+    /// https://xray.<region>.amazonaws.com/v1/traces (with --otlp-sigv4).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
+    /// The OTLP encoding: http/protobuf or http/json [default: OTEL_EXPORTER_OTLP_PROTOCOL, else
+    /// http/protobuf].
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        value_name = "PROTOCOL"
+    )]
+    pub otlp_protocol: Option<String>,
+
+    /// Sign OTLP exports with SigV4 for service `xray`, with the AWS SDK's default credentials
+    /// (the task role on ECS) and the endpoint's region (else AWS_REGION): what X-Ray's own
+    /// OTLP endpoint requires.
+    #[arg(long, env = "XRAY_HOST_OTLP_SIGV4")]
+    pub otlp_sigv4: bool,
+
     /// The X-Ray daemon: host:port, or tcp:host:port udp:host:port. Segments go to the UDP
     /// address, sampling calls to the TCP one.
     #[arg(long, env = "AWS_XRAY_DAEMON_ADDRESS", default_value = DEFAULT_DAEMON_ADDRESS, value_parser = DaemonAddress::parse)]
@@ -376,8 +407,43 @@ impl CommonArgs {
                 && sdk_enabled(std::env::var("AWS_XRAY_SDK_ENABLED").ok().as_deref()),
             daemon: self.daemon_address.clone(),
             local_rules,
-            centralized_sampling: true,
+            centralized_sampling: self.traces_exporter.xray,
+            udp_segments: self.traces_exporter.xray,
         })
+    }
+
+    /// The OTLP exporter, when `--traces-exporter` names `otlp` and neither `--xray off` nor
+    /// OTEL_SDK_DISABLED=true turns it off. Started here (its task needs the runtime); with
+    /// SigV4 on it resolves credentials and region first.
+    pub async fn otlp_exporter(&self) -> anyhow::Result<Option<Arc<dyn TraceExporter>>> {
+        if !self.traces_exporter.otlp || self.xray == "off" {
+            return Ok(None);
+        }
+        if otlp_export::config::sdk_disabled(std::env::var("OTEL_SDK_DISABLED").ok().as_deref()) {
+            tracing::info!("OTEL_SDK_DISABLED=true: OTLP export is off");
+            return Ok(None);
+        }
+        // The command line wins over the variables it stands for.
+        let overrides = [
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                self.otlp_endpoint.clone(),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                self.otlp_protocol.clone(),
+            ),
+        ];
+        let lookup = |name: &str| {
+            overrides
+                .iter()
+                .find(|(key, _)| *key == name)
+                .and_then(|(_, value)| value.clone())
+                .or_else(|| std::env::var(name).ok())
+        };
+        let config = OtlpConfig::from_env(lookup, self.otlp_sigv4)
+            .context("the OTLP exporter's configuration")?;
+        Ok(Some(Arc::new(OtlpExporter::start(config).await?)))
     }
 
     /// The per-request limits.

@@ -100,7 +100,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(addr) = common.admin_listen {
         Admin::check_address(addr)?;
     }
-    let tracer = Tracer::start(common.xray_options()?);
+    let exporters = common.otlp_exporter().await?.into_iter().collect();
+    let tracer = Tracer::start(common.xray_options()?, exporters);
     let table = Table::start(&common.table_options(&store_file));
     let loaded = load_services(services, &common, tracer.clone(), table).await?;
     if loaded.len() > 1 {
