@@ -70,6 +70,18 @@ fn backend(
     endpoint: &str,
     daemon: &Daemon,
 ) -> (Host, u16, tempfile::NamedTempFile) {
+    backend_with_env(name, component_name, table, endpoint, daemon, &[])
+}
+
+/// As [`backend`], with extra environment variables.
+fn backend_with_env(
+    name: &str,
+    component_name: &str,
+    table: &str,
+    endpoint: &str,
+    daemon: &Daemon,
+    extra_env: &[(&str, &str)],
+) -> (Host, u16, tempfile::NamedTempFile) {
     let rules = sample_everything();
     let port = free_port();
     let rules_path = rules.path().display().to_string();
@@ -90,7 +102,10 @@ fn backend(
             ("AWS_ACCESS_KEY_ID", "test"),
             ("AWS_SECRET_ACCESS_KEY", "test"),
             ("AWS_XRAY_DAEMON_ADDRESS", &address),
-        ],
+        ]
+        .into_iter()
+        .chain(extra_env.iter().copied())
+        .collect::<Vec<_>>(),
     );
     (host, port, rules)
 }
@@ -153,6 +168,56 @@ fn both_backends_record_their_last_access_in_dynamodb_traced_like_patch_all() {
         assert_eq!(call["http"]["response"]["status"], 200);
         assert!(call.get("fault").is_none() && call.get("error").is_none());
     }
+}
+
+#[test]
+fn a_dynamodb_call_exports_as_a_client_span_with_the_aws_sdk_conventions() {
+    use crate::otlp_export::{attribute, spans};
+    let table = "xray-ecs-dev-last-accessed";
+    let moto = Moto::start(table);
+    let daemon = Daemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("received.jsonl");
+    let receiver_port = free_port();
+    let _receiver = support::peers::Peer::otlp_receiver(receiver_port, &out, &[], &[]);
+    let endpoint = format!("http://127.0.0.1:{receiver_port}");
+    let (_host, port, _rules) = backend_with_env(
+        "Backend #2",
+        "backend2",
+        table,
+        &moto.endpoint(),
+        &daemon,
+        &[
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ],
+    );
+    assert_eq!(get(port, "/").status, 200);
+    let spans = spans(&out, 2);
+    let call = spans
+        .iter()
+        .find(|s| attribute(s, "rpc.system") == "aws-api")
+        .unwrap_or_else(|| panic!("no AWS SDK span: {spans:#?}"));
+    assert_eq!(call["kind"], "SPAN_KIND_CLIENT");
+    assert_eq!(call["name"], "DynamoDB.PutItem");
+    assert_eq!(attribute(call, "rpc.service"), "DynamoDB");
+    assert_eq!(attribute(call, "rpc.method"), "PutItem");
+    assert_eq!(
+        attribute(call, "aws.dynamodb.table_names"),
+        json!({"values": [{"stringValue": table}]})
+    );
+    assert!(
+        attribute(call, "aws.request_id")
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{call:#}"
+    );
+    assert_eq!(attribute(call, "cloud.region"), REGION);
+    assert_eq!(attribute(call, "http.response.status_code"), "200");
+    // With OTLP alone no segment goes to the daemon.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(daemon.documents().is_empty(), "{:#?}", daemon.documents());
 }
 
 #[test]

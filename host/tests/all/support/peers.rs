@@ -44,16 +44,17 @@ impl Peer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "{} did not listen on {port}",
-                program.display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_port(port, &program.display().to_string());
         Peer(child)
+    }
+}
+
+/// Waits (at most 20 s) until something listens on `port`.
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -84,6 +85,26 @@ impl Peer {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         Peer::start(&python, &args, port, "127.0.0.1:1")
+    }
+
+    /// The OTLP/HTTP receiver (`peers/otlp_receiver.py`, the official protobuf definitions and
+    /// botocore's SigV4 signer) on `port`, appending what it decodes to `out`; `args` as the
+    /// script takes them (`--refuse 503,429`, `--sigv4 REGION`), `env` for its credentials.
+    pub fn otlp_receiver(port: u16, out: &Path, args: &[&str], env: &[(&str, &str)]) -> Peer {
+        let script = workspace().join("host/tests/peers/otlp_receiver.py");
+        let python = peers_installed().join("venv/bin/python");
+        let child = Command::new(python)
+            .arg(script)
+            .arg(port.to_string())
+            .arg(out)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start the OTLP receiver");
+        wait_for_port(port, "the OTLP receiver");
+        Peer(child)
     }
 
     /// The Express caller with the Node SDK (`peers/express_client.js`) on `port`.

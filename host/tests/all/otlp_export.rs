@@ -1,0 +1,355 @@
+//! OTLP export, checked by a receiver built on the official definitions (the opentelemetry-proto
+//! Python package) and botocore's SigV4 signer (`peers/otlp_receiver.py`): the application's
+//! spans decode, carry the conventions' attributes, connect to each other as the segments do and
+//! name the same trace; JSON and gzip decode too; signed exports verify for service `xray`; a
+//! refused export is retried, then counted, and never holds a request up.
+
+use crate::support;
+
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::daemon::Daemon;
+use support::documents::segment;
+use support::peers::{Peer, peers_installed, sample_everything};
+use support::{Host, application_with_options, component, free_port, get};
+
+/// The receiver's lines so far.
+fn lines(out: &Path) -> Vec<Value> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
+}
+
+/// Waits until the receiver has decoded at least `count` spans; returns every span with its
+/// resource's `service.name` added as `"service"`.
+pub(crate) fn spans(out: &Path, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut found = Vec::new();
+        for line in lines(out) {
+            let Some(resources) = line["request"]["resourceSpans"].as_array() else {
+                continue;
+            };
+            for resource in resources {
+                let service = attribute(&resource["resource"], "service.name");
+                for scope in resource["scopeSpans"].as_array().into_iter().flatten() {
+                    for span in scope["spans"].as_array().into_iter().flatten() {
+                        let mut span = span.clone();
+                        span["service"] = service.clone();
+                        found.push(span);
+                    }
+                }
+            }
+        }
+        if found.len() >= count || Instant::now() > deadline {
+            assert!(
+                found.len() >= count,
+                "{} spans of {count}: {found:#?}",
+                found.len()
+            );
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An attribute's value (`stringValue`, `intValue`, …) as JSON, `Null` when absent.
+pub(crate) fn attribute(holder: &Value, key: &str) -> Value {
+    holder["attributes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|kv| kv["key"] == key)
+        .map(|kv| {
+            let value = &kv["value"];
+            value
+                .as_object()
+                .and_then(|o| o.values().next().cloned())
+                .unwrap_or(Value::Null)
+        })
+        .unwrap_or(Value::Null)
+}
+
+fn the_span<'a>(spans: &'a [Value], service: &str, kind: &str) -> Vec<&'a Value> {
+    spans
+        .iter()
+        .filter(|s| s["service"] == service && s["kind"] == kind)
+        .collect()
+}
+
+/// The whole application, exporting both ways; one page load.
+fn application_exporting(protocol: &str, gzip: bool) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
+    peers_installed();
+    let daemon = Daemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("received.jsonl");
+    let receiver_port = free_port();
+    let _receiver = Peer::otlp_receiver(receiver_port, &out, &[], &[]);
+    let rules = sample_everything();
+    let rules_path = rules.path().display().to_string();
+    let address = daemon.address();
+    let endpoint = format!("http://127.0.0.1:{receiver_port}");
+    let compression = if gzip { "gzip" } else { "none" };
+    let (_host, front, _, _) = application_with_options(
+        None,
+        &["--sampling-rules", &rules_path],
+        &[
+            ("AWS_XRAY_DAEMON_ADDRESS", &address),
+            ("OTEL_TRACES_EXPORTER", "xray,otlp"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", compression),
+            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let answer = get(front, "/api");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // BFF: server + two calls; each backend: server + its table call.
+    let spans = spans(&out, 7);
+    let documents = daemon.wait_for(Duration::from_secs(10), |docs| {
+        ["BFF", "Backend #1", "Backend #2"]
+            .iter()
+            .all(|name| segment(docs, name).is_some())
+    });
+    (spans, documents, lines(&out))
+}
+
+/// Whether `span`'s parent chain (through the component's INTERNAL spans) reaches `ancestor`.
+fn descends_from(spans: &[Value], span: &Value, ancestor: &Value) -> bool {
+    let mut parent = span["parentSpanId"].clone();
+    for _ in 0..spans.len() {
+        if parent == ancestor["spanId"] {
+            return true;
+        }
+        match spans.iter().find(|s| s["spanId"] == parent) {
+            Some(next) if next["kind"] == "SPAN_KIND_INTERNAL" => {
+                parent = next["parentSpanId"].clone()
+            }
+            _ => return false,
+        }
+    }
+    false
+}
+
+fn check_the_application_spans(spans: &[Value], documents: &[Value]) {
+    let bff = segment(documents, "BFF").unwrap();
+    let trace = bff["trace_id"].as_str().unwrap().replace('-', "");
+    let trace = &trace[1..];
+    for span in spans {
+        assert_eq!(
+            span["traceId"], trace,
+            "one trace id on both sides: {span:#}"
+        );
+    }
+    let server = the_span(spans, "BFF", "SPAN_KIND_SERVER");
+    let [server] = server.as_slice() else {
+        panic!("one BFF server span: {spans:#?}")
+    };
+    assert_eq!(
+        server["spanId"], bff["id"],
+        "the segment's id is the span's"
+    );
+    assert_eq!(attribute(server, "http.request.method"), "GET");
+    assert_eq!(attribute(server, "url.path"), "/api");
+    assert_eq!(attribute(server, "http.response.status_code"), "200");
+    let calls = the_span(spans, "BFF", "SPAN_KIND_CLIENT");
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    for (call, backend) in calls.iter().zip(["Backend #1", "Backend #2"]) {
+        assert!(descends_from(spans, call, server), "{call:#}");
+        assert_eq!(attribute(call, "http.request.method"), "GET");
+        assert!(
+            attribute(call, "url.full")
+                .as_str()
+                .is_some_and(|u| u.starts_with("http://127.0.0.1:")),
+            "{call:#}"
+        );
+        assert!(attribute(call, "server.address").is_string(), "{call:#}");
+        assert_eq!(attribute(call, "http.response.status_code"), "200");
+        // The backend's server span is the call's child, as its segment is the subsegment's.
+        let [callee] = the_span(spans, backend, "SPAN_KIND_SERVER")[..] else {
+            panic!("one {backend} server span: {spans:#?}")
+        };
+        assert_eq!(callee["parentSpanId"], call["spanId"], "{backend}");
+        let document = segment(documents, backend).unwrap();
+        assert_eq!(callee["spanId"], document["id"]);
+        assert_eq!(document["parent_id"], call["spanId"]);
+        // Its table call, a client span under it.
+        let [table] = the_span(spans, backend, "SPAN_KIND_CLIENT")[..] else {
+            panic!("one {backend} table span: {spans:#?}")
+        };
+        assert!(descends_from(spans, table, callee), "{table:#}");
+        assert_eq!(attribute(table, "db.operation.name"), "PutItem");
+    }
+}
+
+#[test]
+fn the_applications_spans_decode_with_the_official_definitions_and_connect_like_its_segments() {
+    let (spans, documents, lines) = application_exporting("http/protobuf", true);
+    check_the_application_spans(&spans, &documents);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["content_type"] == "application/x-protobuf" && l["encoding"] == "gzip"),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn json_export_decodes_with_the_official_definitions_too() {
+    let (spans, documents, lines) = application_exporting("http/json", false);
+    check_the_application_spans(&spans, &documents);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["content_type"] == "application/json" && l["encoding"].is_null()),
+        "{lines:#?}"
+    );
+    // The resource: the service, the variable's attribute, no ECS outside ECS.
+    let line = &lines[0]["request"]["resourceSpans"][0]["resource"];
+    assert_eq!(attribute(line, "deployment.environment"), "test");
+    assert_eq!(attribute(line, "telemetry.sdk.name"), "xray-host");
+    assert!(attribute(line, "cloud.platform").is_null());
+}
+
+/// Credentials both sides know: the host signs with them, the receiver checks with them.
+const CREDENTIALS: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", "AKIDOTLPTEST"),
+    ("AWS_SECRET_ACCESS_KEY", "otlp-test-secret"),
+    ("AWS_SESSION_TOKEN", "otlp-test-token"),
+];
+
+/// Backend 2 alone, exporting OTLP only, signed, to a receiver that first answers `refusals`.
+fn signed_backend(refusals: &str) -> (Host, u16, u16, tempfile::TempDir, Peer) {
+    peers_installed();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("received.jsonl");
+    let receiver_port = free_port();
+    let receiver = Peer::otlp_receiver(
+        receiver_port,
+        &out,
+        &["--refuse", refusals, "--sigv4", "us-west-2"],
+        &CREDENTIALS,
+    );
+    let rules = sample_everything();
+    let rules_path = rules.path().display().to_string();
+    let port = free_port();
+    let admin = free_port();
+    let admin_address = format!("127.0.0.1:{admin}");
+    let endpoint = format!("http://127.0.0.1:{receiver_port}/v1/traces");
+    let mut env = vec![
+        ("OTEL_TRACES_EXPORTER", "otlp"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint.as_str()),
+        ("XRAY_HOST_OTLP_SIGV4", "true"),
+        ("AWS_REGION", "us-west-2"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ("OTEL_BSP_EXPORT_TIMEOUT", "4000"),
+        // No daemon at all: OTLP alone must not need one.
+        ("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:1"),
+    ];
+    env.extend(CREDENTIALS);
+    let host = Host::serve_with_env(
+        &component("backend2"),
+        port,
+        "Backend #2",
+        &[
+            "--sampling-rules",
+            &rules_path,
+            "--admin-listen",
+            &admin_address,
+        ],
+        &env,
+    );
+    // The rules file must outlive the start-up that reads it.
+    drop(rules);
+    (host, port, admin, dir, receiver)
+}
+
+fn otlp_counters(admin: u16) -> Value {
+    get(admin, "/stats").json()["exporters"]["otlp"].clone()
+}
+
+fn wait_counters(admin: u16, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let counters = otlp_counters(admin);
+        if done(&counters) || Instant::now() > deadline {
+            return counters;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn signed_exports_verify_with_botocore_and_retryable_refusals_are_retried() {
+    let (_host, port, admin, dir, _receiver) = signed_backend("503,429");
+    let started = Instant::now();
+    let answer = get(port, "/");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the refusals held the request up: {:?}",
+        started.elapsed()
+    );
+    let counters = wait_counters(admin, |c| c["sent"].as_u64() >= Some(1));
+    assert_eq!(counters["retried"], 2, "{counters}");
+    assert_eq!(counters["failed"], 0, "{counters}");
+    let lines = lines(&dir.path().join("received.jsonl"));
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert_eq!(lines[0]["refused"], 503);
+    assert_eq!(lines[1]["refused"], 429);
+    for line in &lines {
+        assert_eq!(
+            line["signature"], "valid",
+            "botocore's signer agrees: {line}"
+        );
+    }
+    let spans = &lines[2]["request"]["resourceSpans"][0]["scopeSpans"][0]["spans"];
+    assert_eq!(spans[0]["kind"], "SPAN_KIND_SERVER");
+}
+
+#[test]
+fn a_refused_export_is_counted_with_a_clear_log_line_and_requests_go_on() {
+    let (host, port, admin, _dir, _receiver) = signed_backend("403");
+    for _ in 0..3 {
+        let started = Instant::now();
+        assert_eq!(get(port, "/").status, 200);
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+    let counters = wait_counters(admin, |c| {
+        c["failed"].as_u64() >= Some(1) && c["pending"] == 0
+    });
+    assert!(counters["failed"].as_u64() >= Some(1), "{counters}");
+    assert!(
+        host.wait_for_log("refused the batch with 403", Duration::from_secs(5)),
+        "{}",
+        host.log()
+    );
+    let log = host.log();
+    assert!(
+        log.contains("region us-west-2") && log.contains("AKIDOTLPTEST"),
+        "the refusal names the credentials and region: {log}"
+    );
+    assert!(!log.contains("otlp-test-secret"), "never the secret");
+}
+
+#[test]
+fn a_traces_exporter_the_host_does_not_have_stops_it_with_a_clear_message() {
+    let (ok, output) = support::run_to_exit(&[
+        "serve",
+        "--component",
+        &component("backend2").display().to_string(),
+        "--listen",
+        &format!("127.0.0.1:{}", free_port()),
+        "--traces-exporter",
+        "zipkin",
+    ]);
+    assert!(!ok);
+    assert!(
+        output.contains("zipkin") && output.contains("otlp"),
+        "{output}"
+    );
+}
