@@ -43,6 +43,8 @@ pub const TARGETS: &[&str] = &[
     "table_item",
     #[cfg(feature = "host")]
     "outbound_address",
+    #[cfg(feature = "host")]
+    "otel_env",
 ];
 
 /// Runs the target `name` on `data`.
@@ -59,6 +61,8 @@ pub fn run(name: &str, data: &[u8]) {
         "table_item" => host::table_item(data),
         #[cfg(feature = "host")]
         "outbound_address" => host::outbound_address(data),
+        #[cfg(feature = "host")]
+        "otel_env" => host::otel_env(data),
         other => panic!("no fuzz target {other}"),
     }
 }
@@ -279,6 +283,46 @@ mod host {
             std::net::IpAddr::V6(v6) => format!("[{v6}]"),
             v4 => v4.to_string(),
         }
+    }
+
+    /// The OpenTelemetry variables: the first line is `OTEL_TRACES_EXPORTER`, the rest is
+    /// `NAME=value` lines (`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_RESOURCE_ATTRIBUTES`, …). Parsing
+    /// never panics; a parsed header list, written back percent-encoded, parses to the same.
+    pub fn otel_env(data: &[u8]) {
+        use otlp_export::config::{ExporterChoice, OtlpConfig, parse_key_values};
+        let text = text(data);
+        let mut lines = text.lines();
+        let _ = ExporterChoice::parse(lines.next().unwrap_or(""));
+        let vars: Vec<(String, String)> = lines
+            .filter_map(|line| line.split_once('='))
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        let lookup = |name: &str| {
+            vars.iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        };
+        let _ = OtlpConfig::from_env(lookup, false);
+        if let Ok(pairs) = parse_key_values(&text) {
+            let written: Vec<String> = pairs
+                .iter()
+                .map(|(key, value)| format!("{}={}", key, encode(value)))
+                .collect();
+            let again = parse_key_values(&written.join(",")).expect("written pairs parse");
+            assert_eq!(again, pairs);
+        }
+    }
+
+    fn encode(value: &str) -> String {
+        value
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => {
+                    (b as char).to_string()
+                }
+                other => format!("%{other:02X}"),
+            })
+            .collect()
     }
 }
 
