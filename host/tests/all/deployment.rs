@@ -3,6 +3,8 @@
 
 use crate::support;
 
+mod tracing_modes;
+
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -556,6 +558,7 @@ fn every_deploy_passes_every_parameter_so_new_defaults_reach_existing_stacks() {
     for pin in [
         "XRayDaemonImage=",
         "CloudWatchAgentImage=",
+        "AdotCollectorImage=",
         "ComponentPollInterval=",
     ] {
         assert_eq!(output.matches(pin).count(), 3, "{pin} in every host stack");
