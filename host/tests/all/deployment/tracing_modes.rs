@@ -2,9 +2,11 @@
 //! each template resolved per mode (its conditions evaluated, as CloudFormation would) to check
 //! what a task of that mode runs and what its role may do.
 
-use super::{run_script_in, templates};
+use super::{
+    aws_on_moto, create_install_stacks_in_moto, run_script_in, shipped_config_with, templates,
+};
 use crate::support::daemon::Daemon;
-use crate::support::peers::peers_installed;
+use crate::support::peers::{Peer, peers_installed};
 use crate::support::{Host, component, free_port, get, workspace};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -155,10 +157,15 @@ fn service_template(service: &str, mode: &str) -> Value {
 }
 
 /// Every action the `Allow` statements of a policy document grant (`Deny` would be a surprise
-/// here: it fails the test).
+/// here: it fails the test). A single statement may be an object rather than a list.
 fn granted(document: &Value) -> BTreeSet<String> {
+    let statements = match &document["Statement"] {
+        Value::Array(list) => list.clone(),
+        Value::Object(_) => vec![document["Statement"].clone()],
+        other => panic!("a policy document without statements: {other}"),
+    };
     let mut actions = BTreeSet::new();
-    for statement in document["Statement"].as_array().unwrap() {
+    for statement in &statements {
         assert_eq!(statement["Effect"], "Allow", "{statement}");
         match &statement["Action"] {
             Value::String(action) => {
@@ -506,18 +513,12 @@ fn the_image_rules_keep_health_checks_out_of_the_traces_without_a_daemon() {
 #[test]
 fn install_passes_every_tracing_mode_and_refuses_others() {
     let dir = tempfile::tempdir().unwrap();
-    let shipped = std::fs::read_to_string(workspace().join("envs/default.conf")).unwrap();
-    assert!(shipped.contains("export TRACING_SIDECAR=xray-daemon\n"));
     let install = |mode: &str| {
-        let config = dir.path().join(format!("{mode}.conf"));
-        std::fs::write(
-            &config,
-            shipped.replace(
-                "export TRACING_SIDECAR=xray-daemon\n",
-                &format!("export TRACING_SIDECAR={mode}\n"),
-            ),
-        )
-        .unwrap();
+        let config = shipped_config_with(
+            dir.path(),
+            "export TRACING_SIDECAR=xray-daemon\n",
+            &format!("export TRACING_SIDECAR={mode}\n"),
+        );
         run_script_in(
             &workspace(),
             "install.sh",
@@ -550,4 +551,70 @@ fn install_passes_every_tracing_mode_and_refuses_others() {
         assert!(help.contains(mode), "--help does not name {mode}: {help}");
     }
     assert!(help.contains("Transaction Search"), "{help}");
+}
+
+#[test]
+fn in_motos_cloudformation_the_none_mode_leaves_each_role_only_trace_writing() {
+    // The stacks install deploys with TRACING_SIDECAR=none, created by moto's CloudFormation
+    // (a second implementation of the conditions and of the cross-stack role name), then the
+    // roles as moto's IAM has them. moto's ECS keeps AWS::NoValue entries in lists, so the
+    // containers are checked by the resolving tests above, not here.
+    let dir = tempfile::tempdir().unwrap();
+    let config = shipped_config_with(
+        dir.path(),
+        "export TRACING_SIDECAR=xray-daemon\n",
+        "export TRACING_SIDECAR=none\n",
+    );
+    let port = free_port();
+    let _moto = Peer::moto(port);
+    create_install_stacks_in_moto(port, Some(&config));
+    let iam = |args: &[&str]| -> Value {
+        let mut all: Vec<String> = vec!["iam".into()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        all.extend(["--output".into(), "json".into()]);
+        let (ok, output) = aws_on_moto(port, &all);
+        assert!(ok, "{output}");
+        serde_json::from_str(&output).unwrap()
+    };
+    for (service, _, _) in SERVICES {
+        let role = format!("xray-ecs-dev-us-east-1-{service}-task-role");
+        let attached = iam(&["list-attached-role-policies", "--role-name", &role]);
+        assert_eq!(
+            attached["AttachedPolicies"],
+            serde_json::json!([]),
+            "{service}"
+        );
+        let names = iam(&["list-role-policies", "--role-name", &role]);
+        let names: Vec<&str> = names["PolicyNames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        let tracing_policy = format!("xray-ecs-dev-{service}-tracing");
+        assert_eq!(names.len(), 2, "{service}: {names:?}");
+        assert!(names.contains(&tracing_policy.as_str()), "{names:?}");
+        for name in names {
+            let policy = iam(&[
+                "get-role-policy",
+                "--role-name",
+                &role,
+                "--policy-name",
+                name,
+            ]);
+            let document = &policy["PolicyDocument"];
+            if name == tracing_policy {
+                assert_eq!(granted(document), set(&TRACE_WRITING), "{service}");
+            } else {
+                // The base stack's own policy, which moto hands back as a Python literal
+                // rather than JSON: read as text, it grants the component read and nothing
+                // about traces, metrics or logs.
+                let text = document.to_string();
+                assert!(text.contains("s3:GetObject"), "{service}: {text}");
+                for service_prefix in ["xray:", "cloudwatch:", "logs:"] {
+                    assert!(!text.contains(service_prefix), "{service}: {text}");
+                }
+            }
+        }
+    }
 }
