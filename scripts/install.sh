@@ -13,7 +13,12 @@ cd "$(dirname "$0")/.."
 parse_options "usage: scripts/install.sh [--config FILE] [--dry-run]
 
 Deploys every stack in order. --dry-run prints each command that would change something
-instead of running it (read-only queries still run when credentials allow)." "$@"
+instead of running it (read-only queries still run when credentials allow).
+
+The config's TRACING_SIDECAR chooses how the traces reach X-Ray: xray-daemon (the default),
+cloudwatch-agent or adot (a sidecar receiving the segments), or none (no sidecar: each host
+exports OTLP to X-Ray itself). adot and none need CloudWatch Transaction Search enabled in the
+account first; docs/tracing-modes.md says how, and what each mode costs." "$@"
 load_config
 if [ "$DRY_RUN" = 0 ]; then
   require_tools aws docker cargo
@@ -74,7 +79,8 @@ for service in $SERVICES_INSTALL_ORDER; do
   esac
   if [ "$service" != frontend ]; then
     service_parameters="$service_parameters TracingSidecar=$TRACING_SIDECAR XRayDaemonImage=$XRAY_DAEMON_IMAGE"
-    service_parameters="$service_parameters CloudWatchAgentImage=$CLOUDWATCH_AGENT_IMAGE ComponentPollInterval=$COMPONENT_POLL_INTERVAL"
+    service_parameters="$service_parameters CloudWatchAgentImage=$CLOUDWATCH_AGENT_IMAGE AdotCollectorImage=$ADOT_COLLECTOR_IMAGE"
+    service_parameters="$service_parameters ComponentPollInterval=$COMPONENT_POLL_INTERVAL"
   fi
   # shellcheck disable=SC2086 # the parameters are words without spaces
   deploy_stack "templates/2-svc-$service.yml" "$PREFIX-svc-$service-stack" \

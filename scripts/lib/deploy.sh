@@ -88,6 +88,7 @@ load_config() {
   # The tag AWS's own ECS task definition templates pin (aws-samples/
   # amazon-cloudwatch-container-insights, ecs-task-definition-templates/deployment-mode/sidecar).
   CLOUDWATCH_AGENT_IMAGE=${CLOUDWATCH_AGENT_IMAGE:-public.ecr.aws/cloudwatch-agent/cloudwatch-agent:1.300066.1b1374}
+  ADOT_COLLECTOR_IMAGE=${ADOT_COLLECTOR_IMAGE:-public.ecr.aws/aws-observability/aws-otel-collector:v0.50.0}
   COMPONENT_POLL_INTERVAL=${COMPONENT_POLL_INTERVAL:-30s}
   MIN_TASKS=${MIN_TASKS:-1}
   MAX_TASKS=${MAX_TASKS:-4}
@@ -104,8 +105,8 @@ load_config() {
     *) fail "CPU_ARCHITECTURE must be X86_64 or ARM64" ;;
   esac
   case "$TRACING_SIDECAR" in
-    xray-daemon | cloudwatch-agent) ;;
-    *) fail "TRACING_SIDECAR must be xray-daemon or cloudwatch-agent" ;;
+    xray-daemon | cloudwatch-agent | adot | none) ;;
+    *) fail "TRACING_SIDECAR must be xray-daemon, cloudwatch-agent, adot or none (docs/tracing-modes.md)" ;;
   esac
   export AWS_REGION
   # Unset, the CLI's own chain decides (environment variables, SSO, CloudShell, instance roles).

@@ -3,6 +3,8 @@
 
 use crate::support;
 
+mod tracing_modes;
+
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -204,6 +206,16 @@ fn run_script_in(root: &Path, script: &str, args: &[&str], env: &[(&str, &str)])
     }
 }
 
+/// A copy of the shipped config (envs/default.conf) in `dir` with `from` replaced by `to`
+/// (which must be in it: a test of a setting the config no longer has would test nothing).
+fn shipped_config_with(dir: &Path, from: &str, to: &str) -> PathBuf {
+    let shipped = std::fs::read_to_string(workspace().join("envs/default.conf")).unwrap();
+    assert!(shipped.contains(from), "envs/default.conf has no {from:?}");
+    let config = dir.join(format!("{}.conf", to.replace(['=', ' ', '\n'], "-")));
+    std::fs::write(&config, shipped.replace(from, to)).unwrap();
+    config
+}
+
 /// Runs a script of this checkout with the stubs; returns (success, output, recorded calls).
 fn run_script(script: &str, args: &[&str], config: Option<&Path>) -> (bool, String, Vec<String>) {
     let mut args: Vec<&str> = args.to_vec();
@@ -385,14 +397,7 @@ fn scripts_explain_bad_options_and_configs() {
         );
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bad.conf");
-    std::fs::write(
-        &config,
-        std::fs::read_to_string(workspace().join("envs/default.conf"))
-            .unwrap()
-            .replace("APP_ID=xray-ecs", "APP_ID=much-too-long"),
-    )
-    .unwrap();
+    let config = shipped_config_with(dir.path(), "APP_ID=xray-ecs", "APP_ID=much-too-long");
     let (ok, output, _) = run_script("install.sh", &["--dry-run"], Some(&config));
     assert!(
         !ok && output.contains("APP_ID must be 1 to 8 characters"),
@@ -418,15 +423,38 @@ fn the_healthcheck_command_reports_the_services_health() {
     assert!(!ok && output.contains("could not be reached"), "{output}");
 }
 
-#[test]
-fn the_stacks_install_deploys_are_created_by_motos_cloudformation() {
-    let interop = peers_installed();
-    let port = free_port();
-    let _moto = support::peers::Peer::moto(port);
-    // The stacks, templates and parameters of install.sh's dry run, created in moto (as
-    // create-stack: moto does not record the exports of stacks made through change sets,
-    // which `cloudformation deploy` uses).
-    let (ok, output, _) = run_script("install.sh", &["--dry-run"], None);
+/// Runs the AWS CLI of the interop venv against moto on `port`; returns (success, output).
+fn aws_on_moto(port: u16, args: &[String]) -> (bool, String) {
+    let result = Command::new(peers_installed().join("venv/bin/aws"))
+        .args(args)
+        .args([
+            "--endpoint-url",
+            &format!("http://127.0.0.1:{port}"),
+            "--region",
+            "us-east-1",
+        ])
+        .current_dir(workspace())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    (
+        result.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&result.stdout),
+            String::from_utf8_lossy(&result.stderr)
+        ),
+    )
+}
+
+/// Creates in moto the stacks of install.sh's dry run (with the config `config`, else the
+/// shipped one), with their templates and parameters, and asserts that all six are complete.
+fn create_install_stacks_in_moto(port: u16, config: Option<&Path>) {
+    // As create-stack: moto does not record the exports of stacks made through change sets,
+    // which `cloudformation deploy` uses.
+    let (ok, output, _) = run_script("install.sh", &["--dry-run"], config);
     assert!(ok, "{output}");
     for line in output
         .lines()
@@ -453,48 +481,21 @@ fn the_stacks_install_deploys_are_created_by_motos_cloudformation() {
             let (key, value) = pair.split_once('=').unwrap();
             args.push(format!("ParameterKey={key},ParameterValue={value}"));
         }
-        let result = Command::new(interop.join("venv/bin/aws"))
-            .args(&args)
-            .args([
-                "--endpoint-url",
-                &format!("http://127.0.0.1:{port}"),
-                "--region",
-                "us-east-1",
-            ])
-            .current_dir(workspace())
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .unwrap();
-        assert!(
-            result.status.success(),
-            "{line}\n{}{}",
-            String::from_utf8_lossy(&result.stdout),
-            String::from_utf8_lossy(&result.stderr)
-        );
+        let (ok, answer) = aws_on_moto(port, &args);
+        assert!(ok, "{line}\n{answer}");
     }
-    let stacks = Command::new(interop.join("venv/bin/aws"))
-        .args([
-            "cloudformation",
-            "describe-stacks",
-            "--query",
-            "Stacks[].[StackName,StackStatus]",
-            "--output",
-            "text",
-        ])
-        .args([
-            "--endpoint-url",
-            &format!("http://127.0.0.1:{port}"),
-            "--region",
-            "us-east-1",
-        ])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&stacks.stdout);
+    let (ok, listing) = aws_on_moto(
+        port,
+        &[
+            "cloudformation".into(),
+            "describe-stacks".into(),
+            "--query".into(),
+            "Stacks[].[StackName,StackStatus]".into(),
+            "--output".into(),
+            "text".into(),
+        ],
+    );
+    assert!(ok, "{listing}");
     assert_eq!(
         listing
             .lines()
@@ -503,6 +504,13 @@ fn the_stacks_install_deploys_are_created_by_motos_cloudformation() {
         6,
         "{listing}"
     );
+}
+
+#[test]
+fn the_stacks_install_deploys_are_created_by_motos_cloudformation() {
+    let port = free_port();
+    let _moto = support::peers::Peer::moto(port);
+    create_install_stacks_in_moto(port, None);
 }
 
 /// The parameters a template declares with a default: name → default value.
@@ -556,6 +564,7 @@ fn every_deploy_passes_every_parameter_so_new_defaults_reach_existing_stacks() {
     for pin in [
         "XRayDaemonImage=",
         "CloudWatchAgentImage=",
+        "AdotCollectorImage=",
         "ComponentPollInterval=",
     ] {
         assert_eq!(output.matches(pin).count(), 3, "{pin} in every host stack");
