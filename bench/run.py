@@ -11,7 +11,10 @@ Started by scripts/bench.sh, which builds and installs what this needs first. Th
    imports WASI only): xray-host traced (instances reused, as wasmtime serve does for WASI 0.3),
    with X-Ray off, and with reuse off (a fresh instance per request); `wasmtime serve` on the
    same file with its default reuse (the anchor); and a native hyper server.
-3. Serverless figures: process start to the first 200 (with and without the compiled-component
+3. Export modes: the same component traced with its segments sent as UDP datagrams (`xray`),
+   as OTLP/HTTP protobuf spans (`otlp`, to a sink that answers 200), and both, against X-Ray
+   off: the server's CPU time per request (user + system, from /proc), as a ratio to X-Ray off.
+4. Serverless figures: process start to the first 200 (with and without the compiled-component
    cache), resident memory of an idle host, and the criterion figures of one request through
    the instance pool and the tracing hot paths (from target/criterion).
 
@@ -24,6 +27,7 @@ on the others.
 import argparse
 import csv
 import http.client
+import http.server
 import json
 import os
 import re
@@ -86,6 +90,20 @@ def descendants(pid):
     return found
 
 
+def cpu_seconds(pids):
+    """User + system CPU time the processes have used, seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            # Fields 14 and 15 (utime, stime) after the command name in parentheses.
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / ticks
+
+
 def proportional_kib(pid):
     """Proportional set size (shared pages split among their users) of one process, KiB."""
     try:
@@ -121,6 +139,10 @@ class Stack:
             )
         self.processes.append(process)
         return process
+
+    def cpu_seconds(self):
+        """CPU time of all the stack's processes so far, seconds."""
+        return cpu_seconds(pid for p in self.processes for pid in descendants(p.pid))
 
     def memory_kib(self):
         """Proportional resident memory of all the stack's processes, KiB."""
@@ -246,13 +268,16 @@ def measure(stacks, rounds, seconds, connections, sink):
     """Interleaved rounds over the stacks, all running; per stack the medians."""
     results = {stack.name: [] for stack in stacks}
     segments = {stack.name: 0 for stack in stacks}
+    cpu = {stack.name: 0.0 for stack in stacks}
     for stack in stacks:
         run_wrk(stack.url, 3, connections)  # warm-up: connections, caches, JITs
     for round_number in range(rounds):
         for stack in stacks:
             before = sink.count
+            cpu_before = stack.cpu_seconds()
             result = run_wrk(stack.url, seconds, connections)
             time.sleep(0.3)  # the last segments reach the sink
+            cpu[stack.name] += stack.cpu_seconds() - cpu_before
             segments[stack.name] += sink.count - before
             results[stack.name].append(result)
             print(
@@ -271,6 +296,8 @@ def measure(stacks, rounds, seconds, connections, sink):
             "errors": sum(r["errors"] for r in runs),
             "requests": requests,
             "segments_per_request": segments[stack.name] / requests if requests else 0,
+            # Includes the 0.3 s after each run, when the exporters send what is queued.
+            "cpu_us_per_request": cpu[stack.name] / requests * 1e6 if requests else 0,
         }
     return summary
 
@@ -463,6 +490,76 @@ def one_component_factories(log_dir, rules, sink, cache):
     ]
 
 
+class OtlpSink(threading.Thread):
+    """An OTLP/HTTP endpoint for the load runs: answers every POST 200 with an empty
+    ExportTraceServiceResponse (an empty body is one, in protobuf) and counts the bodies."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                sink.count += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.count = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = "http://127.0.0.1:%d" % self.server.server_address[1]
+
+    def run(self):
+        self.server.serve_forever()
+
+
+def export_mode_factories(log_dir, rules, sink, otlp, cache):
+    """Backend 2's GET / with each trace exporter, and with X-Ray off."""
+
+    def variant(name, port, exporters, *extra):
+        env = {
+            "AWS_XRAY_DAEMON_ADDRESS": sink.address,
+            "XRAY_HOST_CACHE_DIR": cache,
+            "OTEL_TRACES_EXPORTER": exporters,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+            # The SDKs' default batch of 512 spans, sent at least every second.
+            "OTEL_BSP_SCHEDULE_DELAY": "1000",
+        }
+
+        def start():
+            stack = Stack(name, f"http://127.0.0.1:{port}/", log_dir)
+            stack.start(host_command(STANDALONE, port, "Backend #2", rules,
+                                     "--table-store", f"{cache}/e{port}.redb", *extra), env)
+            return stack
+
+        return start
+
+    return [
+        variant("X-Ray off", 18301, "xray", "--xray", "off"),
+        variant("xray (UDP segments)", 18302, "xray"),
+        variant("otlp (OTLP/HTTP protobuf)", 18303, "otlp"),
+        variant("xray + otlp", 18304, "xray,otlp"),
+    ]
+
+
+def print_cpu_table(title, summary, baseline):
+    print(f"\n{title}")
+    header = f"{'variant':44} {'req/s':>9} {'p99 ms':>8} {'CPU us/req':>11} {'x off':>7} {'errors':>7}"
+    print(header)
+    print("-" * len(header))
+    base = summary[baseline]["cpu_us_per_request"]
+    for name, s in summary.items():
+        print(
+            f"{name:44} {s['rps']:9.0f} {s['p99']:8.2f} {s['cpu_us_per_request']:11.1f} "
+            f"{s['cpu_us_per_request'] / base:7.2f} {s['errors']:7d}"
+        )
+
+
 def wasmtime_serve(port, *options):
     """`wasmtime serve` on the standalone backend 2, with the pooling allocator as ours uses and
     its default instance reuse (for a WASI 0.3 component: 128 requests, 16 at once)."""
@@ -592,6 +689,8 @@ def write_csv(path, sections, extra_rows):
                 writer.writerow([section, name, "errors", s["errors"], "requests"])
                 writer.writerow([section, name, "segments_per_request",
                                  f"{s['segments_per_request']:.2f}", "1"])
+                writer.writerow([section, name, "cpu_per_request",
+                                 f"{s['cpu_us_per_request']:.1f}", "us"])
         for name, value, unit in extra_rows:
             writer.writerow(["serverless and hot paths", name, "value", f"{value:.3f}", unit])
 
@@ -634,6 +733,8 @@ def main():
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--starts", type=int, default=10, help="cold starts per variant (median)")
     parser.add_argument("--out", type=Path, default=TARGET / "bench", help="where results go")
+    parser.add_argument("--only", choices=["export-modes"],
+                        help="run only this section (and write only its results)")
     args = parser.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -650,6 +751,16 @@ def main():
     print(f"load generator and sink on core {LOAD_CORES}, servers on {SERVER_CORES}; "
           f"wrk -t1 -c{args.connections}, {args.rounds} x {args.seconds}s per variant; logs in {log_dir}")
     sections = []
+    otlp = OtlpSink()
+    otlp.start()
+
+    if args.only == "export-modes":
+        modes = run_section("export modes, backend 2 GET /",
+                            export_mode_factories(log_dir, rules, sink, otlp, cache), args, sink)
+        print_cpu_table("Export modes, backend 2 GET / (CPU time of the host per request)",
+                        modes, "X-Ray off")
+        write_csv(args.out / "export-modes.csv", [("export modes", modes)], [])
+        return 0
 
     whole = run_section(
         "whole application, GET /api/ (every request traced)",
@@ -670,6 +781,9 @@ def main():
         sink,
     )
     sections.append(("one component", single))
+    modes = run_section("export modes, backend 2 GET /",
+                        export_mode_factories(log_dir, rules, sink, otlp, cache), args, sink)
+    sections.append(("export modes", modes))
 
     print("\n== serverless figures")
     extra = serverless(args.starts, sink, rules) + criterion_rows()
@@ -687,6 +801,8 @@ def main():
         [(names[0], names[4]), (names[1], names[4]), (names[0], names[1]), (names[2], names[4]),
          (names[0], names[5]), (names[4], names[5])],
     )
+    print_cpu_table("Export modes, backend 2 GET / (CPU time of the host per request)",
+                    modes, "X-Ray off")
     print("\nServerless figures and hot paths (medians)")
     for name, value, unit in extra:
         print(f"  {name:64} {value:10.2f} {unit}")

@@ -8,6 +8,7 @@
 # Not part of the test run. Takes about 15 minutes (plus about 8 for the wasmtime CLI, once).
 #
 # Usage: scripts/bench.sh [--seconds N] [--rounds N] [--connections N] [--starts N]
+#                         [--only export-modes]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/setup.sh
