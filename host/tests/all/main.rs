@@ -18,3 +18,4 @@ mod reuse;
 mod swap;
 mod table;
 mod tracing;
+mod wasi_otel;
