@@ -9,7 +9,9 @@
 
 use serde_json::{Value, json};
 use xray::daemon_address::DaemonAddress;
-use xray::ids::TraceId;
+use xray::guest_span::{FinishedSpan, SpanEvent, SpanKind, SpanStatus};
+use xray::ids::{SegmentId, TraceId};
+use xray::request_trace::{MAX_ANNOTATIONS, MAX_SUBSEGMENTS, RequestTrace};
 use xray::sampling::centralized::{CentralizedSampler, parse_rules_response};
 use xray::sampling::local::{LocalRules, LocalSampler};
 use xray::sampling::{RandomSource, SamplingRequest};
@@ -39,6 +41,7 @@ pub const TARGETS: &[&str] = &[
     "sampling_responses",
     "datagram",
     "xray_api",
+    "guest_span",
     #[cfg(feature = "host")]
     "table_item",
     #[cfg(feature = "host")]
@@ -57,6 +60,7 @@ pub fn run(name: &str, data: &[u8]) {
         "sampling_responses" => sampling_responses(data),
         "datagram" => datagram_intake(data),
         "xray_api" => xray_api(data),
+        "guest_span" => guest_span(data),
         #[cfg(feature = "host")]
         "table_item" => host::table_item(data),
         #[cfg(feature = "host")]
@@ -84,6 +88,97 @@ pub fn traceparent(data: &[u8]) {
         let written = TraceParent::format(&parent.trace_id, &parent.parent_id, parent.sampled);
         assert_eq!(TraceParent::parse(&written), Some(parent.clone()));
         assert!(TraceId::parse(parent.trace_id.as_str()).is_some());
+    }
+}
+
+/// The spans a component reports through wasi:otel: `data` is a JSON list of calls (`{"start":
+/// [trace, span]}` or `{"end": {...}}`, with `"T"` for the request's trace id), or, when it is
+/// not, one span start and end with `data` as every text. Whatever the calls, the subsegments
+/// stay a tree of distinct ids within the limits, and every ended one ends after it starts.
+pub fn guest_span(data: &[u8]) {
+    let mut trace = RequestTrace::new(
+        TraceId::parse("1-5f84c7a1-0123456789abcdef01234567").expect("a valid id"),
+        SegmentId::parse("0123456789abcdef").expect("a valid id"),
+        true,
+    );
+    let ours = trace.otel_trace_id();
+    let calls = serde_json::from_slice::<Vec<Value>>(data).unwrap_or_else(|_| {
+        let text = text(data);
+        vec![
+            json!({"start": ["T", "00000000000000a1"]}),
+            json!({"end": {"trace": "T", "span": "00000000000000a1", "parent": text,
+                "name": text, "attributes": [[text, text], ["aws.xray.annotations", text]],
+                "events": [{"name": "exception", "attributes": [["exception.message", text]]}],
+                "status": text}}),
+        ]
+    });
+    let string = |v: &Value| {
+        let s = v.as_str().unwrap_or_default();
+        if s == "T" {
+            ours.clone()
+        } else {
+            s.to_string()
+        }
+    };
+    let pairs = |v: &Value| -> Vec<(String, String)> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|pair| (string(&pair[0]), string(&pair[1])))
+            .collect()
+    };
+    for call in calls.iter().take(2 * MAX_SUBSEGMENTS + 10) {
+        if let Some(start) = call.get("start") {
+            let _ = trace.start_guest_span(&string(&start[0]), &string(&start[1]), 1.0);
+        } else if let Some(end) = call.get("end") {
+            let span = FinishedSpan {
+                trace_id: string(&end["trace"]),
+                span_id: string(&end["span"]),
+                parent_span_id: string(&end["parent"]),
+                kind: match end["kind"].as_u64() {
+                    Some(0) => SpanKind::Client,
+                    Some(1) => SpanKind::Server,
+                    Some(2) => SpanKind::Producer,
+                    Some(3) => SpanKind::Consumer,
+                    _ => SpanKind::Internal,
+                },
+                name: string(&end["name"]),
+                start_time: end["start_time"].as_f64().unwrap_or(2.0),
+                end_time: end["end_time"].as_f64().unwrap_or(1.5),
+                attributes: pairs(&end["attributes"]),
+                events: end["events"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|event| SpanEvent {
+                        name: string(&event["name"]),
+                        attributes: pairs(&event["attributes"]),
+                    })
+                    .collect(),
+                status: match end["status"].as_str() {
+                    None | Some("") => SpanStatus::Unset,
+                    Some("ok") => SpanStatus::Ok,
+                    Some(description) => SpanStatus::Error(description.to_string()),
+                },
+            };
+            let _ = trace.end_guest_span(span);
+        }
+    }
+    trace.end_open_subsegments();
+    assert!(trace.subsegments.len() <= MAX_SUBSEGMENTS);
+    let annotations: usize = trace
+        .subsegments
+        .iter()
+        .map(|s| s.fields.annotations.len())
+        .sum();
+    assert!(annotations <= MAX_ANNOTATIONS);
+    let mut ids = std::collections::HashSet::new();
+    assert!(ids.insert(trace.segment_id.clone()));
+    for (index, subsegment) in trace.subsegments.iter().enumerate() {
+        assert!(ids.insert(subsegment.id.clone()), "a span id is used twice");
+        assert!(subsegment.parent.is_none_or(|parent| parent < index));
+        let end = subsegment.end_time.expect("every subsegment is ended");
+        assert!(end >= subsegment.start_time, "{subsegment:?}");
     }
 }
 

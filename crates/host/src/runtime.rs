@@ -164,7 +164,7 @@ impl Runtime {
             .map_err(anyhow::Error::from)
             .context(
                 "the component imports something this host does not provide (the host provides \
-             WASI 0.2 and 0.3, wasi:http 0.2 and 0.3, and xray-host:platform)",
+             WASI 0.2 and 0.3, wasi:http 0.2 and 0.3, wasi:otel 0.2.0-rc.2 and xray-host:platform)",
             )?;
         let (pre, abi) =
             match wasmtime_wasi_http::p3::bindings::ServicePre::new(instance_pre.clone()) {

@@ -8,6 +8,7 @@
 //! - [`document`]: the segment document, typed.
 //! - [`request_trace`]: what one request records (segment, manual and call subsegments,
 //!   annotations, metadata, failures), with X-Ray's rules enforced as it is added.
+//! - [`guest_span`]: spans a component reports through wasi:otel, as subsegments.
 //! - [`active_trace`]: the one owner of a request's trace while it runs.
 //! - [`segment`]: a finished trace as documents, split to fit a datagram.
 //! - [`sampling`]: centralized rules through the daemon, local rules, the built-in default, and
@@ -24,6 +25,7 @@ pub mod document;
 pub mod ecs_metadata;
 pub mod emitter;
 pub mod export;
+pub mod guest_span;
 pub mod ids;
 pub mod recorder;
 pub mod request_trace;

@@ -11,6 +11,7 @@ use crate::document::{
     AnnotationValue, Aws, Exception, Http, HttpRequest, HttpResponse, Metadata, Namespace,
     StoreNote,
 };
+use crate::guest_span::GuestSpans;
 use crate::ids::{SegmentId, TraceId};
 use crate::trace_header::TraceHeader;
 use crate::traceparent::TraceParent;
@@ -132,6 +133,8 @@ pub struct RequestTrace {
     pub segment: Annotated,
     /// The subsegments, in the order they were opened.
     pub subsegments: Vec<SubsegmentRecord>,
+    /// The spans the component reported through wasi:otel (see [`crate::guest_span`]).
+    pub guest_spans: GuestSpans,
 }
 
 /// A call the host makes for the component, as its subsegment begins.
@@ -207,6 +210,7 @@ impl RequestTrace {
             response: None,
             segment: Annotated::default(),
             subsegments: Vec::new(),
+            guest_spans: GuestSpans::default(),
         }
     }
 
@@ -361,6 +365,36 @@ impl RequestTrace {
     pub fn end_subsegment(&mut self, index: usize) -> Result<(), TraceError> {
         self.open(index)?.end_time = Some(now());
         Ok(())
+    }
+
+    /// Opens a subsegment under `parent` with an id and start time that the caller chose (a
+    /// span a component reports, whose span id is the subsegment's id); returns its index. The
+    /// caller makes sure `id` names nothing else in the trace (see
+    /// [`subsegment_index`](Self::subsegment_index)).
+    pub fn begin_subsegment_at(
+        &mut self,
+        parent: Target,
+        id: SegmentId,
+        name: &str,
+        start_time: f64,
+    ) -> Result<usize, TraceError> {
+        let index = self.begin_subsegment(parent, name)?;
+        let subsegment = &mut self.subsegments[index];
+        subsegment.id = id;
+        subsegment.start_time = start_time;
+        Ok(index)
+    }
+
+    /// Ends a subsegment at `end_time` (its start time when `end_time` is earlier).
+    pub fn end_subsegment_at(&mut self, index: usize, end_time: f64) -> Result<(), TraceError> {
+        let subsegment = self.open(index)?;
+        subsegment.end_time = Some(end_time.max(subsegment.start_time));
+        Ok(())
+    }
+
+    /// The index of the subsegment with this id, if there is one.
+    pub fn subsegment_index(&self, id: &SegmentId) -> Option<usize> {
+        self.subsegments.iter().position(|s| &s.id == id)
     }
 
     /// Ends every subsegment still open, marking them as ended by the host; called when the

@@ -19,3 +19,4 @@ mod reuse;
 mod swap;
 mod table;
 mod tracing;
+mod wasi_otel;

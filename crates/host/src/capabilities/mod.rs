@@ -3,7 +3,9 @@
 //!
 //! - [`tracing`]: `xray-host:platform/tracing`, manual X-Ray instrumentation.
 //! - [`table`]: `xray-host:platform/table`, the service's table.
+//! - [`otel`]: `wasi:otel@0.2.0-rc.2`, spans of a component instrumented with OpenTelemetry.
 
+pub mod otel;
 pub mod table;
 pub mod tracing;
 
@@ -31,5 +33,6 @@ mod bindings {
 /// Adds every platform capability to `linker`.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     tracing::add_to_linker(linker)?;
+    otel::add_to_linker(linker)?;
     table::add_to_linker(linker)
 }
