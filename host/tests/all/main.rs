@@ -14,6 +14,7 @@ mod faults;
 mod frontend;
 mod hardening;
 mod interop;
+mod otlp_ingest;
 mod reuse;
 mod swap;
 mod table;
