@@ -379,6 +379,52 @@ mod tests {
     }
 
     #[test]
+    fn the_service_graph_and_summaries_read_the_spans_like_segments() {
+        let store = TraceStore::new(10);
+        receive(&store, PROTOBUF, None, &checkout().encode_to_vec(), 1.0);
+        let range = json!({"StartTime": 1.7e9, "EndTime": 1.8e9});
+        let graph = api::service_graph(&store, &range).unwrap();
+        let services = graph["Services"].as_array().unwrap();
+        let node = |name: &str| {
+            services
+                .iter()
+                .find(|s| s["Name"] == name)
+                .unwrap_or_else(|| panic!("no {name} in {graph:#}"))
+        };
+        let edges = |name: &str| -> Vec<Value> {
+            node(name)["Edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["ReferenceId"].clone())
+                .collect()
+        };
+        let checkout_node = node("Checkout OTel");
+        assert_eq!(checkout_node["Type"], "AWS::ECS::Fargate");
+        assert_eq!(edges("Client"), [checkout_node["ReferenceId"].clone()]);
+        assert_eq!(
+            edges("Checkout OTel"),
+            [
+                node("inventory.local")["ReferenceId"].clone(),
+                node("orders")["ReferenceId"].clone()
+            ]
+        );
+        assert_eq!(node("orders")["Type"], "AWS::DynamoDB::Table");
+        let summaries = api::trace_summaries(
+            &store,
+            &json!({"StartTime": 1.7e9, "EndTime": 1.8e9, "FilterExpression": "annotation.cart = \"c-42\" AND fault"}),
+            2e9,
+        )
+        .unwrap();
+        let summary = &summaries["TraceSummaries"][0];
+        assert_eq!(
+            summary["Http"]["HttpURL"],
+            "http://shop.local:8080/checkout"
+        );
+        assert_eq!(summary["EntryPoint"]["Name"], "Checkout OTel");
+    }
+
+    #[test]
     fn otlp_json_is_read_with_hex_ids_and_answered_in_json() {
         let store = TraceStore::new(10);
         for (encoding, body) in [
