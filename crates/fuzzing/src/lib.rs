@@ -18,7 +18,7 @@ use xray::sampling::{RandomSource, SamplingRequest};
 use xray::trace_header::TraceHeader;
 use xray::traceparent::TraceParent;
 use xray_local::store::TraceStore;
-use xray_local::{api, datagram};
+use xray_local::{api, datagram, otlp_ingest};
 
 struct Half;
 
@@ -42,6 +42,7 @@ pub const TARGETS: &[&str] = &[
     "datagram",
     "xray_api",
     "guest_span",
+    "otlp_traces",
     #[cfg(feature = "host")]
     "table_item",
     #[cfg(feature = "host")]
@@ -61,6 +62,7 @@ pub fn run(name: &str, data: &[u8]) {
         "datagram" => datagram_intake(data),
         "xray_api" => xray_api(data),
         "guest_span" => guest_span(data),
+        "otlp_traces" => otlp_traces(data),
         #[cfg(feature = "host")]
         "table_item" => host::table_item(data),
         #[cfg(feature = "host")]
@@ -279,6 +281,58 @@ pub fn xray_api(data: &[u8]) {
     let _ = api::service_graph(&store, &body);
 }
 
+/// The stand-in's OTLP/HTTP intake: the first byte picks protobuf or OTLP/JSON and whether the
+/// rest is sent as it is, gzipped here (to reach the decoders through gunzip), or labelled gzip
+/// as it is; the spans are mapped, stored and read back through the X-Ray API. Every span of a
+/// decoded request is either stored or counted as refused, and stored trace ids are X-Ray's.
+pub fn otlp_traces(data: &[u8]) {
+    let _ = otlp_intake(data);
+}
+
+/// What [`otlp_traces`] does, returning the stand-in's answer (`None` for an empty input).
+pub fn otlp_intake(data: &[u8]) -> Option<otlp_ingest::OtlpAnswer> {
+    use std::io::Write;
+    let (&mode, body) = data.split_first()?;
+    let content_type = if mode % 2 == 0 {
+        "application/x-protobuf"
+    } else {
+        "application/json"
+    };
+    let (encoding, body) = match (mode / 2) % 3 {
+        0 => (None, body.to_vec()),
+        1 => {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(body).expect("gzip into memory");
+            (Some("gzip"), encoder.finish().expect("gzip into memory"))
+        }
+        _ => (Some("gzip"), body.to_vec()),
+    };
+    let store = TraceStore::new(8);
+    let answer = otlp_ingest::receive(&store, Some(content_type), encoding, &body, 1_000.0);
+    if answer.status.is_success() {
+        let (request, _) = otlp_ingest::decode_request(Some(content_type), encoding, &body)
+            .expect("a body taken once decodes again");
+        let spans: usize = request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        assert_eq!(answer.accepted + answer.rejected, spans);
+    } else {
+        assert_eq!(store.counts().accepted, 0);
+    }
+    for trace in store.traces() {
+        assert!(TraceId::parse(&trace.id).is_some(), "{}", trace.id);
+        let _ = trace.assembled_segments();
+    }
+    let range = json!({"StartTime": 0.0, "EndTime": 4e10});
+    let _ = api::trace_summaries(&store, &range, 1_000.0);
+    let _ = api::service_graph(&store, &range);
+    Some(answer)
+}
+
 /// The targets of the host's own parsers.
 #[cfg(feature = "host")]
 mod host {
@@ -438,6 +492,28 @@ mod tests {
                 br#"{"version": 2, "default": {"fixed_target": 1, "rate": 0.05}}"#,
             );
             run(target, &[9, 0, 0, 1, 5, 0, 6, 2]);
+        }
+    }
+
+    #[test]
+    fn the_otlp_seeds_reach_the_mapping_in_every_encoding() {
+        let regressions = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions");
+        // Seed, spans stored, spans refused (an all-zero id; an end before the start).
+        for (seed, accepted, rejected) in [
+            ("seed-protobuf", 2, 1),
+            ("seed-protobuf-gzipped-here", 2, 1),
+            ("seed-protobuf-labelled-gzip", 2, 1),
+            ("seed-json", 1, 1),
+            ("seed-json-gzipped-here", 1, 1),
+        ] {
+            let data = std::fs::read(regressions.join("otlp_traces").join(seed)).unwrap();
+            let answer = otlp_intake(&data).unwrap();
+            assert_eq!(
+                (answer.status.as_u16(), answer.accepted, answer.rejected),
+                (200, accepted, rejected),
+                "{seed}: {:?}",
+                answer.problem
+            );
         }
     }
 }

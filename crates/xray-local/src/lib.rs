@@ -4,12 +4,16 @@
 //!   ([`store`]);
 //! - TCP: the daemon's sampling proxy answered from a local rules file ([`sampling_service`]),
 //!   the X-Ray API calls the AWS CLI makes ([`api`], [`filter`]), and the trace console, a page
-//!   served at `/` that reads the same API.
+//!   served at `/` that reads the same API;
+//! - TCP too: OTLP/HTTP traces on `/v1/traces` ([`otlp_ingest`]), turned into X-Ray documents
+//!   ([`span_documents`]) in the same store, so OpenTelemetry services appear beside ours.
 
 pub mod api;
 pub mod datagram;
 pub mod filter;
+pub mod otlp_ingest;
 pub mod sampling_service;
+pub mod span_documents;
 pub mod store;
 
 use api::ApiError;
@@ -119,13 +123,16 @@ impl DaemonStandIn {
         }
     }
 
-    /// Answers one TCP request: sampling, the X-Ray API, or the console.
+    /// Answers one TCP request: sampling, the X-Ray API, OTLP traces, or the console.
     pub async fn handle<B>(&self, request: Request<B>) -> Response<StandInBody>
     where
         B: Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let (method, path) = (request.method().clone(), request.uri().path().to_string());
+        if path == otlp_ingest::TRACES_PATH {
+            return otlp_ingest::handle(&self.store, request, now()).await;
+        }
         if method == Method::GET {
             return match path.as_str() {
                 "/" | "/index.html" => asset(CONSOLE_HTML, "text/html; charset=utf-8"),

@@ -11,7 +11,8 @@ use std::sync::Mutex;
 pub struct StoreCounts {
     /// Documents accepted.
     pub accepted: u64,
-    /// Datagrams rejected (bad header, no document, not JSON, no id or trace id).
+    /// Datagrams rejected (bad header, no document, not JSON, no id or trace id), and OTLP
+    /// spans refused.
     pub rejected: u64,
     /// Traces evicted to stay within the bound.
     pub evicted: u64,
@@ -208,7 +209,7 @@ impl TraceStore {
         Ok(())
     }
 
-    /// Counts a rejected datagram.
+    /// Counts a rejected datagram or OTLP span.
     pub fn count_rejected(&self) {
         self.lock().counts.rejected += 1;
     }

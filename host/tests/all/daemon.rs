@@ -12,7 +12,7 @@ use support::peers::{Peer, peers_installed};
 use support::{Host, application_with_options, free_port, get, request};
 
 /// A stand-in on a free port (UDP and TCP).
-fn stand_in() -> (Host, u16) {
+pub(crate) fn stand_in() -> (Host, u16) {
     loop {
         let port = free_port();
         if UdpSocket::bind(("127.0.0.1", port)).is_err() {
@@ -27,11 +27,11 @@ fn stand_in() -> (Host, u16) {
     }
 }
 
-fn status(port: u16) -> Value {
+pub(crate) fn status(port: u16) -> Value {
     get(port, "/status").json()
 }
 
-fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if condition() {
@@ -42,14 +42,14 @@ fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     false
 }
 
-fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
 }
 
-fn summaries(port: u16, filter: Option<&str>) -> Vec<Value> {
+pub(crate) fn summaries(port: u16, filter: Option<&str>) -> Vec<Value> {
     let mut body = json!({"StartTime": now() - 600.0, "EndTime": now() + 10.0});
     if let Some(filter) = filter {
         body["FilterExpression"] = json!(filter);
@@ -68,9 +68,54 @@ fn summaries(port: u16, filter: Option<&str>) -> Vec<Value> {
         .clone()
 }
 
-fn send(port: u16, bytes: &[u8]) {
+pub(crate) fn send(port: u16, bytes: &[u8]) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.send_to(bytes, ("127.0.0.1", port)).unwrap();
+}
+
+/// Loads the page once through `/api/` with `Sampled=1`: the trace id our host answered with.
+pub(crate) fn sampled_page_load(front: u16) -> String {
+    let response = request(
+        front,
+        "GET",
+        "/api/",
+        &[("X-Amzn-Trace-Id", "Sampled=1")],
+        b"",
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    response
+        .header("x-amzn-trace-id")
+        .unwrap()
+        .trim_start_matches("Root=")
+        .to_string()
+}
+
+/// The services of trace `root` in the stand-in on `port`, as its summary lists them.
+pub(crate) fn services_of(port: u16, root: &str) -> Vec<String> {
+    summaries(port, None)
+        .into_iter()
+        .find(|s| s["Id"] == root)
+        .map(|s| {
+            s["ServiceIds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["Name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits up to 10 s for trace `root` to name every one of `expected` among its services.
+pub(crate) fn wait_for_services(port: u16, root: &str, expected: &[&str], failure: &str) {
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            let names = services_of(port, root);
+            expected.iter().all(|n| names.iter().any(|m| m == n))
+        }),
+        "{failure}: {:?}",
+        services_of(port, root)
+    );
 }
 
 #[test]
@@ -136,42 +181,12 @@ fn our_host_and_the_official_sdks_all_land_in_the_stand_in() {
     );
     // Give the host a moment to fetch the stand-in's rules, then load the page once.
     std::thread::sleep(Duration::from_millis(1500));
-    let response = request(
-        front,
-        "GET",
-        "/api/",
-        &[("X-Amzn-Trace-Id", "Sampled=1")],
-        b"",
-    );
-    assert_eq!(response.status, 200, "{}", response.body);
-    let root = response
-        .header("x-amzn-trace-id")
-        .unwrap()
-        .trim_start_matches("Root=")
-        .to_string();
-    let names = |root: &str| -> Vec<String> {
-        summaries(port, None)
-            .into_iter()
-            .find(|s| s["Id"] == root)
-            .map(|s| {
-                s["ServiceIds"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|s| s["Name"].as_str().unwrap().to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    assert!(
-        wait_for(Duration::from_secs(10), || {
-            let names = names(&root);
-            ["BFF", "Flask Backend", "Backend #2"]
-                .iter()
-                .all(|n| names.iter().any(|m| m == n))
-        }),
-        "our segments and the Python SDK's are not one trace in the stand-in: {:?}",
-        names(&root)
+    let root = sampled_page_load(front);
+    wait_for_services(
+        port,
+        &root,
+        &["BFF", "Flask Backend", "Backend #2"],
+        "our segments and the Python SDK's are not one trace in the stand-in",
     );
 
     // The Node SDK's caller, continued by our Backend #1.
@@ -195,6 +210,32 @@ fn our_host_and_the_official_sdks_all_land_in_the_stand_in() {
     );
 }
 
+/// What the AWS CLI (`aws ARGS --output json`) prints when pointed at the stand-in on `port`.
+pub(crate) fn aws_cli(interop: &std::path::Path, port: u16, args: &[&str]) -> Value {
+    let output = Command::new(interop.join("venv/bin/aws"))
+        .args(args)
+        .args([
+            "--endpoint-url",
+            &format!("http://127.0.0.1:{port}"),
+            "--region",
+            "us-east-1",
+            "--output",
+            "json",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("cannot run the AWS CLI");
+    assert!(
+        output.status.success(),
+        "aws {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("aws {args:?} printed something that is not JSON ({e})"))
+}
+
 #[test]
 fn the_aws_cli_lists_and_fetches_traces_from_the_stand_in() {
     let interop = peers_installed();
@@ -202,47 +243,13 @@ fn the_aws_cli_lists_and_fetches_traces_from_the_stand_in() {
     let address = format!("127.0.0.1:{port}");
     let (_host, front, _, _) =
         application_with_options(None, &[], &[("AWS_XRAY_DAEMON_ADDRESS", &address)]);
-    let response = request(
-        front,
-        "GET",
-        "/api/",
-        &[("X-Amzn-Trace-Id", "Sampled=1")],
-        b"",
-    );
-    let root = response
-        .header("x-amzn-trace-id")
-        .unwrap()
-        .trim_start_matches("Root=")
-        .to_string();
+    let root = sampled_page_load(front);
     assert!(wait_for(
         Duration::from_secs(5),
         || status(port)["accepted"].as_u64() >= Some(3)
     ));
 
-    let aws = |args: &[&str]| -> Value {
-        let output = Command::new(interop.join("venv/bin/aws"))
-            .args(args)
-            .args([
-                "--endpoint-url",
-                &format!("http://127.0.0.1:{port}"),
-                "--region",
-                "us-east-1",
-                "--output",
-                "json",
-            ])
-            .env("AWS_ACCESS_KEY_ID", "local")
-            .env("AWS_SECRET_ACCESS_KEY", "local")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .expect("cannot run the AWS CLI");
-        assert!(
-            output.status.success(),
-            "aws {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("aws {args:?} printed something that is not JSON ({e})"))
-    };
+    let aws = |args: &[&str]| aws_cli(&interop, port, args);
     let (start, end) = (
         (now() - 300.0).floor().to_string(),
         (now() + 60.0).ceil().to_string(),
@@ -317,13 +324,13 @@ fn the_aws_cli_lists_and_fetches_traces_from_the_stand_in() {
 }
 
 /// The DOM of `url` after its scripts ran, and a screenshot kept under target/test-artifacts.
-fn render(url: &str, screenshot: &str) -> String {
+pub(crate) fn render(url: &str, screenshot: &str) -> String {
     browser::screenshot(url, screenshot);
     browser::rendered_dom(url)
 }
 
 /// Every text of elements with class `class`.
-fn texts(dom: &str, class: &str) -> Vec<String> {
+pub(crate) fn texts(dom: &str, class: &str) -> Vec<String> {
     let marker = format!("class=\"{class}\"");
     dom.match_indices(&marker)
         .filter_map(|(at, _)| {

@@ -15,6 +15,7 @@ mod frontend;
 mod hardening;
 mod interop;
 mod otlp_export;
+mod otlp_ingest;
 mod reuse;
 mod swap;
 mod table;
