@@ -165,8 +165,12 @@ impl Tracer {
                 sent = counters.sent.load(Relaxed),
                 dropped = counters.dropped.load(Relaxed),
                 failed = counters.failed.load(Relaxed),
-                "traces ({}) {}",
-                exporter.name(),
+                "{} {}",
+                match exporter.name() {
+                    "xray" => "X-Ray segments",
+                    "otlp" => "OTLP spans",
+                    other => other,
+                },
                 if drained {
                     "flushed"
                 } else {

@@ -353,3 +353,44 @@ fn a_traces_exporter_the_host_does_not_have_stops_it_with_a_clear_message() {
         "{output}"
     );
 }
+
+#[test]
+fn spans_still_queued_are_sent_at_shutdown() {
+    peers_installed();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("received.jsonl");
+    let receiver_port = free_port();
+    let _receiver = Peer::otlp_receiver(receiver_port, &out, &[], &[]);
+    let rules = sample_everything();
+    let rules_path = rules.path().display().to_string();
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{receiver_port}");
+    let mut host = Host::serve_with_env(
+        &component("backend2"),
+        port,
+        "Backend #2",
+        &["--sampling-rules", &rules_path],
+        &[
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            // A batch would wait a minute: only the shutdown flush can send it in time.
+            ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
+            ("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:1"),
+        ],
+    );
+    assert_eq!(get(port, "/").status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        lines(&out).is_empty(),
+        "nothing is sent before the batch is due"
+    );
+    host.terminate();
+    assert_eq!(
+        host.wait_exit(Duration::from_secs(15)),
+        Some(true),
+        "{}",
+        host.log()
+    );
+    let spans = spans(&out, 1);
+    assert_eq!(spans[0]["kind"], "SPAN_KIND_SERVER", "{spans:#?}");
+}
