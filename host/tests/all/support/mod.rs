@@ -55,14 +55,19 @@ pub fn components() -> PathBuf {
         .clone()
 }
 
-/// The directory of the built components with the Python ones built as well: runs
+/// The directory of the built Python components, where `scripts/build-components.sh` puts them
+/// (beside the Rust ones, whatever `XRAY_HOST_TEST_COMPONENTS` says). Runs
 /// `scripts/build-components.sh python` once per test binary when a Python component is missing
 /// or older than a Python source, so `cargo test` works on its own.
 pub fn python_components() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let dir = components();
+            let dir = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace().join("target"))
+                .join("wasm32-wasip2")
+                .join("release");
             let outputs = ["backend1-py", "backend2-py", "faults-py"].map(|name| {
                 std::fs::metadata(dir.join(format!("{name}.wasm")))
                     .and_then(|m| m.modified())
