@@ -8,6 +8,7 @@ use crate::support;
 use serde_json::Value;
 use std::sync::OnceLock;
 use std::time::Duration;
+use support::daemon::Daemon;
 use support::documents::{segment, subsegment_named, subsegments};
 use support::schema::assert_valid;
 use support::{
@@ -147,4 +148,45 @@ fn the_python_guest_library_refuses_bad_input_with_a_clear_error() {
         serde_json::json!(["1", "2.5", true, null, "01"])
     );
     assert_eq!(item["Nested"]["tags"], serde_json::json!(["a", "b"]));
+}
+
+#[test]
+fn python_subsegments_nest_and_record_the_exception_that_leaves_them() {
+    let daemon = Daemon::start();
+    let rules = support::peers::sample_everything();
+    let rules_path = rules.path().display().to_string();
+    let address = daemon.address();
+    let port = free_port();
+    let _host = Host::serve_with_env(
+        &python_component("faults-py"),
+        port,
+        "Faults",
+        &["--sampling-rules", &rules_path],
+        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
+    );
+    assert_eq!(get(port, "/nested").status, 200);
+    let documents = daemon.wait_for(Duration::from_secs(5), |docs| {
+        segment(docs, "Faults").is_some()
+    });
+    documents.iter().for_each(assert_valid);
+    let faults = segment(&documents, "Faults").unwrap();
+    let outer = &faults["subsegments"][0];
+    assert_eq!(outer["name"], "outer", "{faults:#}");
+    assert_eq!(outer["annotations"]["level"], 1);
+    let inner = &outer["subsegments"][0];
+    assert_eq!(inner["name"], "inner", "{faults:#}");
+    assert_eq!(
+        inner["metadata"]["default"]["detail"],
+        serde_json::json!({"n": [1, 2]})
+    );
+    let failing = &inner["subsegments"][0];
+    assert_eq!(failing["name"], "failing", "{faults:#}");
+    assert_eq!(failing["fault"], true);
+    let exception = &failing["cause"]["exceptions"][0];
+    assert_eq!(exception["type"], "KeyError", "{failing:#}");
+    assert_eq!(exception["message"], "'boom'");
+    assert!(
+        outer.get("fault").is_none(),
+        "the exception was caught: {outer:#}"
+    );
 }

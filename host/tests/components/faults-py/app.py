@@ -3,7 +3,9 @@ the tests can see the errors a Python author gets.
 
 - `GET /annotate?key=K` annotates the request's segment with key `K` inside a subsegment;
 - `GET /put-large` puts an item larger than DynamoDB's 400 KB;
-- `GET /put-item?id=ID` puts `{SubAppId: ID, Nested: {...}}`, then reads it back.
+- `GET /put-item?id=ID` puts `{SubAppId: ID, Nested: {...}}`, then reads it back;
+- `GET /nested` opens `outer` (a decorated function), `inner` in it and `failing` in that,
+  which an exception leaves.
 
 A refusal is answered 400 with the exception's type and message: `TracingError: invalid
 annotation key ...`.
@@ -27,6 +29,18 @@ def _plain(value):
     return str(value)
 
 
+@xray_host.traced("outer")
+def _outer():
+    xray_host.annotate("level", 1)
+    with xray_host.subsegment("inner"):
+        xray_host.metadata("detail", {"n": [1, 2]})
+        try:
+            with xray_host.subsegment("failing"):
+                raise KeyError("boom")
+        except KeyError:
+            pass
+
+
 def _answer(path, query):
     if path == "/annotate":
         with xray_host.subsegment("annotate") as work:
@@ -41,6 +55,9 @@ def _answer(path, query):
         xray_host.put_item(item)
         found = xray_host.get_item(key)
         return Answer(200, json.dumps(found, default=_plain, sort_keys=True))
+    if path == "/nested":
+        _outer()
+        return Answer(200, "nested")
     return Answer(404, "no such route")
 
 
