@@ -77,12 +77,13 @@ build_python() {
   done
 }
 
+known=("${languages[@]}")
 if [ "$#" -gt 0 ]; then
   languages=("$@")
 fi
 for language in "${languages[@]}"; do
   if ! declare -F "build_$language" >/dev/null; then
-    echo "unknown language $language; known: rust python" >&2
+    echo "unknown language $language; known: ${known[*]}" >&2
     exit 2
   fi
   "build_$language"
