@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: installs what the tests need (the wasm32-wasip2 target, Debian's
-# chromium for the page tests, shellcheck, cargo-component, the official X-Ray SDKs for Python
-# and Node.js as interop peers), builds the components and the host once (release),
+# chromium for the page tests, shellcheck, cargo-component, componentize-py, the official X-Ray
+# SDKs for Python and Node.js as interop peers), builds the components and the host once (release),
 # runs the Rust tests (unit tests and integration tests that run the real host with the real
 # components), lints the scripts, and checks that scripts/dev.sh serves the application.
 set -euo pipefail
@@ -12,6 +12,9 @@ cd "$(dirname "$0")/.."
 ensure_wasm_target
 ensure_debian_packages chromium shellcheck
 build_all
+# The Python components (and componentize-py, pinned, on first use); the tests would build them
+# when missing, this only makes the first test faster.
+scripts/build-components.sh python
 scripts/setup-interop.sh
 
 step "Rust tests"

@@ -29,8 +29,12 @@ fn is_time(text: &str) -> bool {
 #[test]
 fn backends_answer_their_contracts() {
     let app = shared_application();
-    let (one, two) = (app.one, app.two);
+    check_backend_contracts(app.one, app.two);
+}
 
+/// The backends' contracts, whatever language serves them: backend 1 on `one`, backend 2 on
+/// `two` (configured for UTC), each with `/health`, 404 and 405 as JSON.
+pub fn check_backend_contracts(one: u16, two: u16) {
     let date = get(one, "/");
     assert_eq!(date.status, 200);
     assert_eq!(date.header("content-type"), Some("application/json"));
@@ -75,6 +79,24 @@ fn backends_answer_their_contracts() {
 fn the_bff_combines_both_backends_behind_the_frontend_origin() {
     let app = shared_application();
     let (host, front) = (&app.host, app.front);
+    check_bff_contract(front);
+    // With --access-log, one log line per request with a trace id, for every hop.
+    assert!(host.wait_for_log(
+        "service=Backend #2 method=GET path=/ status=200",
+        Duration::from_secs(5)
+    ));
+    assert!(
+        host.log()
+            .contains("service=BFF method=GET path=/api/ status=200"),
+        "{}",
+        host.log()
+    );
+    assert!(host.log().contains("trace_id=1-"));
+}
+
+/// The BFF's contract behind the frontend origin on `front`, whatever languages serve the BFF
+/// and the backends: `/api` and `/api/` combine both backends, `/health` and the page.
+pub fn check_bff_contract(front: u16) {
     for path in ["/api", "/api/"] {
         let response = get(front, path);
         assert_eq!(response.status, 200, "{path}: {}", response.body);
@@ -93,18 +115,6 @@ fn the_bff_combines_both_backends_behind_the_frontend_origin() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Current Date (from Backend #1)"));
     assert!(get(front, "/app.js").body.contains("/api/"));
-    // With --access-log, one log line per request with a trace id, for every hop.
-    assert!(host.wait_for_log(
-        "service=Backend #2 method=GET path=/ status=200",
-        Duration::from_secs(5)
-    ));
-    assert!(
-        host.log()
-            .contains("service=BFF method=GET path=/api/ status=200"),
-        "{}",
-        host.log()
-    );
-    assert!(host.log().contains("trace_id=1-"));
 }
 
 #[test]

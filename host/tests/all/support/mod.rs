@@ -55,6 +55,79 @@ pub fn components() -> PathBuf {
         .clone()
 }
 
+/// The directory of the built Python components, where `scripts/build-components.sh` puts them
+/// (beside the Rust ones, whatever `XRAY_HOST_TEST_COMPONENTS` says). Runs
+/// `scripts/build-components.sh python` once per test binary when a Python component is missing
+/// or older than a Python source, so `cargo test` works on its own.
+pub fn python_components() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace().join("target"))
+                .join("wasm32-wasip2")
+                .join("release");
+            let outputs = ["backend1-py", "backend2-py", "faults-py"].map(|name| {
+                std::fs::metadata(dir.join(format!("{name}.wasm")))
+                    .and_then(|m| m.modified())
+                    .ok()
+            });
+            let oldest = outputs.iter().min().copied().flatten();
+            let newest_source = python_sources()
+                .iter()
+                .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+                .max();
+            if oldest.is_none() || newest_source > oldest {
+                let status = Command::new("bash")
+                    .arg(workspace().join("scripts/build-components.sh"))
+                    .arg("python")
+                    .current_dir(workspace())
+                    .status()
+                    .expect("cannot run scripts/build-components.sh");
+                assert!(
+                    status.success(),
+                    "building the Python components failed (python3 -m venv, pip, componentize-py)"
+                );
+            }
+            dir
+        })
+        .clone()
+}
+
+/// Every file the Python components are built from.
+fn python_sources() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "py" || e == "txt") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = vec![workspace().join("scripts/build-components.sh")];
+    for dir in ["components", "host/tests/components"] {
+        for entry in std::fs::read_dir(workspace().join(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == "python" || name.ends_with("-py") {
+                walk(&entry.path(), &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// The path of a built Python component, e.g. `python_component("backend1-py")`.
+pub fn python_component(name: &str) -> PathBuf {
+    python_components().join(format!("{name}.wasm"))
+}
+
 /// The path of a built component, e.g. `component("backend1")`.
 pub fn component(name: &str) -> PathBuf {
     components().join(format!("{name}.wasm"))
@@ -449,48 +522,71 @@ pub struct SharedApplication {
 pub fn shared_application() -> &'static SharedApplication {
     static SHARED: OnceLock<SharedApplication> = OnceLock::new();
     SHARED.get_or_init(|| {
-        let daemon = daemon::Daemon::start();
-        let rules = peers::sample_everything();
-        let rules_path = rules.path().display().to_string();
-        let address = daemon.address();
-        let (host, front, one, two) = application_with_options(
-            None,
-            &["--sampling-rules", &rules_path, "--access-log"],
-            &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-        );
-        kill_at_exit(host.pid());
-        SharedApplication {
-            host,
-            front,
-            one,
-            two,
-            daemon,
-            _rules: rules,
-        }
+        traced_application(&Services {
+            bff: component("bff"),
+            backend_1: component("backend1"),
+            backend_2: component("backend2"),
+        })
     })
 }
 
+/// The application of `services`, traced into its own daemon stand-in with every request
+/// sampled and an access log, killed when the test process exits: what
+/// [`shared_application`] starts with the Rust components, for any mix of languages.
+pub fn traced_application(services: &Services) -> SharedApplication {
+    let daemon = daemon::Daemon::start();
+    let rules = peers::sample_everything();
+    let rules_path = rules.path().display().to_string();
+    let address = daemon.address();
+    let (host, front, one, two) = application_of(
+        services,
+        None,
+        &["--sampling-rules", &rules_path, "--access-log"],
+        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
+    );
+    kill_at_exit(host.pid());
+    SharedApplication {
+        host,
+        front,
+        one,
+        two,
+        daemon,
+        _rules: rules,
+    }
+}
+
 /// A host kept in a `static` is never dropped, so it is killed when the test process exits
-/// (the C library runs `atexit` handlers when the test harness returns or exits).
+/// (the C library runs `atexit` handlers when the test harness returns or exits). Up to
+/// four hosts per test process.
 fn kill_at_exit(pid: u32) {
     use std::sync::atomic::{AtomicU32, Ordering};
-    static PID: AtomicU32 = AtomicU32::new(0);
+    const STATIC_HOSTS: usize = 4;
+    static PIDS: [AtomicU32; STATIC_HOSTS] = [const { AtomicU32::new(0) }; STATIC_HOSTS];
+    static REGISTERED: OnceLock<()> = OnceLock::new();
     const SIGKILL: i32 = 9;
     unsafe extern "C" {
         fn atexit(callback: extern "C" fn()) -> i32;
         fn kill(pid: i32, signal: i32) -> i32;
     }
-    extern "C" fn kill_shared_host() {
-        let pid = PID.load(Ordering::SeqCst);
-        if pid != 0 {
-            // SAFETY: sending a signal to the child this process started.
-            unsafe { kill(pid as i32, SIGKILL) };
+    extern "C" fn kill_static_hosts() {
+        for slot in &PIDS {
+            let pid = slot.load(Ordering::SeqCst);
+            if pid != 0 {
+                // SAFETY: sending a signal to a child this process started.
+                unsafe { kill(pid as i32, SIGKILL) };
+            }
         }
     }
-    PID.store(pid, Ordering::SeqCst);
-    // SAFETY: registers a handler that only reads an atomic and sends a signal.
-    let registered = unsafe { atexit(kill_shared_host) };
-    assert_eq!(registered, 0, "cannot register the shared host's cleanup");
+    let stored = PIDS.iter().any(|slot| {
+        slot.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    });
+    assert!(stored, "more than {STATIC_HOSTS} hosts kept in statics");
+    REGISTERED.get_or_init(|| {
+        // SAFETY: registers a handler that only reads atomics and sends signals.
+        let registered = unsafe { atexit(kill_static_hosts) };
+        assert_eq!(registered, 0, "cannot register the static hosts' cleanup");
+    });
 }
 
 /// The three services on free ports (backend 1 reached at `backend_1_url` if given), with the frontend routing `/api` to the BFF, as
@@ -501,6 +597,31 @@ pub fn application_with(backend_1_url: Option<&str>) -> (Host, u16, u16, u16) {
 
 /// As [`application_with`], with extra host arguments and environment variables.
 pub fn application_with_options(
+    backend_1_url: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Host, u16, u16, u16) {
+    let rust = Services {
+        bff: component("bff"),
+        backend_1: component("backend1"),
+        backend_2: component("backend2"),
+    };
+    application_of(&rust, backend_1_url, args, env)
+}
+
+/// The components an application runs: the Rust ones, or any mix of languages.
+pub struct Services {
+    /// The BFF.
+    pub bff: PathBuf,
+    /// Backend 1.
+    pub backend_1: PathBuf,
+    /// Backend 2.
+    pub backend_2: PathBuf,
+}
+
+/// The application of [`application_with_options`] with the components of `services`.
+pub fn application_of(
+    services: &Services,
     backend_1_url: Option<&str>,
     args: &[&str],
     env: &[(&str, &str)],
@@ -533,9 +654,9 @@ pub fn application_with_options(
         b1_url = backend_1_url
             .map(str::to_string)
             .unwrap_or(format!("http://127.0.0.1:{one}")),
-        bff = component("bff").display(),
-        b1 = component("backend1").display(),
-        b2 = component("backend2").display(),
+        bff = services.bff.display(),
+        b1 = services.backend_1.display(),
+        b2 = services.backend_2.display(),
         frontend = workspace().join("frontend").display(),
     );
     (

@@ -1,0 +1,4 @@
+"""What the Python services of the reference application share, as `reference-support` does
+for the Rust ones: the routing and JSON conventions (`routes`), the clock at a fixed UTC offset
+(`clock`), the component's environment (`environment`), the last-access item (`last_access`)
+and the WASI HTTP handler that answers with JSON (`service`)."""

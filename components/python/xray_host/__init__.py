@@ -1,0 +1,35 @@
+"""The guest library for Python components served by xray-host.
+
+Idiomatic Python over the bindings that componentize-py generates from our WIT
+(`xray-host:platform`): subsegments as a context manager or a decorator, annotations from
+plain scalars, metadata from anything `json.dumps` accepts, and the service's table with
+items as dicts. A call the host refuses raises `TracingError` or `TableError`, whose message
+names the problem, so a mistake shows up where it was made instead of as a missing field in
+the trace.
+"""
+
+from .table import TableError, get_item, put_item
+from .tracing import (
+    Subsegment,
+    TracingError,
+    annotate,
+    is_sampled,
+    metadata,
+    subsegment,
+    trace_header,
+    traced,
+)
+
+__all__ = [
+    "Subsegment",
+    "TableError",
+    "TracingError",
+    "annotate",
+    "get_item",
+    "is_sampled",
+    "metadata",
+    "put_item",
+    "subsegment",
+    "trace_header",
+    "traced",
+]
