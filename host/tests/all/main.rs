@@ -16,6 +16,7 @@ mod hardening;
 mod interop;
 mod otlp_export;
 mod otlp_ingest;
+mod polyglot_js;
 mod reuse;
 mod swap;
 mod table;

@@ -505,6 +505,16 @@ pub fn application_with_options(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (Host, u16, u16, u16) {
+    application_with_bff(&component("bff"), backend_1_url, args, env)
+}
+
+/// As [`application_with_options`], with `bff` as the BFF's component (another language's).
+pub fn application_with_bff(
+    bff: &Path,
+    backend_1_url: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Host, u16, u16, u16) {
     let (front, one, two) = (free_port(), free_port(), free_port());
     let manifest = format!(
         r#"
@@ -533,7 +543,7 @@ pub fn application_with_options(
         b1_url = backend_1_url
             .map(str::to_string)
             .unwrap_or(format!("http://127.0.0.1:{one}")),
-        bff = component("bff").display(),
+        bff = bff.display(),
         b1 = component("backend1").display(),
         b2 = component("backend2").display(),
         frontend = workspace().join("frontend").display(),
