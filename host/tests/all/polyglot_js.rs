@@ -44,12 +44,26 @@ fn js_component(name: &str) -> PathBuf {
 }
 
 /// One compilation cache for the hosts of this module: a componentize-js component is a
-/// whole JavaScript engine (about 13 MB), which takes seconds to compile, so each host finds
-/// it compiled by the first instead of compiling it again in its own fresh cache.
+/// whole JavaScript engine (about 13 MB), which takes seconds to compile, so the BFF is
+/// compiled into it once, by a host started for that alone before any test's, and the tests'
+/// hosts (started in parallel) find it there instead of each compiling it at the same time in
+/// a fresh cache of its own, which could outlast their wait for the host to listen.
 fn shared_cache() -> (&'static str, String) {
+    const CACHE_DIR: &str = "XRAY_HOST_CACHE_DIR";
     static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let dir = CACHE.get_or_init(|| tempfile::tempdir().unwrap());
-    ("XRAY_HOST_CACHE_DIR", dir.path().display().to_string())
+    let dir = CACHE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().display().to_string();
+        let _compiling = Host::serve_with_env(
+            &js_component("bff-js"),
+            free_port(),
+            "BFF",
+            &[],
+            &[(CACHE_DIR, &path)],
+        );
+        dir
+    });
+    (CACHE_DIR, dir.path().display().to_string())
 }
 
 #[test]
