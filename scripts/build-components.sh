@@ -3,7 +3,7 @@
 # $CARGO_TARGET_DIR/wasm32-wasip2/release), installing the pinned toolchains on first use.
 #
 #   scripts/build-components.sh            every language
-#   scripts/build-components.sh python     only the named languages (rust, python)
+#   scripts/build-components.sh python     only the named languages (rust, python, js)
 #
 # One function per language, build_<language>; a new language adds its function and its name
 # to `languages`.
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/setup.sh
 . scripts/lib/setup.sh
 
-languages=(rust python)
+languages=(rust python js)
 target_dir=${CARGO_TARGET_DIR:-target}
 out_dir=$target_dir/wasm32-wasip2/release
 
@@ -75,6 +75,13 @@ build_python() {
       componentize -p "$app" -p components/python app \
       -o "$out_dir/$(basename "$app").wasm"
   done
+}
+
+# The JavaScript components: componentize-js (pinned in components/bff-js/package-lock.json);
+# scripts/build-js-components.sh says how.
+build_js() {
+  step "building the JavaScript components with componentize-js"
+  scripts/build-js-components.sh
 }
 
 known=("${languages[@]}")

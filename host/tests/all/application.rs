@@ -78,7 +78,13 @@ pub fn check_backend_contracts(one: u16, two: u16) {
 #[test]
 fn the_bff_combines_both_backends_behind_the_frontend_origin() {
     let app = shared_application();
-    let (host, front) = (&app.host, app.front);
+    assert_the_bff_combines_both_backends(&app.host, app.front);
+}
+
+/// The BFF's contract through the frontend at `front` of an application served by `host`
+/// (started with `--access-log`), and the access log's line for every hop: also run against the
+/// BFFs in other languages.
+pub(crate) fn assert_the_bff_combines_both_backends(host: &Host, front: u16) {
     check_bff_contract(front);
     // With --access-log, one log line per request with a trace id, for every hop.
     assert!(host.wait_for_log(
@@ -121,6 +127,11 @@ pub fn check_bff_contract(front: u16) {
 fn the_bff_health_check_is_answered_by_the_component() {
     let port = free_port();
     let _host = Host::serve(&component("bff"), port, "BFF", &[]);
+    assert_the_bff_answers_its_health_check(port);
+}
+
+/// The health check of a BFF served alone on `port`.
+pub(crate) fn assert_the_bff_answers_its_health_check(port: u16) {
     assert_eq!(
         get(port, "/health").json(),
         serde_json::json!({"status": "ok"})
@@ -152,8 +163,17 @@ fn bff_with_backend_1(backend_1: &str, args: &[&str]) -> (Host, Host, u16) {
 fn a_backend_that_is_down_gives_a_prompt_502_naming_it() {
     let down = format!("http://127.0.0.1:{}", free_port());
     let (_bff, _b2, port) = bff_with_backend_1(&down, &[]);
+    let body = assert_a_prompt_502_naming_backend_1(port, "/api/");
+    assert!(
+        body["error"].as_str().unwrap().contains("refused"),
+        "{body}"
+    );
+}
+
+/// The answer of a BFF at `port` (`path` its API) whose backend 1 is down; returns its body.
+pub(crate) fn assert_a_prompt_502_naming_backend_1(port: u16, path: &str) -> serde_json::Value {
     let started = Instant::now();
-    let response = get(port, "/api/");
+    let response = get(port, path);
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
@@ -162,10 +182,7 @@ fn a_backend_that_is_down_gives_a_prompt_502_naming_it() {
     assert_eq!(response.status, 502, "{}", response.body);
     let body = response.json();
     assert_eq!(body["backend"], "Backend #1");
-    assert!(
-        body["error"].as_str().unwrap().contains("refused"),
-        "{body}"
-    );
+    body
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod interop;
 mod otlp_export;
 mod otlp_ingest;
 mod polyglot;
+mod polyglot_js;
 mod reuse;
 mod swap;
 mod table;

@@ -609,6 +609,21 @@ pub fn application_with_options(
     application_of(&rust, backend_1_url, args, env)
 }
 
+/// As [`application_with_options`], with `bff` as the BFF's component (another language's).
+pub fn application_with_bff(
+    bff: &Path,
+    backend_1_url: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Host, u16, u16, u16) {
+    let services = Services {
+        bff: bff.to_path_buf(),
+        backend_1: component("backend1"),
+        backend_2: component("backend2"),
+    };
+    application_of(&services, backend_1_url, args, env)
+}
+
 /// The components an application runs: the Rust ones, or any mix of languages.
 pub struct Services {
     /// The BFF.

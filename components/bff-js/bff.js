@@ -1,0 +1,149 @@
+// The BFF of the reference application as a JavaScript component, with the same contract as
+// the Rust one (components/bff): `GET /api` and `GET /api/` call backend 1, then backend 2,
+// and answer `{"currentDate":…,"currentTime":…}`; every failure answers at once with a JSON
+// 502 naming the backend; `/health`, 404 and 405 follow the conventions of every reference
+// service. One difference: the Rust BFF answers 504 for a backend that did not answer in
+// time, but `fetch` here does not say why a call failed (see `describeSendError`), so that is
+// a 502 too.
+//
+// Requests arrive through StarlingMonkey's `fetch` event (the engine implements the exported
+// `wasi:http/incoming-handler`); `fetch()` goes out through `wasi:http/outgoing-handler`, which
+// the host traces as a remote subsegment under the manual subsegment open at the time.
+
+import { getEnvironment } from "wasi:cli/environment@0.2.10";
+import { subsegment } from "xray-host.js";
+
+const API_PATHS = ["/api", "/api/"];
+const ALLOWED_METHODS = "GET, HEAD";
+
+const BACKENDS = [
+  { name: "Backend #1", urlEnv: "BACKEND_1_URL", field: "currentDate" },
+  { name: "Backend #2", urlEnv: "BACKEND_2_URL", field: "currentTime" },
+];
+
+/** A failed backend call: the status to answer and the message for the JSON error. */
+class BackendFailure extends Error {
+  constructor(status, message, kind) {
+    super(message);
+    this.name = kind;
+    this.status = status;
+  }
+}
+
+/** The component's environment variables, read once (the host sets them per instance). */
+let cachedEnvironment;
+function environment() {
+  cachedEnvironment ??= new Map(getEnvironment());
+  return cachedEnvironment;
+}
+
+function json(status, body, headers = {}) {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+}
+
+async function handle(request) {
+  const method = request.method.toUpperCase();
+  const path = new URL(request.url).pathname;
+  const known = path === "/health" || API_PATHS.includes(path);
+  if (!known) return json(404, { error: "not found", path });
+  if (method !== "GET" && method !== "HEAD") {
+    return json(
+      405,
+      { error: "method not allowed", method: request.method, allow: ALLOWED_METHODS },
+      { allow: ALLOWED_METHODS },
+    );
+  }
+  if (path === "/health") return json(200, { status: "ok" });
+  return api();
+}
+
+async function api() {
+  const answer = {};
+  for (const backend of BACKENDS) {
+    try {
+      answer[backend.field] = await fetchField(backend);
+    } catch (failure) {
+      if (!(failure instanceof BackendFailure)) throw failure;
+      return json(failure.status, { error: failure.message, backend: backend.name });
+    }
+  }
+  return json(200, answer);
+}
+
+/** Calls `backend` inside a manual subsegment and returns its field. */
+function fetchField(backend) {
+  return subsegment(`call ${backend.name}`, async (work) => {
+    work.annotate("backend", backend.name);
+    try {
+      return await call(backend);
+    } catch (failure) {
+      // Remote: the failure is the backend's, as the Rust BFF records it.
+      if (failure instanceof BackendFailure) {
+        work.fail("fault", failure, { remote: true });
+      }
+      throw failure;
+    }
+  }).catch((failure) => {
+    throw failure instanceof BackendFailure ? failure : unexpected(backend, failure);
+  });
+}
+
+async function call(backend) {
+  const url = environment().get(backend.urlEnv);
+  if (!url) {
+    throw new BackendFailure(
+      502,
+      `${backend.name} is not configured (${backend.urlEnv} is unset)`,
+      "BadGateway",
+    );
+  }
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (error) {
+    throw describeSendError(backend, url, error);
+  }
+  if (response.status !== 200) {
+    throw new BackendFailure(502, `${backend.name} answered HTTP ${response.status}`, "BadGateway");
+  }
+  let body;
+  try {
+    body = JSON.parse(await response.text());
+  } catch {
+    throw new BackendFailure(
+      502,
+      `${backend.name} answered something that is not JSON`,
+      "BadGateway",
+    );
+  }
+  const value = body?.[backend.field];
+  if (typeof value !== "string") {
+    throw new BackendFailure(
+      502,
+      `${backend.name} answered JSON without a string "${backend.field}"`,
+      "BadGateway",
+    );
+  }
+  return value;
+}
+
+/**
+ * A failed `fetch`. StarlingMonkey rejects it with the same TypeError ("NetworkError when
+ * attempting to fetch resource") whatever the WASI error code was, so unlike the Rust BFF this
+ * one cannot tell a refused connection from a timeout or a call the allow-list denied: it says
+ * which backend could not be reached and where. The host's remote subsegment for the call
+ * records the precise error in the trace.
+ */
+function describeSendError(backend, url, error) {
+  const text = String(error?.message ?? error);
+  return new BackendFailure(502, `${backend.name} could not be reached (${url}): ${text}`, "BadGateway");
+}
+
+function unexpected(backend, error) {
+  return new BackendFailure(502, `calling ${backend.name} failed: ${error?.message ?? error}`, "BadGateway");
+}
+
+addEventListener("fetch", (event) => event.respondWith(handle(event.request)));

@@ -1,0 +1,206 @@
+//! The reference application with its BFF in JavaScript (components/bff-js, built with
+//! componentize-js by scripts/build-js-components.sh) and the Rust backends: the same answers,
+//! errors and trace shape as the Rust application; and the JavaScript guest library
+//! (components/js/xray-host.js) through a test component.
+
+use crate::application::{
+    assert_a_prompt_502_naming_backend_1, assert_the_bff_answers_its_health_check,
+    assert_the_bff_combines_both_backends,
+};
+use crate::support;
+
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+use support::daemon::Daemon;
+use support::documents::{segment, subsegment_named, subsegments};
+use support::peers::sample_everything;
+use support::schema::assert_valid;
+use support::{Host, application_with_bff, free_port, get, workspace};
+
+/// The JavaScript components, built once per test binary by scripts/build-js-components.sh
+/// (which installs the pinned toolchain on first use and skips components that are up to
+/// date). Returns the path of component `name`.
+fn js_component(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status = Command::new("bash")
+                .arg(workspace().join("scripts/build-js-components.sh"))
+                .status()
+                .expect("cannot run scripts/build-js-components.sh");
+            assert!(
+                status.success(),
+                "building the JavaScript components failed (Node.js 20 and npm are needed)"
+            );
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace().join("target"))
+                .join("wasm32-wasip2/release")
+        })
+        .join(format!("{name}.wasm"))
+}
+
+/// One compilation cache for the hosts of this module: a componentize-js component is a
+/// whole JavaScript engine (about 13 MB), which takes seconds to compile, so the BFF is
+/// compiled into it once, by a host started for that alone before any test's, and the tests'
+/// hosts (started in parallel) find it there instead of each compiling it at the same time in
+/// a fresh cache of its own, which could outlast their wait for the host to listen.
+fn shared_cache() -> (&'static str, String) {
+    const CACHE_DIR: &str = "XRAY_HOST_CACHE_DIR";
+    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let dir = CACHE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().display().to_string();
+        let _compiling = Host::serve_with_env(
+            &js_component("bff-js"),
+            free_port(),
+            "BFF",
+            &[],
+            &[(CACHE_DIR, &path)],
+        );
+        dir
+    });
+    (CACHE_DIR, dir.path().display().to_string())
+}
+
+#[test]
+fn the_javascript_bff_answers_like_the_rust_one_with_the_same_trace_shape() {
+    let daemon = Daemon::start();
+    let rules = sample_everything();
+    let rules = rules.path().display().to_string();
+    let address = daemon.address();
+    let (cache, cache_dir) = shared_cache();
+    let (host, front, one, two) = application_with_bff(
+        &js_component("bff-js"),
+        None,
+        &["--sampling-rules", &rules, "--access-log"],
+        &[("AWS_XRAY_DAEMON_ADDRESS", &address), (cache, &cache_dir)],
+    );
+    assert_the_bff_combines_both_backends(&host, front);
+
+    // The trace of one more request: the BFF's segment holds a manual subsegment per backend
+    // (opened by the JavaScript library) with the host's remote subsegment for the call in it,
+    // and each backend's segment continues that call.
+    let response = get(front, "/api");
+    assert_eq!(response.status, 200, "{}", response.body);
+    let echoed = response
+        .header("x-amzn-trace-id")
+        .expect("the trace id is echoed");
+    let root = echoed.strip_prefix("Root=").expect("Root=…").to_string();
+    let documents = daemon.trace(&root, 3, Duration::from_secs(5));
+    documents.iter().for_each(assert_valid);
+    let bff = segment(&documents, "BFF").unwrap_or_else(|| panic!("{documents:#?}"));
+    assert!(bff.get("parent_id").is_none(), "the BFF starts the trace");
+    assert_eq!(bff["http"]["response"]["status"], 200);
+    assert_eq!(subsegments(bff).len(), 4, "{bff:#}");
+    for (backend, port) in [("Backend #1", one), ("Backend #2", two)] {
+        let manual = subsegment_named(bff, &format!("call {backend}"))
+            .unwrap_or_else(|| panic!("no manual subsegment for {backend}: {bff:#}"));
+        assert_eq!(manual["annotations"]["backend"], backend);
+        let remote = &manual["subsegments"][0];
+        assert_eq!(remote["namespace"], "remote");
+        assert_eq!(
+            remote["http"]["request"]["url"],
+            format!("http://127.0.0.1:{port}/")
+        );
+        assert_eq!(remote["http"]["response"]["status"], 200);
+        let called = segment(&documents, backend).unwrap_or_else(|| panic!("{documents:#?}"));
+        assert_eq!(
+            called["parent_id"], remote["id"],
+            "{backend} continues the call"
+        );
+    }
+}
+
+#[test]
+fn the_javascript_bff_gives_a_prompt_502_naming_backend_1_when_it_is_down() {
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let (cache, cache_dir) = shared_cache();
+    let (_host, front, _, _) = application_with_bff(
+        &js_component("bff-js"),
+        Some(&down),
+        &[],
+        &[(cache, &cache_dir)],
+    );
+    let body = assert_a_prompt_502_naming_backend_1(front, "/api");
+    // StarlingMonkey's `fetch` rejects with the same TypeError whatever the WASI error code
+    // was, so the JavaScript BFF can say that the backend could not be reached, and where, but
+    // not that it refused the connection (which the Rust BFF says).
+    assert_eq!(
+        body["error"],
+        format!(
+            "Backend #1 could not be reached ({down}): \
+             NetworkError when attempting to fetch resource"
+        )
+    );
+}
+
+#[test]
+fn the_javascript_bff_answers_its_health_check() {
+    let port = free_port();
+    let (cache, cache_dir) = shared_cache();
+    let _host = Host::serve_with_env(
+        &js_component("bff-js"),
+        port,
+        "BFF",
+        &[],
+        &[(cache, &cache_dir)],
+    );
+    assert_the_bff_answers_its_health_check(port);
+}
+
+#[test]
+fn the_javascript_library_records_plain_values_and_throws_the_hosts_refusal() {
+    let daemon = Daemon::start();
+    let rules = sample_everything();
+    let port = free_port();
+    let address = daemon.address();
+    let (cache, cache_dir) = shared_cache();
+    let _host = Host::serve_with_env(
+        &js_component("test_js_guest"),
+        port,
+        "JS guest",
+        &["--sampling-rules", &rules.path().display().to_string()],
+        &[("AWS_XRAY_DAEMON_ADDRESS", &address), (cache, &cache_dir)],
+    );
+    let response = get(port, "/");
+    assert_eq!(response.status, 200, "{}", response.body);
+    // An invalid annotation key: the host's refusal, thrown as an Error that names the problem.
+    assert_eq!(
+        response.json(),
+        json!({
+            "name": "TracingError",
+            "code": "invalid-annotation-key",
+            "message": "tracing: the host refused annotation \"not a valid key!\": invalid \
+                        annotation key \"not a valid key!\": use 1 to 500 of a-z, A-Z, 0-9 and _",
+        })
+    );
+
+    let documents = daemon.wait_for(Duration::from_secs(5), |documents| !documents.is_empty());
+    documents.iter().for_each(assert_valid);
+    let guest = segment(&documents, "JS guest").unwrap_or_else(|| panic!("{documents:#?}"));
+    assert_eq!(guest["annotations"]["guest"], "js");
+    let checks = subsegment_named(guest, "guest checks").unwrap_or_else(|| panic!("{guest:#}"));
+    // Plain scalars became the annotation kinds; the refused key was not recorded.
+    assert_eq!(
+        checks["annotations"],
+        json!({"count": 3, "ratio": 0.5, "ok": true, "tier": "gold"})
+    );
+    assert_eq!(
+        checks["metadata"]["details"]["request"],
+        json!({"path": "/", "tags": ["a", "b"], "depth": {"level": 2}})
+    );
+    // The `async` work ended the subsegment when it settled, not the host at the request's end.
+    assert!(checks["end_time"].as_f64().is_some(), "{checks:#}");
+    assert!(checks.get("in_progress").is_none(), "{checks:#}");
+    // The item built from a nested object was written, traced as a table call.
+    let table_call: Vec<&Value> = subsegments(guest)
+        .into_iter()
+        .filter(|s| s["name"] != "guest checks")
+        .collect();
+    assert_eq!(table_call.len(), 1, "{guest:#}");
+    assert!(table_call[0].get("fault").is_none(), "{guest:#}");
+}
