@@ -3,6 +3,7 @@
 //! Python guest library's errors.
 
 use crate::application::{check_backend_contracts, check_bff_contract};
+use crate::polyglot_js::js_component;
 use crate::support;
 
 use serde_json::Value;
@@ -57,9 +58,34 @@ fn work_and_table_call<'a>(backend: &'a Value, name: &str, key: &str) -> (&'a Va
     (work, call)
 }
 
+/// The application of the original's languages: the JavaScript BFF with the Python backends.
+fn javascript_and_python() -> &'static SharedApplication {
+    static APP: OnceLock<SharedApplication> = OnceLock::new();
+    APP.get_or_init(|| {
+        traced_application(&Services {
+            bff: js_component("bff-js"),
+            backend_1: python_component("backend1-py"),
+            backend_2: python_component("backend2-py"),
+        })
+    })
+}
+
 #[test]
 fn the_mixed_applications_trace_has_the_rust_applications_shape() {
-    let app = mixed();
+    check_the_rust_applications_trace_shape(mixed());
+}
+
+#[test]
+fn the_javascript_and_python_application_answers_the_contracts_with_the_same_trace_shape() {
+    let app = javascript_and_python();
+    check_backend_contracts(app.one, app.two);
+    check_bff_contract(app.front);
+    check_the_rust_applications_trace_shape(app);
+}
+
+/// One page load's trace: a BFF segment with a manual subsegment around each remote call, each
+/// backend's segment continuing its call, with its manual subsegment and its table call.
+fn check_the_rust_applications_trace_shape(app: &SharedApplication) {
     let response = get(app.front, "/api/");
     assert_eq!(response.status, 200, "{}", response.body);
     let echoed = response

@@ -23,7 +23,7 @@ use support::{Host, application_with_bff, free_port, get, workspace};
 /// The JavaScript components, built once per test binary by scripts/build-js-components.sh
 /// (which installs the pinned toolchain on first use and skips components that are up to
 /// date). Returns the path of component `name`.
-fn js_component(name: &str) -> PathBuf {
+pub(crate) fn js_component(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {

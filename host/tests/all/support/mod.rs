@@ -268,7 +268,10 @@ impl Host {
             log,
             _dirs: vec![dir],
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // Generous: a host compiles its components before it listens, and a Python or
+        // JavaScript component carries its interpreter (13 to 19 MB of code), seconds each on
+        // a loaded machine. A host that exits first fails at once, below.
+        let deadline = Instant::now() + Duration::from_secs(180);
         for port in ports {
             while TcpStream::connect(("127.0.0.1", *port)).is_err() {
                 if let Some(status) = host.child.as_mut().unwrap().try_wait().unwrap() {
