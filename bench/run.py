@@ -5,8 +5,10 @@ Started by scripts/bench.sh, which builds and installs what this needs first. Th
 
 1. The whole application, GET /api/ (BFF -> backend 1 -> backend 2), every request traced and
    its segments sent over UDP to a sink: xray-host as three processes (as on ECS) and as one
-   process (the BFF's calls to the backends in process), against the original sample's stack (Express, Flask, Django with the official
-   X-Ray SDKs) under gunicorn and under the development servers it shipped with.
+   process (the BFF's calls to the backends in process), and as one process serving the
+   original's languages (the JavaScript BFF and the Python backends, componentize-js and
+   componentize-py), against the original sample's stack (Express, Flask, Django with the
+   official X-Ray SDKs) under gunicorn and under the development servers it shipped with.
 2. One component, backend 2's GET / (its standalone build, a spin-sdk 7 WASI 0.3 component that
    imports WASI only): xray-host traced (instances reused, as wasmtime serve does for WASI 0.3),
    with X-Ray off, and with reuse off (a fresh instance per request); `wasmtime serve` on the
@@ -180,7 +182,7 @@ def get_status(url, timeout=2.0):
         return None
 
 
-def wait_ready(stack, seconds=60):
+def wait_ready(stack, seconds=240):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         for process in stack.processes:
@@ -376,27 +378,30 @@ def ours_three_processes(log_dir, base, rules, sink, cache):
     return stack
 
 
-def ours_one_process(log_dir, base, rules, sink, cache):
-    stack = Stack("xray-host, 1 process (xray-host run)", f"http://127.0.0.1:{base}/api/", log_dir)
+def ours_one_process(log_dir, base, rules, sink, cache,
+                     components=("bff.wasm", "backend1.wasm", "backend2.wasm"),
+                     label="xray-host, 1 process (xray-host run)"):
+    stack = Stack(label, f"http://127.0.0.1:{base}/api/", log_dir)
     b1, b2 = base + 1, base + 2
-    manifest = log_dir / "one-process.toml"
+    bff, backend1, backend2 = (WASM / c for c in components)
+    manifest = log_dir / f"one-process-{base}.toml"
     manifest.write_text(
         f"""
 [[service]]
 name = "BFF"
-component = "{WASM / 'bff.wasm'}"
+component = "{bff}"
 env = {{ BACKEND_1_URL = "http://127.0.0.1:{b1}", BACKEND_2_URL = "http://127.0.0.1:{b2}" }}
 allow_outbound = ["http://127.0.0.1:{b1}", "http://127.0.0.1:{b2}"]
 
 [[service]]
 name = "Backend #1"
-component = "{WASM / 'backend1.wasm'}"
+component = "{backend1}"
 listen = "127.0.0.1:{b1}"
 env = {{ RECORD_LAST_ACCESS = "off" }}
 
 [[service]]
 name = "Backend #2"
-component = "{WASM / 'backend2.wasm'}"
+component = "{backend2}"
 listen = "127.0.0.1:{b2}"
 env = {{ RECORD_LAST_ACCESS = "off" }}
 
@@ -456,6 +461,21 @@ def original(log_dir, base, rules, sink, production):
         },
     )
     return stack
+
+
+def whole_application_factories(log_dir, rules, sink, cache):
+    """The whole application under each stack, as functions that start it: ours (three
+    processes, one process, one process in the original's languages), then the original's."""
+    return [
+        lambda: ours_three_processes(log_dir, 18100, rules, sink, cache),
+        lambda: ours_one_process(log_dir, 18110, rules, sink, cache),
+        lambda: ours_one_process(
+            log_dir, 18140, rules, sink, cache,
+            components=("bff-js.wasm", "backend1-py.wasm", "backend2-py.wasm"),
+            label="xray-host, JavaScript BFF + Python backends (1 process)"),
+        lambda: original(log_dir, 18120, rules, sink, production=True),
+        lambda: original(log_dir, 18130, rules, sink, production=False),
+    ]
 
 
 def one_component_factories(log_dir, rules, sink, cache):
@@ -733,7 +753,7 @@ def main():
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--starts", type=int, default=10, help="cold starts per variant (median)")
     parser.add_argument("--out", type=Path, default=TARGET / "bench", help="where results go")
-    parser.add_argument("--only", choices=["export-modes"],
+    parser.add_argument("--only", choices=["export-modes", "whole-application"],
                         help="run only this section (and write only its results)")
     args = parser.parse_args()
 
@@ -762,14 +782,18 @@ def main():
         write_csv(args.out / "export-modes.csv", [("export modes", modes)], [])
         return 0
 
+    if args.only == "whole-application":
+        whole = run_section("whole application, GET /api/ (every request traced)",
+                            whole_application_factories(log_dir, rules, sink, cache), args, sink)
+        names = list(whole)
+        print_table("Whole application, GET /api/, every request traced", whole,
+                    [(names[0], names[3]), (names[1], names[3]), (names[2], names[3])])
+        write_csv(args.out / "whole-application.csv", [("whole application", whole)], [])
+        return 0
+
     whole = run_section(
         "whole application, GET /api/ (every request traced)",
-        [
-            lambda: ours_three_processes(log_dir, 18100, rules, sink, cache),
-            lambda: ours_one_process(log_dir, 18110, rules, sink, cache),
-            lambda: original(log_dir, 18120, rules, sink, production=True),
-            lambda: original(log_dir, 18130, rules, sink, production=False),
-        ],
+        whole_application_factories(log_dir, rules, sink, cache),
         args,
         sink,
     )
@@ -792,7 +816,8 @@ def main():
     print_table(
         "Whole application, GET /api/ through BFF -> backend 1 -> backend 2, every request traced",
         whole,
-        [(names[0], names[2]), (names[1], names[2]), (names[0], names[3]), (names[1], names[3])],
+        [(names[0], names[3]), (names[1], names[3]), (names[2], names[3]), (names[0], names[4]),
+         (names[1], names[4]), (names[2], names[4])],
     )
     names = list(single)
     print_table(

@@ -8,7 +8,7 @@
 # Not part of the test run. Takes about 15 minutes (plus about 8 for the wasmtime CLI, once).
 #
 # Usage: scripts/bench.sh [--seconds N] [--rounds N] [--connections N] [--starts N]
-#                         [--only export-modes]
+#                         [--only export-modes|whole-application]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/setup.sh
@@ -20,6 +20,9 @@ wasmtime_version=48.0.8
 ensure_wasm_target
 ensure_debian_packages wrk
 build_all
+# The JavaScript BFF and the Python backends, for the whole application in the original's
+# languages.
+scripts/build-components.sh python js
 step "building the native ceiling"
 cargo build --release -p native-backend2
 build_standalone_backend2
