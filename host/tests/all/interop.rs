@@ -122,7 +122,9 @@ fn otel_spans(file: &std::path::Path, count: usize) -> Vec<serde_json::Value> {
 
 /// X-Ray's `1-8hex-24hex` as OpenTelemetry's 32 hex digits.
 fn w3c_trace_id(xray: &serde_json::Value) -> String {
-    xray.as_str().unwrap().replace("1-", "").replace('-', "")
+    // Only the leading "1-": the epoch part may end in a 1 itself ("…ae1-d608…").
+    let id = xray.as_str().unwrap();
+    id.strip_prefix("1-").unwrap_or(id).replace('-', "")
 }
 
 /// An OpenTelemetry service (the Python SDK, W3C or X-Ray propagation) calls our backend 1: our
