@@ -380,7 +380,7 @@ def ours_three_processes(log_dir, base, rules, sink, cache):
 
 def ours_one_process(log_dir, base, rules, sink, cache,
                      components=("bff.wasm", "backend1.wasm", "backend2.wasm"),
-                     label="xray-host, 1 process (xray-host run)"):
+                     label="xray-host, 1 process (xray-host run)", backend_keys=""):
     stack = Stack(label, f"http://127.0.0.1:{base}/api/", log_dir)
     b1, b2 = base + 1, base + 2
     bff, backend1, backend2 = (WASM / c for c in components)
@@ -398,12 +398,14 @@ name = "Backend #1"
 component = "{backend1}"
 listen = "127.0.0.1:{b1}"
 env = {{ RECORD_LAST_ACCESS = "off" }}
+{backend_keys}
 
 [[service]]
 name = "Backend #2"
 component = "{backend2}"
 listen = "127.0.0.1:{b2}"
 env = {{ RECORD_LAST_ACCESS = "off" }}
+{backend_keys}
 
 [frontend]
 listen = "127.0.0.1:{base}"
@@ -472,7 +474,10 @@ def whole_application_factories(log_dir, rules, sink, cache):
         lambda: ours_one_process(
             log_dir, 18140, rules, sink, cache,
             components=("bff-js.wasm", "backend1-py.wasm", "backend2-py.wasm"),
-            label="xray-host, JavaScript BFF + Python backends (1 process)"),
+            label="xray-host, JavaScript BFF + Python backends (1 process)",
+            # The Python backends keep their interpreter between requests (one at a time, as
+            # WASI 0.2 instances serve); the JavaScript BFF cannot (docs/javascript-components.md).
+            backend_keys="max_instance_reuse_count = 128"),
         lambda: original(log_dir, 18120, rules, sink, production=True),
         lambda: original(log_dir, 18130, rules, sink, production=False),
     ]
