@@ -48,7 +48,7 @@ shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run
 # scripts/dev.sh, as a newcomer runs it, with the Rust components and with --polyglot (the
 # JavaScript BFF and the Python backends): GET /api/ answers both fields.
 smoke() {
-  step "scripts/dev.sh $* serves the application on 127.0.0.1:8080"
+  step "scripts/dev.sh${*:+ $*} serves the application on 127.0.0.1:8080"
   local log answer="" ok=0 dev_pid
   log=$(mktemp)
   scripts/dev.sh "$@" >"$log" 2>&1 &
@@ -62,10 +62,10 @@ smoke() {
   kill -TERM "$dev_pid" 2>/dev/null || true
   wait "$dev_pid" 2>/dev/null || true
   if [ "$ok" = 1 ]; then
-    echo "dev.sh $* smoke: GET /api/ answered $answer"
+    echo "dev.sh${*:+ $*} smoke: GET /api/ answered $answer"
     smoke_passed=$(( smoke_passed + 1 ))
   else
-    echo "dev.sh $* smoke: GET /api/ did not answer both fields (got: ${answer:-nothing}); its log:" >&2
+    echo "dev.sh${*:+ $*} smoke: GET /api/ did not answer both fields (got: ${answer:-nothing}); its log:" >&2
     cat "$log" >&2
     smoke_failed=$(( smoke_failed + 1 ))
   fi
