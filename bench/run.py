@@ -474,7 +474,7 @@ def whole_application_factories(log_dir, rules, sink, cache):
         lambda: ours_one_process(
             log_dir, 18140, rules, sink, cache,
             components=("bff-js.wasm", "backend1-py.wasm", "backend2-py.wasm"),
-            label="xray-host, JavaScript BFF + Python backends (1 process)",
+            label="xray-host, JS BFF + Python backends, 1 proc",
             # The Python backends keep their interpreter between requests (one at a time, as
             # WASI 0.2 instances serve); the JavaScript BFF cannot (docs/javascript-components.md).
             backend_keys="max_instance_reuse_count = 128"),
