@@ -726,6 +726,34 @@ fn uninstall_deletes_more_than_1000_object_versions_1000_a_call() {
 }
 
 #[test]
+fn a_python_or_javascript_component_deploys_to_its_service_like_a_rust_one() {
+    // The polyglot application on ECS: the same bucket, the same host image (its check is the
+    // one the hosts run), only the file differs.
+    let host = env!("CARGO_BIN_EXE_xray-host");
+    for (service, file) in [
+        ("backend1", support::python_component("backend1-py")),
+        ("bff", crate::polyglot_js::js_component("bff-js")),
+    ] {
+        let run = run_script_in(
+            &workspace(),
+            "deploy-component.sh",
+            &[service, "--file", file.to_str().unwrap()],
+            &[("XRAY_HOST_BIN", host)],
+        );
+        assert!(run.ok, "{service}: {}", run.output);
+        assert!(run.output.contains("can be served"), "{}", run.output);
+        assert!(
+            run.calls.contains(&format!(
+                "s3 cp {} s3://xray-ecs-dev-components-111122223333/{service}.wasm --content-type application/wasm",
+                file.display()
+            )),
+            "{:?}",
+            run.calls
+        );
+    }
+}
+
+#[test]
 fn deploy_component_refuses_an_invalid_component_before_uploading() {
     let host = env!("CARGO_BIN_EXE_xray-host");
     let dir = tempfile::tempdir().unwrap();
