@@ -196,6 +196,8 @@ impl Worker {
         };
         let give_up_at = Instant::now() + self.config.batch.export_timeout;
         let mut backoff = Duration::from_secs(1);
+        // Why the last try failed, for the line logged when the batch is given up.
+        let mut last_failure;
         loop {
             let outcome = self.transport.post(body.clone()).await;
             let wait = match outcome {
@@ -222,6 +224,7 @@ impl Worker {
                     return;
                 }
                 Ok(answer) if is_retryable(answer.status) => {
+                    last_failure = format!("it answered {}", answer.status);
                     answer.retry_after.unwrap_or_else(|| jittered(backoff))
                 }
                 Ok(answer) => {
@@ -229,7 +232,9 @@ impl Worker {
                     return;
                 }
                 Err(error) => {
-                    tracing::debug!("OTLP export failed: {error:#}");
+                    // Unreachable, no answer in time, or no credentials to sign with: all may
+                    // pass, so they are retried like a 503.
+                    last_failure = format!("{error:#}");
                     jittered(backoff)
                 }
             };
@@ -238,7 +243,7 @@ impl Worker {
                     count,
                     &format!(
                         "the OTLP endpoint {} did not take the batch within \
-                         OTEL_BSP_EXPORT_TIMEOUT ({:?}) of retries",
+                         OTEL_BSP_EXPORT_TIMEOUT ({:?}) of retries (the last try: {last_failure})",
                         self.config.endpoint, self.config.batch.export_timeout
                     ),
                 );
@@ -593,6 +598,25 @@ mod tests {
         );
         assert_eq!(sent + failed + dropped, 10, "{sent} {failed} {dropped}");
         assert!(failed >= 1 && dropped >= 1, "{sent} {failed} {dropped}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_unreachable_endpoint_is_retried_until_the_export_timeout_then_counted() {
+        // A port nothing listens on: every try is refused at connect.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut config = config(format!("http://127.0.0.1:{port}/v1/traces"));
+        config.batch.export_timeout = Duration::from_millis(1500);
+        let exporter = OtlpExporter::start(config).await.unwrap();
+        exporter.export(segment());
+        assert!(exporter.flush(Duration::from_secs(10)).await);
+        let counters = exporter.counters();
+        assert_eq!(counters.failed.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.sent.load(Ordering::Relaxed), 0);
+        assert!(counters.retried.load(Ordering::Relaxed) >= 1);
     }
 
     #[test]
