@@ -21,7 +21,7 @@ toolchain=components/bff-js
 target=${CARGO_TARGET_DIR:-target}
 out="$target/wasm32-wasip2/release"
 wit="$target/js-wit"
-library=components/js/xray-host.js
+libraries=components/js
 # The WASI 0.2 release whose WIT the pinned jco ships.
 jco_wasi=0.2.12
 
@@ -73,19 +73,33 @@ world service {
 WIT
 
 # build <source.js> <name>: componentize-js takes one ES module, so the source is written out
-# with the guest library inlined in place of its `import … from "xray-host.js"` line, and its
-# WASI 0.2 imports labelled with the engine's release, as the world's are.
+# with each guest library it imports (`import … from "<name>.js"`, a file of components/js/)
+# inlined in place of the import line, and its WASI 0.2 imports labelled with the engine's
+# release, as the world's are.
 build() {
   local source=$1 name=$2
   local wasm="$out/$name.wasm"
-  if [ -f "$wasm" ] && [ -z "$(find "$source" "$library" "$toolchain/build.mjs" \
+  if [ -f "$wasm" ] && [ -z "$(find "$source" "$libraries" "$toolchain/build.mjs" \
     "$toolchain/package-lock.json" wit "$0" -newer "$wasm" -type f | head -1)" ]; then
     echo "$wasm is up to date"
     return
   fi
   local module="$wit/$name.js"
-  awk -v library="$library" '
-    /^import .* from "xray-host\.js";$/ { while ((getline line < library) > 0) print line; next }
+  awk -v libraries="$libraries" '
+    /^import .* from "[a-z-]+\.js";$/ {
+      library = $0
+      sub(/.* from "/, "", library)
+      sub(/";$/, "", library)
+      library = libraries "/" library
+      status = (getline line < library)
+      if (status < 0) {
+        printf "error: %s imports %s, which does not exist\n", FILENAME, library > "/dev/stderr"
+        exit 1
+      }
+      while (status > 0) { print line; status = (getline line < library) }
+      close(library)
+      next
+    }
     { print }
   ' "$source" |
     sed "s#\"\(wasi:[a-z-]*/[a-z-]*\)@0\.2\.[0-9]*\"#\"\1@$wasi_version\"#" >"$module"

@@ -1,16 +1,16 @@
 // The BFF of the reference application as a JavaScript component, with the same contract as
 // the Rust one (components/bff): `GET /api` and `GET /api/` call backend 1, then backend 2,
 // and answer `{"currentDate":…,"currentTime":…}`; every failure answers at once with a JSON
-// 502 naming the backend; `/health`, 404 and 405 follow the conventions of every reference
-// service. One difference: the Rust BFF answers 504 for a backend that did not answer in
-// time, but `fetch` here does not say why a call failed (see `describeSendError`), so that is
-// a 502 too.
+// error naming the backend, 504 when the backend did not answer in time and 502 for anything
+// else; `/health`, 404 and 405 follow the conventions of every reference service.
 //
 // Requests arrive through StarlingMonkey's `fetch` event (the engine implements the exported
-// `wasi:http/incoming-handler`); `fetch()` goes out through `wasi:http/outgoing-handler`, which
-// the host traces as a remote subsegment under the manual subsegment open at the time.
+// `wasi:http/incoming-handler`). The backends are called with the library's `send` rather
+// than `fetch`, because a failed `fetch` does not say why it failed (see http-client.js); the
+// host traces each call as a remote subsegment under the manual subsegment open at the time.
 
 import { getEnvironment } from "wasi:cli/environment@0.2.10";
+import { HttpClientError, send } from "http-client.js";
 import { subsegment } from "xray-host.js";
 
 const API_PATHS = ["/api", "/api/"];
@@ -100,24 +100,27 @@ async function call(backend) {
       "BadGateway",
     );
   }
-  let response;
   try {
-    response = await fetch(url);
-  } catch (error) {
-    throw describeSendError(backend, url, error);
+    new URL(url);
+  } catch {
+    throw new BackendFailure(502, `${backend.name} has an invalid URL (${url})`, "BadGateway");
   }
-  if (response.status !== 200) {
-    throw new BackendFailure(502, `${backend.name} answered HTTP ${response.status}`, "BadGateway");
-  }
+  let response;
   let body;
   try {
-    body = JSON.parse(await response.text());
-  } catch {
+    response = await send(url);
+    body = response.status === 200 ? response.json() : undefined;
+  } catch (error) {
+    if (error instanceof HttpClientError) throw describeSendError(backend, url, error);
+    if (!(error instanceof SyntaxError)) throw error;
     throw new BackendFailure(
       502,
       `${backend.name} answered something that is not JSON`,
       "BadGateway",
     );
+  }
+  if (response.status !== 200) {
+    throw new BackendFailure(502, `${backend.name} answered HTTP ${response.status}`, "BadGateway");
   }
   const value = body?.[backend.field];
   if (typeof value !== "string") {
@@ -130,16 +133,24 @@ async function call(backend) {
   return value;
 }
 
-/**
- * A failed `fetch`. StarlingMonkey rejects it with the same TypeError ("NetworkError when
- * attempting to fetch resource") whatever the WASI error code was, so unlike the Rust BFF this
- * one cannot tell a refused connection from a timeout or a call the allow-list denied: it says
- * which backend could not be reached and where. The host's remote subsegment for the call
- * records the precise error in the trace.
- */
+/** A call that got no whole answer, described as the Rust BFF describes it. */
 function describeSendError(backend, url, error) {
-  const text = String(error?.message ?? error);
-  return new BackendFailure(502, `${backend.name} could not be reached (${url}): ${text}`, "BadGateway");
+  const name = backend.name;
+  if (error.timedOut) {
+    return new BackendFailure(504, `${name} did not answer in time (${url})`, "Timeout");
+  }
+  switch (error.code) {
+    case "connection-refused":
+      return new BackendFailure(502, `${name} refused the connection (${url})`, "BadGateway");
+    case "http-request-denied":
+      return new BackendFailure(
+        502,
+        `the host does not allow calls to ${name} (${url}): check its allow-list`,
+        "BadGateway",
+      );
+    default:
+      return new BackendFailure(502, `calling ${name} (${url}) failed: ${error.code}`, "BadGateway");
+  }
 }
 
 function unexpected(backend, error) {

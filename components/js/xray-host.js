@@ -49,7 +49,10 @@ export class TracingError extends Error {
 /** A table call the host refused or that failed. */
 export class TableError extends Error {
   constructor(what, code, detail) {
-    const text = code === "too-large" ? `item too large (${detail} bytes)` : `${code}: ${detail}`;
+    const text =
+      code === "too-large"
+        ? `item too large (${detail} bytes; DynamoDB takes at most 400 KB)`
+        : `${code}: ${detail}`;
     super(`table: ${what} failed: ${text}`);
     this.name = "TableError";
     /** The WIT `table-error` case, for example `too-large`. */
