@@ -139,8 +139,32 @@ pub(crate) fn assert_the_bff_answers_its_health_check(port: u16) {
     assert_eq!(get(port, "/").status, 404);
 }
 
-/// A BFF whose backend 1 is `backend_1` and backend 2 a real backend.
-fn bff_with_backend_1(backend_1: &str, args: &[&str]) -> (Host, Host, u16) {
+/// A BFF component under test and the environment its hosts need (the JavaScript BFF's tests
+/// share a compilation cache): the error tests below run against the BFF of every language.
+pub(crate) struct BffUnderTest<'a> {
+    /// The component file.
+    pub component: &'a Path,
+    /// Extra environment variables for its hosts.
+    pub env: &'a [(&'a str, &'a str)],
+}
+
+impl BffUnderTest<'_> {
+    /// Serves the BFF on `port` with `args`.
+    fn serve(&self, port: u16, args: &[&str]) -> Host {
+        Host::serve_with_env(self.component, port, "BFF", args, self.env)
+    }
+}
+
+/// The Rust BFF.
+fn rust_bff(test: impl FnOnce(&BffUnderTest)) {
+    test(&BffUnderTest {
+        component: &component("bff"),
+        env: &[],
+    })
+}
+
+/// `bff` whose backend 1 is `backend_1` and backend 2 a real backend.
+fn bff_with_backend_1(bff: &BffUnderTest, backend_1: &str, args: &[&str]) -> (Host, Host, u16) {
     let (port, two) = (free_port(), free_port());
     let backend_2 = Host::serve(&component("backend2"), two, "Backend #2", &[]);
     let mut all = vec![
@@ -155,17 +179,22 @@ fn bff_with_backend_1(backend_1: &str, args: &[&str]) -> (Host, Host, u16) {
     ];
     all.extend(args.iter().map(|a| a.to_string()));
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
-    let bff = Host::serve(&component("bff"), port, "BFF", &all);
-    (bff, backend_2, port)
+    (bff.serve(port, &all), backend_2, port)
 }
 
 #[test]
 fn a_backend_that_is_down_gives_a_prompt_502_naming_it() {
+    rust_bff(assert_a_backend_that_is_down_gives_a_prompt_502_naming_it);
+}
+
+/// `bff` answers a prompt 502 that says backend 1 refused the connection.
+pub(crate) fn assert_a_backend_that_is_down_gives_a_prompt_502_naming_it(bff: &BffUnderTest) {
     let down = format!("http://127.0.0.1:{}", free_port());
-    let (_bff, _b2, port) = bff_with_backend_1(&down, &[]);
+    let (_bff, _b2, port) = bff_with_backend_1(bff, &down, &[]);
     let body = assert_a_prompt_502_naming_backend_1(port, "/api/");
-    assert!(
-        body["error"].as_str().unwrap().contains("refused"),
+    assert_eq!(
+        body["error"],
+        format!("Backend #1 refused the connection ({down})"),
         "{body}"
     );
 }
@@ -187,10 +216,17 @@ pub(crate) fn assert_a_prompt_502_naming_backend_1(port: u16, path: &str) -> ser
 
 #[test]
 fn a_backend_that_hangs_gives_a_504_within_the_outbound_timeout() {
-    // Accepts connections and never answers.
+    rust_bff(assert_a_backend_that_hangs_gives_a_504_within_the_outbound_timeout);
+}
+
+/// `bff` answers 504 naming backend 1, which accepts connections and never answers, once the
+/// host's outbound timeout has passed.
+pub(crate) fn assert_a_backend_that_hangs_gives_a_504_within_the_outbound_timeout(
+    bff: &BffUnderTest,
+) {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", silent.local_addr().unwrap());
-    let (_bff, _b2, port) = bff_with_backend_1(&url, &["--outbound-timeout", "1s"]);
+    let (_bff, _b2, port) = bff_with_backend_1(bff, &url, &["--outbound-timeout", "1s"]);
     let started = Instant::now();
     let response = get(port, "/api/");
     let elapsed = started.elapsed();
@@ -199,17 +235,36 @@ fn a_backend_that_hangs_gives_a_504_within_the_outbound_timeout() {
         "{elapsed:?}"
     );
     assert_eq!(response.status, 504, "{}", response.body);
-    assert_eq!(response.json()["backend"], "Backend #1");
+    let body = response.json();
+    assert_eq!(body["backend"], "Backend #1");
+    assert_eq!(
+        body["error"],
+        format!("Backend #1 did not answer in time ({url})")
+    );
     drop(silent);
 }
 
 #[test]
 fn a_backend_that_answers_garbage_gives_a_502() {
-    for answer in [
-        "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nnot json",
-        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
-        "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
-        "this is not HTTP at all\r\n\r\n",
+    rust_bff(assert_a_backend_that_answers_garbage_gives_a_502);
+}
+
+/// `bff` answers 502 naming backend 1 for each kind of answer it cannot use.
+pub(crate) fn assert_a_backend_that_answers_garbage_gives_a_502(bff: &BffUnderTest) {
+    for (answer, error) in [
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nnot json",
+            "Backend #1 answered something that is not JSON",
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+            "Backend #1 answered JSON without a string \"currentDate\"",
+        ),
+        (
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+            "Backend #1 answered HTTP 500",
+        ),
+        ("this is not HTTP at all\r\n\r\n", "calling Backend #1"),
     ] {
         let server = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", server.local_addr().unwrap());
@@ -223,15 +278,25 @@ fn a_backend_that_answers_garbage_gives_a_502() {
                 let _ = stream.write_all(reply.as_bytes());
             }
         });
-        let (_bff, _b2, port) = bff_with_backend_1(&url, &[]);
+        let (_bff, _b2, port) = bff_with_backend_1(bff, &url, &[]);
         let response = get(port, "/api/");
         assert_eq!(response.status, 502, "{answer:?}: {}", response.body);
-        assert_eq!(response.json()["backend"], "Backend #1", "{answer:?}");
+        let body = response.json();
+        assert_eq!(body["backend"], "Backend #1", "{answer:?}");
+        assert!(
+            body["error"].as_str().unwrap().starts_with(error),
+            "{answer:?}: {body}"
+        );
     }
 }
 
 #[test]
 fn a_backend_not_on_the_allow_list_is_refused_by_the_host() {
+    rust_bff(assert_a_backend_not_on_the_allow_list_is_refused_by_the_host);
+}
+
+/// `bff` answers 502 naming backend 2, which runs but is not on its host's allow-list.
+pub(crate) fn assert_a_backend_not_on_the_allow_list_is_refused_by_the_host(bff: &BffUnderTest) {
     let (one, two) = (free_port(), free_port());
     let _b1 = Host::serve(&component("backend1"), one, "Backend #1", &[]);
     let _b2 = Host::serve(&component("backend2"), two, "Backend #2", &[]);
@@ -239,11 +304,8 @@ fn a_backend_not_on_the_allow_list_is_refused_by_the_host() {
     let b1 = format!("BACKEND_1_URL=http://127.0.0.1:{one}");
     let b2 = format!("BACKEND_2_URL=http://127.0.0.1:{two}");
     let allowed = format!("http://127.0.0.1:{one}");
-    // Backend 2 is running but not allowed.
-    let bff = Host::serve(
-        &component("bff"),
+    let host = bff.serve(
         port,
-        "BFF",
         &["--env", &b1, "--env", &b2, "--allow-outbound", &allowed],
     );
     let response = get(port, "/api/");
@@ -255,9 +317,9 @@ fn a_backend_not_on_the_allow_list_is_refused_by_the_host() {
         "{body}"
     );
     assert!(
-        bff.wait_for_log("outgoing call refused", Duration::from_secs(5)),
+        host.wait_for_log("outgoing call refused", Duration::from_secs(5)),
         "{}",
-        bff.log()
+        host.log()
     );
 }
 

@@ -4,8 +4,11 @@
 //! (components/js/xray-host.js) through a test component.
 
 use crate::application::{
-    assert_a_prompt_502_naming_backend_1, assert_the_bff_answers_its_health_check,
-    assert_the_bff_combines_both_backends,
+    BffUnderTest, assert_a_backend_not_on_the_allow_list_is_refused_by_the_host,
+    assert_a_backend_that_answers_garbage_gives_a_502,
+    assert_a_backend_that_hangs_gives_a_504_within_the_outbound_timeout,
+    assert_a_backend_that_is_down_gives_a_prompt_502_naming_it,
+    assert_the_bff_answers_its_health_check, assert_the_bff_combines_both_backends,
 };
 use crate::support;
 
@@ -66,6 +69,14 @@ fn shared_cache() -> (&'static str, String) {
     (CACHE_DIR, dir.path().display().to_string())
 }
 
+/// Serves JavaScript component `name` as `service` on `port`, with the module's shared cache.
+fn serve_js(name: &str, service: &str, port: u16, args: &[&str], env: &[(&str, &str)]) -> Host {
+    let (cache, cache_dir) = shared_cache();
+    let mut env = env.to_vec();
+    env.push((cache, &cache_dir));
+    Host::serve_with_env(&js_component(name), port, service, args, &env)
+}
+
 #[test]
 fn the_javascript_bff_answers_like_the_rust_one_with_the_same_trace_shape() {
     let daemon = Daemon::start();
@@ -115,40 +126,42 @@ fn the_javascript_bff_answers_like_the_rust_one_with_the_same_trace_shape() {
     }
 }
 
+/// The JavaScript BFF, its hosts sharing the module's compilation cache.
+fn javascript_bff(test: impl FnOnce(&BffUnderTest)) {
+    let (cache, cache_dir) = shared_cache();
+    test(&BffUnderTest {
+        component: &js_component("bff-js"),
+        env: &[(cache, &cache_dir)],
+    })
+}
+
+// The Rust BFF's error tests (application.rs), run against the JavaScript one: the same
+// statuses and the same messages, because its library's `send` says why a call failed.
+
 #[test]
 fn the_javascript_bff_gives_a_prompt_502_naming_backend_1_when_it_is_down() {
-    let down = format!("http://127.0.0.1:{}", free_port());
-    let (cache, cache_dir) = shared_cache();
-    let (_host, front, _, _) = application_with_bff(
-        &js_component("bff-js"),
-        Some(&down),
-        &[],
-        &[(cache, &cache_dir)],
-    );
-    let body = assert_a_prompt_502_naming_backend_1(front, "/api");
-    // StarlingMonkey's `fetch` rejects with the same TypeError whatever the WASI error code
-    // was, so the JavaScript BFF can say that the backend could not be reached, and where, but
-    // not that it refused the connection (which the Rust BFF says).
-    assert_eq!(
-        body["error"],
-        format!(
-            "Backend #1 could not be reached ({down}): \
-             NetworkError when attempting to fetch resource"
-        )
-    );
+    javascript_bff(assert_a_backend_that_is_down_gives_a_prompt_502_naming_it);
+}
+
+#[test]
+fn the_javascript_bff_gives_a_504_for_a_backend_that_hangs() {
+    javascript_bff(assert_a_backend_that_hangs_gives_a_504_within_the_outbound_timeout);
+}
+
+#[test]
+fn the_javascript_bff_gives_a_502_for_a_backend_that_answers_garbage() {
+    javascript_bff(assert_a_backend_that_answers_garbage_gives_a_502);
+}
+
+#[test]
+fn the_javascript_bff_is_refused_a_backend_not_on_its_allow_list() {
+    javascript_bff(assert_a_backend_not_on_the_allow_list_is_refused_by_the_host);
 }
 
 #[test]
 fn the_javascript_bff_answers_its_health_check() {
     let port = free_port();
-    let (cache, cache_dir) = shared_cache();
-    let _host = Host::serve_with_env(
-        &js_component("bff-js"),
-        port,
-        "BFF",
-        &[],
-        &[(cache, &cache_dir)],
-    );
+    let _host = serve_js("bff-js", "BFF", port, &[], &[]);
     assert_the_bff_answers_its_health_check(port);
 }
 
@@ -158,13 +171,12 @@ fn the_javascript_library_records_plain_values_and_throws_the_hosts_refusal() {
     let rules = sample_everything();
     let port = free_port();
     let address = daemon.address();
-    let (cache, cache_dir) = shared_cache();
-    let _host = Host::serve_with_env(
-        &js_component("test_js_guest"),
-        port,
+    let _host = serve_js(
+        "test_js_guest",
         "JS guest",
+        port,
         &["--sampling-rules", &rules.path().display().to_string()],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address), (cache, &cache_dir)],
+        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
     );
     let response = get(port, "/");
     assert_eq!(response.status, 200, "{}", response.body);
@@ -203,4 +215,96 @@ fn the_javascript_library_records_plain_values_and_throws_the_hosts_refusal() {
         .collect();
     assert_eq!(table_call.len(), 1, "{guest:#}");
     assert!(table_call[0].get("fault").is_none(), "{guest:#}");
+}
+
+#[test]
+fn the_javascript_library_refuses_an_item_too_large_with_a_clear_error() {
+    let port = free_port();
+    let _host = serve_js("test_js_guest", "JS guest", port, &[], &[]);
+    let response = get(port, "/put-large");
+    assert_eq!(response.status, 400, "{}", response.body);
+    let body = response.json();
+    assert_eq!(body["name"], "TableError", "{body}");
+    assert_eq!(body["code"], "too-large", "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("table: put-item failed: item too large (5")
+            && message.ends_with(" bytes; DynamoDB takes at most 400 KB)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_javascript_librarys_send_is_traced_and_says_why_a_call_failed() {
+    let daemon = Daemon::start();
+    let rules = sample_everything();
+    let rules = rules.path().display().to_string();
+    let address = daemon.address();
+    let backend_port = free_port();
+    let _backend = Host::serve_with_env(
+        &support::component("backend1"),
+        backend_port,
+        "Backend #1",
+        &["--sampling-rules", &rules],
+        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
+    );
+    let backend = format!("http://127.0.0.1:{backend_port}");
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let port = free_port();
+    let _host = serve_js(
+        "test_js_guest",
+        "JS guest",
+        port,
+        &[
+            "--sampling-rules",
+            &rules,
+            "--allow-outbound",
+            &backend,
+            "--allow-outbound",
+            &down,
+        ],
+        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
+    );
+
+    // A POST with a body and headers reaches the backend, which refuses the method: the
+    // status, a header and the JSON body come back whole.
+    let response = get(port, &format!("/send?to={backend}/"));
+    assert_eq!(response.status, 200, "{}", response.body);
+    let answer = response.json();
+    assert_eq!(answer["status"], 405, "{answer}");
+    assert_eq!(answer["allow"], "GET, HEAD", "{answer}");
+    assert_eq!(answer["body"]["error"], "method not allowed", "{answer}");
+    assert_eq!(answer["body"]["method"], "POST", "{answer}");
+
+    // The call is the guest's remote subsegment, and the backend's segment continues it.
+    let root = response
+        .header("x-amzn-trace-id")
+        .and_then(|header| header.strip_prefix("Root="))
+        .expect("the trace id is echoed")
+        .to_string();
+    let documents = daemon.trace(&root, 2, Duration::from_secs(5));
+    documents.iter().for_each(assert_valid);
+    let guest = segment(&documents, "JS guest").unwrap_or_else(|| panic!("{documents:#?}"));
+    let remote = subsegments(guest)
+        .into_iter()
+        .find(|s| s["namespace"] == "remote")
+        .unwrap_or_else(|| panic!("{guest:#}"));
+    assert_eq!(remote["http"]["request"]["method"], "POST", "{remote:#}");
+    assert_eq!(remote["http"]["response"]["status"], 405, "{remote:#}");
+    let called = segment(&documents, "Backend #1").unwrap_or_else(|| panic!("{documents:#?}"));
+    assert_eq!(called["parent_id"], remote["id"]);
+
+    // A refused connection and a denied one are told apart by their WASI error codes.
+    let refused = get(port, &format!("/send?to={down}/")).json();
+    assert_eq!(
+        refused,
+        json!({
+            "name": "HttpClientError",
+            "code": "connection-refused",
+            "timedOut": false,
+            "message": format!("calling {down}/ failed: connection-refused"),
+        })
+    );
+    let denied = get(port, "/send?to=http://127.0.0.1:9/").json();
+    assert_eq!(denied["code"], "http-request-denied", "{denied}");
 }
