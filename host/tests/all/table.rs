@@ -5,12 +5,13 @@
 use crate::support;
 
 use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::daemon::Daemon;
 use support::documents::subsegment_named;
 use support::peers::{Peer, sample_everything};
 use support::schema::assert_valid;
-use support::{Host, component, free_port, get, request};
+use support::{Host, component, free_port, get, python_component, request};
 
 const REGION: &str = "us-east-1";
 
@@ -62,21 +63,39 @@ impl Moto {
     }
 }
 
+/// The backends under test, backend 1 then backend 2: the Rust ones or the Python ones, which
+/// must write, trace and fail the same way.
+#[derive(Clone, Copy)]
+enum Backends {
+    Rust,
+    Python,
+}
+
+impl Backends {
+    /// The component of backend `number` (1 or 2).
+    fn component(self, number: u8) -> PathBuf {
+        match self {
+            Backends::Rust => component(&format!("backend{number}")),
+            Backends::Python => python_component(&format!("backend{number}-py")),
+        }
+    }
+}
+
 /// A backend bound to `table` at `endpoint`, sampling everything into `daemon`.
 fn backend(
     name: &str,
-    component_name: &str,
+    component: &Path,
     table: &str,
     endpoint: &str,
     daemon: &Daemon,
 ) -> (Host, u16, tempfile::NamedTempFile) {
-    backend_with_env(name, component_name, table, endpoint, daemon, &[])
+    backend_with_env(name, component, table, endpoint, daemon, &[])
 }
 
 /// As [`backend`], with extra environment variables.
 fn backend_with_env(
     name: &str,
-    component_name: &str,
+    component: &Path,
     table: &str,
     endpoint: &str,
     daemon: &Daemon,
@@ -87,7 +106,7 @@ fn backend_with_env(
     let rules_path = rules.path().display().to_string();
     let address = daemon.address();
     let host = Host::serve_with_env(
-        &component(component_name),
+        component,
         port,
         name,
         &[
@@ -119,14 +138,22 @@ fn now() -> u64 {
 
 #[test]
 fn both_backends_record_their_last_access_in_dynamodb_traced_like_patch_all() {
+    record_the_last_access_in_dynamodb(Backends::Rust);
+}
+
+#[test]
+fn both_python_backends_record_their_last_access_in_dynamodb_traced_like_patch_all() {
+    record_the_last_access_in_dynamodb(Backends::Python);
+}
+
+fn record_the_last_access_in_dynamodb(backends: Backends) {
     let table = "xray-ecs-dev-last-accessed";
     let moto = Moto::start(table);
     let daemon = Daemon::start();
-    for (name, component_name, sub_app_id) in [
-        ("Backend #1", "backend1", "backend1"),
-        ("Backend #2", "backend2", "backend2"),
-    ] {
-        let (_host, port, _rules) = backend(name, component_name, table, &moto.endpoint(), &daemon);
+    for (name, number, sub_app_id) in [("Backend #1", 1, "backend1"), ("Backend #2", 2, "backend2")]
+    {
+        let component = backends.component(number);
+        let (_host, port, _rules) = backend(name, &component, table, &moto.endpoint(), &daemon);
         let before = now();
         assert_eq!(get(port, "/").status, 200);
         let item = moto.call(
@@ -183,7 +210,7 @@ fn a_dynamodb_call_exports_as_a_client_span_with_the_aws_sdk_conventions() {
     let endpoint = format!("http://127.0.0.1:{receiver_port}");
     let (_host, port, _rules) = backend_with_env(
         "Backend #2",
-        "backend2",
+        &component("backend2"),
         table,
         &moto.endpoint(),
         &daemon,
@@ -222,11 +249,20 @@ fn a_dynamodb_call_exports_as_a_client_span_with_the_aws_sdk_conventions() {
 
 #[test]
 fn a_missing_table_is_an_error_subsegment_and_the_backend_still_answers() {
+    a_missing_table_is_an_error_subsegment(Backends::Rust);
+}
+
+#[test]
+fn a_missing_table_is_an_error_subsegment_and_the_python_backend_still_answers() {
+    a_missing_table_is_an_error_subsegment(Backends::Python);
+}
+
+fn a_missing_table_is_an_error_subsegment(backends: Backends) {
     let moto = Moto::start("some-other-table");
     let daemon = Daemon::start();
     let (host, port, _rules) = backend(
         "Backend #1",
-        "backend1",
+        &backends.component(1),
         "no-such-table",
         &moto.endpoint(),
         &daemon,
@@ -253,10 +289,20 @@ fn a_missing_table_is_an_error_subsegment_and_the_backend_still_answers() {
 
 #[test]
 fn with_dynamodb_down_the_backend_answers_within_its_timeout_and_the_call_is_a_fault() {
+    with_dynamodb_down_the_call_is_a_fault(Backends::Rust);
+}
+
+#[test]
+fn with_dynamodb_down_the_python_backend_answers_within_its_timeout_and_the_call_is_a_fault() {
+    with_dynamodb_down_the_call_is_a_fault(Backends::Python);
+}
+
+fn with_dynamodb_down_the_call_is_a_fault(backends: Backends) {
     let table = "xray-ecs-dev-last-accessed";
     let mut moto = Moto::start(table);
     let daemon = Daemon::start();
-    let (_host, port, _rules) = backend("Backend #2", "backend2", table, &moto.endpoint(), &daemon);
+    let component = backends.component(2);
+    let (_host, port, _rules) = backend("Backend #2", &component, table, &moto.endpoint(), &daemon);
     assert_eq!(get(port, "/").status, 200);
     moto.peer.stop();
     let started = Instant::now();
@@ -275,6 +321,15 @@ fn with_dynamodb_down_the_backend_answers_within_its_timeout_and_the_call_is_a_f
 #[test]
 fn with_dynamodb_hanging_the_backend_answers_within_the_operation_timeout_and_the_call_is_a_fault()
 {
+    with_dynamodb_hanging_the_call_is_a_fault(Backends::Rust);
+}
+
+#[test]
+fn with_dynamodb_hanging_the_python_backend_answers_within_the_operation_timeout() {
+    with_dynamodb_hanging_the_call_is_a_fault(Backends::Python);
+}
+
+fn with_dynamodb_hanging_the_call_is_a_fault(backends: Backends) {
     // A DynamoDB endpoint that accepts connections and reads requests but never answers.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -287,7 +342,7 @@ fn with_dynamodb_hanging_the_backend_answers_within_the_operation_timeout_and_th
     let daemon = Daemon::start();
     let (_host, port, _rules) = backend(
         "Backend #1",
-        "backend1",
+        &backends.component(1),
         "xray-ecs-dev-last-accessed",
         &endpoint,
         &daemon,
