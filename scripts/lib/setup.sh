@@ -88,13 +88,17 @@ ensure_python_env() {
   requirements=$2
   what=$3
   shift 3
-  wanted=$(cat "$requirements"; printf '%s\n' "$@")
+  # The venv's own path is part of what it was made for: its scripts name their interpreter by
+  # absolute path, so a venv whose directory moved (a renamed checkout) has scripts that cannot
+  # run. It is made at its physical path, the same through any symlink to it.
+  mkdir -p "$base_dir"
+  made_at=$(cd "$base_dir" && pwd -P)/venv
+  wanted=$(cat "$requirements"; printf '%s\n' "$@" "# made at $made_at")
   if [ -x "$env_dir/bin/python" ] && [ "$wanted" = "$(cat "$env_dir/requirements.txt" 2>/dev/null)" ]; then
     return 0
   fi
   step "installing $what"
-  mkdir -p "$base_dir"
-  python3 -m venv "$env_dir"
+  python3 -m venv --clear "$made_at"
   "$env_dir/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" "$@"
   printf '%s\n' "$wanted" >"$env_dir/requirements.txt"
 }
