@@ -3,6 +3,7 @@
 
 use crate::support;
 
+mod resolved_template;
 mod tracing_modes;
 
 use std::collections::{BTreeSet, HashMap};
@@ -19,6 +20,37 @@ fn templates() -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// The templates of the services the host serves (`2-svc-{bff,backend1,backend2}.yml`).
+fn host_service_templates() -> Vec<PathBuf> {
+    let found: Vec<_> = templates()
+        .into_iter()
+        .filter(|t| {
+            resolved_template::SERVICES
+                .iter()
+                .any(|(s, _, _)| t.ends_with(format!("2-svc-{s}.yml")))
+        })
+        .collect();
+    assert_eq!(found.len(), 3);
+    found
+}
+
+/// cfn-lint on one host service template with `parameter` (`Key=Value`) and the parameters
+/// without defaults (cfn-lint takes parameter values for one template at a time).
+fn cfn_lint_host_service(template: &Path, parameter: &str) -> std::process::Output {
+    Command::new(peers_installed().join("venv/bin/cfn-lint"))
+        .arg("--parameters")
+        .args([
+            parameter,
+            "AppId=xray-ecs",
+            "EnvId=dev",
+            "ImageTag=0123456789ab-x86-64",
+        ])
+        .arg("--")
+        .arg(template)
+        .output()
+        .unwrap()
 }
 
 /// The names a template declares under `Parameters:`.
