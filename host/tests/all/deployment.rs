@@ -3,6 +3,7 @@
 
 use crate::support;
 
+mod polyglot;
 mod resolved_template;
 mod tracing_modes;
 
@@ -241,10 +242,24 @@ fn run_script_in(root: &Path, script: &str, args: &[&str], env: &[(&str, &str)])
 /// A copy of the shipped config (envs/default.conf) in `dir` with `from` replaced by `to`
 /// (which must be in it: a test of a setting the config no longer has would test nothing).
 fn shipped_config_with(dir: &Path, from: &str, to: &str) -> PathBuf {
-    let shipped = std::fs::read_to_string(workspace().join("envs/default.conf")).unwrap();
-    assert!(shipped.contains(from), "envs/default.conf has no {from:?}");
-    let config = dir.join(format!("{}.conf", to.replace(['=', ' ', '\n'], "-")));
-    std::fs::write(&config, shipped.replace(from, to)).unwrap();
+    shipped_config_with_all(dir, &[(from, to)])
+}
+
+/// A copy of the shipped config in `dir` with each `(from, to)` replacement made (each `from`
+/// must be in it).
+fn shipped_config_with_all(dir: &Path, replacements: &[(&str, &str)]) -> PathBuf {
+    let mut config_text = std::fs::read_to_string(workspace().join("envs/default.conf")).unwrap();
+    let mut name = String::new();
+    for (from, to) in replacements {
+        assert!(
+            config_text.contains(from),
+            "envs/default.conf has no {from:?}"
+        );
+        config_text = config_text.replace(from, to);
+        name.push_str(&to.replace(['=', ' ', '\n'], "-"));
+    }
+    let config = dir.join(format!("{name}.conf"));
+    std::fs::write(&config, config_text).unwrap();
     config
 }
 
