@@ -7,13 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/deploy.sh
 . scripts/lib/deploy.sh
-# shellcheck source=scripts/lib/setup.sh
-. scripts/lib/setup.sh
 
 EXTRA_OPTIONS="--rollback --file"
 parse_options "usage: scripts/deploy-component.sh bff|backend1|backend2 [--file WASM] [--rollback] [--config FILE] [--dry-run]
 
-Builds the component (or takes --file WASM), checks it with xray-host check and uploads it;
+Builds the component in the language the config chooses for it (BFF_LANGUAGE,
+BACKEND_LANGUAGE), or takes --file WASM; checks it with xray-host check and uploads it;
 nothing is uploaded if the host could not serve it. --rollback makes the previous version in
 the bucket (the newest older one with other content) the current one again; running it twice
 goes back to where it started." "$@"
@@ -48,8 +47,9 @@ fi
 
 file=$COMPONENT_FILE
 if [ -z "$file" ]; then
-  [ "$DRY_RUN" = 1 ] || ensure_wasm_target
-  run cargo build --release --target wasm32-wasip2 -p "$name"
-  file="target/wasm32-wasip2/release/$name.wasm"
+  # shellcheck disable=SC2046 # one word per tool
+  [ "$DRY_RUN" = 1 ] || require_tools cargo $(component_build_tools "$name")
+  build_service_components "$name"
+  file=$(service_component_file "$name")
 fi
 check_and_upload_component "$file" "$bucket" "$key"

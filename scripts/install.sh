@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # Deploys the reference application to ECS Fargate in the account and region of the config:
-# the VPC and base stacks, the components (checked, then uploaded to the components bucket when
-# they changed), the host and frontend images (built and pushed only when what goes into them
-# changed), then the service stacks. Run it again after any change: it deploys only what changed.
+# the VPC and base stacks, the components (built in the languages the config chooses, checked,
+# then uploaded to the components bucket when they changed), the host and frontend images
+# (built and pushed only when what goes into them changed), then the service stacks. Run it
+# again after any change: it deploys only what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/deploy.sh
 . scripts/lib/deploy.sh
-# shellcheck source=scripts/lib/setup.sh
-. scripts/lib/setup.sh
 
 parse_options "usage: scripts/install.sh [--config FILE] [--dry-run]
 
@@ -18,11 +17,18 @@ instead of running it (read-only queries still run when credentials allow).
 The config's TRACING_SIDECAR chooses how the traces reach X-Ray: xray-daemon (the default),
 cloudwatch-agent or adot (a sidecar receiving the segments), or none (no sidecar: each host
 exports OTLP to X-Ray itself). adot and none need CloudWatch Transaction Search enabled in the
-account first; docs/tracing-modes.md says how, and what each mode costs." "$@"
+account first; docs/tracing-modes.md says how, and what each mode costs.
+
+BFF_LANGUAGE (rust or javascript) and BACKEND_LANGUAGE (rust or python) choose what each
+service's component is built from; only the languages chosen are built, with
+scripts/build-components.sh (which installs their toolchains on first use), and each file is
+uploaded under its service's name. A Python backend keeps its instance for 128 requests
+(BACKEND_MAX_INSTANCE_REUSE_COUNT; BFF_MAX_INSTANCE_REUSE_COUNT for the BFF; empty is the
+host's default)." "$@"
 load_config
 if [ "$DRY_RUN" = 0 ]; then
-  require_tools aws docker cargo
-  ensure_wasm_target
+  # shellcheck disable=SC2046,SC2086 # one word per tool, and per component
+  require_tools aws docker cargo $(component_build_tools $COMPONENTS)
 fi
 
 account=$(query "123456789012" sts get-caller-identity --query Account --output text)
@@ -36,9 +42,10 @@ deploy_stack templates/1-svc-base.yml "$PREFIX-svc-base-stack" \
 
 say "building, checking and uploading the components"
 bucket=$(export_value components-bucket-name)
-run cargo build --release --target wasm32-wasip2
+# shellcheck disable=SC2086 # the names are words without spaces
+build_service_components $COMPONENTS
 for component in $COMPONENTS; do
-  check_and_upload_component "target/wasm32-wasip2/release/$component.wasm" "$bucket" "$component.wasm"
+  check_and_upload_component "$(service_component_file "$component")" "$bucket" "$component.wasm"
 done
 
 # Images are tagged with a hash of their build context as it is on disk, so an unchanged image
@@ -81,6 +88,11 @@ for service in $SERVICES_INSTALL_ORDER; do
     service_parameters="$service_parameters TracingSidecar=$TRACING_SIDECAR XRayDaemonImage=$XRAY_DAEMON_IMAGE"
     service_parameters="$service_parameters CloudWatchAgentImage=$CLOUDWATCH_AGENT_IMAGE AdotCollectorImage=$ADOT_COLLECTOR_IMAGE"
     service_parameters="$service_parameters ComponentPollInterval=$COMPONENT_POLL_INTERVAL"
+    if [ "$service" = bff ]; then
+      service_parameters="$service_parameters MaxInstanceReuseCount=$BFF_MAX_INSTANCE_REUSE_COUNT"
+    else
+      service_parameters="$service_parameters MaxInstanceReuseCount=$BACKEND_MAX_INSTANCE_REUSE_COUNT"
+    fi
   fi
   # shellcheck disable=SC2086 # the parameters are words without spaces
   deploy_stack "templates/2-svc-$service.yml" "$PREFIX-svc-$service-stack" \

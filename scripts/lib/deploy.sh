@@ -108,6 +108,34 @@ load_config() {
     xray-daemon | cloudwatch-agent | adot | none) ;;
     *) fail "TRACING_SIDECAR must be xray-daemon, cloudwatch-agent, adot or none (docs/tracing-modes.md)" ;;
   esac
+  BFF_LANGUAGE=${BFF_LANGUAGE:-rust}
+  BACKEND_LANGUAGE=${BACKEND_LANGUAGE:-rust}
+  case "$BFF_LANGUAGE" in
+    rust | javascript) ;;
+    *) fail "BFF_LANGUAGE must be rust or javascript (components/bff or components/bff-js), not '$BFF_LANGUAGE'" ;;
+  esac
+  case "$BACKEND_LANGUAGE" in
+    rust | python) ;;
+    *) fail "BACKEND_LANGUAGE must be rust or python (components/backend1 and backend2, or their -py versions), not '$BACKEND_LANGUAGE'" ;;
+  esac
+  # Empty: the host's default for the component's ABI (128 for WASI 0.3, 1 for WASI 0.2). A
+  # Python backend (WASI 0.2) keeps its interpreter for 128 requests unless the config says
+  # otherwise: a fresh 22 MB instance per request is slow.
+  if [ -z "${BACKEND_MAX_INSTANCE_REUSE_COUNT+set}" ] && [ "$BACKEND_LANGUAGE" = python ]; then
+    BACKEND_MAX_INSTANCE_REUSE_COUNT=128
+  fi
+  BACKEND_MAX_INSTANCE_REUSE_COUNT=${BACKEND_MAX_INSTANCE_REUSE_COUNT:-}
+  BFF_MAX_INSTANCE_REUSE_COUNT=${BFF_MAX_INSTANCE_REUSE_COUNT:-}
+  for config_key in BFF_MAX_INSTANCE_REUSE_COUNT BACKEND_MAX_INSTANCE_REUSE_COUNT; do
+    eval "config_value=\$$config_key"
+    # printf '%s\n': grep reads no line at all from an empty printf '%s'.
+    printf '%s\n' "$config_value" | grep -Eq '^([1-9][0-9]*)?$' \
+      || fail "$config_key must be empty (the host's default) or a positive whole number, not '$config_value'"
+  done
+  # The JavaScript engine answers one request per instance: a reused instance fails the next.
+  if [ "$BFF_LANGUAGE" = javascript ] && [ "${BFF_MAX_INSTANCE_REUSE_COUNT:-1}" != 1 ]; then
+    fail "BFF_MAX_INSTANCE_REUSE_COUNT must be empty or 1 with BFF_LANGUAGE=javascript: its engine cannot serve a second request on one instance (docs/javascript-components.md)"
+  fi
   export AWS_REGION
   # Unset, the CLI's own chain decides (environment variables, SSO, CloudShell, instance roles).
   if [ -n "${AWS_PROFILE:-}" ]; then export AWS_PROFILE; fi
@@ -274,7 +302,7 @@ context_hash() {
 }
 
 # The xray-host binary that checks components: $XRAY_HOST_BIN, else this checkout's release
-# build (built now outside a dry run).
+# build (built now outside a dry run), where cargo puts it ($CARGO_TARGET_DIR, if set).
 host_binary() {
   if [ -n "${XRAY_HOST_BIN:-}" ]; then
     printf '%s' "$XRAY_HOST_BIN"
@@ -284,7 +312,56 @@ host_binary() {
     say "building xray-host (it checks each component before the upload)" >&2
     cargo build --release -p xray-host >&2 || fail "building xray-host failed"
   fi
-  printf '%s' target/release/xray-host
+  printf '%s' "${CARGO_TARGET_DIR:-target}/release/xray-host"
+}
+
+# The language service $1 (bff, backend1, backend2) is built from, as the config says.
+service_language() {
+  case "$1" in
+    bff) printf '%s' "$BFF_LANGUAGE" ;;
+    *) printf '%s' "$BACKEND_LANGUAGE" ;;
+  esac
+}
+
+# The component file scripts/build-components.sh makes for service $1 in its language: the
+# Rust crate's <name>.wasm, or <name>-py.wasm, <name>-js.wasm (in $CARGO_TARGET_DIR, if set,
+# where cargo and the build scripts put them).
+service_component_file() {
+  local dir="${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release"
+  case "$(service_language "$1")" in
+    rust) printf '%s/%s.wasm' "$dir" "$1" ;;
+    python) printf '%s/%s-py.wasm' "$dir" "$1" ;;
+    javascript) printf '%s/%s-js.wasm' "$dir" "$1" ;;
+  esac
+}
+
+# The tools the components of the services $@ need to build, beyond cargo (which every build
+# needs: the Python build reads the WASI WIT through `cargo metadata`).
+component_build_tools() {
+  local service tools=""
+  for service in "$@"; do
+    case "$(service_language "$service")" in
+      python) tools="$tools python3" ;;
+      javascript) tools="$tools npm" ;;
+    esac
+  done
+  printf '%s' "$tools"
+}
+
+# Builds the components of the services $@ in their languages, each language once, through
+# scripts/build-components.sh (which installs the pinned toolchains on first use).
+build_service_components() {
+  local service language languages=""
+  for service in "$@"; do
+    language=$(service_language "$service")
+    [ "$language" != javascript ] || language=js
+    case " $languages " in
+      *" $language "*) ;;
+      *) languages="$languages $language" ;;
+    esac
+  done
+  # shellcheck disable=SC2086 # one word per language
+  run scripts/build-components.sh $languages
 }
 
 # Checks the component file $1 with `xray-host check` (what the hosts do before they serve

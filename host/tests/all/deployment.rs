@@ -3,6 +3,8 @@
 
 use crate::support;
 
+mod polyglot;
+mod resolved_template;
 mod tracing_modes;
 
 use std::collections::{BTreeSet, HashMap};
@@ -19,6 +21,37 @@ fn templates() -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// The templates of the services the host serves (`2-svc-{bff,backend1,backend2}.yml`).
+fn host_service_templates() -> Vec<PathBuf> {
+    let found: Vec<_> = templates()
+        .into_iter()
+        .filter(|t| {
+            resolved_template::SERVICES
+                .iter()
+                .any(|(s, _, _)| t.ends_with(format!("2-svc-{s}.yml")))
+        })
+        .collect();
+    assert_eq!(found.len(), 3);
+    found
+}
+
+/// cfn-lint on one host service template with `parameter` (`Key=Value`) and the parameters
+/// without defaults (cfn-lint takes parameter values for one template at a time).
+fn cfn_lint_host_service(template: &Path, parameter: &str) -> std::process::Output {
+    Command::new(peers_installed().join("venv/bin/cfn-lint"))
+        .arg("--parameters")
+        .args([
+            parameter,
+            "AppId=xray-ecs",
+            "EnvId=dev",
+            "ImageTag=0123456789ab-x86-64",
+        ])
+        .arg("--")
+        .arg(template)
+        .output()
+        .unwrap()
 }
 
 /// The names a template declares under `Parameters:`.
@@ -209,10 +242,24 @@ fn run_script_in(root: &Path, script: &str, args: &[&str], env: &[(&str, &str)])
 /// A copy of the shipped config (envs/default.conf) in `dir` with `from` replaced by `to`
 /// (which must be in it: a test of a setting the config no longer has would test nothing).
 fn shipped_config_with(dir: &Path, from: &str, to: &str) -> PathBuf {
-    let shipped = std::fs::read_to_string(workspace().join("envs/default.conf")).unwrap();
-    assert!(shipped.contains(from), "envs/default.conf has no {from:?}");
-    let config = dir.join(format!("{}.conf", to.replace(['=', ' ', '\n'], "-")));
-    std::fs::write(&config, shipped.replace(from, to)).unwrap();
+    shipped_config_with_all(dir, &[(from, to)])
+}
+
+/// A copy of the shipped config in `dir` with each `(from, to)` replacement made (each `from`
+/// must be in it).
+fn shipped_config_with_all(dir: &Path, replacements: &[(&str, &str)]) -> PathBuf {
+    let mut config_text = std::fs::read_to_string(workspace().join("envs/default.conf")).unwrap();
+    let mut name = String::new();
+    for (from, to) in replacements {
+        assert!(
+            config_text.contains(from),
+            "envs/default.conf has no {from:?}"
+        );
+        config_text = config_text.replace(from, to);
+        name.push_str(&to.replace(['=', ' ', '\n'], "-"));
+    }
+    let config = dir.join(format!("{name}.conf"));
+    std::fs::write(&config, config_text).unwrap();
     config
 }
 

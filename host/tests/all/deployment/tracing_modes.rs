@@ -2,26 +2,22 @@
 //! each template resolved per mode (its conditions evaluated, as CloudFormation would) to check
 //! what a task of that mode runs and what its role may do.
 
+use super::resolved_template::{
+    SERVICES, containers, decoded, environment, python_json, service_template,
+};
 use super::{
-    aws_on_moto, create_install_stacks_in_moto, run_script_in, shipped_config_with, templates,
+    aws_on_moto, cfn_lint_host_service, create_install_stacks_in_moto, host_service_templates,
+    run_script_in, shipped_config_with,
 };
 use crate::support::daemon::Daemon;
-use crate::support::peers::{Peer, peers_installed};
+use crate::support::peers::Peer;
 use crate::support::{Host, component, free_port, get, workspace};
-use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use serde_json::Value;
+use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const MODES: [&str; 4] = ["xray-daemon", "cloudwatch-agent", "adot", "none"];
-
-/// The host services: (template file stem, logical-id prefix, the name their segments carry).
-const SERVICES: [(&str, &str, &str); 3] = [
-    ("bff", "Bff", "BFF"),
-    ("backend1", "Backend1", "Backend #1"),
-    ("backend2", "Backend2", "Backend #2"),
-];
 
 /// The actions that write traces and nothing else: X-Ray authorizes its OTLP endpoint as
 /// PutTraceSegments; PutSpans and PutSpansForIndexing upload spans.
@@ -42,119 +38,6 @@ const DAEMON_WRITE_ACCESS: [&str; 5] = [
 
 /// The path the host image ships its local sampling rules at.
 const RULES_IN_IMAGE: &str = "/etc/xray-host/sampling-rules.json";
-
-fn python() -> std::path::PathBuf {
-    peers_installed().join("venv/bin/python")
-}
-
-/// Runs a Python snippet in the interop venv (where cfn-lint and PyYAML are) and parses what it
-/// prints as JSON.
-fn python_json(code: &str, args: &[&str]) -> Value {
-    let output = Command::new(python())
-        .arg("-c")
-        .arg(code)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-/// A template as cfn-lint reads it: short-form tags (`!If`, `!Sub`) become their long forms.
-fn decoded(template: &Path) -> Value {
-    python_json(
-        "import json, sys\n\
-         from cfnlint.decode import decode\n\
-         template, problems = decode(sys.argv[1])\n\
-         assert not problems, problems\n\
-         print(json.dumps(template))",
-        &[template.to_str().unwrap()],
-    )
-}
-
-/// The truth of each of the template's conditions when `TracingSidecar` is `mode`.
-fn conditions(template: &Value, mode: &str) -> BTreeMap<String, bool> {
-    let declared = template["Conditions"].as_object().unwrap();
-    let mut truth = BTreeMap::new();
-    for name in declared.keys() {
-        let value = evaluate(&declared[name], declared, mode);
-        truth.insert(name.clone(), value);
-    }
-    truth
-}
-
-fn evaluate(condition: &Value, declared: &Map<String, Value>, mode: &str) -> bool {
-    let (function, arguments) = condition.as_object().unwrap().iter().next().unwrap();
-    let operand = |value: &Value| -> String {
-        match value {
-            Value::String(text) => text.clone(),
-            other if other["Ref"] == "TracingSidecar" => mode.to_string(),
-            other => panic!("a condition on something other than TracingSidecar: {other}"),
-        }
-    };
-    match function.as_str() {
-        "Fn::Equals" => operand(&arguments[0]) == operand(&arguments[1]),
-        "Fn::Not" => !evaluate(&arguments[0], declared, mode),
-        "Fn::Or" => arguments
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| evaluate(c, declared, mode)),
-        "Fn::And" => arguments
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| evaluate(c, declared, mode)),
-        "Condition" => evaluate(&declared[arguments.as_str().unwrap()], declared, mode),
-        other => panic!("a condition function the test does not know: {other}"),
-    }
-}
-
-/// `value` with every `Fn::If` replaced by its chosen branch and `AWS::NoValue` removed; `None`
-/// when the value itself is `AWS::NoValue`.
-fn resolve(value: &Value, truth: &BTreeMap<String, bool>) -> Option<Value> {
-    match value {
-        Value::Object(object) if object.len() == 1 && object.contains_key("Fn::If") => {
-            let arguments = object["Fn::If"].as_array().unwrap();
-            let name = arguments[0].as_str().unwrap();
-            let chosen = if *truth
-                .get(name)
-                .unwrap_or_else(|| panic!("Fn::If names an undeclared condition {name}"))
-            {
-                &arguments[1]
-            } else {
-                &arguments[2]
-            };
-            resolve(chosen, truth)
-        }
-        Value::Object(object)
-            if object.len() == 1 && object.get("Ref") == Some(&"AWS::NoValue".into()) =>
-        {
-            None
-        }
-        Value::Object(object) => Some(Value::Object(
-            object
-                .iter()
-                .filter_map(|(k, v)| resolve(v, truth).map(|v| (k.clone(), v)))
-                .collect(),
-        )),
-        Value::Array(items) => Some(Value::Array(
-            items.iter().filter_map(|v| resolve(v, truth)).collect(),
-        )),
-        other => Some(other.clone()),
-    }
-}
-
-/// A service template resolved for `mode`.
-fn service_template(service: &str, mode: &str) -> Value {
-    let template = decoded(&workspace().join(format!("templates/2-svc-{service}.yml")));
-    let truth = conditions(&template, mode);
-    resolve(&template, &truth).unwrap()
-}
 
 /// Every action the `Allow` statements of a policy document grant (`Deny` would be a surprise
 /// here: it fails the test). A single statement may be an object rather than a list.
@@ -184,50 +67,11 @@ fn set(actions: &[&str]) -> BTreeSet<String> {
     actions.iter().map(|a| a.to_string()).collect()
 }
 
-/// The container definitions of a resolved service template's task definition.
-fn containers(template: &Value, prefix: &str) -> Vec<Value> {
-    template["Resources"][format!("{prefix}EcsTaskDefinition")]["Properties"]["ContainerDefinitions"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-/// A container's environment as name → value (values that are intrinsic functions as JSON).
-fn environment(container: &Value) -> BTreeMap<String, Value> {
-    container["Environment"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["Name"].as_str().unwrap().to_string(), e["Value"].clone()))
-        .collect()
-}
-
 #[test]
 fn every_tracing_mode_passes_cfn_lint() {
-    let cfn_lint = peers_installed().join("venv/bin/cfn-lint");
-    let services: Vec<_> = templates()
-        .into_iter()
-        .filter(|t| {
-            SERVICES
-                .iter()
-                .any(|(s, _, _)| t.ends_with(format!("2-svc-{s}.yml")))
-        })
-        .collect();
-    assert_eq!(services.len(), 3);
-    // cfn-lint takes parameter values for one template at a time.
+    let services = host_service_templates();
     let lint = |template: &Path, mode: &str| {
-        Command::new(&cfn_lint)
-            .arg("--parameters")
-            .args([
-                format!("TracingSidecar={mode}"),
-                "AppId=xray-ecs".into(),
-                "EnvId=dev".into(),
-                "ImageTag=0123456789ab-x86-64".into(),
-            ])
-            .arg("--")
-            .arg(template)
-            .output()
-            .unwrap()
+        cfn_lint_host_service(template, &format!("TracingSidecar={mode}"))
     };
     for template in &services {
         for mode in MODES {
