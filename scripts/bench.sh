@@ -39,10 +39,16 @@ ensure_python_env "$bench" "$original/requirements.txt" \
   "the original stack's Python packages and matplotlib" matplotlib==3.10.7
 ensure_node_packages "$bench" "$original/bff/package.json" "the original BFF's Node.js packages"
 
-step "criterion: the tracing hot paths and one request through the instance pool"
-cargo bench -p xray --bench hot_paths
-XRAY_HOST_BENCH_COMPONENT="$PWD/target/bench/backend2-standalone.wasm" \
-  cargo bench -p xray-host-runtime --bench instantiate
+# The criterion figures go into the serverless section, which `--only` leaves out.
+case " $* " in
+  *" --only "*) ;;
+  *)
+    step "criterion: the tracing hot paths and one request through the instance pool"
+    cargo bench -p xray --bench hot_paths
+    XRAY_HOST_BENCH_COMPONENT="$PWD/target/bench/backend2-standalone.wasm" \
+      cargo bench -p xray-host-runtime --bench instantiate
+    ;;
+esac
 
 step "load, cold start and memory, side by side"
 "$bench/venv/bin/python" bench/run.py "$@"
