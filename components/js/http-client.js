@@ -32,6 +32,8 @@ import {
 
 /** The most bytes one read or write of a WASI stream moves. */
 const CHUNK = 65536n;
+/** The largest response body `send` reads unless told otherwise (`maxBodyBytes`). */
+const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 /** `blocking-write-and-flush` takes at most 4096 bytes a call. */
 const WRITE_CHUNK = 4096;
 
@@ -94,10 +96,15 @@ export class ClientResponse {
 /**
  * Sends a request to `url` (`http:` or `https:`) and reads the whole response. `method`
  * defaults to GET; `headers` is an object or `[name, value]` pairs; `body` is a string or a
- * `Uint8Array`. Resolves to a `ClientResponse` whatever its status; rejects with an
- * `HttpClientError` when no whole response arrived.
+ * `Uint8Array`; a response body longer than `maxBodyBytes` (16 MiB by default) is not read
+ * into memory but refused with code `http-response-body-size`. Resolves to a
+ * `ClientResponse` whatever its status; rejects with an `HttpClientError` when no whole
+ * response arrived.
  */
-export async function send(url, { method = "GET", headers = {}, body } = {}) {
+export async function send(
+  url,
+  { method = "GET", headers = {}, body, maxBodyBytes = DEFAULT_MAX_BODY_BYTES } = {},
+) {
   const target = new URL(url);
   const request = new OutgoingRequest(fieldsOf(headers));
   request.setMethod(methodOf(method));
@@ -114,7 +121,7 @@ export async function send(url, { method = "GET", headers = {}, body } = {}) {
   return new ClientResponse(
     response.status(),
     response.headers().entries().map(([name, value]) => [name, new TextDecoder().decode(value)]),
-    readBody(url, response.consume()),
+    readBody(url, response.consume(), maxBodyBytes),
   );
 }
 
@@ -150,8 +157,8 @@ function writeBody(url, outgoingBody, body) {
   wasiCall(url, () => OutgoingBody.finish(outgoingBody, undefined));
 }
 
-/** Reads an incoming body to its end. */
-function readBody(url, incomingBody) {
+/** Reads an incoming body to its end, refusing one longer than `maxBytes`. */
+function readBody(url, incomingBody, maxBytes) {
   const stream = incomingBody.stream();
   const chunks = [];
   let length = 0;
@@ -165,6 +172,9 @@ function readBody(url, incomingBody) {
     }
     chunks.push(chunk);
     length += chunk.length;
+    if (length > maxBytes) {
+      throw new HttpClientError(url, "http-response-body-size", `more than ${maxBytes} bytes`);
+    }
   }
   stream[DISPOSE]();
   IncomingBody.finish(incomingBody);

@@ -307,4 +307,15 @@ fn the_javascript_librarys_send_is_traced_and_says_why_a_call_failed() {
     );
     let denied = get(port, "/send?to=http://127.0.0.1:9/").json();
     assert_eq!(denied["code"], "http-request-denied", "{denied}");
+
+    // An answer longer than the caller's limit is refused, not read into memory.
+    let too_long = get(port, &format!("/send?to={backend}/&max=16")).json();
+    assert_eq!(too_long["code"], "http-response-body-size", "{too_long}");
+    assert!(
+        too_long["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("(more than 16 bytes)"),
+        "{too_long}"
+    );
 }

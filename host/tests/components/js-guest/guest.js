@@ -9,8 +9,8 @@
 // GET /put-large puts an item larger than DynamoDB's 400 KB and answers the thrown error as
 // JSON, the same way.
 //
-// GET /send?to=URL POSTs a small body with a header to URL with the library's `send` and
-// answers what came back ({"status", "allow", "body"}), or the thrown `HttpClientError`
+// GET /send?to=URL[&max=N] POSTs a small body with a header to URL with the library's `send`
+// (reading at most N bytes of the answer, if given) and answers what came back ({"status", "allow", "body"}), or the thrown `HttpClientError`
 // ({"name", "code", "timedOut", "message"}).
 
 import { HttpClientError, send } from "http-client.js";
@@ -26,7 +26,10 @@ function json(status, body) {
 async function handle(request) {
   const url = new URL(request.url);
   if (url.pathname === "/put-large") return putLarge();
-  if (url.pathname === "/send") return sendTo(url.searchParams.get("to"));
+  if (url.pathname === "/send") {
+    const max = url.searchParams.get("max");
+    return sendTo(url.searchParams.get("to"), max === null ? undefined : Number(max));
+  }
   return checks();
 }
 
@@ -39,12 +42,13 @@ function putLarge() {
   }
 }
 
-async function sendTo(target) {
+async function sendTo(target, maxBodyBytes) {
   try {
     const response = await send(target, {
       method: "POST",
       headers: { "content-type": "application/json", "x-guest": "js" },
       body: JSON.stringify({ from: "js-guest" }),
+      maxBodyBytes,
     });
     return json(200, { status: response.status, allow: response.header("Allow"), body: response.json() });
   } catch (error) {
