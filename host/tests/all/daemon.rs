@@ -5,10 +5,9 @@ use crate::support;
 
 use serde_json::{Value, json};
 use std::net::UdpSocket;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::browser;
-use support::peers::{Peer, peers_installed};
+use support::peers::{Peer, aws_cli_against, peers_installed};
 use support::{Host, application_with_options, free_port, get, request};
 
 /// A stand-in on a free port (UDP and TCP).
@@ -211,20 +210,10 @@ fn our_host_and_the_official_sdks_all_land_in_the_stand_in() {
 }
 
 /// What the AWS CLI (`aws ARGS --output json`) prints when pointed at the stand-in on `port`.
-pub(crate) fn aws_cli(interop: &std::path::Path, port: u16, args: &[&str]) -> Value {
-    let output = Command::new(interop.join("venv/bin/aws"))
+pub(crate) fn aws_cli(port: u16, args: &[&str]) -> Value {
+    let output = aws_cli_against(port)
         .args(args)
-        .args([
-            "--endpoint-url",
-            &format!("http://127.0.0.1:{port}"),
-            "--region",
-            "us-east-1",
-            "--output",
-            "json",
-        ])
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
-        .env_remove("AWS_PROFILE")
+        .args(["--output", "json"])
         .output()
         .expect("cannot run the AWS CLI");
     assert!(
@@ -238,7 +227,6 @@ pub(crate) fn aws_cli(interop: &std::path::Path, port: u16, args: &[&str]) -> Va
 
 #[test]
 fn the_aws_cli_lists_and_fetches_traces_from_the_stand_in() {
-    let interop = peers_installed();
     let (_daemon, port) = stand_in();
     let address = format!("127.0.0.1:{port}");
     let (_host, front, _, _) =
@@ -249,7 +237,7 @@ fn the_aws_cli_lists_and_fetches_traces_from_the_stand_in() {
         || status(port)["accepted"].as_u64() >= Some(3)
     ));
 
-    let aws = |args: &[&str]| aws_cli(&interop, port, args);
+    let aws = |args: &[&str]| aws_cli(port, args);
     let (start, end) = (
         (now() - 300.0).floor().to_string(),
         (now() + 60.0).ceil().to_string(),

@@ -10,7 +10,7 @@ mod tracing_modes;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::peers::peers_installed;
+use support::peers::{aws_cli_against, peers_installed};
 use support::{Host, component, free_port, run_to_exit, workspace};
 
 fn templates() -> Vec<PathBuf> {
@@ -472,20 +472,11 @@ fn the_healthcheck_command_reports_the_services_health() {
 
 /// Runs the AWS CLI of the interop venv against moto on `port`; returns (success, output).
 fn aws_on_moto(port: u16, args: &[String]) -> (bool, String) {
-    let result = Command::new(peers_installed().join("venv/bin/aws"))
+    let result = aws_cli_against(port)
         .args(args)
-        .args([
-            "--endpoint-url",
-            &format!("http://127.0.0.1:{port}"),
-            "--region",
-            "us-east-1",
-        ])
         .current_dir(workspace())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env_remove("AWS_PROFILE")
         .output()
-        .unwrap();
+        .expect("cannot run the AWS CLI");
     (
         result.status.success(),
         format!(

@@ -42,11 +42,7 @@ fn xray_trace_id(hex: &Value) -> String {
 
 /// The documents of one trace, through `aws xray batch-get-traces`.
 fn fetched(port: u16, trace: &str) -> Vec<Value> {
-    let answer = aws_cli(
-        &peers_installed(),
-        port,
-        &["xray", "batch-get-traces", "--trace-ids", trace],
-    );
+    let answer = aws_cli(port, &["xray", "batch-get-traces", "--trace-ids", trace]);
     answer["Traces"][0]["Segments"]
         .as_array()
         .unwrap_or_else(|| panic!("{trace} is not in the stand-in: {answer:#}"))
@@ -116,7 +112,6 @@ fn the_opentelemetry_sdk_exports_in_every_encoding_and_the_aws_cli_reads_x_ray_d
         (now() + 60.0).ceil().to_string(),
     );
     let listed = aws_cli(
-        &peers_installed(),
         port,
         &[
             "xray",
@@ -273,7 +268,6 @@ fn our_bff_and_an_opentelemetry_backend_are_one_trace_and_one_service_map() {
         (now() + 60.0).ceil().to_string(),
     );
     let graph = aws_cli(
-        &interop,
         port,
         &[
             "xray",

@@ -144,6 +144,23 @@ impl Drop for Peer {
     }
 }
 
+/// The AWS CLI of the interop venv, pointed at a local AWS stand-in on `port` (the X-Ray
+/// stand-in or moto) in us-east-1, with throwaway credentials and no profile of the user's.
+pub fn aws_cli_against(port: u16) -> Command {
+    let mut command = Command::new(peers_installed().join("venv/bin/aws"));
+    command
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_PROFILE")
+        .args([
+            "--endpoint-url",
+            &format!("http://127.0.0.1:{port}"),
+            "--region",
+            "us-east-1",
+        ]);
+    command
+}
+
 pub fn sample_everything() -> tempfile::NamedTempFile {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
