@@ -68,10 +68,10 @@ def deploy(name, template, parameters):
 
 params = {"AppId": "xray-ecs", "EnvId": "dev"}
 stacks = [("vpc", "templates/0-vpc.yml", {}), ("svc-base", "templates/1-svc-base.yml", {}),
-          ("svc-backend2", "templates/2-svc-backend2.yml", {"ImageTag": "t"}),
-          ("svc-backend1", "templates/2-svc-backend1.yml", {"ImageTag": "t"}),
-          ("svc-bff", "templates/2-svc-bff.yml", {"ImageTag": "t"}),
-          ("svc-frontend", "templates/2-svc-frontend.yml", {"ImageTag": "t"})]
+          ("svc-backend2", "templates/2-svc-backend2.yml", {"ImageDigest": "sha256:" + "0" * 64}),
+          ("svc-backend1", "templates/2-svc-backend1.yml", {"ImageDigest": "sha256:" + "0" * 64}),
+          ("svc-bff", "templates/2-svc-bff.yml", {"ImageDigest": "sha256:" + "0" * 64}),
+          ("svc-frontend", "templates/2-svc-frontend.yml", {"ImageDigest": "sha256:" + "0" * 64})]
 for suffix, path, extra in stacks:
     template = yaml.load(open(path), Loader=Loader)
     result = deploy(f"xray-ecs-dev-{suffix}-stack", template, {**params, **extra})
