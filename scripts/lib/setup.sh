@@ -6,15 +6,27 @@ step() {
   printf '==> %s\n' "$*"
 }
 
-# Adds the wasm32-wasip2 target to the Rust toolchain if it is missing.
+# Makes sure the Rust toolchain and targets that rust-toolchain.toml names are installed.
+# rustup installs them on first use by itself, except where RUSTUP_AUTO_INSTALL=0 (as on the CI
+# machines), so this asks for them: `rustup toolchain install` with no name reads the file.
 ensure_wasm_target() {
-  if ! command -v cargo >/dev/null 2>&1; then
+  if ! command -v cargo >/dev/null 2>&1 || ! command -v rustup >/dev/null 2>&1; then
     echo "cargo is not installed: install Rust with rustup (https://rustup.rs) first" >&2
     exit 1
   fi
-  if ! rustup target list --installed 2>/dev/null | grep -qx 'wasm32-wasip2'; then
-    step "adding the wasm32-wasip2 target to the Rust toolchain"
-    rustup target add wasm32-wasip2
+  local installed
+  installed=$(rustup target list --installed 2>/dev/null || true)
+  if printf '%s\n' "$installed" | grep -qx 'wasm32-wasip2' &&
+    printf '%s\n' "$installed" | grep -qx 'wasm32-wasip1'; then
+    return 0
+  fi
+  step "installing the Rust toolchain and targets named in rust-toolchain.toml"
+  if ! rustup toolchain install; then
+    local channel
+    channel=$(sed -n 's/^channel = "\(.*\)"$/\1/p' rust-toolchain.toml)
+    echo "error: rustup could not install the toolchain rust-toolchain.toml names ($channel)" \
+      "with its targets; docs/supply-chain.md says what to do when it cannot be downloaded" >&2
+    exit 1
   fi
 }
 
