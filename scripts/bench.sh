@@ -30,7 +30,7 @@ build_standalone_backend2
 tools=.local/tools
 if ! "$tools/bin/wasmtime" --version 2>/dev/null | grep -q "^wasmtime $wasmtime_version"; then
   step "installing wasmtime-cli $wasmtime_version (about 8 minutes, once)"
-  cargo install "wasmtime-cli@$wasmtime_version" --locked --root "$tools"
+  cargo install wasmtime-cli --locked --version "$wasmtime_version" --root "$tools"
 fi
 
 bench=.local/bench

@@ -13,10 +13,7 @@ seconds=${1:-600}
 shift || true
 targets=${*:-trace_header traceparent daemon_address local_rules sampling_responses datagram xray_api guest_span otlp_traces table_item outbound_address otel_env}
 
-if ! command -v cargo-fuzz >/dev/null 2>&1; then
-  step "installing cargo-fuzz"
-  cargo install cargo-fuzz --locked
-fi
+ensure_cargo_tool cargo-fuzz "$cargo_fuzz_version" fuzz
 # libFuzzer's instrumentation flags are unstable rustc options; the stable toolchain accepts
 # them with RUSTC_BOOTSTRAP. No sanitizer: the code under test is safe Rust.
 export RUSTC_BOOTSTRAP=1

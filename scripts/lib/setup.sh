@@ -30,6 +30,25 @@ ensure_wasm_target() {
   fi
 }
 
+# Installs the cargo subcommand `cargo $3` from the crate $1 at version $2 (--locked: with the
+# dependency versions of the crate's own Cargo.lock) unless that version is already installed.
+ensure_cargo_tool() {
+  if cargo "$3" --version 2>/dev/null | grep -qw -- "$2"; then
+    return 0
+  fi
+  step "installing $1 $2 (built from source, several minutes, once)"
+  cargo install "$1" --locked --version "$2"
+}
+
+# The versions of the cargo tools the scripts install (docs/supply-chain.md: how to move one),
+# read by the scripts that source this file.
+# shellcheck disable=SC2034
+cargo_component_version=0.21.1
+# shellcheck disable=SC2034
+cargo_deny_version=0.20.2
+# shellcheck disable=SC2034
+cargo_fuzz_version=0.13.2
+
 # Builds the components and the host, release, into the shared target directory.
 build_all() {
   step "building the components (wasm32-wasip2)"
