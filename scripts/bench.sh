@@ -35,8 +35,9 @@ fi
 
 bench=.local/bench
 original=bench/original-stack
-ensure_python_env "$bench" "$original/requirements.txt" \
-  "the original stack's Python packages and matplotlib" matplotlib==3.10.7
+# bench/requirements.txt: the original stack's requirements and matplotlib, hashed.
+ensure_python_env "$bench" bench/requirements.txt \
+  "the original stack's Python packages and matplotlib"
 ensure_node_packages "$bench" "$original/bff/package.json" "the original BFF's Node.js packages"
 
 # The criterion figures go into the serverless section, which `--only` leaves out.

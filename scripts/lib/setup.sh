@@ -110,27 +110,27 @@ build_standalone_backend2() {
   cargo build --release --target wasm32-wasip2 -p backend2
 }
 
-# Makes the Python virtual environment $1/venv hold the packages of the requirements file $2 plus
-# any further packages given after it ("$3" is what to call them in the log). Does nothing when
-# the environment was made from the same list.
+# Makes the Python virtual environment $1/venv hold the packages of the requirements file $2
+# ("$3" is what to call them in the log): a file made from its .in beside it, which pins every
+# package, dependencies included, with the hashes pip checks each download against
+# (docs/supply-chain.md). Does nothing when the environment was made from the same file.
 ensure_python_env() {
   base_dir=$1
   env_dir=$1/venv
   requirements=$2
   what=$3
-  shift 3
   # The venv's own path is part of what it was made for: its scripts name their interpreter by
   # absolute path, so a venv whose directory moved (a renamed checkout) has scripts that cannot
   # run. It is made at its physical path, the same through any symlink to it.
   mkdir -p "$base_dir"
   made_at=$(cd "$base_dir" && pwd -P)/venv
-  wanted=$(cat "$requirements"; printf '%s\n' "$@" "# made at $made_at")
+  wanted=$(cat "$requirements"; printf '%s\n' "# made at $made_at")
   if [ -x "$env_dir/bin/python" ] && [ "$wanted" = "$(cat "$env_dir/requirements.txt" 2>/dev/null)" ]; then
     return 0
   fi
   step "installing $what"
   python3 -m venv --clear "$made_at"
-  "$env_dir/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" "$@"
+  "$env_dir/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$requirements"
   printf '%s\n' "$wanted" >"$env_dir/requirements.txt"
 }
 
