@@ -134,14 +134,21 @@ ensure_python_env() {
   printf '%s\n' "$wanted" >"$env_dir/requirements.txt"
 }
 
-# Installs the npm packages of the package.json $2 into $1/node ("$3" is what to call them in
-# the log). Does nothing when they were installed from the same file.
+# Installs the npm packages of the package.json $2 into $1/node, exactly as the package-lock.json
+# beside it locks them (`npm ci`: every package at its locked version, checked against its
+# integrity hash) ("$3" is what to call them in the log). Does nothing when they were installed
+# from the same two files; a copy of both, written last, marks a finished install.
 ensure_node_packages() {
-  if [ -d "$1/node/node_modules" ] && cmp -s "$2" "$1/node/package.json"; then
+  lock=$(dirname "$2")/package-lock.json
+  stamp=$1/node/node_modules/.installed-from
+  wanted=$(cat "$2" "$lock")
+  if [ "$wanted" = "$(cat "$stamp" 2>/dev/null)" ]; then
     return 0
   fi
   step "installing $3"
   mkdir -p "$1/node"
   cp "$2" "$1/node/package.json"
-  (cd "$1/node" && npm install --silent --no-audit --no-fund)
+  cp "$lock" "$1/node/package-lock.json"
+  (cd "$1/node" && npm ci --silent --no-audit --no-fund)
+  printf '%s\n' "$wanted" >"$stamp"
 }
