@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prints the URL of the deployed application (the ALB's DNS name).
+# Prints the URL of the deployed application (the ALB's DNS name; https with a certificate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/deploy.sh
@@ -12,4 +12,13 @@ load_config
 [ "$DRY_RUN" = 1 ] || require_tools aws
 dns=$(export_value alb-dns-name)
 [ -n "$dns" ] || fail "no export $PREFIX-alb-dns-name: is the application installed (scripts/install.sh)?"
-printf 'URL  http://%s\n' "$dns"
+# http, or https with a certificate (a base stack from before the certificate setting has no
+# such export: http).
+scheme=$(export_value alb-scheme)
+case "$scheme" in
+  https)
+    printf 'URL  https://%s\n' "$dns"
+    say "the certificate names your domain, not this name: point your domain's DNS at it (a CNAME or a Route 53 alias) and browse to https://YOUR-DOMAIN"
+    ;;
+  *) printf 'URL  http://%s\n' "$dns" ;;
+esac

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Removes everything install.sh created: the service stacks, every version in the components
-# bucket, the image repositories, the base stack and the VPC stack. Every step treats "already
+# Removes everything install.sh created: the service stacks, the components bucket's policy and
+# every version in it (pinned components' content-addressed keys included), the image
+# repositories (immutable tags do not keep --force from deleting their images), the base stack
+# and the VPC stack. Every step treats "already
 # gone" as done, so after a run that stopped half-way, running it again finishes the job.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +29,13 @@ delete_batch() {
 
 # The bucket is named by the base stack's export; once that stack is gone, so is the bucket.
 bucket=$(export_value components-bucket-name)
+if [ -n "$bucket" ]; then
+  # The bucket policy denies deleting components to all but the deployer principal: removed
+  # first, so that whoever may delete the stacks can empty the bucket (the stack deletion
+  # below counts the policy as already gone).
+  say "removing the bucket policy of s3://$bucket"
+  run_unless_gone 'NoSuchBucket' aws s3api delete-bucket-policy --bucket "$bucket"
+fi
 if [ -z "$bucket" ]; then
   say "no components bucket export: the base stack is gone, and its bucket with it"
 elif listing=$(probe s3api list-object-versions --bucket "$bucket" \

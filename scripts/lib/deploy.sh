@@ -136,6 +136,34 @@ load_config() {
   if [ "$BFF_LANGUAGE" = javascript ] && [ "${BFF_MAX_INSTANCE_REUSE_COUNT:-1}" != 1 ]; then
     fail "BFF_MAX_INSTANCE_REUSE_COUNT must be empty or 1 with BFF_LANGUAGE=javascript: its engine cannot serve a second request on one instance (docs/javascript-components.md)"
   fi
+  # Which bytes a host service runs (docs/deploy.md): pinned (the task definition names the
+  # component's SHA-256; a new component is a new ECS deployment) or hot-swap (the host follows
+  # <service>.wasm in the bucket), for every service or per service.
+  COMPONENT_MODE=${COMPONENT_MODE:-pinned}
+  BFF_COMPONENT_MODE=${BFF_COMPONENT_MODE:-$COMPONENT_MODE}
+  BACKEND1_COMPONENT_MODE=${BACKEND1_COMPONENT_MODE:-$COMPONENT_MODE}
+  BACKEND2_COMPONENT_MODE=${BACKEND2_COMPONENT_MODE:-$COMPONENT_MODE}
+  for config_key in COMPONENT_MODE BFF_COMPONENT_MODE BACKEND1_COMPONENT_MODE BACKEND2_COMPONENT_MODE; do
+    eval "config_value=\$$config_key"
+    case "$config_value" in
+      pinned | hot-swap) ;;
+      *) fail "$config_key must be pinned or hot-swap (docs/deploy.md), not '$config_value'" ;;
+    esac
+  done
+  CERTIFICATE_ARN=${CERTIFICATE_ARN:-}
+  printf '%s\n' "$CERTIFICATE_ARN" | grep -Eq '^(arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+)?$' \
+    || fail "CERTIFICATE_ARN must be empty or an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID), not '$CERTIFICATE_ARN'"
+  COMPONENT_DEPLOYER_ARN=${COMPONENT_DEPLOYER_ARN:-}
+  printf '%s\n' "$COMPONENT_DEPLOYER_ARN" | grep -Eq '^(arn:aws[a-z-]*:iam::[0-9]{12}:(root|(user|role)/[A-Za-z0-9+=,.@_/-]+))?$' \
+    || fail "COMPONENT_DEPLOYER_ARN must be empty or an IAM role, user or root ARN (arn:aws:iam::ACCOUNT:role/NAME), not '$COMPONENT_DEPLOYER_ARN'"
+  XRAY_DAEMON_IMAGE_DIGEST=${XRAY_DAEMON_IMAGE_DIGEST:-}
+  CLOUDWATCH_AGENT_IMAGE_DIGEST=${CLOUDWATCH_AGENT_IMAGE_DIGEST:-}
+  ADOT_COLLECTOR_IMAGE_DIGEST=${ADOT_COLLECTOR_IMAGE_DIGEST:-}
+  for config_key in XRAY_DAEMON_IMAGE_DIGEST CLOUDWATCH_AGENT_IMAGE_DIGEST ADOT_COLLECTOR_IMAGE_DIGEST; do
+    eval "config_value=\$$config_key"
+    printf '%s\n' "$config_value" | grep -Eq '^(sha256:[0-9a-f]{64})?$' \
+      || fail "$config_key must be empty or sha256:<64 lowercase hex digits> (docs/deploy.md says how to read one), not '$config_value'"
+  done
   export AWS_REGION
   # Unset, the CLI's own chain decides (environment variables, SSO, CloudShell, instance roles).
   if [ -n "${AWS_PROFILE:-}" ]; then export AWS_PROFILE; fi
@@ -381,4 +409,114 @@ check_and_upload_component() {
     return
   fi
   run aws s3 cp "$file" "s3://$bucket/$key" --content-type application/wasm
+}
+
+# The component mode of service $1 (bff, backend1, backend2): pinned or hot-swap.
+service_component_mode() {
+  case "$1" in
+    bff) printf '%s' "$BFF_COMPONENT_MODE" ;;
+    backend1) printf '%s' "$BACKEND1_COMPONENT_MODE" ;;
+    backend2) printf '%s' "$BACKEND2_COMPONENT_MODE" ;;
+  esac
+}
+
+# The SHA-256 of file $1, hex.
+file_sha256() {
+  sha256 <"$1"
+}
+
+# The bucket key of service $1's component: <service>.wasm (hot swap), or the content-addressed
+# <service>/sha256-<hex $2>.wasm (pinned), which an older task definition revision still finds
+# after any number of later deployments.
+component_key() {
+  if [ "$(service_component_mode "$1")" = pinned ]; then
+    printf '%s/sha256-%s.wasm' "$1" "$2"
+  else
+    printf '%s.wasm' "$1"
+  fi
+}
+
+# The principal the bucket policy lets write components, as aws:PrincipalArn names it:
+# COMPONENT_DEPLOYER_ARN, else the caller's own. An assumed-role session
+# (arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION) becomes its role's ARN, path included (IAM
+# SSO roles live under a path), read from IAM; without iam:GetRole, arn:aws:iam::ACCOUNT:role/NAME
+# with a warning.
+deployer_arn() {
+  local caller partition account role arn
+  if [ -n "$COMPONENT_DEPLOYER_ARN" ]; then
+    printf '%s' "$COMPONENT_DEPLOYER_ARN"
+    return
+  fi
+  caller=$(query "arn:aws:iam::123456789012:role/deployer" sts get-caller-identity --query Arn --output text)
+  case "$caller" in
+    arn:*:sts::*:assumed-role/*/*)
+      partition=$(printf '%s' "$caller" | cut -d: -f2)
+      account=$(printf '%s' "$caller" | cut -d: -f5)
+      role=${caller#*:assumed-role/}
+      role=${role%%/*}
+      if arn=$(probe iam get-role --role-name "$role" --query Role.Arn --output text) && [ -n "$arn" ]; then
+        printf '%s' "$arn"
+      else
+        say "cannot read the role $role from IAM: the bucket policy names arn:$partition:iam::$account:role/$role; set COMPONENT_DEPLOYER_ARN if the role has a path" >&2
+        printf 'arn:%s:iam::%s:role/%s' "$partition" "$account" "$role"
+      fi
+      ;;
+    *) printf '%s' "$caller" ;;
+  esac
+}
+
+# The image reference a task definition gets for image $1 (repository:tag) and digest $2: the
+# repository at the digest, or (no digest) the tag, with a warning: a tag can be moved.
+pinned_image() {
+  local image=$1 digest=$2 repository=$1
+  if [ -n "$digest" ]; then
+    case "${image##*/}" in
+      *:*) repository=${image%:*} ;;
+    esac
+    printf '%s@%s' "$repository" "$digest"
+  else
+    say "WARNING: $image is pinned by tag only (a tag can be moved); set its *_IMAGE_DIGEST in the config (docs/deploy.md)" >&2
+    printf '%s' "$image"
+  fi
+}
+
+# The parameters stack $1 has now, one "Key<TAB>Value" line each. In a dry run without the
+# stack, the names template $2 declares, with empty values.
+stack_parameters() {
+  local fallback
+  fallback=$(awk '/^[A-Za-z]/ { inside = ($0 == "Parameters:") } inside && /^  [A-Za-z0-9]+:$/ { sub(/^  /, ""); sub(/:$/, ""); print $0 "\t" }' "$2")
+  query "$fallback" cloudformation describe-stacks --stack-name "$1" \
+    --query 'Stacks[0].Parameters[].[ParameterKey, ParameterValue]' --output text
+}
+
+# Points service $1's stack at the component key $2 with hash $3, every other parameter and the
+# template as they are: a new task definition revision, rolled out by ECS (circuit breaker and
+# rollback on), waited for.
+deploy_component_pin() {
+  local service=$1 key=$2 hash=$3 stack="$PREFIX-svc-$1-stack" parameter
+  set -- ParameterKey=ComponentKey,ParameterValue="$key" ParameterKey=ComponentSha256,ParameterValue="$hash"
+  for parameter in $(stack_parameters "$stack" "templates/2-svc-$service.yml" | cut -f1); do
+    case "$parameter" in
+      ComponentKey | ComponentSha256) ;;
+      *) set -- "$@" ParameterKey="$parameter",UsePreviousValue=true ;;
+    esac
+  done
+  say "deploying $service's component sha256:$hash: a new task definition revision of $stack"
+  run aws cloudformation update-stack --stack-name "$stack" --use-previous-template \
+    --capabilities CAPABILITY_NAMED_IAM --parameters "$@"
+  run aws cloudformation wait stack-update-complete --stack-name "$stack" \
+    || fail "$stack did not update: its events say why (aws cloudformation describe-stack-events --stack-name $stack); a deployment whose tasks failed was rolled back by ECS and the stack to its previous component"
+  say "$service serves sha256:$hash"
+}
+
+# The SHA-256 of component file $1; in a dry run where it is not built yet, 64 zeros (said).
+component_file_sha256() {
+  if [ -f "$1" ]; then
+    file_sha256 "$1"
+  elif [ "$DRY_RUN" = 1 ]; then
+    say "dry run: $1 is not built, so its SHA-256 is shown as 64 zeros" >&2
+    printf '0%.0s' $(seq 64)
+  else
+    fail "$1 does not exist"
+  fi
 }
