@@ -67,7 +67,7 @@ def deploy(name, template, parameters):
     return "timed out"
 
 params = {"AppId": "xray-ecs", "EnvId": "dev"}
-stacks = [("vpc", "templates/0-vpc.yml", {}), ("svc-base", "templates/1-svc-base.yml", {}),
+stacks = [("vpc", "templates/0-vpc.yml", {}), ("svc-base", "templates/1-svc-base.yml", {"ComponentDeployerArn": "arn:aws:iam::123456789012:role/deployer"}),
           ("svc-backend2", "templates/2-svc-backend2.yml", {"ImageDigest": "sha256:" + "0" * 64}),
           ("svc-backend1", "templates/2-svc-backend1.yml", {"ImageDigest": "sha256:" + "0" * 64}),
           ("svc-bff", "templates/2-svc-bff.yml", {"ImageDigest": "sha256:" + "0" * 64}),
