@@ -3,6 +3,7 @@
 
 use crate::support;
 
+mod locked_down;
 mod polyglot;
 mod resolved_template;
 mod tracing_modes;
@@ -46,7 +47,7 @@ fn cfn_lint_host_service(template: &Path, parameter: &str) -> std::process::Outp
             parameter,
             "AppId=xray-ecs",
             "EnvId=dev",
-            "ImageTag=0123456789ab-x86-64",
+            "ImageDigest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         ])
         .arg("--")
         .arg(template)
@@ -152,29 +153,64 @@ fn every_import_names_an_export_of_another_template() {
 /// The stub `aws`: records its calls in `$AWS_STUB_LOG` and answers like the CLI would for an
 /// installed application. `$AWS_STUB_STATE` picks other states: `partial` (the first uninstall
 /// stopped after deleting the bucket and a repository), `gone` (nothing left), `many` (2 500
-/// object versions in the bucket). `$AWS_STUB_IMAGES` lists the image tags ECR has;
-/// `$AWS_STUB_VERSIONS` is the `list-object-versions` answer for one key (text output).
+/// object versions in the bucket). `$AWS_STUB_IMAGES` lists the image tags ECR has (each
+/// image's digest is the SHA-256 of its tag); `$AWS_STUB_VERSIONS` is the
+/// `list-object-versions` answer for one key (text output). The caller is an assumed-role
+/// session of the role `team/Deployer` (`$AWS_STUB_CALLER` replaces its ARN). A service stack
+/// has the component key `$AWS_STUB_DEPLOYED_KEY` (else `<service>.wasm`) and hash
+/// `$AWS_STUB_DEPLOYED_SHA256` (else none); `$AWS_STUB_DEPLOYMENTS` lists the service revisions
+/// of its successful ECS deployments, newest first, and `$AWS_STUB_REVISION_HASHES` the
+/// component hash of each (`REVISION=HASH …`). `$AWS_STUB_OBJECTS` lists the keys the bucket
+/// has (none otherwise).
 const AWS_STUB: &str = r#"#!/usr/bin/env bash
 printf '%s\n' "$*" >> "$AWS_STUB_LOG"
 state=${AWS_STUB_STATE:-installed}
 case "$1 $2" in
-  "sts get-caller-identity") echo 111122223333 ;;
+  "sts get-caller-identity")
+    case "$*" in
+      *"--query Arn"*) echo "${AWS_STUB_CALLER:-arn:aws:sts::111122223333:assumed-role/Deployer/alice}" ;;
+      *) echo 111122223333 ;;
+    esac ;;
+  "iam get-role") echo "arn:aws:iam::111122223333:role/team/$4" ;;
   "cloudformation list-exports")
     [ "$state" = gone ] && exit 0
     case "$*" in
       *components-bucket-name*) echo xray-ecs-dev-components-111122223333 ;;
       *alb-dns-name*) echo xray-ecs-dev-1234.ap-northeast-1.elb.amazonaws.com ;;
+      *alb-scheme*) echo "${AWS_STUB_SCHEME:-http}" ;;
+      *ecs-cluster-id*) echo xray-ecs-dev-ecs-cluster ;;
     esac ;;
+  "cloudformation describe-stacks")
+    service=$(printf '%s' "$*" | sed -n 's/.*--stack-name xray-ecs-dev-svc-\([a-z0-9]*\)-stack.*/\1/p')
+    printf 'AppId\txray-ecs\nEnvId\tdev\nImageDigest\tsha256:%064d\nTracingSidecar\txray-daemon\n' 1
+    printf 'ComponentKey\t%s\nComponentSha256\t%s\n' "${AWS_STUB_DEPLOYED_KEY:-$service.wasm}" "${AWS_STUB_DEPLOYED_SHA256:-}" ;;
+  "ecs list-service-deployments") echo "${AWS_STUB_DEPLOYMENTS:-}" ;;
+  "ecs describe-service-revisions") echo "taskdef-of-$4" ;;
+  "ecs describe-task-definition")
+    for pair in ${AWS_STUB_REVISION_HASHES:-}; do
+      [ "taskdef-of-${pair%%=*}" = "$4" ] && echo "${pair#*=}" && exit 0
+    done
+    echo None ;;
   "ecr describe-images")
     for tag in ${AWS_STUB_IMAGES:-}; do
-      case "$*" in *"imageTag=$tag "*) echo "$tag"; exit 0 ;; esac
+      case "$*" in *"imageTag=$tag "*)
+        case "$*" in
+          *imageDigest*) echo "sha256:$(printf '%s' "$tag" | sha256sum | cut -c1-64)" ;;
+          *) echo "$tag" ;;
+        esac
+        exit 0 ;;
+      esac
     done
     echo "An error occurred (ImageNotFoundException) when calling the DescribeImages operation" >&2; exit 254 ;;
   "ecr delete-repository")
     if [ "$state" != installed ] && [ "$state" != many ]; then
       echo "An error occurred (RepositoryNotFoundException) when calling the DeleteRepository operation" >&2; exit 254
     fi ;;
-  "s3api head-object") echo "An error occurred (404) when calling the HeadObject operation: Not Found" >&2; exit 254 ;;
+  "s3api head-object")
+    for key in ${AWS_STUB_OBJECTS:-}; do
+      case " $* " in *" --key $key "*) echo '"0"'; exit 0 ;; esac
+    done
+    echo "An error occurred (404) when calling the HeadObject operation: Not Found" >&2; exit 254 ;;
   "s3api list-object-versions")
     if [ "$state" = partial ]; then
       echo "An error occurred (NoSuchBucket) when calling the ListObjectVersions operation" >&2; exit 254
@@ -328,12 +364,12 @@ fn install_deploys_the_stacks_in_order_with_only_declared_parameters() {
             );
         }
     }
-    // The components go to the bucket the base stack exports; images are pushed because the
-    // stub says they are not in ECR yet.
+    // The components go to the bucket the base stack exports (pinned, the default: under
+    // their hash); images are pushed because the stub says they are not in ECR yet.
     for component in ["bff", "backend1", "backend2"] {
         assert!(
             output.contains(&format!(
-                "s3://xray-ecs-dev-components-111122223333/{component}.wasm"
+                "s3://xray-ecs-dev-components-111122223333/{component}/sha256-"
             )),
             "{output}"
         );
@@ -349,6 +385,7 @@ fn install_deploys_the_stacks_in_order_with_only_declared_parameters() {
         assert!(
             [
                 "sts get-caller-identity",
+                "iam get-role",
                 "cloudformation list-exports",
                 "ecr describe-images",
                 "s3api head-object"
@@ -417,7 +454,7 @@ fn get_url_and_deploy_component_read_the_exports() {
     let (ok, output, _) = run_script("deploy-component.sh", &["backend1", "--dry-run"], None);
     assert!(ok, "{output}");
     assert!(
-        output.contains("s3://xray-ecs-dev-components-111122223333/backend1.wasm"),
+        output.contains("s3://xray-ecs-dev-components-111122223333/backend1/sha256-"),
         "{output}"
     );
     let (ok, output, _) = run_script("deploy-component.sh", &["nope", "--dry-run"], None);
@@ -592,7 +629,13 @@ fn every_deploy_passes_every_parameter_so_new_defaults_reach_existing_stacks() {
             .lines()
             .find(|l| l.contains(&format!("--stack-name {stack} ")))
             .unwrap();
-        for (name, default) in parameter_defaults(&path) {
+        // Not from the config: the deployer (the caller by default), and the pinned
+        // component's key and hash (from the built file).
+        let derived = ["ComponentDeployerArn", "ComponentKey", "ComponentSha256"];
+        for (name, default) in parameter_defaults(&path)
+            .into_iter()
+            .filter(|(name, _)| !derived.contains(&name.as_str()))
+        {
             assert!(
                 line.contains(&format!(" {name}={default}")),
                 "{stack}: {name} is not passed as its template default {default}:\n{line}"
@@ -668,7 +711,14 @@ fn an_unstaged_edit_changes_the_image_tag_and_triggers_a_build() {
     let second = install(&both);
     assert_eq!(built_tag(&second, "host"), None, "{second}");
     assert!(second.contains(&format!("xray-ecs-dev-host:{host} is already in ECR")));
-    assert!(second.contains(&format!("ImageTag={host} ")));
+    // The stacks get the digest ECR has for the tag (the stub's: the tag's SHA-256).
+    assert!(
+        second.contains(&format!(
+            "ImageDigest=sha256:{} ",
+            sha256_hex(host.as_bytes())
+        )),
+        "{second}"
+    );
     // An edit that is in no commit (there is no git here at all): a new host tag, built.
     let main = checkout.path().join("host/src/main.rs");
     let mut text = std::fs::read_to_string(&main).unwrap();
@@ -677,7 +727,10 @@ fn an_unstaged_edit_changes_the_image_tag_and_triggers_a_build() {
     let third = install(&both);
     let edited = built_tag(&third, "host").expect("the edited host image is built");
     assert_ne!(edited, host);
-    assert!(third.contains(&format!("ImageTag={edited} ")), "{third}");
+    assert!(
+        third.contains(&format!("docker push 111122223333.dkr.ecr.ap-northeast-1.amazonaws.com/xray-ecs-dev-host:{edited}\n")),
+        "{third}"
+    );
     assert_eq!(
         built_tag(&third, "frontend"),
         None,
@@ -780,9 +833,10 @@ fn a_python_or_javascript_component_deploys_to_its_service_like_a_rust_one() {
         );
         assert!(run.ok, "{service}: {}", run.output);
         assert!(run.output.contains("can be served"), "{}", run.output);
+        let hash = sha256_hex(&std::fs::read(&file).unwrap());
         assert!(
             run.calls.contains(&format!(
-                "s3 cp {} s3://xray-ecs-dev-components-111122223333/{service}.wasm --content-type application/wasm",
+                "s3 cp {} s3://xray-ecs-dev-components-111122223333/{service}/sha256-{hash}.wasm --content-type application/wasm",
                 file.display()
             )),
             "{:?}",
@@ -807,10 +861,10 @@ fn deploy_component_refuses_an_invalid_component_before_uploading() {
     assert!(!run.ok, "{}", run.output);
     assert!(run.output.contains("cannot be served"), "{}", run.output);
     assert!(
-        !run.calls
-            .iter()
-            .any(|c| c.starts_with("s3 ") || c.starts_with("s3api put")),
-        "uploaded anyway: {:?}",
+        !run.calls.iter().any(|c| c.starts_with("s3 ")
+            || c.starts_with("s3api put")
+            || c.starts_with("cloudformation update-stack")),
+        "uploaded or deployed anyway: {:?}",
         run.calls
     );
     // The component the build makes passes the same check and is uploaded.
@@ -823,9 +877,10 @@ fn deploy_component_refuses_an_invalid_component_before_uploading() {
     );
     assert!(run.ok, "{}", run.output);
     assert!(run.output.contains("can be served"), "{}", run.output);
+    let hash = sha256_hex(&std::fs::read(&valid).unwrap());
     assert!(
         run.calls.contains(&format!(
-            "s3 cp {} s3://xray-ecs-dev-components-111122223333/bff.wasm --content-type application/wasm",
+            "s3 cp {} s3://xray-ecs-dev-components-111122223333/bff/sha256-{hash}.wasm --content-type application/wasm",
             valid.display()
         )),
         "{:?}",
@@ -834,13 +889,20 @@ fn deploy_component_refuses_an_invalid_component_before_uploading() {
 }
 
 #[test]
-fn deploy_component_rollback_restores_the_previous_version() {
+fn deploy_component_rollback_restores_the_previous_version_of_a_hot_swapped_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = shipped_config_with(
+        dir.path(),
+        "export COMPONENT_MODE=pinned\n",
+        "export COMPONENT_MODE=hot-swap\n",
+    );
+    let config = config.to_str().unwrap();
     // Newest first: v3 is current, v2 a re-upload of the same content, v1 the one before.
     let versions = "v3\t\"e2\"\tTrue\nv2\t\"e2\"\tFalse\nv1\t\"e1\"\tFalse";
     let run = run_script_in(
         &workspace(),
         "deploy-component.sh",
-        &["backend1", "--rollback"],
+        &["backend1", "--rollback", "--config", config],
         &[("AWS_STUB_VERSIONS", versions)],
     );
     assert!(run.ok, "{}", run.output);
@@ -861,7 +923,7 @@ fn deploy_component_rollback_restores_the_previous_version() {
     let run = run_script_in(
         &workspace(),
         "deploy-component.sh",
-        &["backend1", "--rollback"],
+        &["backend1", "--rollback", "--config", config],
         &[("AWS_STUB_VERSIONS", "v1\t\"e1\"\tTrue")],
     );
     assert!(
@@ -919,6 +981,20 @@ fn the_templates_roll_out_safely_scale_and_run_the_host_unprivileged() {
     );
     let dockerfile = std::fs::read_to_string(workspace().join("host/Dockerfile")).unwrap();
     assert!(dockerfile.contains("USER 65532:65532") && dockerfile.contains("EXPOSE 8080"));
+}
+
+/// The SHA-256 of `bytes`, hex, as `sha256sum` prints it.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap()[..64].to_string()
 }
 
 /// Reads one HTTP response from a kept-alive connection (Content-Length or chunked); `None`

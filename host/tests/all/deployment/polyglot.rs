@@ -54,14 +54,20 @@ fn built_languages(output: &str) -> Vec<String> {
     languages
 }
 
-/// The file a dry run uploads as `<service>.wasm` (the `aws s3 cp FILE s3://…` line), after
+/// The file a dry run uploads as the service's component (the `aws s3 cp FILE s3://…` line), after
 /// checking that the same file is checked with the host first.
 fn uploaded_file(output: &str, service: &str) -> String {
-    let destination = format!(" s3://{BUCKET}/{service}.wasm ");
+    // <service>.wasm (hot swap) or <service>/sha256-<hex>.wasm (pinned).
+    let destinations = [
+        format!(" s3://{BUCKET}/{service}.wasm "),
+        format!(" s3://{BUCKET}/{service}/sha256-"),
+    ];
     let upload = output
         .lines()
-        .find(|l| l.starts_with("would run: aws s3 cp ") && l.contains(&destination))
-        .unwrap_or_else(|| panic!("nothing is uploaded as {service}.wasm:\n{output}"));
+        .find(|l| {
+            l.starts_with("would run: aws s3 cp ") && destinations.iter().any(|d| l.contains(d))
+        })
+        .unwrap_or_else(|| panic!("nothing is uploaded as {service}'s component:\n{output}"));
     let file = upload.split(' ').nth(5).unwrap().to_string();
     let check = output
         .find(&format!(" check {file}\n"))

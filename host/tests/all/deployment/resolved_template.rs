@@ -61,7 +61,9 @@ fn parameter_value(template: &Value, given: &[(&str, &str)], name: &str) -> Stri
 
 /// The truth of each of the template's conditions for the parameter values `given`.
 fn conditions(template: &Value, given: &[(&str, &str)]) -> BTreeMap<String, bool> {
-    let declared = template["Conditions"].as_object().unwrap();
+    let Some(declared) = template["Conditions"].as_object() else {
+        return BTreeMap::new();
+    };
     declared
         .iter()
         .map(|(name, condition)| (name.clone(), evaluate(condition, declared, template, given)))
@@ -147,6 +149,24 @@ pub(super) fn service_template_with(service: &str, given: &[(&str, &str)]) -> Va
     let template = decoded(&workspace().join(format!("templates/2-svc-{service}.yml")));
     let truth = conditions(&template, given);
     resolve(&template, &truth).unwrap()
+}
+
+/// Any template (`templates/<file>`) resolved for the parameter values `given`, without the
+/// resources and outputs whose `Condition` is false (CloudFormation does not create them).
+pub(super) fn template_with(file: &str, given: &[(&str, &str)]) -> Value {
+    let template = decoded(&workspace().join("templates").join(file));
+    let truth = conditions(&template, given);
+    let mut resolved = resolve(&template, &truth).unwrap();
+    for section in ["Resources", "Outputs"] {
+        if let Some(entries) = resolved[section].as_object_mut() {
+            entries.retain(|_, entry| {
+                entry["Condition"]
+                    .as_str()
+                    .is_none_or(|condition| truth[condition])
+            });
+        }
+    }
+    resolved
 }
 
 /// A service template resolved for the tracing mode `mode`.
