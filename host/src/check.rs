@@ -66,6 +66,7 @@ async fn load(args: &CheckArgs, scratch: &std::path::Path) -> anyhow::Result<Str
     let config = ServiceConfig {
         name: "check".into(),
         component: ComponentSource::File(args.component.clone()),
+        pin: None,
         listen: None,
         env: Vec::new(),
         outbound: OutboundConfig::default(),

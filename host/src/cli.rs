@@ -13,6 +13,7 @@ use xray::export::TraceExporter;
 use xray::recorder::XrayOptions;
 use xray::sampling::local::LocalRules;
 use xray_host_runtime::allow_list::AllowList;
+use xray_host_runtime::component_pin::ComponentPin;
 use xray_host_runtime::component_source::ComponentSource;
 use xray_host_runtime::instance_pool::InstanceReuse;
 use xray_host_runtime::limits::Limits;
@@ -134,6 +135,12 @@ pub struct ServeArgs {
     /// file path (watched: a new file is swapped in) or an s3://bucket/key URI (polled by ETag).
     #[arg(long, env = "XRAY_HOST_COMPONENT", value_name = "PATH|S3_URI")]
     pub component: String,
+
+    /// Serve only a component whose SHA-256 is this (64 hex digits, `sha256:` optional): other
+    /// bytes are refused at start and on every swap, naming both hashes. Empty: no pin. On ECS
+    /// the task definition carries it, so a new component is a new deployment.
+    #[arg(long, env = "XRAY_HOST_COMPONENT_SHA256", value_name = "HEX")]
+    pub component_sha256: Option<String>,
 
     /// The address to listen on.
     #[arg(long, env = "XRAY_HOST_LISTEN", default_value = "0.0.0.0:8080")]
@@ -517,6 +524,11 @@ impl ServeArgs {
         Ok(ServiceConfig {
             name: validate_service_name(&name)?,
             component: ComponentSource::parse(&self.component, std::path::Path::new(""))?,
+            pin: match &self.component_sha256 {
+                Some(text) => parse_component_pin(text)
+                    .context("--component-sha256 (XRAY_HOST_COMPONENT_SHA256)")?,
+                None => None,
+            },
             listen: Some(self.listen),
             env,
             outbound: self
@@ -593,6 +605,15 @@ pub fn validate_service_name(name: &str) -> anyhow::Result<String> {
     Ok(name.to_string())
 }
 
+/// A `--component-sha256` value: a pin, or none for an empty value (a template that sets the
+/// variable to "" when the service is not pinned).
+pub fn parse_component_pin(text: &str) -> anyhow::Result<Option<ComponentPin>> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    ComponentPin::parse(text).map(Some)
+}
+
 /// Parses `KEY=VALUE`.
 pub fn parse_key_value(text: &str) -> anyhow::Result<(String, String)> {
     let (key, value) = text
@@ -652,6 +673,18 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn an_empty_component_pin_is_no_pin() {
+        assert_eq!(parse_component_pin("").unwrap(), None);
+        assert_eq!(parse_component_pin("  ").unwrap(), None);
+        let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(
+            parse_component_pin(hex).unwrap().map(|p| p.to_string()),
+            Some(hex.to_string())
+        );
+        assert!(parse_component_pin("nope").is_err());
     }
 
     #[test]

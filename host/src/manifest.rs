@@ -6,6 +6,7 @@
 //! [[service]]
 //! name = "Backend #1"                       # the X-Ray segment name
 //! component = "../target/wasm32-wasip2/release/backend1.wasm"   # or s3://bucket/key
+//! component_sha256 = "…"                    # optional: serve only these bytes (64 hex digits)
 //! listen = "127.0.0.1:8081"                 # optional: reachable only through routes without it
 //! env = { UTC_OFFSET = "+09:00" }           # what the component sees, and nothing else
 //! allow_outbound = []                       # servers it may call
@@ -29,6 +30,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use xray_host_runtime::allow_list::AllowList;
+use xray_host_runtime::component_pin::ComponentPin;
 use xray_host_runtime::component_source::ComponentSource;
 use xray_host_runtime::instance_pool::InstanceReuse;
 use xray_host_runtime::service::ServiceConfig;
@@ -56,6 +58,8 @@ struct DaemonEntry {
 struct ServiceEntry {
     name: String,
     component: String,
+    /// The SHA-256 the component must have (see `--component-sha256`).
+    component_sha256: Option<String>,
     listen: Option<SocketAddr>,
     #[serde(default)]
     env: BTreeMap<String, String>,
@@ -145,9 +149,17 @@ impl Manifest {
             let reuse = entry
                 .reuse(common.reuse())
                 .with_context(|| format!("service {name:?}"))?;
+            let pin = match &entry.component_sha256 {
+                Some(text) => Some(
+                    ComponentPin::parse(text)
+                        .with_context(|| format!("service {name:?}: component_sha256"))?,
+                ),
+                None => None,
+            };
             services.push(ServiceConfig {
                 name,
                 component,
+                pin,
                 listen: entry.listen,
                 env: entry.env.into_iter().collect(),
                 outbound: common.outbound(allow_list),
@@ -267,6 +279,25 @@ mod tests {
     }
 
     #[test]
+    fn a_service_can_be_pinned_to_its_component_bytes() {
+        let hex = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855";
+        let manifest = Manifest::parse(
+            &format!(
+                "[[service]]\nname='A'\ncomponent='a'\ncomponent_sha256='{hex}'\n\
+                 [[service]]\nname='B'\ncomponent='b'"
+            ),
+            Path::new("/app"),
+            &common(),
+        )
+        .unwrap();
+        assert_eq!(
+            manifest.services[0].pin.as_ref().map(|p| p.to_string()),
+            Some(hex.to_lowercase())
+        );
+        assert_eq!(manifest.services[1].pin, None);
+    }
+
+    #[test]
     fn explains_what_is_wrong() {
         let cases = [
             ("", "no [[service]]"),
@@ -301,6 +332,10 @@ mod tests {
             (
                 "[[service]]\nname='A'\ncomponent='a'\nmax_instance_reuse_count=-1",
                 "max_instance_reuse_count",
+            ),
+            (
+                "[[service]]\nname='A'\ncomponent='a'\ncomponent_sha256='abc'",
+                "component_sha256",
             ),
         ];
         for (text, expected) in cases {

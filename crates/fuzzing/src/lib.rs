@@ -49,6 +49,8 @@ pub const TARGETS: &[&str] = &[
     "outbound_address",
     #[cfg(feature = "host")]
     "otel_env",
+    #[cfg(feature = "host")]
+    "component_pin",
 ];
 
 /// Runs the target `name` on `data`.
@@ -69,6 +71,8 @@ pub fn run(name: &str, data: &[u8]) {
         "outbound_address" => host::outbound_address(data),
         #[cfg(feature = "host")]
         "otel_env" => host::otel_env(data),
+        #[cfg(feature = "host")]
+        "component_pin" => host::component_pin(data),
         other => panic!("no fuzz target {other}"),
     }
 }
@@ -337,6 +341,18 @@ pub fn otlp_intake(data: &[u8]) -> Option<otlp_ingest::OtlpAnswer> {
 #[cfg(feature = "host")]
 mod host {
     use super::text;
+
+    /// `XRAY_HOST_COMPONENT_SHA256`: a pin that parses is 64 lowercase hex digits, and parses
+    /// back to itself.
+    pub fn component_pin(data: &[u8]) {
+        use xray_host_runtime::component_pin::ComponentPin;
+        if let Ok(pin) = ComponentPin::parse(&text(data)) {
+            let hex = pin.hash().as_str();
+            assert_eq!(hex.len(), 64);
+            assert!(hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+            assert_eq!(ComponentPin::parse(hex).ok().as_ref(), Some(&pin));
+        }
+    }
     use xray_host_runtime::capabilities::table::{WitItem, WitValue, item_from_wit, item_to_wit};
 
     /// The table capability's flat item form: decoded from bytes, rebuilt as a tree, checked,

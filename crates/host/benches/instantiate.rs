@@ -66,6 +66,7 @@ fn service(
         let config = ServiceConfig {
             name: "Backend #2".into(),
             component: ComponentSource::File(component_path()),
+            pin: None,
             listen: None,
             env: Vec::new(),
             outbound: OutboundConfig::default(),

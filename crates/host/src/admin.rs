@@ -86,19 +86,14 @@ impl Admin {
                     .iter()
                     .map(|e| (e.name().to_string(), e.counters().to_json()))
                     .collect();
+                let components: Vec<_> = selected.iter().map(|s| s.version_report()).collect();
                 json_response(
                     StatusCode::OK,
-                    &json!({ "segments": segments, "exporters": by_name }),
+                    &json!({ "segments": segments, "exporters": by_name, "components": components }),
                 )
             }
             (&Method::GET, "/versions") => {
-                let versions: Vec<_> = selected
-                    .iter()
-                    .map(|s| {
-                        json!({"service": s.name(), "version": s.version().short(),
-                               "source": s.config.component.to_string()})
-                    })
-                    .collect();
+                let versions: Vec<_> = selected.iter().map(|s| s.version_report()).collect();
                 json_response(StatusCode::OK, &json!({ "services": versions }))
             }
             _ => json_error(

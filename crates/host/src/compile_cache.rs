@@ -37,6 +37,11 @@ impl ContentHash {
         )
     }
 
+    /// A hash already in lowercase hex (a pin the caller checked).
+    pub(crate) fn from_hex(hex: &str) -> Self {
+        Self(hex.to_string())
+    }
+
     /// The whole hash.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -41,6 +41,25 @@ impl ComponentSource {
     }
 }
 
+/// A component's bytes as read from its source.
+pub struct ComponentBytes {
+    /// The component file.
+    pub bytes: Vec<u8>,
+    /// The S3 version id of the object they were read from (a versioned bucket), so that logs,
+    /// `/versions` and segments can name the exact upload.
+    pub s3_version_id: Option<String>,
+}
+
+impl ComponentBytes {
+    /// Bytes read from a file.
+    pub fn from_file(bytes: Vec<u8>) -> Self {
+        Self {
+            bytes,
+            s3_version_id: None,
+        }
+    }
+}
+
 impl fmt::Display for ComponentSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -132,6 +132,8 @@ pub struct ServedComponent {
     pub component: Arc<LoadedComponent>,
     /// Its instances, and the requests queued for them.
     pub instances: ProxyHandler<InstanceFactory>,
+    /// The S3 version id of the object it was read from, when its bucket is versioned.
+    pub s3_version_id: Option<Arc<str>>,
 }
 
 impl std::ops::Deref for ServedComponent {
@@ -160,7 +162,14 @@ impl ServedComponent {
         Self {
             component,
             instances: ProxyHandler::new(factory),
+            s3_version_id: None,
         }
+    }
+
+    /// The same, naming the S3 version id it was read from.
+    pub fn from_s3_version(mut self, s3_version_id: Option<String>) -> Self {
+        self.s3_version_id = s3_version_id.map(Arc::from);
+        self
     }
 
     /// The reuse settings its instances run with.

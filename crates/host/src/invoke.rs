@@ -128,7 +128,12 @@ where
     response
         .headers_mut()
         .insert(VERSION_HEADER, component.version_header.clone());
-    let version = component.content_hash.short().to_string();
+    // The whole SHA-256: a trace names exactly the bytes that answered.
+    let version = component.content_hash.as_str().to_string();
+    if let Some(version_id) = &component.s3_version_id {
+        let version_id = version_id.clone();
+        trace.with(|trace| trace.segment.metadata.host.component_s3_version_id = Some(version_id));
+    }
     let logged = logged.map(|(method, path)| (method, path, trace.trace_id()));
     let guard = SegmentGuard {
         trace,

@@ -12,7 +12,7 @@
 //! - [`compile_cache`]: compiled components on disk, keyed by content and engine.
 //! - [`service`]: one loaded component with its configuration, ready to serve requests.
 //! - [`component_source`], [`s3_source`] and [`swap`]: where components come from, and
-//!   replacing them while the host serves.
+//!   replacing them while the host serves; [`component_pin`]: running only the pinned bytes.
 //! - [`admin`]: the loopback-only admin endpoint (reload, versions).
 //! - [`invoke`]: running one request, and what a failure answers.
 //! - [`instance_pool`]: the instances of a served component: reuse, deadlines, failures.
@@ -33,6 +33,7 @@ pub mod admin;
 pub mod allow_list;
 pub mod capabilities;
 pub mod compile_cache;
+pub mod component_pin;
 pub mod component_source;
 pub mod error_response;
 pub mod host_state;

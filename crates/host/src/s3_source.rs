@@ -1,6 +1,7 @@
 //! Components kept in S3: fetched at start-up, copied to local disk (so a restart does not
 //! depend on S3), and polled by ETag so that uploading a new object deploys it.
 
+use crate::component_source::ComponentBytes;
 use anyhow::Context;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::SdkError;
@@ -19,7 +20,7 @@ pub struct S3Source {
 /// What a fetch found.
 pub enum Fetched {
     /// A version not seen before.
-    New(Vec<u8>),
+    New(ComponentBytes),
     /// The same ETag as last time.
     Unchanged,
 }
@@ -64,9 +65,9 @@ impl S3Source {
 
     /// The component at start-up: from S3, else (S3 unreachable) the local copy of an earlier
     /// run, with a warning.
-    pub async fn fetch_initial(&self) -> anyhow::Result<Vec<u8>> {
+    pub async fn fetch_initial(&self) -> anyhow::Result<ComponentBytes> {
         match self.fetch().await {
-            Ok(Fetched::New(bytes)) => Ok(bytes),
+            Ok(Fetched::New(fetched)) => Ok(fetched),
             Ok(Fetched::Unchanged) => unreachable!("no ETag is known before the first fetch"),
             Err(error) => match tokio::fs::read(&self.local_copy).await {
                 Ok(bytes) => {
@@ -76,7 +77,7 @@ impl S3Source {
                         self.key,
                         self.local_copy.display()
                     );
-                    Ok(bytes)
+                    Ok(ComponentBytes::from_file(bytes))
                 }
                 Err(_) => Err(error.context(format!(
                     "cannot fetch s3://{}/{} and there is no local copy from an earlier run",
@@ -109,6 +110,10 @@ impl S3Source {
             }
         };
         let new_etag = output.e_tag().map(str::to_string);
+        let s3_version_id = output
+            .version_id()
+            .filter(|id| !id.is_empty() && *id != "null")
+            .map(str::to_string);
         let bytes = output
             .body
             .collect()
@@ -118,7 +123,10 @@ impl S3Source {
             .to_vec();
         self.keep_local_copy(&bytes).await;
         *etag = new_etag;
-        Ok(Fetched::New(bytes))
+        Ok(Fetched::New(ComponentBytes {
+            bytes,
+            s3_version_id,
+        }))
     }
 
     async fn keep_local_copy(&self, bytes: &[u8]) {

@@ -2,7 +2,8 @@
 //! loaded and ready to serve.
 
 use crate::compile_cache::ContentHash;
-use crate::component_source::ComponentSource;
+use crate::component_pin::ComponentPin;
+use crate::component_source::{ComponentBytes, ComponentSource};
 use crate::host_state::StoreFactory;
 use crate::instance_pool::{InstanceReuse, ServedComponent};
 use crate::limits::Limits;
@@ -26,6 +27,9 @@ pub struct ServiceConfig {
     pub name: String,
     /// Where the component comes from: a file or an S3 object.
     pub component: ComponentSource,
+    /// The SHA-256 the component must have, if the service is pinned to one: other bytes are
+    /// refused at start and on every swap.
+    pub pin: Option<ComponentPin>,
     /// Where it listens on its own, if anywhere.
     pub listen: Option<SocketAddr>,
     /// The environment the component sees through `wasi:cli/environment`, and nothing else.
@@ -70,14 +74,23 @@ impl Service {
             ComponentSource::S3 { bucket, key } => Some(S3Source::new(bucket, key, cache_dir)),
             ComponentSource::File(_) => None,
         };
-        let bytes = match (&config.component, &s3) {
+        let fetched = match (&config.component, &s3) {
             (ComponentSource::File(path), _) => tokio::fs::read(path)
                 .await
+                .map(ComponentBytes::from_file)
                 .with_context(|| format!("cannot read the component file {}", path.display())),
             (_, Some(s3)) => s3.fetch_initial().await,
             (ComponentSource::S3 { .. }, None) => unreachable!("an S3 source is made above"),
         }
         .with_context(|| format!("service {:?}", config.name))?;
+        if let Some(pin) = &config.pin {
+            pin.check(&fetched.bytes, &config.component)
+                .with_context(|| format!("service {:?} cannot start", config.name))?;
+        }
+        let ComponentBytes {
+            bytes,
+            s3_version_id,
+        } = fetched;
         let component = compile(&runtime, bytes).await.with_context(|| {
             format!(
                 "service {:?}: cannot serve the component {}",
@@ -95,12 +108,16 @@ impl Service {
         check_instantiates(&stores, &table, &component)
             .await
             .with_context(|| format!("service {:?}", config.name))?;
-        let served = ServedComponent::new(&config.name, component, stores.clone(), &config.reuse);
+        let served = ServedComponent::new(&config.name, component, stores.clone(), &config.reuse)
+            .from_s3_version(s3_version_id);
         let reuse = served.reuse();
         tracing::info!(
             service = %config.name,
             component = %config.component,
             version = %served.content_hash.short(),
+            sha256 = %served.content_hash,
+            s3_version_id = served.s3_version_id.as_deref().unwrap_or("none"),
+            pinned = config.pin.is_some(),
             abi = %served.abi,
             requests_per_instance = reuse.requests_per_instance,
             requests_at_once = reuse.requests_at_once,
@@ -136,6 +153,20 @@ impl Service {
     /// The content hash of the component being served now.
     pub fn version(&self) -> ContentHash {
         self.component.current().content_hash.clone()
+    }
+
+    /// What identifies the component served now, for `/versions` and `/stats`: its short and
+    /// whole SHA-256, the S3 version id it came from, and the pin, if any.
+    pub fn version_report(&self) -> serde_json::Value {
+        let current = self.component.current();
+        serde_json::json!({
+            "service": self.name(),
+            "version": current.content_hash.short(),
+            "sha256": current.content_hash.as_str(),
+            "s3_version_id": current.s3_version_id.as_deref(),
+            "pinned_sha256": self.config.pin.as_ref().map(|pin| pin.hash().as_str()),
+            "source": self.config.component.to_string(),
+        })
     }
 
     /// Lets each of `services` (one process's services) call the others that listen on an
@@ -213,28 +244,33 @@ impl ComponentLoader for Service {
         &self.reload_lock
     }
 
-    async fn fetch(&self) -> anyhow::Result<Option<Vec<u8>>> {
+    fn pin(&self) -> Option<&ComponentPin> {
+        self.config.pin.as_ref()
+    }
+
+    async fn fetch(&self) -> anyhow::Result<Option<ComponentBytes>> {
         match (&self.config.component, &self.s3) {
             (ComponentSource::File(path), _) => tokio::fs::read(path)
                 .await
-                .map(Some)
+                .map(|bytes| Some(ComponentBytes::from_file(bytes)))
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display())),
             (ComponentSource::S3 { .. }, Some(s3)) => match s3.fetch().await? {
-                Fetched::New(bytes) => Ok(Some(bytes)),
+                Fetched::New(fetched) => Ok(Some(fetched)),
                 Fetched::Unchanged => Ok(None),
             },
             (ComponentSource::S3 { .. }, None) => unreachable!("an S3 service has an S3 source"),
         }
     }
 
-    async fn prepare(&self, bytes: Vec<u8>) -> anyhow::Result<ServedComponent> {
-        let component = self.compile(bytes).await?;
+    async fn prepare(&self, fetched: ComponentBytes) -> anyhow::Result<ServedComponent> {
+        let component = self.compile(fetched.bytes).await?;
         check_instantiates(&self.stores, &self.table, &component).await?;
         Ok(ServedComponent::new(
             self.name(),
             component,
             self.stores.clone(),
             &self.config.reuse,
-        ))
+        )
+        .from_s3_version(fetched.s3_version_id))
     }
 }

@@ -10,7 +10,8 @@
 //! rejected with one log line and the old version keeps serving.
 
 use crate::compile_cache::ContentHash;
-use crate::component_source::ComponentSource;
+use crate::component_pin::ComponentPin;
+use crate::component_source::{ComponentBytes, ComponentSource};
 use crate::instance_pool::ServedComponent;
 use serde::Serialize;
 use std::future::Future;
@@ -32,15 +33,18 @@ pub trait ComponentLoader: Send + Sync {
     /// The lock that makes its reloads run one at a time.
     fn reload_lock(&self) -> &ReloadLock;
 
+    /// The SHA-256 the service is pinned to, if it is: other bytes are never swapped in.
+    fn pin(&self) -> Option<&ComponentPin>;
+
     /// The bytes now at the source, or `None` when the source says they have not changed
     /// (an S3 object with the same ETag).
-    fn fetch(&self) -> impl Future<Output = anyhow::Result<Option<Vec<u8>>>> + Send;
+    fn fetch(&self) -> impl Future<Output = anyhow::Result<Option<ComponentBytes>>> + Send;
 
-    /// Compiles `bytes` and checks that the result can serve (it instantiates, and what it
-    /// imports can be provided).
+    /// Compiles the component and checks that the result can serve (it instantiates, and what
+    /// it imports can be provided).
     fn prepare(
         &self,
-        bytes: Vec<u8>,
+        component: ComponentBytes,
     ) -> impl Future<Output = anyhow::Result<ServedComponent>> + Send;
 }
 
@@ -108,8 +112,8 @@ pub async fn reload<L: ComponentLoader>(loader: &L, trigger: &str) -> ReloadOutc
     let _one_at_a_time = loader.reload_lock().0.lock().await;
     let started = Instant::now();
     let current = loader.slot().current();
-    let bytes = match loader.fetch().await {
-        Ok(Some(bytes)) => bytes,
+    let fetched = match loader.fetch().await {
+        Ok(Some(fetched)) => fetched,
         Ok(None) => {
             return ReloadOutcome::Unchanged {
                 version: current.content_hash.short().to_string(),
@@ -117,21 +121,32 @@ pub async fn reload<L: ComponentLoader>(loader: &L, trigger: &str) -> ReloadOutc
         }
         Err(error) => return rejected(loader, trigger, error, &current),
     };
-    if ContentHash::of(&bytes) == current.content_hash {
+    // A pinned service checks the bytes before anything else is done with them.
+    let hash = match loader.pin() {
+        Some(pin) => match pin.check(&fetched.bytes, loader.source()) {
+            Ok(hash) => hash,
+            Err(error) => return rejected(loader, trigger, error, &current),
+        },
+        None => ContentHash::of(&fetched.bytes),
+    };
+    if hash == current.content_hash {
         return ReloadOutcome::Unchanged {
             version: current.content_hash.short().to_string(),
         };
     }
-    match loader.prepare(bytes).await {
+    match loader.prepare(fetched).await {
         Ok(component) => {
             let from_cache = component.from_cache;
             let to = component.content_hash.short().to_string();
             let old = loader.slot().replace(component);
             let ms = (started.elapsed().as_secs_f64() * 1e5).round() / 100.0;
+            let now = loader.slot().current();
             tracing::info!(
                 service = %loader.name(),
                 from = %old.content_hash.short(),
                 to = %to,
+                sha256 = %now.content_hash,
+                s3_version_id = now.s3_version_id.as_deref().unwrap_or("none"),
                 compiled = if from_cache { "from cache" } else { "now" },
                 ms,
                 "component swapped ({trigger})"

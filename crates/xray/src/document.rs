@@ -369,6 +369,9 @@ impl Serialize for HostEntry<'_> {
         if let Some(why) = host.metadata_dropped {
             map.serialize_entry("metadata_dropped", why)?;
         }
+        if let Some(version_id) = &host.component_s3_version_id {
+            map.serialize_entry("component_s3_version_id", version_id.as_ref())?;
+        }
         map.end()
     }
 }
@@ -382,11 +385,18 @@ pub struct HostNotes {
     pub ended_by_host: bool,
     /// The component's metadata was left out because the document was too large.
     pub metadata_dropped: Option<&'static str>,
+    /// The S3 version id of the component that answered (a segment of a service whose
+    /// component comes from a versioned S3 bucket): with `service.version`, its SHA-256, the
+    /// trace names exactly which upload ran.
+    pub component_s3_version_id: Option<std::sync::Arc<str>>,
 }
 
 impl HostNotes {
     fn is_empty(&self) -> bool {
-        self.store.is_none() && !self.ended_by_host && self.metadata_dropped.is_none()
+        self.store.is_none()
+            && !self.ended_by_host
+            && self.metadata_dropped.is_none()
+            && self.component_s3_version_id.is_none()
     }
 
     fn keys(&self) -> Vec<&'static str> {
@@ -399,6 +409,9 @@ impl HostNotes {
         }
         if self.metadata_dropped.is_some() {
             keys.push("metadata_dropped");
+        }
+        if self.component_s3_version_id.is_some() {
+            keys.push("component_s3_version_id");
         }
         keys
     }
@@ -453,6 +466,12 @@ mod tests {
         );
         let text = serde_json::to_string(&metadata).unwrap();
         assert_eq!(text.matches("ended_by_host").count(), 1, "{text}");
+
+        metadata.host.component_s3_version_id = Some("3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY".into());
+        assert_eq!(
+            serde_json::to_value(&metadata).unwrap()["xray_host"]["component_s3_version_id"],
+            "3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
+        );
     }
 
     #[test]

@@ -350,8 +350,7 @@ pub struct SegmentGuard {
     pub tracer: Arc<Tracer>,
     /// The segment name.
     pub name: String,
-    /// The component version (the short form of its content hash), the segment's
-    /// `service.version`.
+    /// The component version (its content hash), the segment's `service.version`.
     pub version: String,
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use support::peers::Peer;
-use support::{Host, component, free_port, get, request};
+use support::{Host, component, free_port, get, request, run_to_exit, run_to_exit_with_env};
 
 /// Replaces `target` with `source` atomically (write beside it, then rename), as a deploy would.
 fn install(source: &Path, target: &Path) {
@@ -243,7 +243,7 @@ fn sighup_and_the_admin_endpoint_reload_and_report_versions() {
 
 #[test]
 fn the_admin_endpoint_refuses_a_non_loopback_address() {
-    let (ok, output) = support::run_to_exit(&[
+    let (ok, output) = run_to_exit(&[
         "serve",
         "--component",
         &component("backend1").display().to_string(),
@@ -341,4 +341,286 @@ fn a_component_in_s3_is_fetched_polled_and_kept_for_restarts_without_s3() {
         "{}",
         host.log()
     );
+}
+
+/// The SHA-256 of a file, lowercase hex, as `sha256sum` prints it.
+fn sha256_of(path: &Path) -> String {
+    let output = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap()[..64].to_string()
+}
+
+#[test]
+fn a_pinned_service_serves_only_its_bytes_at_start_and_on_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = dir.path().join("service.wasm");
+    install(&component("backend1"), &served);
+    let pinned = sha256_of(&component("backend1"));
+    let other = sha256_of(&component("backend2"));
+    let served_arg = served.display().to_string();
+    let serve_pinned_to = |pin: &str| {
+        let port = free_port().to_string();
+        run_to_exit(&[
+            "serve",
+            "--component",
+            &served_arg,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--name",
+            "Pinned",
+            "--component-sha256",
+            pin,
+        ])
+    };
+
+    // Other bytes than the pin: the host does not start, and says which hashes differ.
+    let (ok, output) = serve_pinned_to(&other);
+    assert!(!ok, "{output}");
+    for expected in [pinned.as_str(), other.as_str(), "pinned to", "cannot start"] {
+        assert!(output.contains(expected), "{expected}: {output}");
+    }
+    // A pin that is not a SHA-256 is refused before anything is read.
+    let (ok, output) = serve_pinned_to("abc123");
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains("XRAY_HOST_COMPONENT_SHA256") && output.contains("64 hexadecimal"),
+        "{output}"
+    );
+
+    // The pinned bytes serve; a file with other bytes is refused on swap (naming both hashes),
+    // and the pinned version serves on.
+    let (port, admin) = (free_port(), free_port());
+    let upper = format!("sha256:{}", pinned.to_uppercase());
+    let host = Host::serve(
+        &served,
+        port,
+        "Pinned",
+        &[
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+            "--component-sha256",
+            &upper,
+        ],
+    );
+    assert_eq!(answered_by(&get(port, "/").body), Some("date"));
+    let report = get(admin, "/versions").json();
+    assert_eq!(report["services"][0]["sha256"], pinned.as_str(), "{report}");
+    assert_eq!(report["services"][0]["pinned_sha256"], pinned.as_str());
+    assert_eq!(report["services"][0]["version"], &pinned[..12]);
+
+    install(&component("backend2"), &served);
+    assert!(
+        host.wait_for_log("rejected the new component", Duration::from_secs(10)),
+        "{}",
+        host.log()
+    );
+    let log = host.log();
+    assert!(log.contains(&other) && log.contains("pinned to"), "{log}");
+    let reload = request(admin, "POST", "/reload", &[], b"").json();
+    assert_eq!(
+        reload["reloads"][0]["result"]["outcome"], "rejected",
+        "{reload}"
+    );
+    for _ in 0..20 {
+        let response = get(port, "/");
+        assert_eq!(answered_by(&response.body), Some("date"));
+        assert_eq!(response.header("x-component-version"), Some(&pinned[..12]));
+    }
+    assert_eq!(log.matches("component swapped").count(), 0, "{log}");
+
+    // Putting the pinned bytes back is not a swap: they are what serves.
+    install(&component("backend1"), &served);
+    let reload = request(admin, "POST", "/reload", &[], b"").json();
+    assert_eq!(
+        reload["reloads"][0]["result"]["outcome"], "unchanged",
+        "{reload}"
+    );
+}
+
+/// Turns on versioning for the bucket at `path` (`/bucket`) of moto's S3.
+fn s3_enable_versioning(port: u16, path: &str) {
+    let authorization = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
+    let response = request(
+        port,
+        "PUT",
+        &format!("{path}?versioning"),
+        &[
+            ("Authorization", authorization),
+            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+        ],
+        br#"<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></VersioningConfiguration>"#,
+    );
+    assert_eq!(response.status, 200, "versioning {path}: {}", response.body);
+}
+
+#[test]
+fn a_hot_swapped_s3_component_names_its_version_id_and_hash_and_a_pin_holds_against_uploads() {
+    let (mut moto, s3) = moto();
+    s3_put(s3, "/versioned", b"");
+    s3_enable_versioning(s3, "/versioned");
+    s3_put(
+        s3,
+        "/versioned/backend.wasm",
+        &std::fs::read(component("backend1")).unwrap(),
+    );
+    let daemon = support::daemon::Daemon::start();
+    let daemon_address = daemon.address();
+    let endpoint = format!("http://127.0.0.1:{s3}");
+    let env = [
+        ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_XRAY_DAEMON_ADDRESS", daemon_address.as_str()),
+    ];
+    let start = |port: u16, admin: u16, pin: Option<&str>| {
+        let admin = format!("127.0.0.1:{admin}");
+        let mut args = vec![
+            "--component-poll-interval",
+            "300ms",
+            "--admin-listen",
+            &admin,
+        ];
+        if let Some(pin) = pin {
+            args.extend(["--component-sha256", pin]);
+        }
+        Host::serve_with_env(
+            Path::new("s3://versioned/backend.wasm"),
+            port,
+            "From S3",
+            &args,
+            &env,
+        )
+    };
+
+    // Hot swap: the served upload is named by its S3 version id and its SHA-256 in the log,
+    // /versions, /stats and the segment.
+    let (port, admin) = (free_port(), free_port());
+    let host = start(port, admin, None);
+    let first = get(admin, "/versions").json()["services"][0].clone();
+    let first_version_id = first["s3_version_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !first_version_id.is_empty() && first_version_id != "null",
+        "{first}"
+    );
+    assert_eq!(
+        first["sha256"],
+        sha256_of(&component("backend1")),
+        "{first}"
+    );
+    assert_eq!(first["pinned_sha256"], serde_json::Value::Null, "{first}");
+    assert!(host.log().contains(&first_version_id), "{}", host.log());
+
+    s3_put(
+        s3,
+        "/versioned/backend.wasm",
+        &std::fs::read(component("backend2")).unwrap(),
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || answered_by(
+            &get(port, "/").body
+        ) == Some("time")),
+        "the new upload was not swapped in:\n{}",
+        host.log()
+    );
+    let second = get(admin, "/stats").json()["components"][0].clone();
+    let second_version_id = second["s3_version_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !second_version_id.is_empty() && second_version_id != first_version_id,
+        "{second}"
+    );
+    assert_eq!(
+        second["sha256"],
+        sha256_of(&component("backend2")),
+        "{second}"
+    );
+    assert!(host.log().contains(&second_version_id), "{}", host.log());
+    // A request the caller decided to sample, so that its segment is sent whatever the
+    // default rule's reservoir has left this second.
+    let sampled = request(
+        port,
+        "GET",
+        "/",
+        &[(
+            "X-Amzn-Trace-Id",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        )],
+        b"",
+    );
+    assert_eq!(answered_by(&sampled.body), Some("time"));
+    let documents = daemon.wait_for(Duration::from_secs(5), |docs| {
+        docs.iter().any(|d| {
+            d["metadata"]["xray_host"]["component_s3_version_id"] == second_version_id.as_str()
+        })
+    });
+    let segment = documents
+        .iter()
+        .find(|d| {
+            d["metadata"]["xray_host"]["component_s3_version_id"] == second_version_id.as_str()
+        })
+        .expect("a segment names the served upload");
+    assert_eq!(
+        segment["service"]["version"],
+        sha256_of(&component("backend2")),
+        "{segment}"
+    );
+    drop(host);
+
+    // Pinned to backend2's bytes: an upload of other bytes is refused, and the pinned bytes
+    // serve on.
+    let pinned = sha256_of(&component("backend2"));
+    let (port, admin) = (free_port(), free_port());
+    let host = start(port, admin, Some(&pinned));
+    assert_eq!(answered_by(&get(port, "/").body), Some("time"));
+    s3_put(
+        s3,
+        "/versioned/backend.wasm",
+        &std::fs::read(component("backend1")).unwrap(),
+    );
+    assert!(
+        host.wait_for_log("rejected the new component", Duration::from_secs(15)),
+        "{}",
+        host.log()
+    );
+    assert!(
+        host.log().contains(&sha256_of(&component("backend1"))),
+        "{}",
+        host.log()
+    );
+    assert_eq!(answered_by(&get(port, "/").body), Some("time"));
+    drop(host);
+
+    // A pinned host does not start on other bytes, even from S3.
+    let (port, admin) = (free_port(), free_port());
+    let (ok, output) = run_to_exit_with_env(
+        &[
+            "serve",
+            "--component",
+            "s3://versioned/backend.wasm",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+            "--name",
+            "From S3",
+            "--component-sha256",
+            &pinned,
+        ],
+        &env,
+    );
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains(&pinned) && output.contains("cannot start"),
+        "{output}"
+    );
+    moto.stop();
 }
