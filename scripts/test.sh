@@ -3,7 +3,9 @@
 # chromium for the page tests, shellcheck, cargo-component, componentize-py, the official X-Ray
 # SDKs for Python and Node.js as interop peers), builds the components and the host once (release),
 # runs the Rust tests (unit tests and integration tests that run the real host with the real
-# components), lints the scripts, and checks that scripts/dev.sh serves the application.
+# components), lints the scripts, checks the Rust dependency tree with cargo deny (licenses,
+# bans, sources, and advisories where their database can be fetched: docs/supply-chain.md), and
+# checks that scripts/dev.sh serves the application.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/setup.sh
@@ -26,10 +28,7 @@ packages=(-p xray -p xray-local -p otlp-export -p xray-host-runtime -p xray-host
 cargo test --release "${packages[@]}" 2>&1 | tee "$results"
 
 step "the fault tests against the WASI 0.2 test component built by cargo-component"
-if ! command -v cargo-component >/dev/null 2>&1; then
-  step "installing cargo-component (about 5 minutes, once)"
-  cargo install cargo-component --locked
-fi
+ensure_cargo_tool cargo-component "$cargo_component_version" component
 # cargo-component 0.21 cannot componentize WASI 0.3 components (its wit-component predates the
 # async ABI that spin-sdk 7 emits), so it builds the WASI 0.2 test component; the others come
 # from the plain wasm32-wasip2 build.
@@ -44,6 +43,44 @@ rust_passed=$(sed -n 's/^test result: ok\. \([0-9]*\) passed.*/\1/p' "$results" 
 
 step "shellcheck"
 shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run
+
+# The supply chain of the Rust dependency tree, by cargo-deny with deny.toml, for the workspace
+# and the fuzz targets' own (docs/supply-chain.md). One deny.toml serves both, so an exception
+# that only one of them needs is not reported in the other. Each finding names its crate and
+# its line in Cargo.lock; `cargo tree -i <crate>` shows what brings it in (thousands of lines
+# of such trees, for the duplicate versions alone, are left out).
+deny_passed=0
+deny_failed=0
+deny_skipped=0
+ensure_cargo_tool cargo-deny "$cargo_deny_version" deny
+deny_check() {
+  local manifest=$1
+  shift
+  step "cargo deny ($manifest): $*"
+  if cargo deny --manifest-path "$manifest" check --hide-inclusion-graph \
+    -A license-exception-not-encountered -A license-not-encountered "$@"; then
+    echo "cargo deny ($manifest): $* ok"
+    deny_passed=$(( deny_passed + 1 ))
+  else
+    echo "cargo deny ($manifest): $* FAILED" >&2
+    deny_failed=$(( deny_failed + 1 ))
+  fi
+}
+for manifest in Cargo.toml fuzz/Cargo.toml; do
+  deny_check "$manifest" licenses bans sources
+done
+# The advisory database (RustSec's) is a git repository that cargo-deny clones from the network;
+# where it cannot be reached, the check is not run, and is counted as skipped, never as passed.
+step "cargo deny: fetching the advisory database"
+if cargo deny fetch db; then
+  for manifest in Cargo.toml fuzz/Cargo.toml; do
+    deny_check "$manifest" advisories
+  done
+else
+  echo "ADVISORIES NOT CHECKED: the advisory database could not be fetched (see above);" \
+    "the advisories check is counted as skipped, not passed"
+  deny_skipped=1
+fi
 
 # scripts/dev.sh, as a newcomer runs it, with the Rust components and with --polyglot (the
 # JavaScript BFF and the Python backends): GET /api/ answers both fields.
@@ -74,5 +111,9 @@ smoke_passed=0
 smoke_failed=0
 smoke
 smoke --polyglot
-echo "all: $(( rust_passed + smoke_passed )) passed, $smoke_failed failed"
-[ "$smoke_failed" = 0 ]
+skipped=""
+if [ "$deny_skipped" != 0 ]; then
+  skipped=", $deny_skipped skipped"
+fi
+echo "all: $(( rust_passed + deny_passed + smoke_passed )) passed, $(( deny_failed + smoke_failed )) failed$skipped"
+[ "$deny_failed" = 0 ] && [ "$smoke_failed" = 0 ]
