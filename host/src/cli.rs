@@ -591,12 +591,10 @@ pub fn tracing_name_override() -> Option<String> {
         .filter(|name| !name.trim().is_empty())
 }
 
-/// Checks a service name against X-Ray's segment name rules (1 to 200 characters of letters,
-/// numbers, white space and `_ . : / % & # = + \ - @`).
+/// Checks a service name against X-Ray's segment name rules ([`xray::names`]: 1 to 200
+/// characters of letters, numbers, white space and `_ . : / % & # = + \ - @`).
 pub fn validate_service_name(name: &str) -> anyhow::Result<String> {
-    let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/%&#=+\\-@".contains(c);
-    let length = name.chars().count();
-    if length == 0 || length > 200 || !name.chars().all(allowed) {
+    if !xray::names::is_valid_name(name) {
         bail!(
             "the service name {name:?} is not a valid X-Ray segment name: use 1 to 200 letters, \
              numbers, spaces and _ . : / % & # = + \\ - @"

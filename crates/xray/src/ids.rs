@@ -48,6 +48,50 @@ impl TraceId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id OpenTelemetry and W3C Trace Context write for this trace: the 32 hex digits
+    /// without the version and the dashes.
+    pub fn to_w3c(&self) -> String {
+        // `1-` + 8 hex + `-` + 24 hex, always (the type's invariant).
+        let mut hex = String::with_capacity(32);
+        hex.push_str(&self.0[2..10]);
+        hex.push_str(&self.0[11..]);
+        hex
+    }
+
+    /// A W3C trace id (32 hex digits, not all zero) as X-Ray's: `1-<first 8>-<last 24>`. X-Ray
+    /// takes any W3C id, so the first 8 digits need not be a recent time.
+    pub fn from_w3c(hex: &str) -> Option<Self> {
+        let valid = hex.len() == 32
+            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+            && hex.bytes().any(|b| b != b'0');
+        if !valid {
+            return None;
+        }
+        let mut id = String::with_capacity(35);
+        id.push_str("1-");
+        id.push_str(&hex[..8]);
+        id.push('-');
+        id.push_str(&hex[8..]);
+        Some(Self(id.to_ascii_lowercase()))
+    }
+
+    /// The 16 bytes OTLP carries.
+    pub fn to_w3c_bytes(&self) -> [u8; 16] {
+        let mut bytes = [0u8; 16];
+        decode_hex(&self.to_w3c(), &mut bytes);
+        bytes
+    }
+
+    /// OTLP's 16 bytes as a trace id, when there are 16 and they are not all zero.
+    pub fn from_w3c_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != 16 {
+            return None;
+        }
+        let mut hex = String::with_capacity(32);
+        push_hex(&mut hex, bytes);
+        Self::from_w3c(&hex)
+    }
 }
 
 /// A segment or subsegment id: 64 random bits as 16 lowercase hex digits. Exception ids in a
@@ -74,6 +118,25 @@ impl SegmentId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The 8 bytes OTLP carries for a span id (the same 64 bits: a span id and a segment id
+    /// are one thing written two ways).
+    pub fn to_w3c_bytes(&self) -> [u8; 8] {
+        let mut bytes = [0u8; 8];
+        decode_hex(&self.0, &mut bytes);
+        bytes
+    }
+
+    /// OTLP's 8 bytes as a segment id, when there are 8 and they are not all zero (W3C's
+    /// invalid span id).
+    pub fn from_w3c_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != 8 || bytes.iter().all(|b| *b == 0) {
+            return None;
+        }
+        let mut hex = String::with_capacity(16);
+        push_hex(&mut hex, bytes);
+        Some(Self(hex))
     }
 }
 
@@ -124,6 +187,14 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
     for byte in bytes {
         out.push(DIGITS[usize::from(byte >> 4)] as char);
         out.push(DIGITS[usize::from(byte & 0xf)] as char);
+    }
+}
+
+/// Hex digits into `out` (the caller's invariant: `hex` is `2 * out.len()` hex digits).
+fn decode_hex(hex: &str, out: &mut [u8]) {
+    for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        let digit = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+        *byte = digit(pair[0]) << 4 | digit(pair[1]);
     }
 }
 
@@ -179,6 +250,28 @@ mod tests {
         assert!(SegmentId::parse("53995c3f42cd8ad").is_none());
         let fresh = TraceId::new();
         assert_eq!(TraceId::parse(fresh.as_str()), Some(fresh));
+    }
+
+    #[test]
+    fn w3c_forms_are_the_same_ids_without_the_dashes() {
+        let id = TraceId::parse("1-5759e988-bd862e3fe1be46a994272793").unwrap();
+        assert_eq!(id.to_w3c(), "5759e988bd862e3fe1be46a994272793");
+        assert_eq!(
+            TraceId::from_w3c("5759E988BD862E3FE1BE46A994272793"),
+            Some(id.clone())
+        );
+        assert_eq!(TraceId::from_w3c_bytes(&id.to_w3c_bytes()), Some(id));
+        assert_eq!(TraceId::from_w3c(&"0".repeat(32)), None);
+        assert_eq!(TraceId::from_w3c("5759e988bd862e3fe1be46a99427279"), None);
+        assert_eq!(TraceId::from_w3c_bytes(&[1; 15]), None);
+        let span = SegmentId::parse("00f067aa0ba902b7").unwrap();
+        assert_eq!(
+            span.to_w3c_bytes(),
+            [0, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]
+        );
+        assert_eq!(SegmentId::from_w3c_bytes(&span.to_w3c_bytes()), Some(span));
+        assert_eq!(SegmentId::from_w3c_bytes(&[0; 8]), None);
+        assert_eq!(SegmentId::from_w3c_bytes(&[1; 9]), None);
     }
 
     #[test]

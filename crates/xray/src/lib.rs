@@ -4,7 +4,8 @@
 //! - [`trace_header`]: the `X-Amzn-Trace-Id` header, parsed leniently and serialized.
 //! - [`traceparent`]: W3C Trace Context's `traceparent`, and its ids as X-Ray's.
 //! - [`ids`]: [`TraceId`](ids::TraceId) and [`SegmentId`](ids::SegmentId), from the operating
-//!   system's CSPRNG.
+//!   system's CSPRNG, with their W3C (OpenTelemetry) forms.
+//! - [`names`]: X-Ray's rules for segment names and annotation keys, checked and made valid.
 //! - [`document`]: the segment document, typed.
 //! - [`request_trace`]: what one request records (segment, manual and call subsegments,
 //!   annotations, metadata, failures), with X-Ray's rules enforced as it is added.
@@ -27,6 +28,7 @@ pub mod emitter;
 pub mod export;
 pub mod guest_span;
 pub mod ids;
+pub mod names;
 pub mod recorder;
 pub mod request_trace;
 pub mod sampling;

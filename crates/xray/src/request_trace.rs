@@ -23,10 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const MAX_ANNOTATIONS: usize = 50;
 /// Longest string annotation value.
 pub const MAX_ANNOTATION_TEXT: usize = 1000;
-/// Longest annotation key.
-pub const MAX_ANNOTATION_KEY: usize = 500;
-/// Longest (sub)segment name.
-pub const MAX_NAME: usize = 200;
+pub use crate::names::{MAX_ANNOTATION_KEY, MAX_NAME};
 /// Subsegments one request may open; more would only make a document X-Ray refuses (64 KiB).
 pub const MAX_SUBSEGMENTS: usize = 1000;
 
@@ -492,9 +489,7 @@ pub fn now() -> f64 {
 }
 
 fn validate_name(name: &str) -> Result<(), TraceError> {
-    let length = name.chars().count();
-    let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/%&#=+\\-@".contains(c);
-    if length == 0 || length > MAX_NAME || !name.chars().all(allowed) {
+    if !crate::names::is_valid_name(name) {
         return Err(TraceError::InvalidName(
             name.chars().take(MAX_NAME + 1).collect(),
         ));
@@ -503,10 +498,7 @@ fn validate_name(name: &str) -> Result<(), TraceError> {
 }
 
 fn validate_annotation(key: &str, value: &AnnotationValue) -> Result<(), TraceError> {
-    if key.is_empty()
-        || key.len() > MAX_ANNOTATION_KEY
-        || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
+    if !crate::names::is_valid_annotation_key(key) {
         return Err(TraceError::InvalidAnnotationKey(
             key.chars().take(MAX_ANNOTATION_KEY + 1).collect(),
         ));

@@ -63,7 +63,7 @@ impl TraceParent {
             return None;
         }
         Some(Self {
-            trace_id: TraceId::parse(&format!("1-{}-{}", &trace[..8], &trace[8..]))?,
+            trace_id: TraceId::from_w3c(trace)?,
             parent_id: SegmentId::parse(parent)?,
             sampled: flags & SAMPLED != 0,
         })
@@ -71,12 +71,9 @@ impl TraceParent {
 
     /// The header value naming `trace_id`, with `parent_id` as the caller's span.
     pub fn format(trace_id: &TraceId, parent_id: &SegmentId, sampled: bool) -> String {
-        let id = trace_id.as_str();
-        // `1-` + 8 hex + `-` + 24 hex, always (TraceId's invariant).
         format!(
-            "00-{}{}-{}-{}",
-            &id[2..10],
-            &id[11..35],
+            "00-{}-{}-{}",
+            trace_id.to_w3c(),
             parent_id.as_str(),
             if sampled { "01" } else { "00" }
         )
