@@ -9,8 +9,9 @@
 
 use serde_json::{Value, json};
 use xray::daemon_address::DaemonAddress;
-use xray::guest_span::{FinishedSpan, SpanEvent, SpanKind, SpanStatus};
+use xray::guest_span::{FinishedSpan, SpanEvent};
 use xray::ids::{SegmentId, TraceId};
+use xray::otel::{SpanKind, Status};
 use xray::request_trace::{MAX_ANNOTATIONS, MAX_SUBSEGMENTS, RequestTrace};
 use xray::sampling::centralized::{CentralizedSampler, parse_rules_response};
 use xray::sampling::local::{LocalRules, LocalSampler};
@@ -162,9 +163,9 @@ pub fn guest_span(data: &[u8]) {
                     })
                     .collect(),
                 status: match end["status"].as_str() {
-                    None | Some("") => SpanStatus::Unset,
-                    Some("ok") => SpanStatus::Ok,
-                    Some(description) => SpanStatus::Error(description.to_string()),
+                    None | Some("") => Status::Unset,
+                    Some("ok") => Status::Ok,
+                    Some(description) => Status::Error(description.to_string()),
                 },
             };
             let _ = trace.end_guest_span(span);

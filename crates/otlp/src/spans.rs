@@ -1,43 +1,22 @@
-//! A finished segment as OpenTelemetry spans: the mapping from X-Ray's model to OTLP's.
+//! A finished segment as OTLP spans: the mapping itself is [`xray::otel::mapping`] (the rule
+//! table is there, both directions); this module only writes its spans as the protobuf types,
+//! adds what the exporter says about itself (`telemetry.sdk.*`, the instrumentation scope) and
+//! what the environment sets (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`), and groups
+//! spans by resource.
 //!
-//! | segment document | span |
-//! |---|---|
-//! | the request's segment | a `SERVER` span, `parent_span_id` the caller's (sub)segment |
-//! | `trace_id` `1-5759e988-bd862e3fe1be46a994272793` | `5759e988bd862e3fe1be46a994272793` (16 bytes) |
-//! | `id`, `parent_id` | `span_id`, `parent_span_id` (8 bytes) |
-//! | `name` (the service) | resource `service.name` (unless `OTEL_SERVICE_NAME`) |
-//! | `service.version` | resource `service.version` |
-//! | `origin`, `aws.ecs` | resource `cloud.provider` `aws`, `cloud.platform` `aws_ecs`, `aws.ecs.*`, `container.*`, `cloud.availability_zone` |
-//! | `http.request` of the segment | `http.request.method`, `url.scheme`, `server.address`, `url.path`, `user_agent.original`, `client.address` |
-//! | `http.response` | `http.response.status_code`, `http.response.body.size` |
-//! | `remote` subsegment (outgoing HTTP) | `CLIENT` span `{method}`: `http.request.method`, `url.full`, `server.address`, `http.response.status_code` |
-//! | `aws` subsegment (DynamoDB) | `CLIENT` span `DynamoDB.{operation}`: `rpc.system` `aws-api`, `rpc.service`, `rpc.method`, `aws.dynamodb.table_names`, `aws.request_id`, `cloud.region` |
-//! | `local` subsegment (the embedded table) | `CLIENT` span `{operation} {table}`: `db.system.name` `redb`, `db.operation.name`, `db.collection.name` |
-//! | a component's subsegment | an `INTERNAL` span of that name |
-//! | `annotations` | attributes of the same key, listed in the string array `aws.xray.annotations` (the key X-Ray reads to index them as annotations) |
-//! | `metadata` namespace `default`, key `k` | attribute `k` (X-Ray files unindexed attributes under `default`) |
-//! | `metadata` namespace `ns`, key `k` | attribute `ns.k` |
-//! | `fault` | status `ERROR` (message: the first exception's) |
-//! | `error`, `throttle` (4xx, 429) | status unset (a client's mistake is not the server's error, as the HTTP conventions say); the status code attribute carries it |
-//! | `cause.exceptions` | `exception` events: `exception.type`, `exception.message`, `exception.stacktrace` |
-//! | `aws.xray.sampling_rule_name` | attribute `aws.xray.sampling_rule_name` |
-//! | sampled | trace flags `01` |
-//!
-//! Attribute values are scalars as they are; metadata that is an object or array is its JSON
-//! text (X-Ray shows it as such).
+//! Span `flags`: the `SERVER` span's parent is remote (the caller), every other span's parent is
+//! local; the W3C "sampled" bit is set (only sampled segments are exported).
 
 use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value,
+    AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
-use serde_json::Value;
-use xray::document::{AnnotationValue, Entity, HOST_NAMESPACE, Namespace};
+use xray::document::Entity;
+use xray::otel::{self, Attributes, mapping};
 
-/// The attribute X-Ray reads to index attributes as annotations: the keys, as a string array.
-pub const ANNOTATIONS_ATTRIBUTE: &str = "aws.xray.annotations";
 /// The instrumentation scope the spans are reported under.
 pub const SCOPE_NAME: &str = "xray-host";
 
@@ -67,313 +46,94 @@ pub struct ServiceSpans {
     pub spans: Vec<Span>,
 }
 
-/// Maps a finished segment (subsegments nested) to its spans.
+/// Maps a finished segment (subsegments nested) to its spans (none for an entity with no trace
+/// id, which is not a segment).
 pub fn segment_spans(segment: &Entity, resource: &ResourceInfo) -> ServiceSpans {
-    let trace_id = segment
-        .trace_id
-        .as_ref()
-        .map(|id| trace_id_bytes(id.as_str()))
-        .unwrap_or_default();
-    let mut spans = Vec::with_capacity(1 + count(segment));
-    let mut server = base_span(segment, &trace_id, SpanKind::Server);
-    server.name = segment
-        .http
-        .as_ref()
-        .and_then(|http| http.request.as_ref())
-        .map(|request| request.method.clone())
-        .unwrap_or_else(|| segment.name.clone());
-    server.parent_span_id = segment
-        .parent_id
-        .as_ref()
-        .map(|id| span_id_bytes(id.as_str()))
-        .unwrap_or_default();
-    server.flags = SAMPLED
-        | if segment.parent_id.is_some() {
-            PARENT_IS_REMOTE
-        } else {
-            0
+    let Some(mapped) = mapping::segment_spans(segment) else {
+        return ServiceSpans {
+            resource: service_resource(Attributes::default(), resource),
+            spans: Vec::new(),
         };
-    if let Some(http) = &segment.http {
-        if let Some(request) = &http.request {
-            let (scheme, rest) = request.url.split_once("://").unwrap_or(("http", ""));
-            let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            push(
-                &mut server.attributes,
-                "http.request.method",
-                &request.method,
-            );
-            push(&mut server.attributes, "url.scheme", scheme);
-            push(&mut server.attributes, "server.address", host);
-            push(
-                &mut server.attributes,
-                "url.path",
-                if path.is_empty() { "/" } else { path },
-            );
-            if let Some(agent) = &request.user_agent {
-                push(&mut server.attributes, "user_agent.original", agent);
-            }
-            if let Some(client) = &request.client_ip {
-                push(&mut server.attributes, "client.address", client);
-            }
-        }
-        push_response(&mut server.attributes, http.response.as_ref());
-    }
-    if let Some(rule) = segment
-        .aws
-        .as_ref()
-        .and_then(|aws| aws.xray.as_ref())
-        .and_then(|sdk| sdk.sampling_rule_name.as_ref())
-    {
-        push(&mut server.attributes, "aws.xray.sampling_rule_name", rule);
-    }
-    add_fields(&mut server, segment);
-    spans.push(server);
-    for child in &segment.subsegments {
-        subsegment_spans(child, &segment.id, &trace_id, &mut spans);
-    }
-    ServiceSpans {
-        resource: service_resource(segment, resource),
-        spans,
-    }
-}
-
-fn subsegment_spans(
-    entity: &Entity,
-    parent: &xray::ids::SegmentId,
-    trace_id: &[u8],
-    out: &mut Vec<Span>,
-) {
-    let kind = match entity.namespace {
-        Some(_) => SpanKind::Client,
-        None => SpanKind::Internal,
     };
-    let mut span = base_span(entity, trace_id, kind);
-    span.parent_span_id = span_id_bytes(parent.as_str());
-    span.flags = SAMPLED | PARENT_IS_LOCAL;
-    match entity.namespace {
-        Some(Namespace::Remote) => {
-            if let Some(request) = entity.http.as_ref().and_then(|h| h.request.as_ref()) {
-                span.name = request.method.clone();
-                push(&mut span.attributes, "http.request.method", &request.method);
-                push(&mut span.attributes, "url.full", &request.url);
-            }
-            push(&mut span.attributes, "server.address", &entity.name);
-        }
-        Some(Namespace::Aws) => {
-            let aws = entity.aws.clone().unwrap_or_default();
-            let operation = aws.operation.unwrap_or_default();
-            span.name = format!("{}.{operation}", entity.name);
-            push(&mut span.attributes, "rpc.system", "aws-api");
-            push(&mut span.attributes, "rpc.service", &entity.name);
-            push(&mut span.attributes, "rpc.method", &operation);
-            if let Some(table) = aws.table_name {
-                span.attributes.push(KeyValue {
-                    key: "aws.dynamodb.table_names".into(),
-                    value: Some(string_array(std::iter::once(table))),
-                    ..Default::default()
-                });
-            }
-            if let Some(id) = &aws.request_id {
-                push(&mut span.attributes, "aws.request_id", id);
-            }
-            if let Some(region) = &aws.region {
-                push(&mut span.attributes, "cloud.region", region);
-            }
-            if let Some(retries) = aws.retries {
-                push_value(
-                    &mut span.attributes,
-                    "aws.retries",
-                    any_value::Value::IntValue(retries.into()),
-                );
-            }
-        }
-        Some(Namespace::Local) => {
-            if let Some(store) = &entity.metadata.host.store {
-                span.name = format!("{} {}", store.operation, store.table);
-                push(&mut span.attributes, "db.system.name", store.store);
-                push(&mut span.attributes, "db.operation.name", &store.operation);
-                push(&mut span.attributes, "db.collection.name", &store.table);
-            }
-        }
-        None => {}
-    }
-    if let Some(http) = &entity.http {
-        push_response(&mut span.attributes, http.response.as_ref());
-    }
-    add_fields(&mut span, entity);
-    out.push(span);
-    for child in &entity.subsegments {
-        subsegment_spans(child, &entity.id, trace_id, out);
+    ServiceSpans {
+        resource: service_resource(mapped.resource, resource),
+        spans: mapped.spans.iter().map(proto_span).collect(),
     }
 }
 
-fn base_span(entity: &Entity, trace_id: &[u8], kind: SpanKind) -> Span {
+fn proto_span(span: &otel::Span) -> Span {
+    let kind = match span.kind {
+        otel::SpanKind::Internal => SpanKind::Internal,
+        otel::SpanKind::Server => SpanKind::Server,
+        otel::SpanKind::Client => SpanKind::Client,
+        otel::SpanKind::Producer => SpanKind::Producer,
+        otel::SpanKind::Consumer => SpanKind::Consumer,
+    };
+    let parent_flags = match (span.kind, &span.parent_span_id) {
+        (otel::SpanKind::Server, Some(_)) => PARENT_IS_REMOTE,
+        (otel::SpanKind::Server, None) => 0,
+        _ => PARENT_IS_LOCAL,
+    };
+    let status = match &span.status {
+        otel::Status::Unset => None,
+        otel::Status::Ok => Some(Status {
+            code: StatusCode::Ok as i32,
+            message: String::new(),
+        }),
+        otel::Status::Error(message) => Some(Status {
+            code: StatusCode::Error as i32,
+            message: message.clone(),
+        }),
+    };
     Span {
-        trace_id: trace_id.to_vec(),
-        span_id: span_id_bytes(entity.id.as_str()),
-        name: entity.name.clone(),
+        trace_id: span.trace_id.to_w3c_bytes().to_vec(),
+        span_id: span.span_id.to_w3c_bytes().to_vec(),
+        parent_span_id: span
+            .parent_span_id
+            .as_ref()
+            .map(|id| id.to_w3c_bytes().to_vec())
+            .unwrap_or_default(),
+        flags: SAMPLED | parent_flags,
+        name: span.name.clone(),
         kind: kind as i32,
-        start_time_unix_nano: nanos(entity.start_time),
-        end_time_unix_nano: nanos(entity.end_time.max(entity.start_time)),
+        start_time_unix_nano: nanos(span.start_time),
+        end_time_unix_nano: nanos(span.end_time.unwrap_or(span.start_time)),
+        attributes: key_values(&span.attributes),
+        events: span
+            .events
+            .iter()
+            .map(|event| Event {
+                time_unix_nano: nanos(event.time),
+                name: event.name.clone(),
+                attributes: key_values(&event.attributes),
+                ..Default::default()
+            })
+            .collect(),
+        status,
         ..Default::default()
     }
 }
 
-/// Annotations, metadata, the failure status and the exceptions, shared by every span kind.
-fn add_fields(span: &mut Span, entity: &Entity) {
-    if !entity.annotations.is_empty() {
-        for (key, value) in &entity.annotations {
-            let value = match value {
-                AnnotationValue::Text(text) => any_value::Value::StringValue(text.clone()),
-                AnnotationValue::Integer(n) => any_value::Value::IntValue(*n),
-                AnnotationValue::Number(n) => any_value::Value::DoubleValue(*n),
-                AnnotationValue::Boolean(b) => any_value::Value::BoolValue(*b),
-            };
-            push_value(&mut span.attributes, key, value);
-        }
-        span.attributes.push(KeyValue {
-            key: ANNOTATIONS_ATTRIBUTE.into(),
-            value: Some(string_array(entity.annotations.keys().cloned())),
-            ..Default::default()
-        });
+fn service_resource(mut attributes: Attributes, info: &ResourceInfo) -> Resource {
+    if let Some(name) = &info.service_name {
+        attributes.0.retain(|(key, _)| key != "service.name");
+        attributes
+            .0
+            .insert(0, ("service.name".into(), otel::Value::Text(name.clone())));
     }
-    for (namespace, values) in &entity.metadata.namespaces {
-        for (key, value) in values {
-            let key = if namespace == "default" {
-                key.clone()
-            } else {
-                format!("{namespace}.{key}")
-            };
-            push_value(&mut span.attributes, &key, json_value(value));
-        }
-    }
-    let host = &entity.metadata.host;
-    if host.ended_by_host {
-        push_value(
-            &mut span.attributes,
-            &format!("{HOST_NAMESPACE}.ended_by_host"),
-            any_value::Value::BoolValue(true),
-        );
-    }
-    if let Some(why) = host.metadata_dropped {
-        push(
-            &mut span.attributes,
-            &format!("{HOST_NAMESPACE}.metadata_dropped"),
-            why,
-        );
-    }
-    let exceptions = entity
-        .cause
-        .as_ref()
-        .map(|cause| cause.exceptions.as_slice())
-        .unwrap_or_default();
-    if entity.fault {
-        span.status = Some(Status {
-            code: StatusCode::Error as i32,
-            message: exceptions
-                .first()
-                .map(|e| e.message.clone())
-                .unwrap_or_default(),
-        });
-    }
-    for exception in exceptions {
-        let mut attributes = Vec::new();
-        if let Some(kind) = &exception.kind {
-            push(&mut attributes, "exception.type", kind);
-        }
-        push(&mut attributes, "exception.message", &exception.message);
-        if !exception.stack.is_empty() {
-            let trace: Vec<String> = exception
-                .stack
-                .iter()
-                .map(|frame| {
-                    format!(
-                        "at {} ({}:{})",
-                        frame.label.as_deref().unwrap_or("?"),
-                        frame.path.as_deref().unwrap_or("?"),
-                        frame.line.map(|l| l.to_string()).unwrap_or_default()
-                    )
-                })
-                .collect();
-            push(&mut attributes, "exception.stacktrace", &trace.join("\n"));
-        }
-        span.events.push(Event {
-            time_unix_nano: span.end_time_unix_nano,
-            name: "exception".into(),
-            attributes,
-            ..Default::default()
-        });
-    }
-}
-
-fn push_response(attributes: &mut Vec<KeyValue>, response: Option<&xray::document::HttpResponse>) {
-    let Some(response) = response else { return };
-    if let Some(status) = response.status {
-        push_value(
-            attributes,
-            "http.response.status_code",
-            any_value::Value::IntValue(status.into()),
-        );
-    }
-    if let Some(length) = response.content_length {
-        push_value(
-            attributes,
-            "http.response.body.size",
-            any_value::Value::IntValue(i64::try_from(length).unwrap_or(i64::MAX)),
-        );
-    }
-}
-
-fn service_resource(segment: &Entity, info: &ResourceInfo) -> Resource {
-    let mut attributes = Vec::new();
-    let name = info.service_name.as_deref().unwrap_or(&segment.name);
-    push(&mut attributes, "service.name", name);
-    if let Some(service) = &segment.service {
-        push(&mut attributes, "service.version", &service.version);
-    }
-    push(&mut attributes, "telemetry.sdk.name", SCOPE_NAME);
-    push(&mut attributes, "telemetry.sdk.language", "rust");
-    push(
-        &mut attributes,
-        "telemetry.sdk.version",
-        env!("CARGO_PKG_VERSION"),
-    );
-    if segment.origin.is_some() {
-        push(&mut attributes, "cloud.provider", "aws");
-        push(&mut attributes, "cloud.platform", "aws_ecs");
-    }
-    if let Some(ecs) = segment.aws.as_ref().and_then(|aws| aws.ecs.as_ref()) {
-        let fields = [
-            ("container.name", &ecs.container),
-            ("container.id", &ecs.container_id),
-            ("aws.ecs.container.arn", &ecs.container_arn),
-            ("aws.ecs.task.arn", &ecs.task_arn),
-            ("aws.ecs.task.family", &ecs.task_family),
-            ("aws.ecs.cluster.arn", &ecs.cluster_arn),
-            ("aws.ecs.launchtype", &ecs.launch_type),
-            ("cloud.availability_zone", &ecs.availability_zone),
-        ];
-        for (key, value) in fields {
-            if let Some(value) = value {
-                let value = if key == "aws.ecs.launchtype" {
-                    value.to_ascii_lowercase()
-                } else {
-                    value.clone()
-                };
-                push(&mut attributes, key, &value);
-            }
-        }
-    }
+    attributes.push_text("telemetry.sdk.name", SCOPE_NAME);
+    attributes.push_text("telemetry.sdk.language", "rust");
+    attributes.push_text("telemetry.sdk.version", env!("CARGO_PKG_VERSION"));
     // The variable's attributes win over detected ones, but not over OTEL_SERVICE_NAME.
     for (key, value) in &info.attributes {
         if key == "service.name" && info.service_name.is_some() {
             continue;
         }
-        attributes.retain(|kv: &KeyValue| &kv.key != key);
-        push(&mut attributes, key, value);
+        attributes.0.retain(|(k, _)| k != key);
+        attributes.push_text(key.clone(), value.clone());
     }
     Resource {
-        attributes,
+        attributes: key_values(&attributes),
         ..Default::default()
     }
 }
@@ -405,77 +165,52 @@ pub fn group_by_resource(batch: Vec<ServiceSpans>) -> Vec<ResourceSpans> {
         .collect()
 }
 
-fn count(entity: &Entity) -> usize {
-    entity.subsegments.iter().map(|s| 1 + count(s)).sum()
-}
-
-/// X-Ray's `1-5759e988-bd862e3fe1be46a994272793` as the 16 bytes OTLP carries.
-pub fn trace_id_bytes(id: &str) -> Vec<u8> {
-    let hex: String = id.get(2..).unwrap_or_default().replace('-', "");
-    hex_bytes(&hex)
-}
-
-fn span_id_bytes(id: &str) -> Vec<u8> {
-    hex_bytes(id)
-}
-
-fn hex_bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len() / 2)
-        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
-}
-
 fn nanos(seconds: f64) -> u64 {
     // Epoch seconds with microseconds: rounding to whole microseconds keeps the conversion from
     // inventing sub-microsecond digits out of the float's error.
     ((seconds * 1e6).round() as u64).saturating_mul(1000)
 }
 
-fn push(attributes: &mut Vec<KeyValue>, key: &str, value: &str) {
-    push_value(
-        attributes,
-        key,
-        any_value::Value::StringValue(value.to_string()),
-    );
+fn key_values(attributes: &Attributes) -> Vec<KeyValue> {
+    attributes
+        .0
+        .iter()
+        .map(|(key, value)| KeyValue {
+            key: key.clone(),
+            value: Some(any_value(value)),
+            ..Default::default()
+        })
+        .collect()
 }
 
-fn push_value(attributes: &mut Vec<KeyValue>, key: &str, value: any_value::Value) {
-    attributes.push(KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    });
-}
-
-fn string_array(values: impl Iterator<Item = String>) -> AnyValue {
-    AnyValue {
-        value: Some(any_value::Value::ArrayValue(ArrayValue {
-            values: values
-                .map(|v| AnyValue {
-                    value: Some(any_value::Value::StringValue(v)),
-                })
-                .collect(),
+fn any_value(value: &otel::Value) -> AnyValue {
+    use any_value::Value as V;
+    let value = match value {
+        otel::Value::Empty => None,
+        otel::Value::Text(text) => Some(V::StringValue(text.clone())),
+        otel::Value::Bool(b) => Some(V::BoolValue(*b)),
+        otel::Value::Int(n) => Some(V::IntValue(*n)),
+        otel::Value::Double(d) => Some(V::DoubleValue(*d)),
+        otel::Value::Bytes(bytes) => Some(V::BytesValue(bytes.clone())),
+        otel::Value::Array(items) => Some(V::ArrayValue(ArrayValue {
+            values: items.iter().map(any_value).collect(),
         })),
-    }
-}
-
-fn json_value(value: &Value) -> any_value::Value {
-    match value {
-        Value::String(text) => any_value::Value::StringValue(text.clone()),
-        Value::Bool(b) => any_value::Value::BoolValue(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => any_value::Value::IntValue(i),
-            None => any_value::Value::DoubleValue(n.as_f64().unwrap_or_default()),
-        },
-        other => any_value::Value::StringValue(other.to_string()),
-    }
+        otel::Value::Map(pairs) => Some(V::KvlistValue(KeyValueList {
+            values: key_values(&Attributes(pairs.clone())),
+        })),
+    };
+    AnyValue { value }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xray::document::{Aws, Cause, EcsFields, Exception, Http, HttpRequest, HttpResponse};
+    use xray::document::{
+        AnnotationValue, Aws, Cause, EcsFields, Exception, Http, HttpRequest, HttpResponse,
+        Namespace,
+    };
     use xray::ids::{SegmentId, TraceId};
+    use xray::otel::mapping::ANNOTATIONS_ATTRIBUTE;
 
     fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a any_value::Value> {
         span.attributes
@@ -599,11 +334,12 @@ mod tests {
             Some(any_value::Value::ArrayValue(list)) => assert_eq!(list.values.len(), 1),
             other => panic!("{other:?}"),
         }
-        assert_eq!(text(server, "note"), r#"{"a":1}"#);
-        assert_eq!(
-            attribute(server, "app.n"),
-            Some(&any_value::Value::DoubleValue(2.5))
-        );
+        // Metadata as structured values; another namespace as X-Ray reads it back.
+        assert!(matches!(
+            attribute(server, "note"),
+            Some(any_value::Value::KvlistValue(list)) if list.values[0].key == "a"
+        ));
+        assert_eq!(text(server, "aws.xray.metadata.app"), r#"{"n":2.5}"#);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::ids::{SegmentId, TraceId};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The metadata namespace the host writes its own notes into.
@@ -32,8 +33,15 @@ pub struct Entity {
     pub kind: Option<EntityKind>,
     /// Start, epoch seconds.
     pub start_time: f64,
-    /// End, epoch seconds.
-    pub end_time: f64,
+    /// End, epoch seconds; none while it is in progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<f64>,
+    /// Still running (a document sent before its end; X-Ray wants `end_time` or this).
+    #[serde(skip_serializing_if = "is_false")]
+    pub in_progress: bool,
+    /// The user who made the request, on a segment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// The kind of resource that ran the service, e.g. `AWS::ECS::Container`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
@@ -85,7 +93,9 @@ impl Entity {
             parent_id: None,
             kind: None,
             start_time,
-            end_time,
+            end_time: Some(end_time),
+            in_progress: false,
+            user: None,
             origin: None,
             namespace: None,
             traced: false,
@@ -105,6 +115,11 @@ impl Entity {
 
 fn is_false(value: &bool) -> bool {
     !*value
+}
+
+#[allow(clippy::ptr_arg)] // serde hands the field itself
+fn is_empty_text(text: &Cow<'static, str>) -> bool {
+    text.is_empty()
 }
 
 /// The `type` of a document.
@@ -149,8 +164,10 @@ pub struct Http {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HttpRequest {
     /// The method.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub method: String,
     /// `scheme://host/path`.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub url: String,
     /// The `User-Agent` of an incoming request.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -192,6 +209,9 @@ pub struct Aws {
     /// The DynamoDB table of the call.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table_name: Option<String>,
+    /// The DynamoDB tables of a call on several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub table_names: Vec<String>,
     /// The region the call went to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
@@ -204,12 +224,14 @@ pub struct Aws {
 }
 
 /// `aws.xray`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct XraySdk {
     /// The recorder's name.
-    pub sdk: &'static str,
+    #[serde(skip_serializing_if = "is_empty_text")]
+    pub sdk: Cow<'static, str>,
     /// The recorder's version.
-    pub sdk_version: &'static str,
+    #[serde(skip_serializing_if = "is_empty_text")]
+    pub sdk_version: Cow<'static, str>,
     /// The centralized rule that sampled the request, when one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sampling_rule_name: Option<String>,

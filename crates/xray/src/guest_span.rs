@@ -8,41 +8,30 @@
 //!
 //! A span is opened when it starts (so that it holds its place, its id and the calls the host
 //! records while it runs) and filled in when it ends: only then does the SDK hand over its
-//! name, parent, kind, attributes, events and status. The mapping follows what X-Ray does with
-//! OpenTelemetry data (the ADOT `awsxray` exporter's conventions):
-//!
-//! - the span's name is the subsegment's name (characters X-Ray refuses become `_`);
-//! - kind `CLIENT` or `PRODUCER` makes a `remote` subsegment;
-//! - status `ERROR` sets `fault` and adds the description as an exception of the `cause`;
-//!   events named `exception` are exceptions of the `cause` (`exception.type`,
-//!   `exception.message`, `exception.stacktrace`);
-//! - the attributes named by the string-array attribute `aws.xray.annotations` become
-//!   annotations (their keys with every character outside `[A-Za-z0-9_]` as `_`), the others
-//!   metadata in the `default` namespace, decoded from the JSON wasi:otel encodes them in.
+//! name, parent, kind, attributes, events and status. Its wasi:otel form (hex ids, attribute
+//! values as JSON text) becomes an [`otel::Span`](crate::otel::Span), and the subsegment is
+//! what [`mapping::subsegment`] makes of it: the same rules as for a span the stand-in takes
+//! over OTLP (the table is in [`crate::otel::mapping`]).
 //!
 //! The component is not trusted: a span of another trace, an id that is malformed or already
 //! used, or the end of a span that never started is refused and recorded nowhere; spans count
 //! against [`MAX_SUBSEGMENTS`], and attributes and exceptions against a per-request budget of
 //! [`MAX_GUEST_BYTES`], past which they are dropped and counted.
 
-use crate::document::{AnnotationValue, Exception, Namespace, StackFrame};
+use crate::document::Exception;
 use crate::ids::SegmentId;
-use crate::request_trace::{FailureKind, MAX_NAME, MAX_SUBSEGMENTS, RequestTrace, Target};
+use crate::otel::mapping::{self, DEFAULT_NAMESPACE};
+use crate::otel::{self, Attributes, SpanKind, Status};
+use crate::request_trace::{FailureKind, MAX_SUBSEGMENTS, RequestTrace, Target};
 use serde_json::Value;
 use std::fmt;
 
-/// The attribute listing which other attributes are annotations (X-Ray's convention).
-pub const ANNOTATIONS_ATTRIBUTE: &str = "aws.xray.annotations";
-/// The metadata namespace of span attributes, as X-Ray files OpenTelemetry attributes.
-pub const METADATA_NAMESPACE: &str = "default";
 /// Bytes of attribute keys and values and exception texts one request's spans may keep.
 pub const MAX_GUEST_BYTES: usize = 64 * 1024;
 /// The metadata key counting what the budget dropped.
 pub const DROPPED_KEY: &str = "otel.dropped_attributes";
 /// The name a span has until it ends (and keeps if it never does).
 const UNENDED_NAME: &str = "unended span";
-/// Stack lines kept of an `exception.stacktrace`.
-const MAX_STACK_LINES: usize = 32;
 
 /// What the request keeps about the component's spans.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -53,32 +42,6 @@ pub struct GuestSpans {
     kept_bytes: usize,
     /// Spans refused so far.
     refused: u32,
-}
-
-/// A span's kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpanKind {
-    /// A call to another service.
-    Client,
-    /// Handling a call.
-    Server,
-    /// Sending a message.
-    Producer,
-    /// Receiving a message.
-    Consumer,
-    /// Work inside the component.
-    Internal,
-}
-
-/// How a span's operation ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SpanStatus {
-    /// Not said.
-    Unset,
-    /// Succeeded.
-    Ok,
-    /// Failed, with a description.
-    Error(String),
 }
 
 /// An event of a span.
@@ -112,7 +75,7 @@ pub struct FinishedSpan {
     /// Events.
     pub events: Vec<SpanEvent>,
     /// Status.
-    pub status: SpanStatus,
+    pub status: Status,
 }
 
 /// Why a span was recorded nowhere.
@@ -148,9 +111,7 @@ impl fmt::Display for SpanRefusal {
 impl RequestTrace {
     /// The trace id as OpenTelemetry writes it: the 32 hex digits of the X-Ray id.
     pub fn otel_trace_id(&self) -> String {
-        let id = self.trace_id.as_str();
-        // `1-` + 8 hex + `-` + 24 hex, always (TraceId's invariant).
-        format!("{}{}", &id[2..10], &id[11..])
+        self.trace_id.to_w3c()
     }
 
     /// A span of the component has started: opens its subsegment under the segment, now.
@@ -190,68 +151,102 @@ impl RequestTrace {
         let parent = SegmentId::parse(&span.parent_span_id)
             .and_then(|parent| self.subsegment_index(&parent))
             .filter(|&parent| parent < index);
-        let remote = matches!(span.kind, SpanKind::Client | SpanKind::Producer);
-        let mut budget = Budget {
-            left: MAX_GUEST_BYTES.saturating_sub(self.guest_spans.kept_bytes),
-            dropped: 0,
-        };
-        let mut exceptions: Vec<Exception> = span
-            .events
-            .iter()
-            .filter(|event| event.name == "exception")
-            .filter_map(|event| exception_from_event(event, remote, &mut budget))
-            .collect();
-        let failed = match &span.status {
-            SpanStatus::Error(description) => {
-                if !description.is_empty() || exceptions.is_empty() {
-                    let message = if description.is_empty() {
-                        "the span ended with status ERROR"
-                    } else {
-                        description
-                    };
-                    if budget.take(message.len()) {
-                        exceptions.push(Exception {
-                            id: SegmentId::new(),
-                            message: message.to_string(),
-                            kind: None,
-                            remote,
-                            stack: Vec::new(),
-                        });
-                    }
-                }
-                true
-            }
-            SpanStatus::Unset | SpanStatus::Ok => false,
-        };
         let start = if span.start_time.is_finite() && span.start_time > 0.0 {
             span.start_time
         } else {
             self.subsegments[index].start_time
         };
-        {
-            let subsegment = &mut self.subsegments[index];
-            subsegment.name = subsegment_name(&span.name);
-            subsegment.parent = parent;
-            subsegment.start_time = start;
-            if remote {
-                subsegment.namespace = Some(Namespace::Remote);
-            }
-            if failed {
-                subsegment.fields.failures.push(FailureKind::Fault);
-            }
-            subsegment.fields.exceptions.extend(exceptions);
-        }
-        self.record_attributes(index, &span.attributes, &mut budget);
-        if budget.dropped > 0 {
-            self.span_metadata(index)
-                .insert(DROPPED_KEY.to_string(), Value::from(budget.dropped));
-        }
-        self.guest_spans.kept_bytes = MAX_GUEST_BYTES - budget.left;
         let end = if span.end_time.is_finite() {
             span.end_time
         } else {
             start
         };
+        let mapped = mapping::subsegment(&otel::Span {
+            trace_id: self.trace_id.clone(),
+            span_id: id,
+            parent_span_id: SegmentId::parse(&span.parent_span_id),
+            name: span.name.clone(),
+            kind: span.kind,
+            start_time: start,
+            end_time: Some(end),
+            attributes: attributes(&span.attributes),
+            events: span
+                .events
+                .iter()
+                .map(|event| otel::Event {
+                    name: event.name.clone(),
+                    time: end,
+                    attributes: attributes(&event.attributes),
+                })
+                .collect(),
+            status: span.status.clone(),
+        });
+        let mut budget = Budget {
+            left: MAX_GUEST_BYTES.saturating_sub(self.guest_spans.kept_bytes),
+            dropped: 0,
+        };
+        let exceptions: Vec<Exception> = mapped
+            .cause
+            .map(|cause| cause.exceptions)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| {
+                let stack: usize = e
+                    .stack
+                    .iter()
+                    .map(|f| f.label.as_ref().map_or(0, String::len))
+                    .sum();
+                budget.take(e.kind.as_ref().map_or(0, String::len) + e.message.len() + stack)
+            })
+            .collect();
+        let http = mapped.http.filter(|http| {
+            let request = http.request.as_ref();
+            budget.take(request.map_or(0, |r| r.url.len() + r.method.len()))
+        });
+        {
+            let subsegment = &mut self.subsegments[index];
+            subsegment.name = mapped.name;
+            subsegment.parent = parent;
+            subsegment.start_time = start;
+            subsegment.namespace = mapped.namespace;
+            subsegment.http = http;
+            subsegment.aws = mapped.aws;
+            let failures = &mut subsegment.fields.failures;
+            if mapped.fault {
+                failures.push(FailureKind::Fault);
+            }
+            if mapped.throttle {
+                failures.push(FailureKind::Throttle);
+            } else if mapped.error {
+                failures.push(FailureKind::Error);
+            }
+            subsegment.fields.exceptions.extend(exceptions);
+        }
+        for (key, value) in mapped.annotations {
+            let json = serde_json::to_value(&value).unwrap_or_default();
+            if !budget.take(key.len() + json.to_string().len()) {
+                continue;
+            }
+            if self
+                .add_annotation(Target::Subsegment(index), &key, value)
+                .is_err()
+            {
+                self.span_metadata(index, DEFAULT_NAMESPACE)
+                    .insert(key, json);
+            }
+        }
+        for (namespace, values) in mapped.metadata.namespaces {
+            for (key, value) in values {
+                if budget.take(key.len() + value.to_string().len()) {
+                    self.span_metadata(index, &namespace).insert(key, value);
+                }
+            }
+        }
+        if budget.dropped > 0 {
+            self.span_metadata(index, DEFAULT_NAMESPACE)
+                .insert(DROPPED_KEY.to_string(), Value::from(budget.dropped));
+        }
+        self.guest_spans.kept_bytes = MAX_GUEST_BYTES - budget.left;
         self.end_subsegment_at(index, end).map_err(|_| unknown())
     }
 
@@ -269,48 +264,29 @@ impl RequestTrace {
         }
     }
 
-    /// Annotations for the keys `aws.xray.annotations` lists (when X-Ray takes them), metadata
-    /// for the rest.
-    fn record_attributes(
+    /// A metadata namespace of the subsegment at `index`.
+    fn span_metadata(
         &mut self,
         index: usize,
-        attributes: &[(String, String)],
-        budget: &mut Budget,
-    ) {
-        let annotated: Vec<String> = attributes
-            .iter()
-            .find(|(key, _)| key == ANNOTATIONS_ATTRIBUTE)
-            .and_then(|(_, value)| serde_json::from_str::<Vec<String>>(value).ok())
-            .unwrap_or_default();
-        for (key, value) in attributes {
-            if key == ANNOTATIONS_ATTRIBUTE {
-                continue;
-            }
-            if !budget.take(key.len() + value.len()) {
-                continue;
-            }
-            let value = serde_json::from_str(value).unwrap_or_else(|_| Value::from(value.clone()));
-            if annotated.contains(key)
-                && let Some(annotation) = annotation_value(&value)
-                && self
-                    .add_annotation(Target::Subsegment(index), &annotation_key(key), annotation)
-                    .is_ok()
-            {
-                continue;
-            }
-            self.span_metadata(index).insert(key.clone(), value);
-        }
-    }
-
-    /// The metadata namespace of the span's attributes on the subsegment at `index`.
-    fn span_metadata(&mut self, index: usize) -> &mut std::collections::BTreeMap<String, Value> {
+        namespace: &str,
+    ) -> &mut std::collections::BTreeMap<String, Value> {
         self.subsegments[index]
             .fields
             .metadata
             .namespaces
-            .entry(METADATA_NAMESPACE.to_string())
+            .entry(namespace.to_string())
             .or_default()
     }
+}
+
+/// wasi:otel's attributes (values as JSON text) as typed ones.
+fn attributes(pairs: &[(String, String)]) -> Attributes {
+    Attributes(
+        pairs
+            .iter()
+            .map(|(key, value)| (key.clone(), otel::Value::from_json_text(value)))
+            .collect(),
+    )
 }
 
 /// What is left of the request's byte budget while one span is recorded.
@@ -338,83 +314,12 @@ fn parse_span_id(text: &str) -> Result<SegmentId, SpanRefusal> {
         .ok_or_else(|| SpanRefusal::InvalidSpanId(text.to_string()))
 }
 
-/// The span's name as X-Ray accepts a subsegment name.
-fn subsegment_name(name: &str) -> String {
-    let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/%&#=+\\-@".contains(c);
-    let name: String = name
-        .chars()
-        .take(MAX_NAME)
-        .map(|c| if allowed(c) { c } else { '_' })
-        .collect();
-    if name.is_empty() {
-        "span".to_string()
-    } else {
-        name
-    }
-}
-
-/// An attribute key as an annotation key (X-Ray allows only `[A-Za-z0-9_]`).
-fn annotation_key(key: &str) -> String {
-    key.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
-}
-
-fn annotation_value(value: &Value) -> Option<AnnotationValue> {
-    match value {
-        Value::String(text) => Some(AnnotationValue::Text(text.clone())),
-        Value::Bool(b) => Some(AnnotationValue::Boolean(*b)),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => Some(AnnotationValue::Integer(i)),
-            None => n.as_f64().map(AnnotationValue::Number),
-        },
-        _ => None,
-    }
-}
-
-/// An `exception` event as an exception of the cause (OpenTelemetry's exception conventions).
-fn exception_from_event(event: &SpanEvent, remote: bool, budget: &mut Budget) -> Option<Exception> {
-    let text = |name: &str| {
-        event
-            .attributes
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| match serde_json::from_str(value) {
-                Ok(Value::String(text)) => text,
-                _ => value.clone(),
-            })
-    };
-    let kind = text("exception.type");
-    let message = text("exception.message").unwrap_or_default();
-    let stacktrace = text("exception.stacktrace").unwrap_or_default();
-    let size = kind.as_ref().map_or(0, String::len) + message.len() + stacktrace.len();
-    if !budget.take(size) {
-        return None;
-    }
-    let stack = stacktrace
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .take(MAX_STACK_LINES)
-        .map(|line| StackFrame {
-            path: None,
-            line: None,
-            label: Some(line.to_string()),
-        })
-        .collect();
-    Some(Exception {
-        id: SegmentId::new(),
-        message,
-        kind,
-        remote,
-        stack,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::document::{AnnotationValue, Namespace};
     use crate::ids::TraceId;
+    use crate::otel::mapping::ANNOTATIONS_ATTRIBUTE;
 
     const TRACE: &str = "5f84c7a10123456789abcdef01234567";
 
@@ -437,7 +342,7 @@ mod tests {
             end_time: 101.25,
             attributes: Vec::new(),
             events: Vec::new(),
-            status: SpanStatus::Unset,
+            status: Status::Unset,
         }
     }
 
@@ -468,7 +373,7 @@ mod tests {
         assert_eq!((outer.start_time, outer.end_time), (100.5, Some(101.25)));
         assert_eq!(inner.id, INNER);
         assert_eq!(inner.parent, Some(0));
-        assert_eq!(inner.name, "load _id_");
+        assert_eq!(inner.name, "load id");
         assert_eq!((inner.start_time, inner.end_time), (100.75, Some(101.0)));
         assert!(!outer.ended_by_host && outer.namespace.is_none());
     }
@@ -497,7 +402,7 @@ mod tests {
             AnnotationValue::Text("alice".into())
         );
         assert_eq!(fields.annotations["app_items"], AnnotationValue::Integer(3));
-        let metadata = &fields.metadata.namespaces[METADATA_NAMESPACE];
+        let metadata = &fields.metadata.namespaces[DEFAULT_NAMESPACE];
         assert_eq!(metadata["app.tags"][1], "b");
         assert_eq!(metadata["raw"], "not json");
         assert!(!metadata.contains_key("app.user"));
@@ -509,7 +414,7 @@ mod tests {
         let mut t = trace();
         t.start_guest_span(TRACE, OUTER, 100.0).unwrap();
         let mut s = span(OUTER, "", "work");
-        s.status = SpanStatus::Error("the backend refused".into());
+        s.status = Status::Error("the backend refused".into());
         s.events = vec![
             SpanEvent {
                 name: "exception".into(),
@@ -530,11 +435,12 @@ mod tests {
         t.end_guest_span(s).unwrap();
         let fields = &t.subsegments[0].fields;
         assert_eq!(fields.failures, vec![FailureKind::Fault]);
-        assert_eq!(fields.exceptions.len(), 2);
+        // The exception events are the cause; the description would only stand in for none.
+        assert_eq!(fields.exceptions.len(), 1);
         assert_eq!(fields.exceptions[0].kind.as_deref(), Some("ParseError"));
         assert_eq!(fields.exceptions[0].message, "bad input");
         assert_eq!(fields.exceptions[0].stack.len(), 2);
-        assert_eq!(fields.exceptions[1].message, "the backend refused");
+        assert_eq!(fields.exceptions[0].stack[1].label.as_deref(), Some("main"));
     }
 
     #[test]
@@ -612,7 +518,7 @@ mod tests {
         let mut s = span(&format!("{:016x}", 1), "", "big");
         s.attributes = vec![("a".into(), big.clone()), ("b".into(), big)];
         t.end_guest_span(s).unwrap();
-        let metadata = &t.subsegments[0].fields.metadata.namespaces[METADATA_NAMESPACE];
+        let metadata = &t.subsegments[0].fields.metadata.namespaces[DEFAULT_NAMESPACE];
         assert!(metadata.contains_key("a") && !metadata.contains_key("b"));
         assert_eq!(metadata[DROPPED_KEY], 1);
     }

@@ -9,6 +9,8 @@
 //! - [`document`]: the segment document, typed.
 //! - [`request_trace`]: what one request records (segment, manual and call subsegments,
 //!   annotations, metadata, failures), with X-Ray's rules enforced as it is added.
+//! - [`otel`]: OpenTelemetry spans, typed, and the one mapping between them and X-Ray's
+//!   documents, both directions (the rule table is there).
 //! - [`guest_span`]: spans a component reports through wasi:otel, as subsegments.
 //! - [`active_trace`]: the one owner of a request's trace while it runs.
 //! - [`segment`]: a finished trace as documents, split to fit a datagram.
@@ -29,6 +31,7 @@ pub mod export;
 pub mod guest_span;
 pub mod ids;
 pub mod names;
+pub mod otel;
 pub mod recorder;
 pub mod request_trace;
 pub mod sampling;

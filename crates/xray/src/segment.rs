@@ -140,8 +140,8 @@ pub fn segment_entity(trace: &RequestTrace, identity: &ServiceIdentity) -> Entit
     });
     segment.aws = Some(Aws {
         xray: Some(XraySdk {
-            sdk: SDK_NAME,
-            sdk_version: env!("CARGO_PKG_VERSION"),
+            sdk: SDK_NAME.into(),
+            sdk_version: env!("CARGO_PKG_VERSION").into(),
             sampling_rule_name: trace.rule_name.clone(),
         }),
         ecs: identity.ecs.clone(),

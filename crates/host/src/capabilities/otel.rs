@@ -20,7 +20,8 @@ use crate::host_state::HostState;
 use crate::task_traces::calling_request;
 use wasmtime::component::{Access, HasSelf, Linker};
 use xray::active_trace::ActiveTrace;
-use xray::guest_span::{FinishedSpan, SpanEvent, SpanKind, SpanStatus};
+use xray::guest_span::{FinishedSpan, SpanEvent};
+use xray::otel::{SpanKind, Status};
 use xray::request_trace::{RequestTrace, now};
 
 mod bindings {
@@ -202,9 +203,9 @@ fn finished(span: wit::SpanData) -> FinishedSpan {
             })
             .collect(),
         status: match span.status {
-            wit::Status::Unset => SpanStatus::Unset,
-            wit::Status::Ok => SpanStatus::Ok,
-            wit::Status::Error(description) => SpanStatus::Error(description),
+            wit::Status::Unset => Status::Unset,
+            wit::Status::Ok => Status::Ok,
+            wit::Status::Error(description) => Status::Error(description),
         },
     }
 }
