@@ -4,8 +4,48 @@
 
 use crate::filter::{AnnotationMatch, Condition, parse_filter};
 use crate::store::{StoredTrace, TraceStore};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+
+/// The body of `GetTraceSummaries` and `GetServiceGraph`: a time range (epoch seconds) and,
+/// for the summaries, a filter expression.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RangeRequest {
+    start_time: Option<f64>,
+    end_time: Option<f64>,
+    #[serde(default)]
+    filter_expression: Option<String>,
+}
+
+impl RangeRequest {
+    fn parse(body: &Value) -> Result<Self, ApiError> {
+        let request = Self::deserialize(body).map_err(|e| invalid(format!("the request: {e}")))?;
+        if request.start_time.is_none() {
+            return Err(invalid("StartTime is required"));
+        }
+        if request.end_time.is_none() {
+            return Err(invalid("EndTime is required"));
+        }
+        Ok(request)
+    }
+
+    /// The range, once [`RangeRequest::parse`] has checked both ends are there.
+    fn range(&self) -> (f64, f64) {
+        (
+            self.start_time.unwrap_or_default(),
+            self.end_time.unwrap_or_default(),
+        )
+    }
+}
+
+/// The body of `BatchGetTraces`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TraceIdsRequest {
+    trace_ids: Option<Vec<String>>,
+}
 
 /// An API error: the status and the X-Ray error type.
 #[derive(Debug)]
@@ -149,16 +189,12 @@ fn matches(trace: &StoredTrace, facts: &Facts, conditions: &[Condition]) -> bool
 
 /// `GetTraceSummaries`.
 pub fn trace_summaries(store: &TraceStore, body: &Value, now: f64) -> Result<Value, ApiError> {
-    let start = body["StartTime"]
-        .as_f64()
-        .ok_or_else(|| invalid("StartTime is required"))?;
-    let end = body["EndTime"]
-        .as_f64()
-        .ok_or_else(|| invalid("EndTime is required"))?;
+    let request = RangeRequest::parse(body)?;
+    let (start, end) = request.range();
     if end < start {
         return Err(invalid("EndTime is before StartTime"));
     }
-    let conditions = match body["FilterExpression"].as_str() {
+    let conditions = match request.filter_expression.as_deref() {
         Some(expression) if !expression.trim().is_empty() => {
             parse_filter(expression).map_err(|e| invalid(format!("FilterExpression: {e:#}")))?
         }
@@ -247,13 +283,14 @@ fn summary(trace: &StoredTrace, facts: &Facts) -> Value {
 
 /// `BatchGetTraces`.
 pub fn batch_get_traces(store: &TraceStore, body: &Value) -> Result<Value, ApiError> {
-    let ids = body["TraceIds"]
-        .as_array()
+    let request =
+        TraceIdsRequest::deserialize(body).map_err(|e| invalid(format!("the request: {e}")))?;
+    let ids = request
+        .trace_ids
         .ok_or_else(|| invalid("TraceIds is required"))?;
     let mut traces = Vec::new();
     let mut unprocessed = Vec::new();
-    for id in ids {
-        let Some(id) = id.as_str() else { continue };
+    for id in &ids {
         match store.trace(id) {
             Some(trace) => {
                 let facts = facts(&trace);
@@ -285,12 +322,7 @@ struct Node {
 
 /// `GetServiceGraph`: Client → the entry services → the services and resources they call.
 pub fn service_graph(store: &TraceStore, body: &Value) -> Result<Value, ApiError> {
-    let start = body["StartTime"]
-        .as_f64()
-        .ok_or_else(|| invalid("StartTime is required"))?;
-    let end = body["EndTime"]
-        .as_f64()
-        .ok_or_else(|| invalid("EndTime is required"))?;
+    let (start, end) = RangeRequest::parse(body)?.range();
     let mut nodes: Vec<Node> = Vec::new();
     let node = |nodes: &mut Vec<Node>, name: &str, kind: &str| -> usize {
         if let Some(index) = nodes.iter().position(|n| n.name == name && n.kind == kind) {
@@ -547,6 +579,39 @@ mod tests {
             trace_summaries(&store, &json!({"StartTime": 200.0, "EndTime": 300.0}), 0.0).unwrap()["TraceSummaries"],
             json!([])
         );
+    }
+
+    #[test]
+    fn requests_are_parsed_into_their_types_and_refused_with_the_reason() {
+        let store = TraceStore::new(4);
+        let refused = |result: Result<Value, ApiError>| result.unwrap_err().message;
+        assert_eq!(
+            refused(trace_summaries(&store, &json!({"EndTime": 1.0}), 0.0)),
+            "StartTime is required"
+        );
+        assert_eq!(
+            refused(service_graph(
+                &store,
+                &json!({"StartTime": 1, "EndTime": null})
+            )),
+            "EndTime is required"
+        );
+        assert!(
+            refused(trace_summaries(
+                &store,
+                &json!({"StartTime": "x", "EndTime": 1.0}),
+                0.0
+            ))
+            .contains("invalid type")
+        );
+        assert!(
+            refused(batch_get_traces(&store, &json!({"TraceIds": [1]}))).contains("invalid type")
+        );
+        assert_eq!(
+            refused(batch_get_traces(&store, &json!({}))),
+            "TraceIds is required"
+        );
+        assert!(trace_summaries(&store, &json!({"StartTime": 1, "EndTime": 2}), 0.0).is_ok());
     }
 
     #[test]
