@@ -522,6 +522,8 @@ mod tests {
             ("seed-protobuf-labelled-gzip", 2, 1),
             ("seed-json", 1, 1),
             ("seed-json-gzipped-here", 1, 1),
+            // Values in every form the mapping reads (kvlist, bytes, numbers as text).
+            ("seed-mapping", 2, 0),
         ] {
             let data = std::fs::read(regressions.join("otlp_traces").join(seed)).unwrap();
             let answer = otlp_intake(&data).unwrap();
