@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2153 # the settings are set by an eval in load_config (scripts/lib/deploy.sh)
 # Deploys the reference application to ECS Fargate in the account and region of the config:
 # the VPC and base stacks, the components (built in the languages the config chooses, checked,
 # then uploaded to the components bucket when they changed: under their content's hash for
@@ -107,7 +108,8 @@ frontend_digest=$(push_image "$PREFIX-frontend" "$frontend_tag" frontend/Dockerf
 say "the tasks run $PREFIX-host@$host_digest ($host_tag) and $PREFIX-frontend@$frontend_digest ($frontend_tag)"
 
 # The sidecar images, by digest where the config gives one (a warning for the one that runs
-# otherwise: the others are passed but not started).
+# otherwise: the others are passed but not started). The settings come from load_config's eval
+# of xray-deploy's output, which shellcheck cannot follow (hence SC2153 off for this file).
 xray_daemon_image=$(pinned_image "$XRAY_DAEMON_IMAGE" "$XRAY_DAEMON_IMAGE_DIGEST" 2>/dev/null)
 cloudwatch_agent_image=$(pinned_image "$CLOUDWATCH_AGENT_IMAGE" "$CLOUDWATCH_AGENT_IMAGE_DIGEST" 2>/dev/null)
 adot_collector_image=$(pinned_image "$ADOT_COLLECTOR_IMAGE" "$ADOT_COLLECTOR_IMAGE_DIGEST" 2>/dev/null)

@@ -24,7 +24,7 @@ results=$(mktemp)
 # Every crate with tests. The second run below names the same packages, so that cargo unifies
 # the same dependency features and builds nothing twice.
 packages=(-p xray -p xray-local -p otlp-export -p xray-host-runtime -p xray-host -p xray-fuzzing
-  -p xray-platform -p reference-support)
+  -p xray-platform -p reference-support -p xray-deploy)
 cargo test --release "${packages[@]}" 2>&1 | tee "$results"
 
 step "the fault tests against the WASI 0.2 test component built by cargo-component"

@@ -6,12 +6,11 @@
 
 use crate::cli::CheckArgs;
 use anyhow::Context;
-use xray::recorder::Tracer;
 use xray_host_runtime::component_source::ComponentSource;
+use xray_host_runtime::host::Host;
 use xray_host_runtime::limits::Limits;
 use xray_host_runtime::outbound::OutboundConfig;
-use xray_host_runtime::runtime::{Runtime, RuntimeOptions};
-use xray_host_runtime::service::{Service, ServiceConfig};
+use xray_host_runtime::service::ServiceConfig;
 use xray_host_runtime::table::{Table, TableOptions};
 
 /// Runs the check; prints one line and returns `Ok` when the component can be served.
@@ -48,14 +47,6 @@ async fn load(args: &CheckArgs, scratch: &std::path::Path) -> anyhow::Result<Str
         max_memory_bytes: args.max_memory_mib.saturating_mul(1024 * 1024),
         ..Limits::default()
     };
-    let options = RuntimeOptions {
-        max_instances: 2,
-        max_memory_bytes: limits.max_memory_bytes,
-        cache_dir: None,
-    };
-    let runtime = tokio::task::spawn_blocking(move || Runtime::new(&options))
-        .await
-        .context("starting the wasmtime engine panicked")??;
     let table = Table::start(&TableOptions {
         dynamodb_table: None,
         dynamodb_endpoint: None,
@@ -74,6 +65,11 @@ async fn load(args: &CheckArgs, scratch: &std::path::Path) -> anyhow::Result<Str
         reuse: Default::default(),
         access_log: false,
     };
-    let service = Service::load(runtime, Tracer::disabled(), table, config, scratch).await?;
-    Ok(service.version().short().to_string())
+    // No compile cache (a check must compile), two instances (the trial one, and a spare).
+    let host = Host::builder(table)
+        .service(config)
+        .max_instances(2)
+        .load()
+        .await?;
+    Ok(host.services()[0].version().short().to_string())
 }

@@ -3,15 +3,14 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use otlp_export::{ExporterChoice, OtlpConfig, OtlpExporter};
+use otlp_export::{ExporterChoice, OtlpConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 use xray::daemon_address::{DEFAULT_DAEMON_ADDRESS, DaemonAddress};
-use xray::export::TraceExporter;
 use xray::recorder::XrayOptions;
 use xray::sampling::local::LocalRules;
+use xray::sdk_env::XrayEnv;
 use xray_host_runtime::allow_list::AllowList;
 use xray_host_runtime::component_pin::ComponentPin;
 use xray_host_runtime::component_source::ComponentSource;
@@ -398,20 +397,12 @@ impl CommonArgs {
             Some(path) => LocalRules::load(path)?,
             None => LocalRules::builtin(),
         };
-        if let Ok(value) = std::env::var("AWS_XRAY_CONTEXT_MISSING")
-            && !matches!(
-                value.as_str(),
-                "RUNTIME_ERROR" | "LOG_ERROR" | "IGNORE_ERROR"
-            )
-        {
-            tracing::warn!(
-                "AWS_XRAY_CONTEXT_MISSING={value:?} is not RUNTIME_ERROR, LOG_ERROR or IGNORE_ERROR; \
-                 ignored (every tracing call of a component happens inside a traced request)"
-            );
+        let env = XrayEnv::from_process_env();
+        for warning in &env.warnings {
+            tracing::warn!("{warning}");
         }
         Ok(XrayOptions {
-            enabled: self.xray == "on"
-                && sdk_enabled(std::env::var("AWS_XRAY_SDK_ENABLED").ok().as_deref()),
+            enabled: self.xray == "on" && env.sdk_enabled,
             daemon: self.daemon_address.clone(),
             local_rules,
             centralized_sampling: self.traces_exporter.xray,
@@ -419,10 +410,10 @@ impl CommonArgs {
         })
     }
 
-    /// The OTLP exporter, when `--traces-exporter` names `otlp` and neither `--xray off` nor
-    /// OTEL_SDK_DISABLED=true turns it off. Started here (its task needs the runtime); with
-    /// SigV4 on it resolves credentials and region first.
-    pub async fn otlp_exporter(&self) -> anyhow::Result<Option<Arc<dyn TraceExporter>>> {
+    /// The OTLP exporter's configuration, when `--traces-exporter` names `otlp` and neither
+    /// `--xray off` nor OTEL_SDK_DISABLED=true turns it off: the OTEL_* variables with these
+    /// flags over them. Nothing is started here.
+    pub fn otlp_config(&self) -> anyhow::Result<Option<OtlpConfig>> {
         if !self.traces_exporter.otlp || self.xray == "off" {
             return Ok(None);
         }
@@ -448,9 +439,9 @@ impl CommonArgs {
                 .and_then(|(_, value)| value.clone())
                 .or_else(|| std::env::var(name).ok())
         };
-        let config = OtlpConfig::from_env(lookup, self.otlp_sigv4)
-            .context("the OTLP exporter's configuration")?;
-        Ok(Some(Arc::new(OtlpExporter::start(config).await?)))
+        OtlpConfig::from_env(lookup, self.otlp_sigv4)
+            .context("the OTLP exporter's configuration")
+            .map(Some)
     }
 
     /// The per-request limits.
@@ -513,7 +504,9 @@ impl CommonArgs {
 impl ServeArgs {
     /// The one service this command serves.
     pub fn service_config(&self) -> anyhow::Result<ServiceConfig> {
-        let name = tracing_name_override().unwrap_or_else(|| self.name.clone());
+        let name = XrayEnv::from_process_env()
+            .tracing_name
+            .unwrap_or_else(|| self.name.clone());
         let mut env = self.env.clone();
         for key in &self.pass_env {
             let value = std::env::var(key).with_context(|| {
@@ -564,31 +557,6 @@ pub fn store_file_for_service(service: &str) -> String {
         return format!("tables-{}.redb", hash.short());
     }
     format!("tables-{slug}.redb")
-}
-
-/// Reads `AWS_XRAY_SDK_ENABLED` as the Python SDK does: `n`, `no`, `f`, `false`, `off`, `0`
-/// (any case) turn tracing off; anything else leaves it on (an unknown value with a warning).
-pub fn sdk_enabled(value: Option<&str>) -> bool {
-    let Some(value) = value else {
-        return true;
-    };
-    match value.trim().to_ascii_lowercase().as_str() {
-        "n" | "no" | "f" | "false" | "off" | "0" => false,
-        "y" | "yes" | "t" | "true" | "on" | "1" => true,
-        _ => {
-            tracing::warn!(
-                "AWS_XRAY_SDK_ENABLED={value:?} is neither true nor false; tracing stays on"
-            );
-            true
-        }
-    }
-}
-
-/// `AWS_XRAY_TRACING_NAME`, which overrides the service name as in every X-Ray SDK.
-pub fn tracing_name_override() -> Option<String> {
-    std::env::var("AWS_XRAY_TRACING_NAME")
-        .ok()
-        .filter(|name| !name.trim().is_empty())
 }
 
 /// Checks a service name against X-Ray's segment name rules ([`xray::names`]: 1 to 200
@@ -703,17 +671,6 @@ mod tests {
         );
         assert!(parse_key_value("novalue").is_err());
         assert!(parse_key_value("=v").is_err());
-    }
-
-    #[test]
-    fn aws_xray_sdk_enabled_reads_like_the_python_sdk() {
-        for off in ["false", "FALSE", "0", "no", "n", "off", " F "] {
-            assert!(!sdk_enabled(Some(off)), "{off}");
-        }
-        for on in ["true", "1", "yes", "on", "T", "maybe"] {
-            assert!(sdk_enabled(Some(on)), "{on}");
-        }
-        assert!(sdk_enabled(None));
     }
 
     #[test]

@@ -1,27 +1,36 @@
 //! `xray-host`: see `xray-host --help`.
 //!
 //! The command line over the `xray-host-runtime` library: flags and environment variables
-//! ([`cli`]), the manifest of a local run ([`manifest`]) and `xray-host check` ([`check`]).
+//! ([`cli`]), the manifest of a local run ([`manifest`]) and `xray-host check` ([`check`]);
+//! and what only the local run serves, composed here as listener sites: the frontend's files
+//! with its routes ([`frontend`], [`static_files`]) and the X-Ray daemon stand-in
+//! ([`stand_in_site`]). Start-up order and shutdown are the library's
+//! (`xray_host_runtime::host`).
 
 mod check;
 mod cli;
+mod frontend;
 mod manifest;
+mod stand_in_site;
+mod static_files;
 
-use crate::cli::{Cli, Command, CommonArgs, SHARED_STORE_FILE, store_file_for_service};
+use crate::cli::{Cli, Command, SHARED_STORE_FILE, store_file_for_service};
+use crate::frontend::Frontend;
 use crate::manifest::Manifest;
+use crate::stand_in_site::StandInSite;
+use crate::static_files::StaticFiles;
 use anyhow::Context;
 use clap::Parser;
+use otlp_export::OtlpExporter;
 use std::process::ExitCode;
 use std::sync::Arc;
+use xray::export::TraceExporter;
 use xray::recorder::Tracer;
 use xray_host_runtime::admin::Admin;
-use xray_host_runtime::runtime::{Runtime, RuntimeOptions};
-use xray_host_runtime::server::{self, Backend, Frontend, ServerOptions, Site};
-use xray_host_runtime::service::{Service, ServiceConfig};
-use xray_host_runtime::static_files::StaticFiles;
-use xray_host_runtime::swap;
+use xray_host_runtime::host::Host;
+use xray_host_runtime::server::{self, Backend, ServerOptions, Site};
 use xray_host_runtime::table::Table;
-use xray_local::DaemonStandIn;
+use xray_local::{DaemonOptions, DaemonStandIn};
 
 use std::io::IsTerminal;
 
@@ -75,11 +84,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Healthcheck(args) => return healthcheck(&args).await,
         Command::Check(args) => return crate::check::run(&args).await,
         Command::Daemon(args) => {
-            let stand_in = DaemonStandIn::start(&args.options()).await?;
-            let site = Site {
-                addr: args.listen,
-                backend: Backend::Daemon(stand_in),
-            };
+            let site = stand_in_site(args.listen, &args.options()).await?;
             let options = ServerOptions {
                 max_header_bytes: 16 * 1024,
                 header_read_timeout: std::time::Duration::from_secs(30),
@@ -91,42 +96,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     // The stand-in starts first, so that the services' first segments and sampling calls find it.
     let daemon_site = match daemon {
-        Some(options) => Some(Site {
-            addr: options.listen,
-            backend: Backend::Daemon(DaemonStandIn::start(&options).await?),
-        }),
+        Some(options) => Some(stand_in_site(options.listen, &options).await?),
         None => None,
     };
     if let Some(addr) = common.admin_listen {
         Admin::check_address(addr)?;
     }
-    let exporters = common.otlp_exporter().await?.into_iter().collect();
+    // The OTLP exporter starts here, in the composition (its task needs the runtime; with
+    // SigV4 on it resolves credentials and region first).
+    let mut exporters: Vec<Arc<dyn TraceExporter>> = Vec::new();
+    if let Some(config) = common.otlp_config()? {
+        exporters.push(Arc::new(OtlpExporter::start(config).await?));
+    }
     let tracer = Tracer::start(common.xray_options()?, exporters);
-    let table = Table::start(&common.table_options(&store_file));
-    let loaded = load_services(services, &common, tracer.clone(), table).await?;
-    if loaded.len() > 1 {
-        Service::call_each_other_in_process(&loaded);
-    }
+    let host = Host::builder(Table::start(&common.table_options(&store_file)))
+        .services(services)
+        .tracer(tracer)
+        .cache_dir(common.cache_dir())
+        .load()
+        .await?;
     if !common.no_watch {
-        swap::watch(&loaded, common.component_poll_interval);
+        host.watch_components(common.component_poll_interval);
     }
-    reload_on_sighup(loaded.clone());
+    host.reload_on_sighup();
 
-    let mut sites = Vec::new();
-    for service in &loaded {
-        if let Some(addr) = service.config.listen {
-            sites.push(Site {
-                addr,
-                backend: Backend::Service(service.clone()),
-            });
-        }
-    }
+    let mut sites = host.service_sites();
     if let Some(frontend) = frontend {
         let routes = frontend
             .routes
             .into_iter()
             .map(|(prefix, name)| {
-                let service = loaded
+                let service = host
+                    .services()
                     .iter()
                     .find(|s| s.name() == name)
                     .expect("the manifest checked that routes name services")
@@ -136,7 +137,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .collect();
         sites.push(Site {
             addr: frontend.listen,
-            backend: Backend::Frontend(Arc::new(Frontend {
+            backend: Backend::Handler(Arc::new(Frontend {
                 files: StaticFiles::new(&frontend.dir)?,
                 routes,
             })),
@@ -144,82 +145,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     sites.extend(daemon_site);
     if let Some(addr) = common.admin_listen {
-        sites.push(Site {
-            addr,
-            backend: Backend::Admin(Arc::new(Admin::new(loaded.clone(), tracer.clone()))),
-        });
+        sites.push(host.admin_site(addr)?);
     }
-    anyhow::ensure!(
-        !sites.is_empty(),
-        "nothing to serve: give a service a listen address or add a [frontend]"
-    );
-    let bound = server::bind(sites).await?;
-    // Now that the daemon stand-in, if this process serves one, is listening, the first
-    // sampling call finds it.
-    tracer.start_sampling_poller();
-    let served = bound
-        .serve(common.server_options(), shutdown_signal())
-        .await;
-    // The last requests' segments leave before the process does.
-    tracer.flush(std::time::Duration::from_secs(2)).await;
-    served
-}
-
-/// Loads every component (compiling off the async threads) before serving anything.
-async fn load_services(
-    configs: Vec<ServiceConfig>,
-    common: &CommonArgs,
-    tracer: Arc<Tracer>,
-    table: Arc<Table>,
-) -> anyhow::Result<Vec<Arc<Service>>> {
-    let max_instances = configs
-        .iter()
-        .map(|c| c.limits.max_concurrent_requests as u32)
-        .sum::<u32>()
-        + 16;
-    let cache_dir = common.cache_dir();
-    let options = RuntimeOptions {
-        max_instances,
-        max_memory_bytes: common.limits().max_memory_bytes,
-        cache_dir: cache_dir.clone(),
-    };
-    let runtime = tokio::task::spawn_blocking(move || Runtime::new(&options))
+    host.serve(sites, common.server_options(), shutdown_signal())
         .await
-        .context("starting the wasmtime engine panicked")??;
-    // S3 components keep their local copy beside the compiled artifacts.
-    let copies = cache_dir.unwrap_or_else(std::env::temp_dir);
-    let mut services = Vec::new();
-    for config in configs {
-        services.push(
-            Service::load(
-                runtime.clone(),
-                tracer.clone(),
-                table.clone(),
-                config,
-                &copies,
-            )
-            .await?,
-        );
-    }
-    Ok(services)
 }
 
-/// Reloads every component on SIGHUP.
-fn reload_on_sighup(services: Vec<Arc<Service>>) {
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            tracing::warn!("cannot listen for SIGHUP; reload through the admin endpoint instead");
-            return;
-        };
-        while hangup.recv().await.is_some() {
-            tracing::info!("received SIGHUP: reloading every component");
-            for service in &services {
-                service.reload("SIGHUP").await;
-            }
-        }
-    });
+/// Starts the daemon stand-in and makes it a site on `addr`.
+async fn stand_in_site(
+    addr: std::net::SocketAddr,
+    options: &DaemonOptions,
+) -> anyhow::Result<Site> {
+    Ok(Site {
+        addr,
+        backend: Backend::Handler(Arc::new(StandInSite(DaemonStandIn::start(options).await?))),
+    })
 }
 
 /// `xray-host healthcheck`: exit 0 when the URL answers 2xx within the timeout.

@@ -63,113 +63,39 @@ parse_options() {
   done
 }
 
-# Sources the config file and checks every value the scripts use.
+# Sources the config file, then has xray-deploy check every value the scripts use and fill in
+# the defaults (crates/deploy/src/settings.rs holds the rules; bash keeps the orchestration).
 load_config() {
-  local root config_key config_value
+  local root settings
   root=$(cd "$(dirname "$0")/.." && pwd)
   [ -n "$CONFIG_FILE" ] || CONFIG_FILE="$root/envs/default.conf"
   [ -f "$CONFIG_FILE" ] || fail "no config file at $CONFIG_FILE (copy envs/default.conf and pass --config FILE)"
+  # Every variable the file sets is exported, so that xray-deploy sees it.
+  set -a
   # shellcheck disable=SC1090 # the config file is chosen at run time
   . "$CONFIG_FILE"
-  for config_key in APP_ID ENV_ID AWS_REGION VPC_CIDR PUBLIC_SUBNET_1_CIDR PUBLIC_SUBNET_2_CIDR \
-    PRIVATE_SUBNET_1_CIDR PRIVATE_SUBNET_2_CIDR; do
-    eval "config_value=\${$config_key:-}"
-    [ -n "$config_value" ] || fail "$config_key is not set in $CONFIG_FILE"
-  done
-  printf '%s' "$APP_ID" | grep -Eq '^[a-z0-9-]{1,8}$' || fail "APP_ID must be 1 to 8 characters of a-z, 0-9 and -"
-  printf '%s' "$ENV_ID" | grep -Eq '^[a-z0-9-]{1,4}$' || fail "ENV_ID must be 1 to 4 characters of a-z, 0-9 and -"
-  CPU_ARCHITECTURE=${CPU_ARCHITECTURE:-X86_64}
-  TRACING_SIDECAR=${TRACING_SIDECAR:-xray-daemon}
-  LOG_RETENTION_DAYS=${LOG_RETENTION_DAYS:-30}
-  # Passed to every stack on every deploy, so that a value changed here (or a pin bumped in a
-  # new version of this file) reaches stacks that exist: `cloudformation deploy` keeps the
-  # previous value of any parameter it is not given.
-  XRAY_DAEMON_IMAGE=${XRAY_DAEMON_IMAGE:-public.ecr.aws/xray/aws-xray-daemon:3.3.14}
-  # The tag AWS's own ECS task definition templates pin (aws-samples/
-  # amazon-cloudwatch-container-insights, ecs-task-definition-templates/deployment-mode/sidecar).
-  CLOUDWATCH_AGENT_IMAGE=${CLOUDWATCH_AGENT_IMAGE:-public.ecr.aws/cloudwatch-agent/cloudwatch-agent:1.300066.1b1374}
-  ADOT_COLLECTOR_IMAGE=${ADOT_COLLECTOR_IMAGE:-public.ecr.aws/aws-observability/aws-otel-collector:v0.50.0}
-  COMPONENT_POLL_INTERVAL=${COMPONENT_POLL_INTERVAL:-30s}
-  MIN_TASKS=${MIN_TASKS:-1}
-  MAX_TASKS=${MAX_TASKS:-4}
-  REQUESTS_PER_TASK_PER_MINUTE=${REQUESTS_PER_TASK_PER_MINUTE:-30000}
-  BACKEND_CPU_TARGET_PERCENT=${BACKEND_CPU_TARGET_PERCENT:-60}
-  for config_key in MIN_TASKS MAX_TASKS REQUESTS_PER_TASK_PER_MINUTE BACKEND_CPU_TARGET_PERCENT; do
-    eval "config_value=\$$config_key"
-    printf '%s' "$config_value" | grep -Eq '^[1-9][0-9]*$' || fail "$config_key must be a positive whole number"
-  done
-  [ "$MIN_TASKS" -le "$MAX_TASKS" ] || fail "MIN_TASKS ($MIN_TASKS) must not exceed MAX_TASKS ($MAX_TASKS)"
-  case "$CPU_ARCHITECTURE" in
-    X86_64) DOCKER_PLATFORM=linux/amd64 ;;
-    ARM64) DOCKER_PLATFORM=linux/arm64 ;;
-    *) fail "CPU_ARCHITECTURE must be X86_64 or ARM64" ;;
-  esac
-  case "$TRACING_SIDECAR" in
-    xray-daemon | cloudwatch-agent | adot | none) ;;
-    *) fail "TRACING_SIDECAR must be xray-daemon, cloudwatch-agent, adot or none (docs/tracing-modes.md)" ;;
-  esac
-  BFF_LANGUAGE=${BFF_LANGUAGE:-rust}
-  BACKEND_LANGUAGE=${BACKEND_LANGUAGE:-rust}
-  case "$BFF_LANGUAGE" in
-    rust | javascript) ;;
-    *) fail "BFF_LANGUAGE must be rust or javascript (components/bff or components/bff-js), not '$BFF_LANGUAGE'" ;;
-  esac
-  case "$BACKEND_LANGUAGE" in
-    rust | python) ;;
-    *) fail "BACKEND_LANGUAGE must be rust or python (components/backend1 and backend2, or their -py versions), not '$BACKEND_LANGUAGE'" ;;
-  esac
-  # Empty: the host's default for the component's ABI (128 for WASI 0.3, 1 for WASI 0.2). A
-  # Python backend (WASI 0.2) keeps its interpreter for 128 requests unless the config says
-  # otherwise: a fresh 22 MB instance per request is slow.
-  if [ -z "${BACKEND_MAX_INSTANCE_REUSE_COUNT+set}" ] && [ "$BACKEND_LANGUAGE" = python ]; then
-    BACKEND_MAX_INSTANCE_REUSE_COUNT=128
-  fi
-  BACKEND_MAX_INSTANCE_REUSE_COUNT=${BACKEND_MAX_INSTANCE_REUSE_COUNT:-}
-  BFF_MAX_INSTANCE_REUSE_COUNT=${BFF_MAX_INSTANCE_REUSE_COUNT:-}
-  for config_key in BFF_MAX_INSTANCE_REUSE_COUNT BACKEND_MAX_INSTANCE_REUSE_COUNT; do
-    eval "config_value=\$$config_key"
-    # printf '%s\n': grep reads no line at all from an empty printf '%s'.
-    printf '%s\n' "$config_value" | grep -Eq '^([1-9][0-9]*)?$' \
-      || fail "$config_key must be empty (the host's default) or a positive whole number, not '$config_value'"
-  done
-  # The JavaScript engine answers one request per instance: a reused instance fails the next.
-  if [ "$BFF_LANGUAGE" = javascript ] && [ "${BFF_MAX_INSTANCE_REUSE_COUNT:-1}" != 1 ]; then
-    fail "BFF_MAX_INSTANCE_REUSE_COUNT must be empty or 1 with BFF_LANGUAGE=javascript: its engine cannot serve a second request on one instance (docs/javascript-components.md)"
-  fi
-  # Which bytes a host service runs (docs/deploy.md): pinned (the task definition names the
-  # component's SHA-256; a new component is a new ECS deployment) or hot-swap (the host follows
-  # <service>.wasm in the bucket), for every service or per service.
-  COMPONENT_MODE=${COMPONENT_MODE:-pinned}
-  BFF_COMPONENT_MODE=${BFF_COMPONENT_MODE:-$COMPONENT_MODE}
-  BACKEND1_COMPONENT_MODE=${BACKEND1_COMPONENT_MODE:-$COMPONENT_MODE}
-  BACKEND2_COMPONENT_MODE=${BACKEND2_COMPONENT_MODE:-$COMPONENT_MODE}
-  for config_key in COMPONENT_MODE BFF_COMPONENT_MODE BACKEND1_COMPONENT_MODE BACKEND2_COMPONENT_MODE; do
-    eval "config_value=\$$config_key"
-    case "$config_value" in
-      pinned | hot-swap) ;;
-      *) fail "$config_key must be pinned or hot-swap (docs/deploy.md), not '$config_value'" ;;
-    esac
-  done
-  CERTIFICATE_ARN=${CERTIFICATE_ARN:-}
-  printf '%s\n' "$CERTIFICATE_ARN" | grep -Eq '^(arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+)?$' \
-    || fail "CERTIFICATE_ARN must be empty or an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID), not '$CERTIFICATE_ARN'"
-  COMPONENT_DEPLOYER_ARN=${COMPONENT_DEPLOYER_ARN:-}
-  printf '%s\n' "$COMPONENT_DEPLOYER_ARN" | grep -Eq '^(arn:aws[a-z-]*:iam::[0-9]{12}:(root|(user|role)/[A-Za-z0-9+=,.@_/-]+))?$' \
-    || fail "COMPONENT_DEPLOYER_ARN must be empty or an IAM role, user or root ARN (arn:aws:iam::ACCOUNT:role/NAME), not '$COMPONENT_DEPLOYER_ARN'"
-  XRAY_DAEMON_IMAGE_DIGEST=${XRAY_DAEMON_IMAGE_DIGEST:-}
-  CLOUDWATCH_AGENT_IMAGE_DIGEST=${CLOUDWATCH_AGENT_IMAGE_DIGEST:-}
-  ADOT_COLLECTOR_IMAGE_DIGEST=${ADOT_COLLECTOR_IMAGE_DIGEST:-}
-  for config_key in XRAY_DAEMON_IMAGE_DIGEST CLOUDWATCH_AGENT_IMAGE_DIGEST ADOT_COLLECTOR_IMAGE_DIGEST; do
-    eval "config_value=\$$config_key"
-    printf '%s\n' "$config_value" | grep -Eq '^(sha256:[0-9a-f]{64})?$' \
-      || fail "$config_key must be empty or sha256:<64 lowercase hex digits> (docs/deploy.md says how to read one), not '$config_value'"
-  done
+  set +a
+  settings=$("$(deploy_tool)" settings "$CONFIG_FILE" 2>&1) || fail "$(printf '%s' "$settings" | tr '\n' ';' | sed 's/;/; /g')"
+  eval "$settings"
   export AWS_REGION
   # Unset, the CLI's own chain decides (environment variables, SSO, CloudShell, instance roles).
   if [ -n "${AWS_PROFILE:-}" ]; then export AWS_PROFILE; fi
   PREFIX="$APP_ID-$ENV_ID"
   init_aws_errors
   say "APP_ID=$APP_ID ENV_ID=$ENV_ID AWS_PROFILE=${AWS_PROFILE:-unset} AWS_REGION=$AWS_REGION$( [ "$DRY_RUN" = 1 ] && printf ' (dry run)')"
+}
+
+# The xray-deploy tool (crates/deploy): $XRAY_DEPLOY_BIN, else this checkout's release build,
+# built now (seconds: it has none of the host's dependencies), where cargo puts it
+# ($CARGO_TARGET_DIR, if set). Needed in a dry run too: it checks the settings.
+deploy_tool() {
+  if [ -n "${XRAY_DEPLOY_BIN:-}" ]; then
+    printf '%s' "$XRAY_DEPLOY_BIN"
+    return
+  fi
+  command -v cargo >/dev/null 2>&1 || fail "cargo is not installed; the scripts build their settings checker with it (install Rust with rustup)"
+  cargo build --release --quiet -p xray-deploy >&2 || fail "building xray-deploy (crates/deploy) failed"
+  printf '%s' "${CARGO_TARGET_DIR:-target}/release/xray-deploy"
 }
 
 # A file for the AWS CLI's error messages, removed when the script exits.
@@ -307,26 +233,11 @@ file_md5() {
 }
 
 # A short hash of a docker build context ($1) as docker sees it: the name and content of every
-# file in it, less what the context's .dockerignore leaves out (entries `path` and `**/name`),
-# from the working tree as it is (unstaged and untracked files included; no git needed). An
-# image tag made of it changes exactly when what would be built changes.
+# file in it, less what its .dockerignore leaves out, from the working tree as it is (unstaged
+# and untracked files included; no git needed). An image tag made of it changes exactly when
+# what would be built changes (crates/deploy/src/context.rs).
 context_hash() {
-  (
-    cd "$1" || exit 1
-    set -- -path ./.dockerignore-none
-    if [ -f .dockerignore ]; then
-      while IFS= read -r entry; do
-        case "$entry" in
-          '' | '#'*) ;;
-          '**/'*) set -- "$@" -o -path "*/${entry#\*\*/}" ;;
-          *) set -- "$@" -o -path "./${entry%/}" ;;
-        esac
-      done <.dockerignore
-    fi
-    find . \( "$@" \) -prune -o -type f -print | LC_ALL=C sort | tr '\n' '\0' \
-      | xargs -0 "$(command -v sha256sum >/dev/null 2>&1 && echo sha256sum || echo shasum)" \
-      | sha256 | cut -c1-12
-  )
+  "$(deploy_tool)" context-hash "$1" || fail "cannot hash the build context $1"
 }
 
 # The xray-host binary that checks components: $XRAY_HOST_BIN, else this checkout's release

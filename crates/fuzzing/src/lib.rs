@@ -44,6 +44,7 @@ pub const TARGETS: &[&str] = &[
     "xray_api",
     "guest_span",
     "otlp_traces",
+    "deploy_settings",
     #[cfg(feature = "host")]
     "table_item",
     #[cfg(feature = "host")]
@@ -66,6 +67,7 @@ pub fn run(name: &str, data: &[u8]) {
         "xray_api" => xray_api(data),
         "guest_span" => guest_span(data),
         "otlp_traces" => otlp_traces(data),
+        "deploy_settings" => deploy_settings(data),
         #[cfg(feature = "host")]
         "table_item" => host::table_item(data),
         #[cfg(feature = "host")]
@@ -75,6 +77,31 @@ pub fn run(name: &str, data: &[u8]) {
         #[cfg(feature = "host")]
         "component_pin" => host::component_pin(data),
         other => panic!("no fuzz target {other}"),
+    }
+}
+
+/// The deployment settings (`xray-deploy settings`), from `KEY=VALUE` lines: checking never
+/// panics, and what it prints as shell assignments reads back as the same values.
+pub fn deploy_settings(data: &[u8]) {
+    let text = text(data);
+    let pairs: Vec<(&str, &str)> = text.lines().filter_map(|l| l.split_once('=')).collect();
+    let lookup = |key: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string())
+    };
+    if let Ok(settings) = xray_deploy::settings::Settings::from_env("fuzz.conf", lookup) {
+        for line in settings.to_shell().lines() {
+            let (key, quoted) = line.split_once('=').expect("KEY='value'");
+            let value = quoted
+                .strip_prefix('\'')
+                .and_then(|q| q.strip_suffix('\''))
+                .expect("single-quoted")
+                .replace(r"'\''", "'");
+            assert_eq!(settings.get(key), Some(value.as_str()), "{line}");
+        }
     }
 }
 

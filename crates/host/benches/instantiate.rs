@@ -22,10 +22,10 @@ use xray::daemon_address::DaemonAddress;
 use xray::recorder::{Tracer, XrayOptions};
 use xray::sampling::local::LocalRules;
 use xray_host_runtime::component_source::ComponentSource;
+use xray_host_runtime::host::Host;
 use xray_host_runtime::invoke::invoke;
 use xray_host_runtime::limits::Limits;
 use xray_host_runtime::outbound::OutboundConfig;
-use xray_host_runtime::runtime::{Runtime, RuntimeOptions};
 use xray_host_runtime::service::{Service, ServiceConfig};
 use xray_host_runtime::table::{Table, TableOptions};
 
@@ -50,12 +50,6 @@ fn service(
     store: &std::path::Path,
 ) -> Arc<Service> {
     rt.block_on(async {
-        let runtime = Runtime::new(&RuntimeOptions {
-            max_instances: 64,
-            max_memory_bytes: Limits::default().max_memory_bytes,
-            cache_dir: None,
-        })
-        .expect("the engine starts");
         let table = Table::start(&TableOptions {
             dynamodb_table: None,
             dynamodb_endpoint: None,
@@ -74,9 +68,14 @@ fn service(
             reuse: Default::default(),
             access_log: false,
         };
-        Service::load(runtime, tracer, table, config, store)
+        let host = Host::builder(table)
+            .service(config)
+            .tracer(tracer)
+            .max_instances(64)
+            .load()
             .await
-            .expect("the component loads")
+            .expect("the component loads");
+        host.services()[0].clone()
     })
 }
 

@@ -6,6 +6,7 @@
 //!   retried): `segments` for the UDP segments, `exporters` keyed by exporter name.
 
 use crate::error_response::{ResponseBody, json_error, json_response};
+use crate::server::{HandlerFuture, SiteHandler};
 use crate::service::Service;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -103,5 +104,15 @@ impl Admin {
                 None,
             ),
         }
+    }
+}
+
+impl SiteHandler for Admin {
+    fn handle(&self, request: Request<Incoming>, _client: SocketAddr) -> HandlerFuture<'_> {
+        Box::pin(Admin::handle(self, request))
+    }
+
+    fn describe(&self) -> String {
+        "the admin endpoint (POST /reload, GET /versions, GET /stats)".to_string()
     }
 }

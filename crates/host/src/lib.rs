@@ -2,12 +2,15 @@
 //! request to AWS X-Ray. It has no command line: the `xray-host` binary (`host/`) parses flags
 //! and manifests into the configuration types here.
 //!
-//! X-Ray itself (the protocol and the recorder) is the `xray` crate and the local daemon
-//! stand-in the `xray-local` crate; this library runs components and gives them their
+//! X-Ray itself (the protocol and the recorder) is the `xray` crate; the local daemon stand-in
+//! (the `xray-local` crate) and the local frontend are composed by the binary, as listener
+//! sites, and this library does not depend on them. This library runs components and gives them their
 //! capabilities, and records into a request's trace only through `xray::active_trace`.
 //!
 //! The modules are laid out one concern each:
 //!
+//! - [`host`]: the host as a whole: start-up order, serving, shutdown (a builder every entry
+//!   point uses).
 //! - [`runtime`]: the wasmtime engine, the pooling allocator, epoch ticks and the linker.
 //! - [`compile_cache`]: compiled components on disk, keyed by content and engine.
 //! - [`service`]: one loaded component with its configuration, ready to serve requests.
@@ -23,8 +26,8 @@
 //! - [`outbound`], [`p3_client`] and [`allow_list`]: outgoing HTTP from components.
 //! - [`local_calls`]: calls between the services of one process, without a connection.
 //! - [`keep_alive`]: the header read and keep-alive timeouts of a connection.
-//! - [`server`]: listeners, routing, concurrency caps and graceful shutdown.
-//! - [`static_files`]: the frontend's files, for the local run.
+//! - [`server`]: listeners, the [`server::SiteHandler`] seam for what else a listener serves,
+//!   concurrency caps and graceful shutdown.
 //! - [`capabilities`]: the host side of the WIT interfaces in `wit/`.
 //! - [`table`]: the service's table (DynamoDB, or the embedded store).
 //! - [`error_response`]: the JSON error bodies the host answers with.
@@ -36,6 +39,7 @@ pub mod compile_cache;
 pub mod component_pin;
 pub mod component_source;
 pub mod error_response;
+pub mod host;
 pub mod host_state;
 pub mod instance_pool;
 pub mod invoke;
@@ -50,7 +54,6 @@ pub mod runtime;
 pub mod s3_source;
 pub mod server;
 pub mod service;
-pub mod static_files;
 pub mod swap;
 pub mod table;
 pub mod task_traces;

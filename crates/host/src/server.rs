@@ -1,19 +1,16 @@
-//! Listeners: accepting connections, routing each request to a service or to the frontend's
-//! files, limiting request heads, and draining on shutdown.
+//! Listeners: accepting connections, routing each request to a service or to another
+//! [`SiteHandler`], limiting request heads, and draining on shutdown.
 //!
-//! A listener serves either one service (as each ECS task does) or, for the local run, the
-//! frontend's files with path prefixes routed to services in process, as the ALB's `/api/*`
-//! rule routes them to the BFF.
+//! A listener serves either one service (as each ECS task does) or a handler the caller
+//! composes: the admin endpoint, or, in the binary's local run, the frontend's files and the
+//! X-Ray daemon stand-in. The library knows none of the latter: they are handlers like any other.
 
-use crate::admin::Admin;
 use crate::error_response::ResponseBody;
 use crate::invoke::invoke;
 use crate::keep_alive::ConnectionClock;
 use crate::service::Service;
-use crate::static_files::StaticFiles;
 use anyhow::Context;
 use http::{Request, Response};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -21,31 +18,32 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use xray_local::DaemonStandIn;
+
+/// The future a [`SiteHandler`] answers with.
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send + 'a>>;
+
+/// What a listener can serve besides a service: the seam where the binary plugs in its own
+/// sites (the local frontend, the daemon stand-in) and where the admin endpoint sits.
+pub trait SiteHandler: Send + Sync {
+    /// Answers one request from `client`.
+    fn handle(&self, request: Request<Incoming>, client: SocketAddr) -> HandlerFuture<'_>;
+
+    /// What it is, for the log line that names the listener ("the admin endpoint ...").
+    fn describe(&self) -> String;
+}
 
 /// What a listener serves.
 #[derive(Clone)]
 pub enum Backend {
-    /// One service: every request goes to its component.
+    /// One service: every request goes to its component (the hot path, dispatched statically).
     Service(Arc<Service>),
-    /// The frontend's files, with some path prefixes routed to services.
-    Frontend(Arc<Frontend>),
-    /// The loopback-only admin endpoint.
-    Admin(Arc<Admin>),
-    /// The local X-Ray daemon stand-in's TCP side: sampling, the X-Ray API, the console.
-    Daemon(Arc<DaemonStandIn>),
-}
-
-/// The local run's single origin: files, plus routes like the ALB's.
-pub struct Frontend {
-    /// The files.
-    pub files: StaticFiles,
-    /// `(prefix, service)`: a path equal to the prefix or under `prefix/` goes to the service.
-    pub routes: Vec<(String, Arc<Service>)>,
+    /// Any other handler.
+    Handler(Arc<dyn SiteHandler>),
 }
 
 impl Backend {
@@ -56,40 +54,14 @@ impl Backend {
     ) -> Response<ResponseBody> {
         match self {
             Backend::Service(service) => invoke(service, request, Some(client)).await,
-            Backend::Admin(admin) => admin.handle(request).await,
-            Backend::Daemon(daemon) => daemon
-                .handle(request)
-                .await
-                .map(|body| body.map_err(|never| match never {}).boxed_unsync()),
-            Backend::Frontend(frontend) => {
-                let path = request.uri().path();
-                let routed = frontend.routes.iter().find(|(prefix, _)| {
-                    path == prefix
-                        || path
-                            .strip_prefix(prefix.as_str())
-                            .is_some_and(|rest| rest.starts_with('/'))
-                });
-                match routed {
-                    Some((_, service)) => invoke(service, request, Some(client)).await,
-                    None => frontend.files.serve(request.method(), path).await,
-                }
-            }
+            Backend::Handler(handler) => handler.handle(request, client).await,
         }
     }
 
     fn describe(&self) -> String {
         match self {
             Backend::Service(service) => format!("service {:?}", service.name()),
-            Backend::Admin(_) => "the admin endpoint (POST /reload, GET /versions)".to_string(),
-            Backend::Daemon(_) => "the X-Ray daemon stand-in and trace console".to_string(),
-            Backend::Frontend(frontend) => {
-                let routes: Vec<String> = frontend
-                    .routes
-                    .iter()
-                    .map(|(prefix, service)| format!("{prefix} -> {:?}", service.name()))
-                    .collect();
-                format!("the frontend ({})", routes.join(", "))
-            }
+            Backend::Handler(handler) => handler.describe(),
         }
     }
 }

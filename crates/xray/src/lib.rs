@@ -19,6 +19,7 @@
 //! - [`export`]: the seam between the recorder and its outputs ([`export::TraceExporter`]).
 //! - [`emitter`]: UDP to the daemon, never blocking a request (the `xray` exporter).
 //! - [`daemon_address`]: where the daemon is (`AWS_XRAY_DAEMON_ADDRESS`).
+//! - [`sdk_env`]: the X-Ray SDKs' other environment variables, with their meaning.
 //! - [`ecs_metadata`]: `origin` and `aws.ecs` from the ECS task metadata endpoint.
 //! - [`recorder`]: the per-process recorder tying them together.
 
@@ -35,6 +36,7 @@ pub mod otel;
 pub mod recorder;
 pub mod request_trace;
 pub mod sampling;
+pub mod sdk_env;
 pub mod segment;
 pub mod trace_header;
 pub mod traceparent;

@@ -233,6 +233,29 @@ struct ScriptRun {
 
 /// Runs `scripts/<script>` of `root` with the stub `aws` and a `docker` that only records its
 /// calls first on PATH, with extra environment variables.
+/// The scripts' settings checker (`crates/deploy`), built once per test run in this
+/// workspace's target directory, so that scripts run from a copy of the checkout do not each
+/// build it again.
+fn deploy_tool() -> &'static str {
+    static BUILT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--quiet", "-p", "xray-deploy"])
+            .current_dir(workspace())
+            .status()
+            .unwrap();
+        assert!(status.success(), "building xray-deploy failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("target"));
+        target
+            .join("release")
+            .join("xray-deploy")
+            .display()
+            .to_string()
+    })
+}
+
 fn run_script_in(root: &Path, script: &str, args: &[&str], env: &[(&str, &str)]) -> ScriptRun {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("bin");
@@ -256,6 +279,7 @@ fn run_script_in(root: &Path, script: &str, args: &[&str], env: &[(&str, &str)])
         .args(args)
         .env("PATH", path)
         .env("AWS_STUB_LOG", &log)
+        .env("XRAY_DEPLOY_BIN", deploy_tool())
         .envs(env.iter().copied())
         .output()
         .unwrap();

@@ -8,6 +8,7 @@
 mod support;
 
 mod application;
+mod architecture;
 mod daemon;
 mod deployment;
 mod faults;

@@ -5,9 +5,9 @@
 //! Paths are checked segment by segment (no `..`, no hidden files, no backslashes), so a
 //! request can never name a file outside the directory.
 
-use crate::error_response::{ResponseBody, full_body, json_error};
 use http::{HeaderValue, Method, Response, StatusCode, header};
 use std::path::{Path, PathBuf};
+use xray_host_runtime::error_response::{ResponseBody, full_body, json_error};
 
 /// A directory of static files.
 #[derive(Debug, Clone)]
