@@ -819,4 +819,5 @@ fn add_fields(span: &mut Span, entity: &Entity) {
 }
 
 #[cfg(test)]
+#[path = "mapping_tests.rs"]
 mod tests;
