@@ -20,7 +20,7 @@
 //! | status code 500–599, or status `ERROR` without a 4xx/5xx code | `fault` |
 //! | `exception` events: `exception.type`, `.message`, `.stacktrace` (one frame a line, `at label (path:line)`) | `cause.exceptions`, `remote` for `CLIENT` and `PRODUCER` spans, ids derived from the span id |
 //! | status `ERROR` with a description and no `exception` event | one exception with the description |
-//! | `rpc.method` (AWS SDK) or `aws.operation`, `aws.region` (or `cloud.region`), `aws.request_id`, `aws.retries` | `aws.operation`, `region`, `request_id`, `retries` |
+//! | `rpc.method` (AWS SDK) or `aws.operation`, `aws.region` or `cloud.region` (written back as `cloud.region`), `aws.request_id`, `aws.retries` | `aws.operation`, `region`, `request_id`, `retries` |
 //! | `aws.dynamodb.table_names` (or `aws.table_name`) | `aws.table_name` (one table), `aws.table_names` (several) |
 //! | keys listed in the string array `aws.xray.annotations`, scalar values | `annotations`, keys made valid ([`names::sanitize_annotation_key`]) |
 //! | `aws.xray.metadata.<ns>`: a JSON object as text | `metadata.<ns>` |
@@ -669,7 +669,7 @@ fn subsegment_spans(entity: &Entity, parent: &SegmentId, trace_id: &TraceId, out
                 attributes.push_text("aws.request_id", id);
             }
             if let Some(region) = aws.region {
-                attributes.push_text("aws.region", region);
+                attributes.push_text("cloud.region", region);
             }
             if let Some(retries) = aws.retries {
                 attributes.push("aws.retries", Value::Int(retries.into()));

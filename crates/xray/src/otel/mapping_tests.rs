@@ -629,6 +629,9 @@ fn a_segment_becomes_a_server_span_and_its_subsegments_client_and_internal_spans
         remote.attributes.get("http.response.status_code"),
         Some(&Value::Int(429))
     );
+    let dynamodb = &mapped.spans[3];
+    assert_eq!(dynamodb.attributes.text("cloud.region"), Some("eu-west-1"));
+    assert_eq!(dynamodb.attributes.get("aws.retries"), Some(&Value::Int(1)));
     let table = &mapped.spans[4];
     assert_eq!(
         table.attributes.text("db.system.name"),
