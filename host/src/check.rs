@@ -6,12 +6,12 @@
 
 use crate::cli::CheckArgs;
 use anyhow::Context;
-use xray_host_runtime::component_source::ComponentSource;
-use xray_host_runtime::host::Host;
-use xray_host_runtime::limits::Limits;
-use xray_host_runtime::outbound::OutboundConfig;
-use xray_host_runtime::service::ServiceConfig;
-use xray_host_runtime::table::{Table, TableOptions};
+use xray_host_runtime::ComponentSource;
+use xray_host_runtime::Host;
+use xray_host_runtime::Limits;
+use xray_host_runtime::OutboundConfig;
+use xray_host_runtime::ServiceConfig;
+use xray_host_runtime::{Table, TableOptions};
 
 /// Runs the check; prints one line and returns `Ok` when the component can be served.
 pub async fn run(args: &CheckArgs) -> anyhow::Result<()> {

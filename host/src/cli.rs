@@ -11,15 +11,15 @@ use xray::daemon_address::{DEFAULT_DAEMON_ADDRESS, DaemonAddress};
 use xray::recorder::XrayOptions;
 use xray::sampling::local::LocalRules;
 use xray::sdk_env::XrayEnv;
-use xray_host_runtime::allow_list::AllowList;
-use xray_host_runtime::component_pin::ComponentPin;
-use xray_host_runtime::component_source::ComponentSource;
-use xray_host_runtime::instance_pool::InstanceReuse;
-use xray_host_runtime::limits::Limits;
-use xray_host_runtime::outbound::OutboundConfig;
-use xray_host_runtime::server::ServerOptions;
-use xray_host_runtime::service::ServiceConfig;
-use xray_host_runtime::table::TableOptions;
+use xray_host_runtime::AllowList;
+use xray_host_runtime::ComponentPin;
+use xray_host_runtime::ComponentSource;
+use xray_host_runtime::InstanceReuse;
+use xray_host_runtime::Limits;
+use xray_host_runtime::OutboundConfig;
+use xray_host_runtime::ServerOptions;
+use xray_host_runtime::ServiceConfig;
+use xray_host_runtime::TableOptions;
 use xray_local::DaemonOptions;
 
 /// Serves WASI HTTP components and traces every request to AWS X-Ray.
@@ -553,7 +553,7 @@ pub fn store_file_for_service(service: &str) -> String {
     let slug = slug.trim_end_matches('-');
     if slug.is_empty() {
         // A name of only other characters ("#1" is fine, "###" is not): still one file per name.
-        let hash = xray_host_runtime::compile_cache::ContentHash::of(service.as_bytes());
+        let hash = xray_host_runtime::ContentHash::of(service.as_bytes());
         return format!("tables-{}.redb", hash.short());
     }
     format!("tables-{slug}.redb")

@@ -7,9 +7,9 @@ use http::Request;
 use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use xray_host_runtime::invoke::invoke;
-use xray_host_runtime::server::{HandlerFuture, SiteHandler};
-use xray_host_runtime::service::Service;
+use xray_host_runtime::Service;
+use xray_host_runtime::invoke;
+use xray_host_runtime::{HandlerFuture, SiteHandler};
 
 /// The files, plus routes like the ALB's.
 pub struct Frontend {

@@ -5,7 +5,7 @@
 //! and what only the local run serves, composed here as listener sites: the frontend's files
 //! with its routes ([`frontend`], [`static_files`]) and the X-Ray daemon stand-in
 //! ([`stand_in_site`]). Start-up order and shutdown are the library's
-//! (`xray_host_runtime::host`).
+//! (`xray_host_runtime::Host`).
 
 mod check;
 mod cli;
@@ -26,10 +26,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use xray::export::TraceExporter;
 use xray::recorder::Tracer;
-use xray_host_runtime::admin::Admin;
-use xray_host_runtime::host::Host;
-use xray_host_runtime::server::{self, Backend, ServerOptions, Site};
-use xray_host_runtime::table::Table;
+use xray_host_runtime::Admin;
+use xray_host_runtime::Host;
+use xray_host_runtime::Table;
+use xray_host_runtime::{Backend, ServerOptions, Site};
 use xray_local::{DaemonOptions, DaemonStandIn};
 
 use std::io::IsTerminal;
@@ -91,7 +91,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 keep_alive_timeout: std::time::Duration::from_secs(75),
                 shutdown_timeout: args.shutdown_timeout,
             };
-            return server::serve(vec![site], options, shutdown_signal()).await;
+            return xray_host_runtime::serve(vec![site], options, shutdown_signal()).await;
         }
     };
     // The stand-in starts first, so that the services' first segments and sampling calls find it.

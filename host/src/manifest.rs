@@ -29,11 +29,11 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use xray_host_runtime::allow_list::AllowList;
-use xray_host_runtime::component_pin::ComponentPin;
-use xray_host_runtime::component_source::ComponentSource;
-use xray_host_runtime::instance_pool::InstanceReuse;
-use xray_host_runtime::service::ServiceConfig;
+use xray_host_runtime::AllowList;
+use xray_host_runtime::ComponentPin;
+use xray_host_runtime::ComponentSource;
+use xray_host_runtime::InstanceReuse;
+use xray_host_runtime::ServiceConfig;
 use xray_local::DaemonOptions;
 
 #[derive(Debug, Deserialize)]

@@ -7,7 +7,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use xray_host_runtime::server::{HandlerFuture, SiteHandler};
+use xray_host_runtime::{HandlerFuture, SiteHandler};
 use xray_local::DaemonStandIn;
 
 /// The stand-in, served on a listener.

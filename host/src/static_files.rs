@@ -7,7 +7,7 @@
 
 use http::{HeaderValue, Method, Response, StatusCode, header};
 use std::path::{Path, PathBuf};
-use xray_host_runtime::error_response::{ResponseBody, full_body, json_error};
+use xray_host_runtime::{ResponseBody, full_body, json_error};
 
 /// A directory of static files.
 #[derive(Debug, Clone)]

@@ -373,7 +373,7 @@ mod host {
     /// `XRAY_HOST_COMPONENT_SHA256`: a pin that parses is 64 lowercase hex digits, and parses
     /// back to itself.
     pub fn component_pin(data: &[u8]) {
-        use xray_host_runtime::component_pin::ComponentPin;
+        use xray_host_runtime::ComponentPin;
         if let Ok(pin) = ComponentPin::parse(&text(data)) {
             let hex = pin.hash().as_str();
             assert_eq!(hex.len(), 64);
@@ -381,17 +381,17 @@ mod host {
             assert_eq!(ComponentPin::parse(hex).ok().as_ref(), Some(&pin));
         }
     }
-    use xray_host_runtime::capabilities::table::{WitItem, WitValue, item_from_wit, item_to_wit};
+    use xray_host_runtime::parsers::{WitItem, WitValue, item_from_wit, item_to_wit};
 
     /// The table capability's flat item form: decoded from bytes, rebuilt as a tree, checked,
     /// and flattened back to the same tree.
     pub fn table_item(data: &[u8]) {
         let item = decode_item(data);
         if let Ok(tree) = item_from_wit(item) {
-            let _ = xray_host_runtime::table::item::validate(&tree, &["SubAppId"]);
-            let json = xray_host_runtime::table::item::to_json(&tree);
+            let _ = xray_host_runtime::parsers::validate(&tree, &["SubAppId"]);
+            let json = xray_host_runtime::parsers::to_json(&tree);
             assert_eq!(
-                xray_host_runtime::table::item::from_json(&json).as_ref(),
+                xray_host_runtime::parsers::from_json(&json).as_ref(),
                 Some(&tree)
             );
             assert_eq!(item_from_wit(item_to_wit(&tree)).as_ref(), Ok(&tree));
@@ -434,8 +434,8 @@ mod host {
     /// refuses every link-local and metadata address whatever its spelling.
     pub fn outbound_address(data: &[u8]) {
         use std::net::IpAddr;
-        use xray_host_runtime::allow_list::AllowList;
-        use xray_host_runtime::network_policy::{AddressPolicy, TargetHost};
+        use xray_host_runtime::AllowList;
+        use xray_host_runtime::parsers::{AddressPolicy, TargetHost};
         let text = text(data);
         let host = TargetHost::parse(&text);
         match &host {
@@ -456,7 +456,7 @@ mod host {
         if let Ok(ip) = text.parse::<IpAddr>() {
             assert_eq!(
                 host,
-                TargetHost::Ip(xray_host_runtime::network_policy::canonical(ip)),
+                TargetHost::Ip(xray_host_runtime::parsers::canonical(ip)),
                 "{text:?}"
             );
         }

@@ -21,13 +21,13 @@ use wasmtime_wasi_http::Error as WasiHttpError;
 use xray::daemon_address::DaemonAddress;
 use xray::recorder::{Tracer, XrayOptions};
 use xray::sampling::local::LocalRules;
-use xray_host_runtime::component_source::ComponentSource;
-use xray_host_runtime::host::Host;
-use xray_host_runtime::invoke::invoke;
-use xray_host_runtime::limits::Limits;
-use xray_host_runtime::outbound::OutboundConfig;
-use xray_host_runtime::service::{Service, ServiceConfig};
-use xray_host_runtime::table::{Table, TableOptions};
+use xray_host_runtime::ComponentSource;
+use xray_host_runtime::Host;
+use xray_host_runtime::Limits;
+use xray_host_runtime::OutboundConfig;
+use xray_host_runtime::invoke;
+use xray_host_runtime::{Service, ServiceConfig};
+use xray_host_runtime::{Table, TableOptions};
 
 /// Where the component is, from `XRAY_HOST_BENCH_COMPONENT`.
 fn component_path() -> PathBuf {

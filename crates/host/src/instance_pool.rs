@@ -167,7 +167,7 @@ impl ServedComponent {
     }
 
     /// The same, naming the S3 version id it was read from.
-    pub fn from_s3_version(mut self, s3_version_id: Option<String>) -> Self {
+    pub fn with_s3_version(mut self, s3_version_id: Option<String>) -> Self {
         self.s3_version_id = s3_version_id.map(Arc::from);
         self
     }

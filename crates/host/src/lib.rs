@@ -7,7 +7,8 @@
 //! sites, and this library does not depend on them. This library runs components and gives them their
 //! capabilities, and records into a request's trace only through `xray::active_trace`.
 //!
-//! The modules are laid out one concern each:
+//! The crate root re-exports the API the binary uses (below); the modules are private, laid
+//! out one concern each:
 //!
 //! - [`host`]: the host as a whole: start-up order, serving, shutdown (a builder every entry
 //!   point uses).
@@ -32,28 +33,52 @@
 //! - [`table`]: the service's table (DynamoDB, or the embedded store).
 //! - [`error_response`]: the JSON error bodies the host answers with.
 
-pub mod admin;
-pub mod allow_list;
-pub mod capabilities;
-pub mod compile_cache;
-pub mod component_pin;
-pub mod component_source;
-pub mod error_response;
-pub mod host;
-pub mod host_state;
-pub mod instance_pool;
-pub mod invoke;
-pub mod keep_alive;
-pub mod limits;
-pub mod local_calls;
-pub mod network_policy;
-pub mod outbound;
-pub mod p3_client;
-pub mod request_body;
-pub mod runtime;
-pub mod s3_source;
-pub mod server;
-pub mod service;
-pub mod swap;
-pub mod table;
-pub mod task_traces;
+mod admin;
+mod allow_list;
+mod capabilities;
+mod compile_cache;
+mod component_pin;
+mod component_source;
+mod error_response;
+mod host;
+mod host_state;
+mod instance_pool;
+mod invoke;
+mod keep_alive;
+mod limits;
+mod local_calls;
+mod network_policy;
+mod outbound;
+mod p3_client;
+mod request_body;
+mod runtime;
+mod s3_source;
+mod server;
+mod service;
+mod swap;
+mod table;
+mod task_traces;
+
+// The API the binary, the benchmarks and the fuzz targets use; everything else stays inside.
+pub use admin::Admin;
+pub use allow_list::AllowList;
+pub use compile_cache::ContentHash;
+pub use component_pin::ComponentPin;
+pub use component_source::ComponentSource;
+pub use error_response::{ResponseBody, full_body, json_error};
+pub use host::{Host, HostBuilder};
+pub use instance_pool::InstanceReuse;
+pub use invoke::invoke;
+pub use limits::Limits;
+pub use outbound::OutboundConfig;
+pub use server::{Backend, HandlerFuture, ServerOptions, Site, SiteHandler, serve};
+pub use service::{Service, ServiceConfig};
+pub use swap::ReloadOutcome;
+pub use table::{Table, TableOptions};
+
+/// The parsers of outside input that the fuzz targets (`crates/fuzzing`) reach directly.
+pub mod parsers {
+    pub use crate::capabilities::table::{WitItem, WitValue, item_from_wit, item_to_wit};
+    pub use crate::network_policy::{AddressPolicy, TargetHost, canonical};
+    pub use crate::table::item::{from_json, to_json, validate};
+}

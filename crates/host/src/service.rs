@@ -109,7 +109,7 @@ impl Service {
             .await
             .with_context(|| format!("service {:?}", config.name))?;
         let served = ServedComponent::new(&config.name, component, stores.clone(), &config.reuse)
-            .from_s3_version(s3_version_id);
+            .with_s3_version(s3_version_id);
         let reuse = served.reuse();
         tracing::info!(
             service = %config.name,
@@ -271,6 +271,6 @@ impl ComponentLoader for Service {
             self.stores.clone(),
             &self.config.reuse,
         )
-        .from_s3_version(fetched.s3_version_id))
+        .with_s3_version(fetched.s3_version_id))
     }
 }

@@ -5,7 +5,9 @@ use crate::support;
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::{Host, component, free_port, get, request, run_to_exit, shared_application};
+use support::{
+    Host, TestHost, component, free_port, get, request, run_to_exit, shared_application,
+};
 
 fn is_date(text: &str) -> bool {
     let bytes = text.as_bytes();
@@ -125,9 +127,8 @@ pub fn check_bff_contract(front: u16) {
 
 #[test]
 fn the_bff_health_check_is_answered_by_the_component() {
-    let port = free_port();
-    let _host = Host::serve(&component("bff"), port, "BFF", &[]);
-    assert_the_bff_answers_its_health_check(port);
+    let host = TestHost::serve(&component("bff"), "BFF").start();
+    assert_the_bff_answers_its_health_check(host.port());
 }
 
 /// The health check of a BFF served alone on `port`.
@@ -149,9 +150,9 @@ pub(crate) struct BffUnderTest<'a> {
 }
 
 impl BffUnderTest<'_> {
-    /// Serves the BFF on `port` with `args`.
-    fn serve(&self, port: u16, args: &[&str]) -> Host {
-        Host::serve_with_env(self.component, port, "BFF", args, self.env)
+    /// The BFF, served as "BFF" with its environment.
+    fn serve(&self) -> TestHost {
+        TestHost::serve(self.component, "BFF").envs(self.env)
     }
 }
 
@@ -163,23 +164,19 @@ fn rust_bff(test: impl FnOnce(&BffUnderTest)) {
     })
 }
 
-/// `bff` whose backend 1 is `backend_1` and backend 2 a real backend.
-fn bff_with_backend_1(bff: &BffUnderTest, backend_1: &str, args: &[&str]) -> (Host, Host, u16) {
-    let (port, two) = (free_port(), free_port());
-    let backend_2 = Host::serve(&component("backend2"), two, "Backend #2", &[]);
-    let mut all = vec![
-        "--env".to_string(),
-        format!("BACKEND_1_URL={backend_1}"),
-        "--env".into(),
-        format!("BACKEND_2_URL=http://127.0.0.1:{two}"),
-        "--allow-outbound".into(),
-        backend_1.to_string(),
-        "--allow-outbound".into(),
-        format!("http://127.0.0.1:{two}"),
-    ];
-    all.extend(args.iter().map(|a| a.to_string()));
-    let all: Vec<&str> = all.iter().map(String::as_str).collect();
-    (bff.serve(port, &all), backend_2, port)
+/// `bff` whose backend 1 is `backend_1` and backend 2 a real backend, with `args`: (the BFF's
+/// host, backend 2's host).
+fn bff_with_backend_1(bff: &BffUnderTest, backend_1: &str, args: &[&str]) -> (Host, Host) {
+    let backend_2 = TestHost::serve(&component("backend2"), "Backend #2").start();
+    let two = format!("http://127.0.0.1:{}", backend_2.port());
+    let bff = bff
+        .serve()
+        .args(["--env", &format!("BACKEND_1_URL={backend_1}")])
+        .args(["--env", &format!("BACKEND_2_URL={two}")])
+        .args(["--allow-outbound", backend_1, "--allow-outbound", &two])
+        .args(args)
+        .start();
+    (bff, backend_2)
 }
 
 #[test]
@@ -190,7 +187,8 @@ fn a_backend_that_is_down_gives_a_prompt_502_naming_it() {
 /// `bff` answers a prompt 502 that says backend 1 refused the connection.
 pub(crate) fn assert_a_backend_that_is_down_gives_a_prompt_502_naming_it(bff: &BffUnderTest) {
     let down = format!("http://127.0.0.1:{}", free_port());
-    let (_bff, _b2, port) = bff_with_backend_1(bff, &down, &[]);
+    let (bff, _b2) = bff_with_backend_1(bff, &down, &[]);
+    let port = bff.port();
     let body = assert_a_prompt_502_naming_backend_1(port, "/api/");
     assert_eq!(
         body["error"],
@@ -226,7 +224,8 @@ pub(crate) fn assert_a_backend_that_hangs_gives_a_504_within_the_outbound_timeou
 ) {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", silent.local_addr().unwrap());
-    let (_bff, _b2, port) = bff_with_backend_1(bff, &url, &["--outbound-timeout", "1s"]);
+    let (bff, _b2) = bff_with_backend_1(bff, &url, &["--outbound-timeout", "1s"]);
+    let port = bff.port();
     let started = Instant::now();
     let response = get(port, "/api/");
     let elapsed = started.elapsed();
@@ -278,7 +277,8 @@ pub(crate) fn assert_a_backend_that_answers_garbage_gives_a_502(bff: &BffUnderTe
                 let _ = stream.write_all(reply.as_bytes());
             }
         });
-        let (_bff, _b2, port) = bff_with_backend_1(bff, &url, &[]);
+        let (bff, _b2) = bff_with_backend_1(bff, &url, &[]);
+        let port = bff.port();
         let response = get(port, "/api/");
         assert_eq!(response.status, 502, "{answer:?}: {}", response.body);
         let body = response.json();
@@ -297,17 +297,17 @@ fn a_backend_not_on_the_allow_list_is_refused_by_the_host() {
 
 /// `bff` answers 502 naming backend 2, which runs but is not on its host's allow-list.
 pub(crate) fn assert_a_backend_not_on_the_allow_list_is_refused_by_the_host(bff: &BffUnderTest) {
-    let (one, two) = (free_port(), free_port());
-    let _b1 = Host::serve(&component("backend1"), one, "Backend #1", &[]);
-    let _b2 = Host::serve(&component("backend2"), two, "Backend #2", &[]);
-    let port = free_port();
+    let backend_1 = TestHost::serve(&component("backend1"), "Backend #1").start();
+    let backend_2 = TestHost::serve(&component("backend2"), "Backend #2").start();
+    let (one, two) = (backend_1.port(), backend_2.port());
     let b1 = format!("BACKEND_1_URL=http://127.0.0.1:{one}");
     let b2 = format!("BACKEND_2_URL=http://127.0.0.1:{two}");
     let allowed = format!("http://127.0.0.1:{one}");
-    let host = bff.serve(
-        port,
-        &["--env", &b1, "--env", &b2, "--allow-outbound", &allowed],
-    );
+    let host = bff
+        .serve()
+        .args(["--env", &b1, "--env", &b2, "--allow-outbound", &allowed])
+        .start();
+    let port = host.port();
     let response = get(port, "/api/");
     assert_eq!(response.status, 502, "{}", response.body);
     let body = response.json();
@@ -325,45 +325,23 @@ pub(crate) fn assert_a_backend_not_on_the_allow_list_is_refused_by_the_host(bff:
 
 /// `xray-host serve` with default flags, as README's "One service" section runs it, with the
 /// data directory `data` (the default table store lives there).
-fn serve_by_default(
-    component_name: &str,
-    name: &str,
-    port: u16,
-    args: &[&str],
-    data: &Path,
-) -> Host {
-    let listen = format!("127.0.0.1:{port}");
-    let mut all: Vec<String> = ["serve", "--component"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    all.push(component(component_name).display().to_string());
-    all.extend(["--listen".into(), listen, "--name".into(), name.into()]);
-    all.extend(args.iter().map(|a| a.to_string()));
-    let data = data.display().to_string();
-    Host::start_with_env_removed(
-        &all,
-        &[port],
-        &[("XDG_DATA_HOME", data.as_str())],
-        &["XRAY_HOST_TABLE_STORE"],
-    )
+fn serve_by_default(component_name: &str, name: &str, data: &Path) -> TestHost {
+    TestHost::serve(&component(component_name), name)
+        .env("XDG_DATA_HOME", data.display().to_string())
+        .without_env("XRAY_HOST_TABLE_STORE")
 }
 
 #[test]
 fn three_hosts_with_default_flags_run_side_by_side_as_on_ecs() {
     let data = tempfile::tempdir().unwrap();
-    let (bff, one, two) = (free_port(), free_port(), free_port());
-    let _backend_1 = serve_by_default("backend1", "Backend #1", one, &[], data.path());
-    let _backend_2 = serve_by_default("backend2", "Backend #2", two, &[], data.path());
+    let backend_1 = serve_by_default("backend1", "Backend #1", data.path()).start();
+    let backend_2 = serve_by_default("backend2", "Backend #2", data.path()).start();
     let (url_1, url_2) = (
-        format!("http://127.0.0.1:{one}"),
-        format!("http://127.0.0.1:{two}"),
+        format!("http://127.0.0.1:{}", backend_1.port()),
+        format!("http://127.0.0.1:{}", backend_2.port()),
     );
-    let _bff = serve_by_default(
-        "bff",
-        "BFF",
-        bff,
-        &[
+    let bff = serve_by_default("bff", "BFF", data.path())
+        .args([
             "--env",
             &format!("BACKEND_1_URL={url_1}"),
             "--env",
@@ -372,10 +350,9 @@ fn three_hosts_with_default_flags_run_side_by_side_as_on_ecs() {
             &url_1,
             "--allow-outbound",
             &url_2,
-        ],
-        data.path(),
-    );
-    let response = get(bff, "/api/");
+        ])
+        .start();
+    let response = get(bff.port(), "/api/");
     assert_eq!(response.status, 200, "{}", response.body);
     assert!(is_date(response.json()["currentDate"].as_str().unwrap()));
     // Each backend has a store file of its own; the BFF, which has no table, none.
@@ -390,15 +367,10 @@ fn three_hosts_with_default_flags_run_side_by_side_as_on_ecs() {
     // A host whose component has no table starts while another process holds the store file
     // it is configured with.
     let held = stores.join("tables-backend-1.redb").display().to_string();
-    let health_port = free_port();
-    let without_table = serve_by_default(
-        "bff",
-        "Another BFF",
-        health_port,
-        &["--table-store", &held],
-        data.path(),
-    );
-    assert_eq!(get(health_port, "/health").status, 200);
+    let without_table = serve_by_default("bff", "Another BFF", data.path())
+        .args(["--table-store", &held])
+        .start();
+    assert_eq!(get(without_table.port(), "/health").status, 200);
     drop(without_table);
 
     // A component that imports the table cannot start on a held store, and says why.
@@ -434,17 +406,13 @@ fn the_first_sampling_poll_finds_the_stand_in_of_the_same_process() {
         "#,
         b2 = component("backend2").display(),
     );
-    let address = format!("127.0.0.1:{daemon}");
-    let host = Host::run_with_env(
-        &manifest,
-        &[service, daemon],
-        &[],
-        &[
-            ("AWS_XRAY_DAEMON_ADDRESS", &address),
-            // The poller says at debug level when rules arrived.
-            ("RUST_LOG", "info,xray::sampling::poller=debug"),
-        ],
-    );
+    let host = TestHost::run(&manifest)
+        .port(service)
+        .wait_for(&[daemon])
+        .daemon_at(&format!("127.0.0.1:{daemon}"))
+        // The poller says at debug level when rules arrived.
+        .env("RUST_LOG", "info,xray::sampling::poller=debug")
+        .start();
     assert_eq!(get(service, "/health").status, 200);
     assert!(
         host.wait_for_log(

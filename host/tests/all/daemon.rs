@@ -8,7 +8,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::browser;
 use support::peers::{Peer, aws_cli_against, peers_installed};
-use support::{Host, application_with_options, free_port, get, request};
+use support::{Host, TestHost, free_port, get, request};
 
 /// A stand-in on a free port (UDP and TCP).
 pub(crate) fn stand_in() -> (Host, u16) {
@@ -17,12 +17,10 @@ pub(crate) fn stand_in() -> (Host, u16) {
         if UdpSocket::bind(("127.0.0.1", port)).is_err() {
             continue;
         }
-        let args = vec![
-            "daemon".to_string(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-        ];
-        return (Host::start(&args, &[port]), port);
+        let host = TestHost::command(["daemon", "--listen", &format!("127.0.0.1:{port}")])
+            .port(port)
+            .start();
+        return (host, port);
     }
 }
 
@@ -173,11 +171,11 @@ fn our_host_and_the_official_sdks_all_land_in_the_stand_in() {
     let flask_port = free_port();
     let _flask = Peer::flask(flask_port, &address);
     let flask_url = format!("http://127.0.0.1:{flask_port}");
-    let (_host, front, one, _) = application_with_options(
-        Some(&flask_url),
-        &[],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
+    let host = TestHost::application()
+        .backend_1_url(&flask_url)
+        .daemon_at(&address)
+        .start();
+    let (front, one) = (host.port(), host.port_of("Backend #1"));
     // Give the host a moment to fetch the stand-in's rules, then load the page once.
     std::thread::sleep(Duration::from_millis(1500));
     let root = sampled_page_load(front);
@@ -229,8 +227,8 @@ pub(crate) fn aws_cli(port: u16, args: &[&str]) -> Value {
 fn the_aws_cli_lists_and_fetches_traces_from_the_stand_in() {
     let (_daemon, port) = stand_in();
     let address = format!("127.0.0.1:{port}");
-    let (_host, front, _, _) =
-        application_with_options(None, &[], &[("AWS_XRAY_DAEMON_ADDRESS", &address)]);
+    let host = TestHost::application().daemon_at(&address).start();
+    let front = host.port();
     let root = sampled_page_load(front);
     assert!(wait_for(
         Duration::from_secs(5),
@@ -333,8 +331,8 @@ pub(crate) fn texts(dom: &str, class: &str) -> Vec<String> {
 fn the_console_shows_the_newest_trace_with_its_map_and_timeline() {
     let (_daemon, port) = stand_in();
     let address = format!("127.0.0.1:{port}");
-    let (_host, front, _, _) =
-        application_with_options(None, &[], &[("AWS_XRAY_DAEMON_ADDRESS", &address)]);
+    let host = TestHost::application().daemon_at(&address).start();
+    let front = host.port();
     // The page of the application first, as a user would, then the console.
     let page = browser::rendered_dom(&format!("http://127.0.0.1:{front}/"));
     assert!(page.contains("Current Date (from Backend #1) 2"));

@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::peers::{aws_cli_against, peers_installed};
-use support::{Host, component, free_port, run_to_exit, workspace};
+use support::{TestHost, component, free_port, run_to_exit, workspace};
 
 fn templates() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(workspace().join("templates"))
@@ -521,8 +521,8 @@ fn scripts_explain_bad_options_and_configs() {
 
 #[test]
 fn the_healthcheck_command_reports_the_services_health() {
-    let port = free_port();
-    let _host = Host::serve(&component("backend1"), port, "Backend #1", &[]);
+    let host = TestHost::serve(&component("backend1"), "Backend #1").start();
+    let port = host.port();
     let check = |url: String| run_to_exit(&["healthcheck", "--url", &url, "--timeout", "2s"]);
     assert!(check(format!("http://127.0.0.1:{port}/health")).0);
     let (ok, output) = check(format!("http://127.0.0.1:{port}/nope"));
@@ -1074,13 +1074,10 @@ fn keep_alive_connections_outlive_the_header_timeout_and_half_heads_are_still_cu
     use std::io::Write;
     use std::net::TcpStream;
     use std::time::{Duration, Instant};
-    let port = free_port();
-    let _host = Host::serve(
-        &component("backend1"),
-        port,
-        "Backend #1",
-        &["--header-read-timeout", "1s", "--keep-alive-timeout", "3s"],
-    );
+    let host = TestHost::serve(&component("backend1"), "Backend #1")
+        .args(["--header-read-timeout", "1s", "--keep-alive-timeout", "3s"])
+        .start();
+    let port = host.port();
     let request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
     let mut connection = TcpStream::connect(("127.0.0.1", port)).unwrap();
     connection

@@ -3,14 +3,11 @@
 use crate::support;
 
 use std::time::{Duration, Instant};
-use support::{Host, component, free_port, get, raw, request, run_to_exit};
+use support::{Host, TestHost, component, free_port, get, raw, request, run_to_exit};
 
-fn faults(args: &[&str]) -> (Host, u16) {
-    let port = free_port();
-    (
-        Host::serve(&component("test_faults"), port, "Faults", args),
-        port,
-    )
+/// The faults component, served as "Faults".
+fn faults() -> TestHost {
+    TestHost::serve(&component("test_faults"), "Faults")
 }
 
 /// Runs `path` in a thread while a healthy request is served, then checks the host still serves.
@@ -41,7 +38,8 @@ fn fails_alone(host: &Host, port: u16, path: &'static str) -> support::Response 
 
 #[test]
 fn a_trapping_component_fails_its_request_with_500() {
-    let (host, port) = faults(&[]);
+    let host = faults().start();
+    let port = host.port();
     let response = fails_alone(&host, port, "/trap");
     assert_eq!(response.status, 500);
     let body = response.json();
@@ -52,7 +50,8 @@ fn a_trapping_component_fails_its_request_with_500() {
 
 #[test]
 fn a_looping_component_is_stopped_at_its_deadline_with_504() {
-    let (host, port) = faults(&["--request-timeout", "1500ms"]);
+    let host = faults().args(["--request-timeout", "1500ms"]).start();
+    let port = host.port();
     let started = Instant::now();
     let response = fails_alone(&host, port, "/loop");
     let elapsed = started.elapsed();
@@ -63,7 +62,8 @@ fn a_looping_component_is_stopped_at_its_deadline_with_504() {
 
 #[test]
 fn a_memory_hungry_component_fails_its_request_with_500() {
-    let (host, port) = faults(&["--max-memory-mib", "32"]);
+    let host = faults().args(["--max-memory-mib", "32"]).start();
+    let port = host.port();
     let response = fails_alone(&host, port, "/hog");
     assert_eq!(response.status, 500, "{}", response.body);
     let body = response.json();
@@ -77,7 +77,8 @@ fn a_memory_hungry_component_fails_its_request_with_500() {
 
 #[test]
 fn a_component_that_never_answers_gets_a_500() {
-    let (_host, port) = faults(&[]);
+    let host = faults().start();
+    let port = host.port();
     let response = get(port, "/no-response");
     assert_eq!(response.status, 500);
     assert_eq!(response.json()["error"], "no_response");
@@ -85,7 +86,8 @@ fn a_component_that_never_answers_gets_a_500() {
 
 #[test]
 fn oversized_bodies_get_413_whether_announced_or_streamed() {
-    let (_host, port) = faults(&["--max-body-bytes", "1000"]);
+    let host = faults().args(["--max-body-bytes", "1000"]).start();
+    let port = host.port();
     let small = request(port, "POST", "/body", &[], &[b'x'; 1000]);
     assert_eq!((small.status, small.body.as_str()), (200, "1000"));
 
@@ -108,7 +110,8 @@ fn oversized_bodies_get_413_whether_announced_or_streamed() {
 
 #[test]
 fn oversized_and_malformed_heads_are_refused_by_the_host() {
-    let (_host, port) = faults(&["--max-header-bytes", "8192"]);
+    let host = faults().args(["--max-header-bytes", "8192"]).start();
+    let port = host.port();
     let big = "a".repeat(20_000);
     let response = request(port, "GET", "/ok", &[("X-Big", &big)], b"");
     assert_eq!(response.status, 431);
@@ -121,7 +124,8 @@ fn oversized_and_malformed_heads_are_refused_by_the_host() {
 fn a_request_without_a_usable_host_gets_400_and_costs_no_instance() {
     // Reuse on: a request wasmtime could not hand to the component would fail the instance
     // (and answer 500) instead of being refused.
-    let (host, port) = faults(&["--max-instance-reuse-count", "10"]);
+    let host = faults().args(["--max-instance-reuse-count", "10"]).start();
+    let port = host.port();
     assert_eq!(get(port, "/ok").status, 200);
     for head in [
         &b"GET /ok HTTP/1.0\r\n\r\n"[..],
@@ -137,7 +141,8 @@ fn a_request_without_a_usable_host_gets_400_and_costs_no_instance() {
 
 #[test]
 fn requests_over_the_concurrency_cap_get_503_at_once() {
-    let (_host, port) = faults(&["--max-concurrent-requests", "1"]);
+    let host = faults().args(["--max-concurrent-requests", "1"]).start();
+    let port = host.port();
     let slow = std::thread::spawn(move || get(port, "/sleep?ms=1500"));
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
@@ -152,7 +157,8 @@ fn requests_over_the_concurrency_cap_get_503_at_once() {
 
 #[test]
 fn every_request_gets_a_fresh_instance_and_only_its_environment() {
-    let (_host, port) = faults(&["--env", "GREETING=hello"]);
+    let host = faults().args(["--env", "GREETING=hello"]).start();
+    let port = host.port();
     assert_eq!(get(port, "/counter").body, "1");
     assert_eq!(get(port, "/counter").body, "1");
     assert_eq!(get(port, "/env").body, "GREETING=hello");
@@ -160,17 +166,19 @@ fn every_request_gets_a_fresh_instance_and_only_its_environment() {
 
 #[test]
 fn outgoing_calls_are_denied_unless_allowed() {
-    let target = free_port();
-    let _backend = Host::serve(&component("backend1"), target, "Backend #1", &[]);
+    let backend = TestHost::serve(&component("backend1"), "Backend #1").start();
+    let target = backend.port();
     let url = format!("http://127.0.0.1:{target}");
     let query = format!("/fetch?url={url}/health");
 
-    let (denied_host, denied) = faults(&[]);
+    let denied_host = faults().start();
+    let denied = denied_host.port();
     let response = get(denied, &query);
     assert_eq!(response.body, "error ErrorCode::HttpRequestDenied");
     assert!(denied_host.wait_for_log("outgoing call refused", Duration::from_secs(5)));
 
-    let (_allowed_host, allowed) = faults(&["--allow-outbound", &url]);
+    let allowed_host = faults().args(["--allow-outbound", &url]).start();
+    let allowed = allowed_host.port();
     assert_eq!(get(allowed, &query).body, "status 200");
     // Same host, another port: still denied.
     let other = format!("/fetch?url=http://127.0.0.1:{}/", free_port());
@@ -182,7 +190,8 @@ fn outgoing_calls_are_denied_unless_allowed() {
 
 #[test]
 fn sigterm_lets_in_flight_requests_finish_then_exits() {
-    let (mut host, port) = faults(&[]);
+    let mut host = faults().start();
+    let port = host.port();
     let in_flight = std::thread::spawn(move || get(port, "/sleep?ms=1500"));
     std::thread::sleep(Duration::from_millis(300));
     host.terminate();
@@ -207,7 +216,8 @@ fn sigterm_lets_in_flight_requests_finish_then_exits() {
 
 #[test]
 fn sigterm_cuts_off_requests_that_outlive_the_shutdown_timeout() {
-    let (mut host, port) = faults(&["--shutdown-timeout", "500ms"]);
+    let mut host = faults().args(["--shutdown-timeout", "500ms"]).start();
+    let port = host.port();
     let in_flight = std::thread::spawn(move || {
         let _ = std::panic::catch_unwind(|| get(port, "/sleep?ms=5000"));
     });
@@ -270,13 +280,10 @@ fn a_restart_loads_the_compiled_component_from_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().display().to_string();
     for expected in ["compiled=\"now\"", "compiled=\"from cache\""] {
-        let port = free_port();
-        let host = Host::serve(
-            &component("backend1"),
-            port,
-            "Backend #1",
-            &["--cache-dir", &cache],
-        );
+        let host = TestHost::serve(&component("backend1"), "Backend #1")
+            .args(["--cache-dir", &cache])
+            .start();
+        let port = host.port();
         assert!(
             host.wait_for_log(expected, Duration::from_secs(5)),
             "{}",

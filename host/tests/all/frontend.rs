@@ -3,7 +3,7 @@
 use crate::support;
 
 use support::browser::rendered_dom;
-use support::{application_with, free_port, shared_application};
+use support::{TestHost, free_port, shared_application};
 
 /// The text of the element with `id`.
 fn text_of(dom: &str, id: &str) -> String {
@@ -41,7 +41,8 @@ fn the_page_shows_the_date_and_time_from_the_backends() {
 #[test]
 fn the_page_shows_an_error_when_the_bff_fails() {
     let down = format!("http://127.0.0.1:{}", free_port());
-    let (_host, front, _one, _two) = application_with(Some(&down));
+    let host = TestHost::application().backend_1_url(&down).start();
+    let front = host.port();
     let dom = rendered_dom(&format!("http://127.0.0.1:{front}/"));
     assert_eq!(
         text_of(&dom, "date"),

@@ -9,19 +9,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use support::daemon::Daemon;
-use support::peers::sample_everything;
-use support::{Host, component, free_port, get, request};
+use support::{TestHost, component, get, request};
 
-fn faults(args: &[&str], env: &[(&str, &str)]) -> (Host, u16) {
-    let port = free_port();
-    let host = Host::serve_with_env(&component("test_faults"), port, "Faults", args, env);
-    (host, port)
+/// The faults component, served as "Faults".
+fn faults() -> TestHost {
+    TestHost::serve(&component("test_faults"), "Faults")
 }
 
 #[test]
 fn a_slow_client_is_disconnected_at_the_header_deadline_and_others_are_served() {
     // The user sees: a client trickling its head is cut off after --header-read-timeout.
-    let (_host, port) = faults(&["--header-read-timeout", "1s"], &[]);
+    let host = faults().args(["--header-read-timeout", "1s"]).start();
+    let port = host.port();
     let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
     slow.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n").unwrap();
     let started = Instant::now();
@@ -50,7 +49,8 @@ fn a_slow_client_is_disconnected_at_the_header_deadline_and_others_are_served() 
 
 #[test]
 fn ten_thousand_headers_are_refused_with_431() {
-    let (_host, port) = faults(&[], &[]);
+    let host = faults().start();
+    let port = host.port();
     let mut head = String::from("GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
     for i in 0..10_000 {
         head.push_str(&format!("X-{i}: y\r\n"));
@@ -70,7 +70,8 @@ fn ten_thousand_headers_are_refused_with_431() {
 
 #[test]
 fn a_client_that_disconnects_mid_body_costs_only_its_request() {
-    let (host, port) = faults(&[], &[]);
+    let host = faults().start();
+    let port = host.port();
     for _ in 0..5 {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         stream
@@ -91,7 +92,8 @@ fn a_client_that_disconnects_mid_body_costs_only_its_request() {
 #[test]
 fn a_component_that_panics_after_the_response_head_cuts_only_that_body() {
     // The user sees: status 200 and a truncated body (the connection ends early).
-    let (host, port) = faults(&[], &[]);
+    let host = faults().start();
+    let port = host.port();
     let response = get(port, "/panic-after-head");
     assert_eq!(response.status, 200);
     assert!(
@@ -110,7 +112,8 @@ fn a_component_that_panics_after_the_response_head_cuts_only_that_body() {
 
 #[test]
 fn a_component_has_no_filesystem() {
-    let (_host, port) = faults(&[], &[]);
+    let host = faults().start();
+    let port = host.port();
     for path in ["/etc/passwd", "/proc/self/environ", "Cargo.toml", "."] {
         let response = get(port, &format!("/read-file?path={path}"));
         assert_eq!(response.status, 403, "{path}: {}", response.body);
@@ -119,18 +122,12 @@ fn a_component_has_no_filesystem() {
 
 #[test]
 fn an_unreachable_daemon_does_not_affect_requests_and_losses_are_counted() {
-    let rules = sample_everything();
-    let admin = free_port();
-    let admin_address = format!("127.0.0.1:{admin}");
-    let (host, port) = faults(
-        &[
-            "--sampling-rules",
-            &rules.path().display().to_string(),
-            "--admin-listen",
-            &admin_address,
-        ],
-        &[("AWS_XRAY_DAEMON_ADDRESS", "no-daemon.invalid:2000")],
-    );
+    let host = faults()
+        .sample_everything()
+        .admin()
+        .daemon_at("no-daemon.invalid:2000")
+        .start();
+    let (port, admin) = (host.port(), host.admin_port());
     let started = Instant::now();
     for _ in 0..50 {
         assert_eq!(get(port, "/ok").status, 200);
@@ -201,13 +198,11 @@ fn a_broken_sampling_endpoint_falls_back_to_local_rules_and_is_logged_once() {
         ),
     ] {
         let (sampling, calls) = bad_sampling_endpoint(reply, delay);
+        // Segments to a stand-in, sampling calls to the broken endpoint.
         let daemon = Daemon::start();
         let address = format!("tcp:127.0.0.1:{sampling} udp:127.0.0.1:{}", daemon.port);
-        let rules = sample_everything();
-        let (host, port) = faults(
-            &["--sampling-rules", &rules.path().display().to_string()],
-            &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-        );
+        let host = faults().sample_everything().daemon_at(&address).start();
+        let port = host.port();
         let started = Instant::now();
         for _ in 0..10 {
             assert_eq!(get(port, "/ok").status, 200);
@@ -241,13 +236,8 @@ fn a_broken_sampling_endpoint_falls_back_to_local_rules_and_is_logged_once() {
 
 #[test]
 fn sigterm_under_load_finishes_requests_and_flushes_their_segments() {
-    let daemon = Daemon::start();
-    let rules = sample_everything();
-    let address = daemon.address();
-    let (mut host, port) = faults(
-        &["--sampling-rules", &rules.path().display().to_string()],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
+    let mut host = faults().sample_everything().traced().start();
+    let port = host.port();
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..4)
@@ -285,7 +275,9 @@ fn sigterm_under_load_finishes_requests_and_flushes_their_segments() {
     workers.into_iter().for_each(|w| w.join().unwrap());
     let served = ok.load(Ordering::SeqCst);
     assert!(served > 10, "the load was too light: {served}");
-    let documents = daemon.wait_for(Duration::from_secs(3), |docs| docs.len() >= served);
+    let documents = host
+        .daemon()
+        .wait_for(Duration::from_secs(3), |docs| docs.len() >= served);
     assert_eq!(
         documents.len(),
         served,

@@ -12,9 +12,9 @@ use crate::support;
 use std::time::Duration;
 use support::daemon::Daemon;
 use support::documents::{segment, subsegments};
-use support::peers::{Peer, peers_installed, sample_everything};
+use support::peers::{Peer, peers_installed};
 use support::schema::assert_valid;
-use support::{Host, application_with_options, component, free_port, get};
+use support::{TestHost, component, free_port, get};
 
 #[test]
 fn a_flask_backend_with_the_python_sdk_continues_our_trace() {
@@ -22,15 +22,13 @@ fn a_flask_backend_with_the_python_sdk_continues_our_trace() {
     let daemon = Daemon::start();
     let flask_port = free_port();
     let _flask = Peer::flask(flask_port, &daemon.address());
-    let rules = sample_everything();
-    let rules_path = rules.path().display().to_string();
     let flask_url = format!("http://127.0.0.1:{flask_port}");
-    let address = daemon.address();
-    let (_host, front, _, _) = application_with_options(
-        Some(&flask_url),
-        &["--sampling-rules", &rules_path],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
+    let host = TestHost::application()
+        .backend_1_url(&flask_url)
+        .sample_everything()
+        .traced_into(daemon)
+        .start();
+    let (front, daemon) = (host.port(), host.daemon());
     let response = get(front, "/api/");
     assert_eq!(response.status, 200, "{}", response.body);
     assert!(
@@ -61,16 +59,10 @@ fn a_flask_backend_with_the_python_sdk_continues_our_trace() {
 #[test]
 fn our_backend_continues_a_trace_started_by_express_with_the_node_sdk() {
     peers_installed();
-    let daemon = Daemon::start();
-    let backend_port = free_port();
-    let address = daemon.address();
-    let _backend = Host::serve_with_env(
-        &component("backend1"),
-        backend_port,
-        "Backend #1",
-        &[],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
+    let backend = TestHost::serve(&component("backend1"), "Backend #1")
+        .traced()
+        .start();
+    let (backend_port, daemon) = (backend.port(), backend.daemon());
     let express_port = free_port();
     let _express = Peer::express(express_port, &daemon.address());
     let response = get(
@@ -131,18 +123,11 @@ fn w3c_trace_id(xray: &serde_json::Value) -> String {
 /// segment continues its trace under its client span.
 fn an_otel_service_calls_our_backend(xray_propagation: bool) {
     peers_installed();
-    let daemon = Daemon::start();
-    let rules = sample_everything();
-    let rules_path = rules.path().display().to_string();
-    let address = daemon.address();
-    let backend_port = free_port();
-    let _backend = Host::serve_with_env(
-        &component("backend1"),
-        backend_port,
-        "Backend #1",
-        &["--sampling-rules", &rules_path],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
+    let backend = TestHost::serve(&component("backend1"), "Backend #1")
+        .sample_everything()
+        .traced()
+        .start();
+    let (backend_port, daemon) = (backend.port(), backend.daemon());
     let dir = tempfile::tempdir().unwrap();
     let spans_file = dir.path().join("spans.jsonl");
     let peer_port = free_port();
@@ -177,20 +162,17 @@ fn an_otel_service_calls_our_backend(xray_propagation: bool) {
 /// trace under the BFF's remote subsegment.
 fn our_bff_calls_an_otel_service(xray_propagation: bool) {
     peers_installed();
-    let daemon = Daemon::start();
     let dir = tempfile::tempdir().unwrap();
     let spans_file = dir.path().join("spans.jsonl");
     let peer_port = free_port();
     let _peer = Peer::otel(peer_port, &spans_file, xray_propagation);
-    let rules = sample_everything();
-    let rules_path = rules.path().display().to_string();
     let peer_url = format!("http://127.0.0.1:{peer_port}");
-    let address = daemon.address();
-    let (_host, front, _, _) = application_with_options(
-        Some(&peer_url),
-        &["--sampling-rules", &rules_path],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
+    let host = TestHost::application()
+        .backend_1_url(&peer_url)
+        .sample_everything()
+        .traced()
+        .start();
+    let (front, daemon) = (host.port(), host.daemon());
     let response = get(front, "/api/");
     assert_eq!(response.status, 200, "{}", response.body);
     let spans = otel_spans(&spans_file, 1);

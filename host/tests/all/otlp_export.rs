@@ -9,10 +9,9 @@ use crate::support;
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::daemon::Daemon;
 use support::documents::segment;
-use support::peers::{Peer, peers_installed, sample_everything};
-use support::{Host, application_with_options, component, free_port, get};
+use support::peers::{Peer, peers_installed};
+use support::{Host, TestHost, component, free_port, get};
 
 /// The receiver's lines so far.
 fn lines(out: &Path) -> Vec<Value> {
@@ -83,29 +82,23 @@ fn the_span<'a>(spans: &'a [Value], service: &str, kind: &str) -> Vec<&'a Value>
 /// The whole application, exporting both ways; one page load.
 fn application_exporting(protocol: &str, gzip: bool) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
     peers_installed();
-    let daemon = Daemon::start();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("received.jsonl");
     let receiver_port = free_port();
     let _receiver = Peer::otlp_receiver(receiver_port, &out, &[], &[]);
-    let rules = sample_everything();
-    let rules_path = rules.path().display().to_string();
-    let address = daemon.address();
     let endpoint = format!("http://127.0.0.1:{receiver_port}");
     let compression = if gzip { "gzip" } else { "none" };
-    let (_host, front, _, _) = application_with_options(
-        None,
-        &["--sampling-rules", &rules_path],
-        &[
-            ("AWS_XRAY_DAEMON_ADDRESS", &address),
-            ("OTEL_TRACES_EXPORTER", "xray,otlp"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
-            ("OTEL_EXPORTER_OTLP_COMPRESSION", compression),
-            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test"),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ],
-    );
+    let host = TestHost::application()
+        .sample_everything()
+        .traced()
+        .env("OTEL_TRACES_EXPORTER", "xray,otlp")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+        .env("OTEL_EXPORTER_OTLP_COMPRESSION", compression)
+        .env("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .start();
+    let (front, daemon) = (host.port(), host.daemon());
     let answer = get(front, "/api");
     assert_eq!(answer.status, 200, "{}", answer.body);
     // BFF: server + two calls; each backend: server + its table call.
@@ -222,8 +215,9 @@ const CREDENTIALS: [(&str, &str); 3] = [
     ("AWS_SESSION_TOKEN", "otlp-test-token"),
 ];
 
-/// Backend 2 alone, exporting OTLP only, signed, to a receiver that first answers `refusals`.
-fn signed_backend(refusals: &str) -> (Host, u16, u16, tempfile::TempDir, Peer) {
+/// Backend 2 alone (with an admin listener), exporting OTLP only, signed, to a receiver that
+/// first answers `refusals`.
+fn signed_backend(refusals: &str) -> (Host, tempfile::TempDir, Peer) {
     peers_installed();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("received.jsonl");
@@ -234,38 +228,21 @@ fn signed_backend(refusals: &str) -> (Host, u16, u16, tempfile::TempDir, Peer) {
         &["--refuse", refusals, "--sigv4", "us-west-2"],
         &CREDENTIALS,
     );
-    let rules = sample_everything();
-    let rules_path = rules.path().display().to_string();
-    let port = free_port();
-    let admin = free_port();
-    let admin_address = format!("127.0.0.1:{admin}");
     let endpoint = format!("http://127.0.0.1:{receiver_port}/v1/traces");
-    let mut env = vec![
-        ("OTEL_TRACES_EXPORTER", "otlp"),
-        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint.as_str()),
-        ("XRAY_HOST_OTLP_SIGV4", "true"),
-        ("AWS_REGION", "us-west-2"),
-        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
-        ("OTEL_BSP_EXPORT_TIMEOUT", "4000"),
+    let host = TestHost::serve(&component("backend2"), "Backend #2")
+        .sample_everything()
+        .admin()
+        .env("OTEL_TRACES_EXPORTER", "otlp")
+        .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint)
+        .env("XRAY_HOST_OTLP_SIGV4", "true")
+        .env("AWS_REGION", "us-west-2")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "50")
+        .env("OTEL_BSP_EXPORT_TIMEOUT", "4000")
         // No daemon at all: OTLP alone must not need one.
-        ("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:1"),
-    ];
-    env.extend(CREDENTIALS);
-    let host = Host::serve_with_env(
-        &component("backend2"),
-        port,
-        "Backend #2",
-        &[
-            "--sampling-rules",
-            &rules_path,
-            "--admin-listen",
-            &admin_address,
-        ],
-        &env,
-    );
-    // The rules file must outlive the start-up that reads it.
-    drop(rules);
-    (host, port, admin, dir, receiver)
+        .daemon_at("127.0.0.1:1")
+        .envs(&CREDENTIALS)
+        .start();
+    (host, dir, receiver)
 }
 
 fn otlp_counters(admin: u16) -> Value {
@@ -285,7 +262,8 @@ fn wait_counters(admin: u16, done: impl Fn(&Value) -> bool) -> Value {
 
 #[test]
 fn signed_exports_verify_with_botocore_and_retryable_refusals_are_retried() {
-    let (_host, port, admin, dir, _receiver) = signed_backend("503,429");
+    let (host, dir, _receiver) = signed_backend("503,429");
+    let (port, admin) = (host.port(), host.admin_port());
     let started = Instant::now();
     let answer = get(port, "/");
     assert_eq!(answer.status, 200, "{}", answer.body);
@@ -313,7 +291,8 @@ fn signed_exports_verify_with_botocore_and_retryable_refusals_are_retried() {
 
 #[test]
 fn a_refused_export_is_counted_with_a_clear_log_line_and_requests_go_on() {
-    let (host, port, admin, _dir, _receiver) = signed_backend("403");
+    let (host, _dir, _receiver) = signed_backend("403");
+    let (port, admin) = (host.port(), host.admin_port());
     for _ in 0..3 {
         let started = Instant::now();
         assert_eq!(get(port, "/").status, 200);
@@ -361,23 +340,16 @@ fn spans_still_queued_are_sent_at_shutdown() {
     let out = dir.path().join("received.jsonl");
     let receiver_port = free_port();
     let _receiver = Peer::otlp_receiver(receiver_port, &out, &[], &[]);
-    let rules = sample_everything();
-    let rules_path = rules.path().display().to_string();
-    let port = free_port();
     let endpoint = format!("http://127.0.0.1:{receiver_port}");
-    let mut host = Host::serve_with_env(
-        &component("backend2"),
-        port,
-        "Backend #2",
-        &["--sampling-rules", &rules_path],
-        &[
-            ("OTEL_TRACES_EXPORTER", "otlp"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
-            // A batch would wait a minute: only the shutdown flush can send it in time.
-            ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
-            ("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:1"),
-        ],
-    );
+    let mut host = TestHost::serve(&component("backend2"), "Backend #2")
+        .sample_everything()
+        .env("OTEL_TRACES_EXPORTER", "otlp")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        // A batch would wait a minute: only the shutdown flush can send it in time.
+        .env("OTEL_BSP_SCHEDULE_DELAY", "60000")
+        .daemon_at("127.0.0.1:1")
+        .start();
+    let port = host.port();
     assert_eq!(get(port, "/").status, 200);
     std::thread::sleep(Duration::from_millis(300));
     assert!(

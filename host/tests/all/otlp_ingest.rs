@@ -10,9 +10,9 @@ use crate::support;
 
 use serde_json::Value;
 use std::process::Command;
-use support::peers::{Peer, peers_installed, sample_everything};
+use support::peers::{Peer, peers_installed};
 use support::schema::assert_valid;
-use support::{application_with_options, free_port, request, workspace};
+use support::{TestHost, free_port, request, workspace};
 
 /// Runs the peer's `send` mode against the stand-in on `port`: the hex ids it printed.
 fn send_checkout(port: u16, encoding: &str) -> Value {
@@ -225,13 +225,12 @@ fn our_bff_and_an_opentelemetry_backend_are_one_trace_and_one_service_map() {
         peer_port,
         &address,
     );
-    let rules = sample_everything();
-    let rules_path = rules.path().display().to_string();
-    let (_host, front, _, _) = application_with_options(
-        Some(&format!("http://127.0.0.1:{peer_port}")),
-        &["--sampling-rules", &rules_path],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
+    let host = TestHost::application()
+        .backend_1_url(&format!("http://127.0.0.1:{peer_port}"))
+        .sample_everything()
+        .daemon_at(&address)
+        .start();
+    let front = host.port();
     let root = sampled_page_load(front);
     wait_for_services(
         port,

@@ -9,12 +9,10 @@ use crate::support;
 use serde_json::Value;
 use std::sync::OnceLock;
 use std::time::Duration;
-use support::daemon::Daemon;
 use support::documents::{segment, subsegment_named, subsegments};
 use support::schema::assert_valid;
 use support::{
-    Host, Services, SharedApplication, component, free_port, get, python_component,
-    traced_application,
+    Services, SharedApplication, TestHost, component, get, python_component, traced_application,
 };
 
 /// The mixed application, traced into its own daemon stand-in with every request sampled,
@@ -22,11 +20,11 @@ use support::{
 fn mixed() -> &'static SharedApplication {
     static MIXED: OnceLock<SharedApplication> = OnceLock::new();
     MIXED.get_or_init(|| {
-        traced_application(&Services {
+        traced_application(TestHost::application_of(Services {
             bff: component("bff"),
             backend_1: python_component("backend1-py"),
             backend_2: python_component("backend2-py"),
-        })
+        }))
     })
 }
 
@@ -62,11 +60,11 @@ fn work_and_table_call<'a>(backend: &'a Value, name: &str, key: &str) -> (&'a Va
 fn javascript_and_python() -> &'static SharedApplication {
     static APP: OnceLock<SharedApplication> = OnceLock::new();
     APP.get_or_init(|| {
-        traced_application(&Services {
+        traced_application(TestHost::application_of(Services {
             bff: js_component("bff-js"),
             backend_1: python_component("backend1-py"),
             backend_2: python_component("backend2-py"),
-        })
+        }))
     })
 }
 
@@ -93,7 +91,7 @@ fn check_the_rust_applications_trace_shape(app: &SharedApplication) {
         .expect("the trace id is echoed");
     let root = echoed.strip_prefix("Root=").expect("Root=…").to_string();
 
-    let documents = app.daemon.trace(&root, 3, Duration::from_secs(10));
+    let documents = app.daemon().trace(&root, 3, Duration::from_secs(10));
     documents.iter().for_each(assert_valid);
     let bff = segment(&documents, "BFF").unwrap_or_else(|| panic!("{documents:#?}"));
     let backend_1 = segment(&documents, "Backend #1").unwrap_or_else(|| panic!("{documents:#?}"));
@@ -137,8 +135,8 @@ fn check_the_rust_applications_trace_shape(app: &SharedApplication) {
 
 #[test]
 fn the_python_guest_library_refuses_bad_input_with_a_clear_error() {
-    let port = free_port();
-    let _host = Host::serve(&python_component("faults-py"), port, "Faults", &[]);
+    let host = TestHost::serve(&python_component("faults-py"), "Faults").start();
+    let port = host.port();
 
     let bad_key = get(port, "/annotate?key=bad%20key");
     assert_eq!(bad_key.status, 400, "{}", bad_key.body);
@@ -178,18 +176,11 @@ fn the_python_guest_library_refuses_bad_input_with_a_clear_error() {
 
 #[test]
 fn python_subsegments_nest_and_record_the_exception_that_leaves_them() {
-    let daemon = Daemon::start();
-    let rules = support::peers::sample_everything();
-    let rules_path = rules.path().display().to_string();
-    let address = daemon.address();
-    let port = free_port();
-    let _host = Host::serve_with_env(
-        &python_component("faults-py"),
-        port,
-        "Faults",
-        &["--sampling-rules", &rules_path],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
+    let host = TestHost::serve(&python_component("faults-py"), "Faults")
+        .sample_everything()
+        .traced()
+        .start();
+    let (port, daemon) = (host.port(), host.daemon());
     assert_eq!(get(port, "/nested").status, 200);
     let documents = daemon.wait_for(Duration::from_secs(5), |docs| {
         segment(docs, "Faults").is_some()

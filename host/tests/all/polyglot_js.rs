@@ -17,11 +17,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
-use support::daemon::Daemon;
 use support::documents::{segment, subsegment_named, subsegments};
-use support::peers::sample_everything;
 use support::schema::assert_valid;
-use support::{Host, application_with_bff, free_port, get, workspace};
+use support::{TestHost, free_port, get, workspace};
 
 /// The JavaScript components, built once per test binary by scripts/build-js-components.sh
 /// (which installs the pinned toolchain on first use and skips components that are up to
@@ -57,39 +55,32 @@ fn shared_cache() -> (&'static str, String) {
     let dir = CACHE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().display().to_string();
-        let _compiling = Host::serve_with_env(
-            &js_component("bff-js"),
-            free_port(),
-            "BFF",
-            &[],
-            &[(CACHE_DIR, &path)],
-        );
+        let _compiling = TestHost::serve(&js_component("bff-js"), "BFF")
+            .env(CACHE_DIR, &path)
+            .start();
         dir
     });
     (CACHE_DIR, dir.path().display().to_string())
 }
 
-/// Serves JavaScript component `name` as `service` on `port`, with the module's shared cache.
-fn serve_js(name: &str, service: &str, port: u16, args: &[&str], env: &[(&str, &str)]) -> Host {
+/// Serves JavaScript component `name` as `service`, with the module's shared cache.
+fn serve_js(name: &str, service: &str) -> TestHost {
     let (cache, cache_dir) = shared_cache();
-    let mut env = env.to_vec();
-    env.push((cache, &cache_dir));
-    Host::serve_with_env(&js_component(name), port, service, args, &env)
+    TestHost::serve(&js_component(name), service).env(cache, cache_dir)
 }
 
 #[test]
 fn the_javascript_bff_answers_like_the_rust_one_with_the_same_trace_shape() {
-    let daemon = Daemon::start();
-    let rules = sample_everything();
-    let rules = rules.path().display().to_string();
-    let address = daemon.address();
     let (cache, cache_dir) = shared_cache();
-    let (host, front, one, two) = application_with_bff(
-        &js_component("bff-js"),
-        None,
-        &["--sampling-rules", &rules, "--access-log"],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address), (cache, &cache_dir)],
-    );
+    let host = TestHost::application()
+        .bff(&js_component("bff-js"))
+        .sample_everything()
+        .arg("--access-log")
+        .traced()
+        .env(cache, &cache_dir)
+        .start();
+    let (front, daemon) = (host.port(), host.daemon());
+    let (one, two) = (host.port_of("Backend #1"), host.port_of("Backend #2"));
     assert_the_bff_combines_both_backends(&host, front);
 
     // The trace of one more request: the BFF's segment holds a manual subsegment per backend
@@ -160,24 +151,18 @@ fn the_javascript_bff_is_refused_a_backend_not_on_its_allow_list() {
 
 #[test]
 fn the_javascript_bff_answers_its_health_check() {
-    let port = free_port();
-    let _host = serve_js("bff-js", "BFF", port, &[], &[]);
+    let host = serve_js("bff-js", "BFF").start();
+    let port = host.port();
     assert_the_bff_answers_its_health_check(port);
 }
 
 #[test]
 fn the_javascript_library_records_plain_values_and_throws_the_hosts_refusal() {
-    let daemon = Daemon::start();
-    let rules = sample_everything();
-    let port = free_port();
-    let address = daemon.address();
-    let _host = serve_js(
-        "test_js_guest",
-        "JS guest",
-        port,
-        &["--sampling-rules", &rules.path().display().to_string()],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
+    let host = serve_js("test_js_guest", "JS guest")
+        .sample_everything()
+        .traced()
+        .start();
+    let (port, daemon) = (host.port(), host.daemon());
     let response = get(port, "/");
     assert_eq!(response.status, 200, "{}", response.body);
     // An invalid annotation key: the host's refusal, thrown as an Error that names the problem.
@@ -219,8 +204,8 @@ fn the_javascript_library_records_plain_values_and_throws_the_hosts_refusal() {
 
 #[test]
 fn the_javascript_library_refuses_an_item_too_large_with_a_clear_error() {
-    let port = free_port();
-    let _host = serve_js("test_js_guest", "JS guest", port, &[], &[]);
+    let host = serve_js("test_js_guest", "JS guest").start();
+    let port = host.port();
     let response = get(port, "/put-large");
     assert_eq!(response.status, 400, "{}", response.body);
     let body = response.json();
@@ -236,35 +221,20 @@ fn the_javascript_library_refuses_an_item_too_large_with_a_clear_error() {
 
 #[test]
 fn the_javascript_librarys_send_is_traced_and_says_why_a_call_failed() {
-    let daemon = Daemon::start();
-    let rules = sample_everything();
-    let rules = rules.path().display().to_string();
-    let address = daemon.address();
-    let backend_port = free_port();
-    let _backend = Host::serve_with_env(
-        &support::component("backend1"),
-        backend_port,
-        "Backend #1",
-        &["--sampling-rules", &rules],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
-    let backend = format!("http://127.0.0.1:{backend_port}");
+    let backend_host = TestHost::serve(&support::component("backend1"), "Backend #1")
+        .sample_everything()
+        .traced()
+        .start();
+    // Both hosts send to the backend's stand-in.
+    let daemon = backend_host.daemon();
+    let backend = format!("http://127.0.0.1:{}", backend_host.port());
     let down = format!("http://127.0.0.1:{}", free_port());
-    let port = free_port();
-    let _host = serve_js(
-        "test_js_guest",
-        "JS guest",
-        port,
-        &[
-            "--sampling-rules",
-            &rules,
-            "--allow-outbound",
-            &backend,
-            "--allow-outbound",
-            &down,
-        ],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
+    let host = serve_js("test_js_guest", "JS guest")
+        .sample_everything()
+        .args(["--allow-outbound", &backend, "--allow-outbound", &down])
+        .daemon_at(&daemon.address())
+        .start();
+    let port = host.port();
 
     // A POST with a body and headers reaches the backend, which refuses the method: the
     // status, a header and the JSON body come back whole.

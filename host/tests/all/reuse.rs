@@ -7,25 +7,21 @@ use crate::support;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
-use support::daemon::Daemon;
 use support::documents::{segment, subsegment_named, subsegments};
-use support::peers::sample_everything;
 use support::schema::assert_valid;
-use support::{Host, component, free_port, get, request};
+use support::{Host, TestHost, component, get, request};
 
-fn p3(args: &[&str], env: &[(&str, &str)]) -> (Host, u16) {
-    let port = free_port();
-    (
-        Host::serve_with_env(&component("test_p3"), port, "P3", args, env),
-        port,
-    )
+/// The p3 test component, served as "P3".
+fn p3() -> TestHost {
+    TestHost::serve(&component("test_p3"), "P3")
 }
 
 #[test]
 fn a_p3_and_a_p2_component_are_served_by_the_same_binary() {
-    let (p3_host, p3_port) = p3(&[], &[]);
-    let p2_port = free_port();
-    let p2_host = Host::serve(&component("test_faults"), p2_port, "Faults", &[]);
+    let p3_host = p3().start();
+    let p3_port = p3_host.port();
+    let p2_host = TestHost::serve(&component("test_faults"), "Faults").start();
+    let p2_port = p2_host.port();
     let answer = get(p3_port, "/sleep?ms=1");
     assert_eq!(
         (answer.status, answer.body.as_str()),
@@ -42,14 +38,16 @@ fn a_p3_and_a_p2_component_are_served_by_the_same_binary() {
 
 #[test]
 fn a_p3_instance_is_reused_and_a_p2_instance_is_not() {
-    let (p3_host, p3_port) = p3(&[], &[]);
+    let p3_host = p3().start();
+    let p3_port = p3_host.port();
     let counts: Vec<u64> = (0..5)
         .map(|_| get(p3_port, "/count").json()["served"].as_u64().unwrap())
         .collect();
     assert_eq!(counts, [1, 2, 3, 4, 5], "{}", p3_host.log());
 
     // Reuse off for this service: every request gets a fresh instance (and fresh globals).
-    let (off_host, off_port) = p3(&["--max-instance-reuse-count", "1"], &[]);
+    let off_host = p3().args(["--max-instance-reuse-count", "1"]).start();
+    let off_port = off_host.port();
     let counts: Vec<u64> = (0..3)
         .map(|_| get(off_port, "/count").json()["served"].as_u64().unwrap())
         .collect();
@@ -68,25 +66,20 @@ fn trace_header(i: usize) -> (String, String) {
 
 #[test]
 fn sixteen_concurrent_requests_in_one_p3_instance_keep_their_own_traces() {
-    let daemon = Daemon::start();
-    let rules = sample_everything();
-    let rules = rules.path().display().to_string();
-    let address = daemon.address();
-    let env = [("AWS_XRAY_DAEMON_ADDRESS", address.as_str())];
-    let backend_port = free_port();
-    let _backend = Host::serve_with_env(
-        &component("test_faults"),
-        backend_port,
-        "Backend",
-        &["--sampling-rules", &rules],
-        &env,
-    );
-    let allowed = format!("127.0.0.1:{backend_port}");
+    let backend = TestHost::serve(&component("test_faults"), "Backend")
+        .sample_everything()
+        .traced()
+        .start();
+    // Both hosts send to the backend's stand-in.
+    let daemon = backend.daemon();
+    let allowed = format!("127.0.0.1:{}", backend.port());
     let allow = format!("http://{allowed}");
-    let (host, port) = p3(
-        &["--sampling-rules", &rules, "--allow-outbound", &allow],
-        &env,
-    );
+    let host = p3()
+        .sample_everything()
+        .args(["--allow-outbound", &allow])
+        .daemon_at(&daemon.address())
+        .start();
+    let port = host.port();
 
     // One instance, made and idle before the sixteen arrive (it counts this request as its
     // first). They are staggered so that the instance has yielded (and can accept) before the
@@ -165,19 +158,22 @@ fn fails_with_its_instance(host: &Host, port: u16, path: &'static str, error: &s
 
 #[test]
 fn a_trap_in_a_shared_instance_fails_only_its_in_flight_requests() {
-    let (host, port) = p3(&[], &[]);
+    let host = p3().start();
+    let port = host.port();
     fails_with_its_instance(&host, port, "/trap?ms=100", "component_trapped");
 }
 
 #[test]
 fn memory_exhaustion_in_a_shared_instance_fails_its_requests_and_the_next_one_is_served() {
-    let (host, port) = p3(&["--max-memory-mib", "32"], &[]);
+    let host = p3().args(["--max-memory-mib", "32"]).start();
+    let port = host.port();
     fails_with_its_instance(&host, port, "/oom?ms=100", "out_of_memory");
 }
 
 #[test]
 fn a_request_past_its_deadline_gets_504_without_stalling_the_others_on_its_instance() {
-    let (host, port) = p3(&["--request-timeout", "1s"], &[]);
+    let host = p3().args(["--request-timeout", "1s"]).start();
+    let port = host.port();
     assert_eq!(get(port, "/count").json()["served"], 1, "{}", host.log());
     let slow = std::thread::spawn(move || get(port, "/sleep?ms=5000"));
     std::thread::sleep(Duration::from_millis(100));

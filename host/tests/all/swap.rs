@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use support::peers::Peer;
-use support::{Host, component, free_port, get, request, run_to_exit, run_to_exit_with_env};
+use support::{
+    Host, TestHost, component, free_port, get, request, run_to_exit, run_to_exit_with_env,
+};
 
 /// Replaces `target` with `source` atomically (write beside it, then rename), as a deploy would.
 fn install(source: &Path, target: &Path) {
@@ -40,23 +42,18 @@ fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
 }
 
 /// A host serving the file `served` (a copy of backend1), with an admin endpoint.
-fn watched_host(dir: &Path) -> (Host, u16, u16, std::path::PathBuf) {
+fn watched_host(dir: &Path) -> (Host, std::path::PathBuf) {
     let served = dir.join("service.wasm");
     install(&component("backend1"), &served);
-    let (port, admin) = (free_port(), free_port());
-    let host = Host::serve(
-        &served,
-        port,
-        "Swapped",
-        &["--admin-listen", &format!("127.0.0.1:{admin}")],
-    );
-    (host, port, admin, served)
+    let host = TestHost::serve(&served, "Swapped").admin().start();
+    (host, served)
 }
 
 #[test]
 fn ten_swaps_under_load_fail_no_request() {
     let dir = tempfile::tempdir().unwrap();
-    let (host, port, _admin, served) = watched_host(dir.path());
+    let (host, served) = watched_host(dir.path());
+    let port = host.port();
     assert_eq!(answered_by(&get(port, "/").body), Some("date"));
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -144,7 +141,8 @@ fn ten_swaps_under_load_fail_no_request() {
 #[test]
 fn invalid_files_are_rejected_and_the_old_version_serves_on() {
     let dir = tempfile::tempdir().unwrap();
-    let (host, port, _admin, served) = watched_host(dir.path());
+    let (host, served) = watched_host(dir.path());
+    let port = host.port();
     let version = get(port, "/")
         .header("x-component-version")
         .unwrap()
@@ -196,15 +194,10 @@ fn sighup_and_the_admin_endpoint_reload_and_report_versions() {
     let dir = tempfile::tempdir().unwrap();
     let served = dir.path().join("service.wasm");
     install(&component("backend1"), &served);
-    let (port, admin) = (free_port(), free_port());
     // A symlink swap is invisible to the file watcher when the target changes in place; use the
     // explicit reloads here.
-    let host = Host::serve(
-        &served,
-        port,
-        "Swapped",
-        &["--admin-listen", &format!("127.0.0.1:{admin}")],
-    );
+    let host = TestHost::serve(&served, "Swapped").admin().start();
+    let (port, admin) = (host.port(), host.admin_port());
     let versions = get(admin, "/versions").json();
     let first = versions["services"][0]["version"]
         .as_str()
@@ -298,22 +291,19 @@ fn a_component_in_s3_is_fetched_polled_and_kept_for_restarts_without_s3() {
         ("AWS_ACCESS_KEY_ID", "test"),
         ("AWS_SECRET_ACCESS_KEY", "test"),
     ];
-    let start = |port: u16| {
-        Host::serve_with_env(
-            Path::new("s3://components/backend.wasm"),
-            port,
-            "From S3",
-            &[
+    let start = || {
+        TestHost::serve(Path::new("s3://components/backend.wasm"), "From S3")
+            .args([
                 "--cache-dir",
                 &cache_dir,
                 "--component-poll-interval",
                 "500ms",
-            ],
-            &env,
-        )
+            ])
+            .envs(&env)
+            .start()
     };
-    let port = free_port();
-    let host = start(port);
+    let host = start();
+    let port = host.port();
     assert_eq!(answered_by(&get(port, "/").body), Some("date"));
 
     // Uploading a new object deploys it.
@@ -333,8 +323,8 @@ fn a_component_in_s3_is_fetched_polled_and_kept_for_restarts_without_s3() {
 
     // With S3 gone, a restart serves the local copy.
     moto.stop();
-    let port = free_port();
-    let host = start(port);
+    let host = start();
+    let port = host.port();
     assert_eq!(answered_by(&get(port, "/").body), Some("time"));
     assert!(
         host.wait_for_log("serving the local copy", Duration::from_secs(5)),
@@ -392,19 +382,12 @@ fn a_pinned_service_serves_only_its_bytes_at_start_and_on_swap() {
 
     // The pinned bytes serve; a file with other bytes is refused on swap (naming both hashes),
     // and the pinned version serves on.
-    let (port, admin) = (free_port(), free_port());
     let upper = format!("sha256:{}", pinned.to_uppercase());
-    let host = Host::serve(
-        &served,
-        port,
-        "Pinned",
-        &[
-            "--admin-listen",
-            &format!("127.0.0.1:{admin}"),
-            "--component-sha256",
-            &upper,
-        ],
-    );
+    let host = TestHost::serve(&served, "Pinned")
+        .admin()
+        .args(["--component-sha256", &upper])
+        .start();
+    let (port, admin) = (host.port(), host.admin_port());
     assert_eq!(answered_by(&get(port, "/").body), Some("date"));
     let report = get(admin, "/versions").json();
     assert_eq!(report["services"][0]["sha256"], pinned.as_str(), "{report}");
@@ -466,6 +449,7 @@ fn a_hot_swapped_s3_component_names_its_version_id_and_hash_and_a_pin_holds_agai
         "/versioned/backend.wasm",
         &std::fs::read(component("backend1")).unwrap(),
     );
+    // One stand-in for the two hosts and the run that does not start.
     let daemon = support::daemon::Daemon::start();
     let daemon_address = daemon.address();
     let endpoint = format!("http://127.0.0.1:{s3}");
@@ -476,30 +460,20 @@ fn a_hot_swapped_s3_component_names_its_version_id_and_hash_and_a_pin_holds_agai
         ("AWS_SECRET_ACCESS_KEY", "test"),
         ("AWS_XRAY_DAEMON_ADDRESS", daemon_address.as_str()),
     ];
-    let start = |port: u16, admin: u16, pin: Option<&str>| {
-        let admin = format!("127.0.0.1:{admin}");
-        let mut args = vec![
-            "--component-poll-interval",
-            "300ms",
-            "--admin-listen",
-            &admin,
-        ];
+    let start = |pin: Option<&str>| {
+        let mut host = TestHost::serve(Path::new("s3://versioned/backend.wasm"), "From S3")
+            .args(["--component-poll-interval", "300ms"])
+            .admin();
         if let Some(pin) = pin {
-            args.extend(["--component-sha256", pin]);
+            host = host.args(["--component-sha256", pin]);
         }
-        Host::serve_with_env(
-            Path::new("s3://versioned/backend.wasm"),
-            port,
-            "From S3",
-            &args,
-            &env,
-        )
+        host.envs(&env).start()
     };
 
     // Hot swap: the served upload is named by its S3 version id and its SHA-256 in the log,
     // /versions, /stats and the segment.
-    let (port, admin) = (free_port(), free_port());
-    let host = start(port, admin, None);
+    let host = start(None);
+    let (port, admin) = (host.port(), host.admin_port());
     let first = get(admin, "/versions").json()["services"][0].clone();
     let first_version_id = first["s3_version_id"]
         .as_str()
@@ -578,8 +552,8 @@ fn a_hot_swapped_s3_component_names_its_version_id_and_hash_and_a_pin_holds_agai
     // Pinned to backend2's bytes: an upload of other bytes is refused, and the pinned bytes
     // serve on.
     let pinned = sha256_of(&component("backend2"));
-    let (port, admin) = (free_port(), free_port());
-    let host = start(port, admin, Some(&pinned));
+    let host = start(Some(&pinned));
+    let port = host.port();
     assert_eq!(answered_by(&get(port, "/").body), Some("time"));
     s3_put(
         s3,

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::daemon::Daemon;
 use support::documents::subsegment_named;
-use support::peers::{Peer, sample_everything};
+use support::peers::Peer;
 use support::schema::assert_valid;
-use support::{Host, component, free_port, get, python_component, request};
+use support::{TestHost, component, free_port, get, python_component, request};
 
 const REGION: &str = "us-east-1";
 
@@ -81,52 +81,16 @@ impl Backends {
     }
 }
 
-/// A backend bound to `table` at `endpoint`, sampling everything into `daemon`.
-fn backend(
-    name: &str,
-    component: &Path,
-    table: &str,
-    endpoint: &str,
-    daemon: &Daemon,
-) -> (Host, u16, tempfile::NamedTempFile) {
-    backend_with_env(name, component, table, endpoint, daemon, &[])
-}
-
-/// As [`backend`], with extra environment variables.
-fn backend_with_env(
-    name: &str,
-    component: &Path,
-    table: &str,
-    endpoint: &str,
-    daemon: &Daemon,
-    extra_env: &[(&str, &str)],
-) -> (Host, u16, tempfile::NamedTempFile) {
-    let rules = sample_everything();
-    let port = free_port();
-    let rules_path = rules.path().display().to_string();
-    let address = daemon.address();
-    let host = Host::serve_with_env(
-        component,
-        port,
-        name,
-        &[
-            "--sampling-rules",
-            &rules_path,
-            "--dynamodb-endpoint",
-            endpoint,
-        ],
-        &[
-            ("DYNAMO_DB_TABLE_NAME", table),
-            ("AWS_REGION", REGION),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_XRAY_DAEMON_ADDRESS", &address),
-        ]
-        .into_iter()
-        .chain(extra_env.iter().copied())
-        .collect::<Vec<_>>(),
-    );
-    (host, port, rules)
+/// A backend bound to `table` at `endpoint`, sampling everything (into the daemon the caller
+/// traces it into).
+fn backend(name: &str, component: &Path, table: &str, endpoint: &str) -> TestHost {
+    TestHost::serve(component, name)
+        .sample_everything()
+        .args(["--dynamodb-endpoint", endpoint])
+        .env("DYNAMO_DB_TABLE_NAME", table)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
 }
 
 fn now() -> u64 {
@@ -153,7 +117,10 @@ fn record_the_last_access_in_dynamodb(backends: Backends) {
     for (name, number, sub_app_id) in [("Backend #1", 1, "backend1"), ("Backend #2", 2, "backend2")]
     {
         let component = backends.component(number);
-        let (_host, port, _rules) = backend(name, &component, table, &moto.endpoint(), &daemon);
+        let host = backend(name, &component, table, &moto.endpoint())
+            .daemon_at(&daemon.address())
+            .start();
+        let port = host.port();
         let before = now();
         assert_eq!(get(port, "/").status, 200);
         let item = moto.call(
@@ -202,24 +169,23 @@ fn a_dynamodb_call_exports_as_a_client_span_with_the_aws_sdk_conventions() {
     use crate::otlp_export::{attribute, spans};
     let table = "xray-ecs-dev-last-accessed";
     let moto = Moto::start(table);
-    let daemon = Daemon::start();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("received.jsonl");
     let receiver_port = free_port();
     let _receiver = support::peers::Peer::otlp_receiver(receiver_port, &out, &[], &[]);
     let endpoint = format!("http://127.0.0.1:{receiver_port}");
-    let (_host, port, _rules) = backend_with_env(
+    let host = backend(
         "Backend #2",
         &component("backend2"),
         table,
         &moto.endpoint(),
-        &daemon,
-        &[
-            ("OTEL_TRACES_EXPORTER", "otlp"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
-            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
-        ],
-    );
+    )
+    .traced()
+    .env("OTEL_TRACES_EXPORTER", "otlp")
+    .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+    .env("OTEL_BSP_SCHEDULE_DELAY", "50")
+    .start();
+    let (port, daemon) = (host.port(), host.daemon());
     assert_eq!(get(port, "/").status, 200);
     let spans = spans(&out, 2);
     let call = spans
@@ -259,14 +225,15 @@ fn a_missing_table_is_an_error_subsegment_and_the_python_backend_still_answers()
 
 fn a_missing_table_is_an_error_subsegment(backends: Backends) {
     let moto = Moto::start("some-other-table");
-    let daemon = Daemon::start();
-    let (host, port, _rules) = backend(
+    let host = backend(
         "Backend #1",
         &backends.component(1),
         "no-such-table",
         &moto.endpoint(),
-        &daemon,
-    );
+    )
+    .traced()
+    .start();
+    let (port, daemon) = (host.port(), host.daemon());
     let response = get(port, "/");
     assert_eq!(response.status, 200);
     assert!(response.json()["currentDate"].is_string());
@@ -300,9 +267,11 @@ fn with_dynamodb_down_the_python_backend_answers_within_its_timeout_and_the_call
 fn with_dynamodb_down_the_call_is_a_fault(backends: Backends) {
     let table = "xray-ecs-dev-last-accessed";
     let mut moto = Moto::start(table);
-    let daemon = Daemon::start();
     let component = backends.component(2);
-    let (_host, port, _rules) = backend("Backend #2", &component, table, &moto.endpoint(), &daemon);
+    let host = backend("Backend #2", &component, table, &moto.endpoint())
+        .traced()
+        .start();
+    let (port, daemon) = (host.port(), host.daemon());
     assert_eq!(get(port, "/").status, 200);
     moto.peer.stop();
     let started = Instant::now();
@@ -339,14 +308,15 @@ fn with_dynamodb_hanging_the_call_is_a_fault(backends: Backends) {
             held.push(stream); // kept open, never answered
         }
     });
-    let daemon = Daemon::start();
-    let (_host, port, _rules) = backend(
+    let host = backend(
         "Backend #1",
         &backends.component(1),
         "xray-ecs-dev-last-accessed",
         &endpoint,
-        &daemon,
-    );
+    )
+    .traced()
+    .start();
+    let (port, daemon) = (host.port(), host.daemon());
     let started = Instant::now();
     let response = get(port, "/");
     let elapsed = started.elapsed();
@@ -371,26 +341,22 @@ fn with_dynamodb_hanging_the_call_is_a_fault(backends: Backends) {
 fn the_embedded_store_stands_in_keeps_data_across_restarts_and_says_so_in_the_trace() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("tables.redb").display().to_string();
+    // One stand-in for both hosts, the second started after the first stopped.
     let daemon = Daemon::start();
-    let rules = sample_everything();
-    let rules_path = rules.path().display().to_string();
-    let address = daemon.address();
-    let start = |port: u16| {
-        Host::serve_with_env(
-            &component("test_faults"),
-            port,
-            "Faults",
-            &["--table-store", &store, "--sampling-rules", &rules_path],
-            &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-        )
+    let start = || {
+        TestHost::serve(&component("test_faults"), "Faults")
+            .args(["--table-store", &store])
+            .sample_everything()
+            .daemon_at(&daemon.address())
+            .start()
     };
-    let port = free_port();
-    let host = start(port);
+    let host = start();
+    let port = host.port();
     assert_eq!(get(port, "/table-put?key=k1&value=hello").body, "stored");
     assert_eq!(get(port, "/table-get?key=nobody").body, "none");
     drop(host);
-    let port = free_port();
-    let _host = start(port);
+    let host = start();
+    let port = host.port();
     let found = get(port, "/table-get?key=k1").body;
     assert!(found.contains("\"hello\""), "{found}");
     let documents = daemon.wait_for(Duration::from_secs(5), |docs| docs.len() >= 3);
@@ -406,8 +372,8 @@ fn the_embedded_store_stands_in_keeps_data_across_restarts_and_says_so_in_the_tr
 
 #[test]
 fn items_dynamodb_would_refuse_are_refused_with_a_clear_error() {
-    let port = free_port();
-    let _host = Host::serve(&component("test_faults"), port, "Faults", &[]);
+    let host = TestHost::serve(&component("test_faults"), "Faults").start();
+    let port = host.port();
     for (case, expected) in [
         ("too-large", "TooLarge("),
         (

@@ -5,13 +5,10 @@ use crate::support;
 
 use serde_json::Value;
 use std::time::Duration;
-use support::daemon::{Daemon, template_rules};
+use support::daemon::template_rules;
 use support::documents::subsegments;
-use support::peers::sample_everything;
 use support::schema::assert_valid;
-use support::{
-    Host, application_with_options, component, free_port, get, request, shared_application,
-};
+use support::{TestHost, component, get, request, shared_application};
 
 fn segments<'a>(documents: &'a [Value], name: &str) -> Vec<&'a Value> {
     documents
@@ -33,7 +30,7 @@ fn one_page_load_is_one_trace_across_the_bff_and_both_backends() {
     let root = echoed.strip_prefix("Root=").expect("Root=…");
 
     // Other tests share the application: only this request's trace counts.
-    let documents = app.daemon.trace(root, 3, Duration::from_secs(5));
+    let documents = app.daemon().trace(root, 3, Duration::from_secs(5));
     documents.iter().for_each(assert_valid);
     let bff = segments(&documents, "BFF");
     let backend_1 = segments(&documents, "Backend #1");
@@ -109,16 +106,10 @@ fn one_page_load_is_one_trace_across_the_bff_and_both_backends() {
 
 #[test]
 fn an_incoming_header_is_continued_and_its_decision_obeyed() {
-    let daemon = Daemon::start();
-    let port = free_port();
-    let address = daemon.address();
-    let _host = Host::serve_with_env(
-        &component("backend1"),
-        port,
-        "Backend #1",
-        &[],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
+    let host = TestHost::serve(&component("backend1"), "Backend #1")
+        .traced()
+        .start();
+    let (port, daemon) = (host.port(), host.daemon());
 
     let root = "1-5759e988-bd862e3fe1be46a994272793";
     let sampled = request(
@@ -183,16 +174,10 @@ fn an_incoming_header_is_continued_and_its_decision_obeyed() {
 
 #[test]
 fn the_template_rules_served_by_the_daemon_keep_health_checks_out_of_the_traces() {
-    let daemon = Daemon::with_sampling(template_rules());
-    let port = free_port();
-    let address = daemon.address();
-    let host = Host::serve_with_env(
-        &component("backend2"),
-        port,
-        "Backend #2",
-        &[],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
+    let host = TestHost::serve(&component("backend2"), "Backend #2")
+        .traced_with_sampling(template_rules())
+        .start();
+    let (port, daemon) = (host.port(), host.daemon());
     // The host asks for the rules as it starts.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !daemon
@@ -238,17 +223,11 @@ fn the_template_rules_served_by_the_daemon_keep_health_checks_out_of_the_traces(
 
 #[test]
 fn a_trapping_component_leaves_a_fault_segment_with_a_cause() {
-    let daemon = Daemon::start();
-    let rules = sample_everything();
-    let port = free_port();
-    let address = daemon.address();
-    let _host = Host::serve_with_env(
-        &component("test_faults"),
-        port,
-        "Faults",
-        &["--sampling-rules", &rules.path().display().to_string()],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
+    let host = TestHost::serve(&component("test_faults"), "Faults")
+        .traced()
+        .sample_everything()
+        .start();
+    let (port, daemon) = (host.port(), host.daemon());
     assert_eq!(get(port, "/trap").status, 500);
     assert_eq!(
         get(port, "/fetch?url=http://127.0.0.1:9/").body,
@@ -291,15 +270,12 @@ fn a_trapping_component_leaves_a_fault_segment_with_a_cause() {
 
 #[test]
 fn xray_off_sends_nothing_and_adds_no_header() {
-    let daemon = Daemon::start();
-    let rules = sample_everything();
-    let rules_path = rules.path().display().to_string();
-    let address = daemon.address();
-    let (_host, front, _, _) = application_with_options(
-        None,
-        &["--xray", "off", "--sampling-rules", &rules_path],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
+    let host = TestHost::application()
+        .args(["--xray", "off"])
+        .sample_everything()
+        .traced()
+        .start();
+    let (front, daemon) = (host.port(), host.daemon());
     let response = get(front, "/api/");
     assert_eq!(response.status, 200);
     assert_eq!(response.header("x-amzn-trace-id"), None);
@@ -309,15 +285,8 @@ fn xray_off_sends_nothing_and_adds_no_header() {
 
 #[test]
 fn an_unsampled_request_propagates_sampled_0_with_its_root_so_nothing_downstream_is_traced() {
-    let daemon = Daemon::start();
-    let rules = sample_everything();
-    let rules_path = rules.path().display().to_string();
-    let address = daemon.address();
-    let (_host, front, _, _) = application_with_options(
-        None,
-        &["--sampling-rules", &rules_path],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
+    let host = TestHost::application().sample_everything().traced().start();
+    let (front, daemon) = (host.port(), host.daemon());
     let root = "1-6b05c10e-0123456789abcdef01234567";
     let response = request(
         front,
@@ -350,23 +319,13 @@ fn an_unsampled_request_propagates_sampled_0_with_its_root_so_nothing_downstream
 
 #[test]
 fn a_call_to_the_credentials_endpoint_is_refused_whatever_the_url_form() {
-    let daemon = Daemon::start();
-    let rules = sample_everything();
-    let port = free_port();
-    let address = daemon.address();
-    let host = Host::serve_with_env(
-        &component("test_faults"),
-        port,
-        "Faults",
-        &[
-            "--sampling-rules",
-            &rules.path().display().to_string(),
-            // Everything is on the allow-list: the address check still refuses.
-            "--allow-outbound",
-            "http://*:*",
-        ],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
+    let host = TestHost::serve(&component("test_faults"), "Faults")
+        .traced()
+        .sample_everything()
+        // Everything is on the allow-list: the address check still refuses.
+        .args(["--allow-outbound", "http://*:*"])
+        .start();
+    let (port, daemon) = (host.port(), host.daemon());
     let forms = [
         "http://169.254.170.2/v2/credentials",
         "http://2852039170/",

@@ -7,26 +7,16 @@ use crate::support;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use support::daemon::Daemon;
 use support::documents::{segment, subsegment_named, subsegments};
-use support::peers::sample_everything;
 use support::schema::assert_valid;
-use support::{Host, Response, component, free_port, get, request};
+use support::{Host, Response, TestHost, component, get, request};
 
-/// The test component served as `Otel`, sampling everything into `daemon`.
-fn otel_host(daemon: &Daemon) -> (Host, u16) {
-    let rules = sample_everything();
-    let rules = rules.path().display().to_string();
-    let address = daemon.address();
-    let port = free_port();
-    let host = Host::serve_with_env(
-        &component("test_otel"),
-        port,
-        "Otel",
-        &["--sampling-rules", &rules],
-        &[("AWS_XRAY_DAEMON_ADDRESS", address.as_str())],
-    );
-    (host, port)
+/// The test component served as `Otel`, sampling everything into its own stand-in.
+fn otel_host() -> Host {
+    TestHost::serve(&component("test_otel"), "Otel")
+        .sample_everything()
+        .traced()
+        .start()
 }
 
 /// A new trace, X-Ray-valid: (X-Ray id, the same as 32 hex digits).
@@ -56,8 +46,8 @@ fn number(value: &Value) -> f64 {
 
 #[test]
 fn nested_spans_are_subsegments_of_the_request_and_the_outer_context_is_its_segment() {
-    let daemon = Daemon::start();
-    let (host, port) = otel_host(&daemon);
+    let host = otel_host();
+    let (port, daemon) = (host.port(), host.daemon());
     let (root, hex) = new_trace(1);
     let traceparent = format!("00-{hex}-00f067aa0ba902b7-01");
     let answer = request(
@@ -148,8 +138,8 @@ fn nested_spans_are_subsegments_of_the_request_and_the_outer_context_is_its_segm
 
 #[test]
 fn concurrent_requests_in_one_instance_report_spans_only_into_their_own_traces() {
-    let daemon = Daemon::start();
-    let (host, port) = otel_host(&daemon);
+    let host = otel_host();
+    let (port, daemon) = (host.port(), host.daemon());
     // Staggered so that the instance has yielded (and accepts) before the next arrives, and
     // long enough that all are in flight at once.
     let requests: Vec<_> = (0..8)
@@ -195,8 +185,8 @@ fn concurrent_requests_in_one_instance_report_spans_only_into_their_own_traces()
 
 #[test]
 fn a_span_of_another_trace_is_refused_without_failing_the_request_and_logs_and_metrics_answer() {
-    let daemon = Daemon::start();
-    let (host, port) = otel_host(&daemon);
+    let host = otel_host();
+    let (port, daemon) = (host.port(), host.daemon());
     let (root, _) = new_trace(200);
     let answer = traced_get(port, "/foreign", &root);
     assert_eq!(answer.status, 200, "{}\n{}", answer.body, host.log());

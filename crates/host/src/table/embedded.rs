@@ -19,7 +19,6 @@ const ITEMS: TableDefinition<&str, &str> = TableDefinition::new("items");
 #[derive(Clone)]
 pub struct EmbeddedStore {
     database: Arc<Database>,
-    path: PathBuf,
 }
 
 impl EmbeddedStore {
@@ -47,13 +46,7 @@ impl EmbeddedStore {
         })?;
         Ok(Self {
             database: Arc::new(database),
-            path: path.to_path_buf(),
         })
-    }
-
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Writes `item` into `table`, replacing the item with the same key.
@@ -106,11 +99,6 @@ impl StoreOnDemand {
             path,
             opened: Mutex::new(None),
         }
-    }
-
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The open store, opening it now if no call did before. An open that failed (the file

@@ -9,7 +9,7 @@ use super::{
     host_service_templates, run_script_in, shipped_config_with_all,
 };
 use crate::support::peers::Peer;
-use crate::support::{Host, component, free_port, get, workspace};
+use crate::support::{TestHost, component, free_port, get, workspace};
 use serde_json::Value;
 use std::path::Path;
 
@@ -324,8 +324,10 @@ fn the_host_gets_the_reuse_count_only_when_the_stack_sets_one() {
 
     // The name the templates set is the one the host reads: reuse off through it alone (a
     // WASI 0.3 component, reused by default).
-    let port = free_port();
-    let host = Host::serve_with_env(&component("test_p3"), port, "P3", &[], &[(name, "1")]);
+    let host = TestHost::serve(&component("test_p3"), "P3")
+        .env(name, "1")
+        .start();
+    let port = host.port();
     let counts: Vec<u64> = (0..3)
         .map(|_| get(port, "/count").json()["served"].as_u64().unwrap())
         .collect();

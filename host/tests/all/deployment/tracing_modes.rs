@@ -9,9 +9,8 @@ use super::{
     aws_on_moto, cfn_lint_host_service, create_install_stacks_in_moto, host_service_templates,
     run_script_in, shipped_config_with,
 };
-use crate::support::daemon::Daemon;
 use crate::support::peers::Peer;
-use crate::support::{Host, component, free_port, get, workspace};
+use crate::support::{TestHost, component, free_port, get, workspace};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -319,15 +318,11 @@ fn the_image_rules_keep_health_checks_out_of_the_traces_without_a_daemon() {
 
     // ...and the real host, with no daemon answering sampling calls (as without a sidecar),
     // samples by it: health checks are not traced, other requests are.
-    let daemon = Daemon::start();
-    let port = free_port();
-    let _host = Host::serve_with_env(
-        &component("backend1"),
-        port,
-        "Backend #1",
-        &["--sampling-rules", rules_file.to_str().unwrap()],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &daemon.address())],
-    );
+    let host = TestHost::serve(&component("backend1"), "Backend #1")
+        .args(["--sampling-rules", rules_file.to_str().unwrap()])
+        .traced()
+        .start();
+    let (port, daemon) = (host.port(), host.daemon());
     for _ in 0..5 {
         assert_eq!(get(port, "/health").status, 200);
     }

@@ -9,11 +9,14 @@ pub mod daemon;
 pub mod documents;
 pub mod peers;
 pub mod schema;
+pub mod test_host;
 
-use std::io::{BufRead, BufReader, Read, Write};
+pub use test_host::TestHost;
+
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -142,153 +145,47 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A running `xray-host`, killed when dropped. Its log is kept for assertions.
+/// A running `xray-host`, killed when dropped (started by [`TestHost`]). Its log is kept for
+/// assertions; it keeps its daemon stand-in and temporary files as long as it runs.
 pub struct Host {
     child: Option<Child>,
     log: Arc<Mutex<String>>,
+    port: Option<u16>,
+    admin_port: Option<u16>,
+    named_ports: Vec<(String, u16)>,
+    daemon: Option<daemon::Daemon>,
+    _files: Vec<tempfile::NamedTempFile>,
     _dirs: Vec<tempfile::TempDir>,
 }
 
 impl Host {
-    /// `xray-host serve --component <component> --listen 127.0.0.1:<port> --name <name> <args>`.
-    pub fn serve(component: &Path, port: u16, name: &str, args: &[&str]) -> Host {
-        Host::serve_with_env(component, port, name, args, &[])
+    /// The port it serves on: `serve`'s listen port, the application's frontend, or the port
+    /// given to [`TestHost::port`].
+    pub fn port(&self) -> u16 {
+        self.port
+            .expect("no port: give one with TestHost::port, or start with serve or application")
     }
 
-    /// As [`Host::serve`], with extra environment variables.
-    pub fn serve_with_env(
-        component: &Path,
-        port: u16,
-        name: &str,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Host {
-        let listen = format!("127.0.0.1:{port}");
-        let mut all = vec![
-            "serve".to_string(),
-            "--component".into(),
-            component.display().to_string(),
-            "--listen".into(),
-            listen,
-            "--name".into(),
-            name.into(),
-        ];
-        all.extend(args.iter().map(|a| a.to_string()));
-        // The admin listener is bound beside the service's; wait for both, or a test's first
-        // admin call can race its bind.
-        let mut ports = vec![port];
-        ports.extend(
-            args.windows(2)
-                .filter(|pair| pair[0] == "--admin-listen")
-                .filter_map(|pair| pair[1].rsplit(':').next()?.parse::<u16>().ok()),
-        );
-        Host::start_with_env(&all, &ports, env)
+    /// The admin listener's port ([`TestHost::admin`]).
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port.expect("no admin listener: TestHost::admin")
     }
 
-    /// `xray-host run` with a manifest made of `manifest` (written to a temporary file, so give
-    /// absolute paths), waiting for `ports`.
-    pub fn run(manifest: &str, ports: &[u16], args: &[&str]) -> Host {
-        Host::run_with_env(manifest, ports, args, &[])
+    /// The port of the service or listener `name` (`serve`'s name; for an application
+    /// `"frontend"`, `"Backend #1"`, `"Backend #2"`).
+    pub fn port_of(&self, name: &str) -> u16 {
+        self.named_ports
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, port)| *port)
+            .unwrap_or_else(|| panic!("no port named {name:?} in {:?}", self.named_ports))
     }
 
-    /// As [`Host::run`], with extra environment variables.
-    pub fn run_with_env(
-        manifest: &str,
-        ports: &[u16],
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Host {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("app.toml");
-        std::fs::write(&path, manifest).unwrap();
-        let mut all = vec![
-            "run".to_string(),
-            "--manifest".into(),
-            path.display().to_string(),
-        ];
-        all.extend(args.iter().map(|a| a.to_string()));
-        let mut host = Host::start_with_env(&all, ports, env);
-        host._dirs.push(dir);
-        host
-    }
-
-    /// Starts the host with `args` and waits until every port in `ports` accepts connections.
-    pub fn start(args: &[String], ports: &[u16]) -> Host {
-        Host::start_with_env(args, ports, &[])
-    }
-
-    /// As [`Host::start`], with extra environment variables.
-    pub fn start_with_env(args: &[String], ports: &[u16], env: &[(&str, &str)]) -> Host {
-        Host::start_with_env_removed(args, ports, env, &[])
-    }
-
-    /// As [`Host::start_with_env`], without the variables named in `removed` (among them the
-    /// defaults this helper sets, e.g. `XRAY_HOST_TABLE_STORE` to run with the default store).
-    pub fn start_with_env_removed(
-        args: &[String],
-        ports: &[u16],
-        env: &[(&str, &str)],
-        removed: &[&str],
-    ) -> Host {
-        let dir = tempfile::tempdir().unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_xray-host"));
-        command
-            .args(args)
-            .env("XRAY_HOST_CACHE_DIR", dir.path().join("cache"))
-            .env("XRAY_HOST_TABLE_STORE", dir.path().join("tables.redb"))
-            .env_remove("DYNAMO_DB_TABLE_NAME")
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1");
-        for name in removed {
-            command.env_remove(name);
-        }
-        let mut child = command
-            // The test's own variables last, so they win.
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot start xray-host");
-        let log = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
-        }
-        let mut host = Host {
-            child: Some(child),
-            log,
-            _dirs: vec![dir],
-        };
-        // Generous: a host compiles its components before it listens, and a Python or
-        // JavaScript component carries its interpreter (13 to 19 MB of code), seconds each on
-        // a loaded machine. A host that exits first fails at once, below.
-        let deadline = Instant::now() + Duration::from_secs(180);
-        for port in ports {
-            while TcpStream::connect(("127.0.0.1", *port)).is_err() {
-                if let Some(status) = host.child.as_mut().unwrap().try_wait().unwrap() {
-                    panic!(
-                        "xray-host exited ({status}) before serving:\n{}",
-                        host.log()
-                    );
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "xray-host did not listen on {port}:\n{}",
-                    host.log()
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        host
+    /// The daemon stand-in it is traced into ([`TestHost::traced`]).
+    pub fn daemon(&self) -> &daemon::Daemon {
+        self.daemon
+            .as_ref()
+            .expect("not traced into a stand-in: TestHost::traced")
     }
 
     /// Everything the host logged so far (without ANSI colours).
@@ -508,11 +405,11 @@ fn dechunk(mut text: &str) -> String {
     out
 }
 
-/// The whole application with its real backends (as [`application_with_options`] starts it),
-/// traced into its own daemon stand-in with every request
-/// sampled, started once per test process and shared by the tests that only read from it (the
-/// contracts, the page, one trace across the services). A test finds its own documents by the
-/// trace id its request got ([`daemon::Daemon::trace`]); the host's log holds every test's lines.
+/// The whole application with its real backends, traced into its own daemon stand-in with
+/// every request sampled, started once per test process and shared by the tests that only read
+/// from it (the contracts, the page, one trace across the services). A test finds its own
+/// documents by the trace id its request got ([`daemon::Daemon::trace`]); the host's log holds
+/// every test's lines.
 pub struct SharedApplication {
     /// The process serving the three services and the frontend.
     pub host: Host,
@@ -522,45 +419,36 @@ pub struct SharedApplication {
     pub one: u16,
     /// Backend 2's port.
     pub two: u16,
+}
+
+impl SharedApplication {
     /// Where the segments go.
-    pub daemon: daemon::Daemon,
-    _rules: tempfile::NamedTempFile,
+    pub fn daemon(&self) -> &daemon::Daemon {
+        self.host.daemon()
+    }
 }
 
 /// The shared traced application, started by the first test that asks for it.
 pub fn shared_application() -> &'static SharedApplication {
     static SHARED: OnceLock<SharedApplication> = OnceLock::new();
-    SHARED.get_or_init(|| {
-        traced_application(&Services {
-            bff: component("bff"),
-            backend_1: component("backend1"),
-            backend_2: component("backend2"),
-        })
-    })
+    SHARED.get_or_init(|| traced_application(TestHost::application()))
 }
 
-/// The application of `services`, traced into its own daemon stand-in with every request
-/// sampled and an access log, killed when the test process exits: what
+/// `application` (a [`TestHost::application`]) traced into its own daemon stand-in with every
+/// request sampled and an access log, killed when the test process exits: what
 /// [`shared_application`] starts with the Rust components, for any mix of languages.
-pub fn traced_application(services: &Services) -> SharedApplication {
-    let daemon = daemon::Daemon::start();
-    let rules = peers::sample_everything();
-    let rules_path = rules.path().display().to_string();
-    let address = daemon.address();
-    let (host, front, one, two) = application_of(
-        services,
-        None,
-        &["--sampling-rules", &rules_path, "--access-log"],
-        &[("AWS_XRAY_DAEMON_ADDRESS", &address)],
-    );
+pub fn traced_application(application: TestHost) -> SharedApplication {
+    let host = application
+        .traced()
+        .sample_everything()
+        .arg("--access-log")
+        .start();
     kill_at_exit(host.pid());
     SharedApplication {
+        front: host.port(),
+        one: host.port_of("Backend #1"),
+        two: host.port_of("Backend #2"),
         host,
-        front,
-        one,
-        two,
-        daemon,
-        _rules: rules,
     }
 }
 
@@ -598,41 +486,6 @@ fn kill_at_exit(pid: u32) {
     });
 }
 
-/// The three services on free ports (backend 1 reached at `backend_1_url` if given), with the frontend routing `/api` to the BFF, as
-/// scripts/local-app.toml lays them out. Returns (host, frontend port, backend 1 port, backend 2 port).
-pub fn application_with(backend_1_url: Option<&str>) -> (Host, u16, u16, u16) {
-    application_with_options(backend_1_url, &[], &[])
-}
-
-/// As [`application_with`], with extra host arguments and environment variables.
-pub fn application_with_options(
-    backend_1_url: Option<&str>,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> (Host, u16, u16, u16) {
-    let rust = Services {
-        bff: component("bff"),
-        backend_1: component("backend1"),
-        backend_2: component("backend2"),
-    };
-    application_of(&rust, backend_1_url, args, env)
-}
-
-/// As [`application_with_options`], with `bff` as the BFF's component (another language's).
-pub fn application_with_bff(
-    bff: &Path,
-    backend_1_url: Option<&str>,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> (Host, u16, u16, u16) {
-    let services = Services {
-        bff: bff.to_path_buf(),
-        backend_1: component("backend1"),
-        backend_2: component("backend2"),
-    };
-    application_of(&services, backend_1_url, args, env)
-}
-
 /// The components an application runs: the Rust ones, or any mix of languages.
 pub struct Services {
     /// The BFF.
@@ -641,52 +494,4 @@ pub struct Services {
     pub backend_1: PathBuf,
     /// Backend 2.
     pub backend_2: PathBuf,
-}
-
-/// The application of [`application_with_options`] with the components of `services`.
-pub fn application_of(
-    services: &Services,
-    backend_1_url: Option<&str>,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> (Host, u16, u16, u16) {
-    let (front, one, two) = (free_port(), free_port(), free_port());
-    let manifest = format!(
-        r#"
-        [[service]]
-        name = "BFF"
-        component = "{bff}"
-        env = {{ BACKEND_1_URL = "{b1_url}", BACKEND_2_URL = "http://127.0.0.1:{two}" }}
-        allow_outbound = ["http://127.0.0.1:*"]
-
-        [[service]]
-        name = "Backend #1"
-        component = "{b1}"
-        listen = "127.0.0.1:{one}"
-
-        [[service]]
-        name = "Backend #2"
-        component = "{b2}"
-        listen = "127.0.0.1:{two}"
-        env = {{ UTC_OFFSET = "+00:00" }}
-
-        [frontend]
-        listen = "127.0.0.1:{front}"
-        dir = "{frontend}"
-        routes = {{ "/api" = "BFF" }}
-        "#,
-        b1_url = backend_1_url
-            .map(str::to_string)
-            .unwrap_or(format!("http://127.0.0.1:{one}")),
-        bff = services.bff.display(),
-        b1 = services.backend_1.display(),
-        b2 = services.backend_2.display(),
-        frontend = workspace().join("frontend").display(),
-    );
-    (
-        Host::run_with_env(&manifest, &[front, one, two], args, env),
-        front,
-        one,
-        two,
-    )
 }
