@@ -258,6 +258,22 @@ fn moto() -> (Peer, u16) {
     (peer, port)
 }
 
+/// Uploads the built component `name` to `path` (`/bucket/key`) of moto's S3.
+fn s3_upload_component(port: u16, path: &str, name: &str) {
+    s3_put(port, path, &std::fs::read(component(name)).unwrap());
+}
+
+/// Waits up to 15 s until the host on `port` answers as `expected` (a swap took effect).
+fn wait_for_answer(port: u16, expected: &str, host: &Host, what: &str) {
+    assert!(
+        wait_until(Duration::from_secs(15), || answered_by(
+            &get(port, "/").body
+        ) == Some(expected)),
+        "{what}:\n{}",
+        host.log()
+    );
+}
+
 fn s3_put(port: u16, path: &str, body: &[u8]) {
     let authorization = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
     let response = request(
@@ -277,11 +293,7 @@ fn s3_put(port: u16, path: &str, body: &[u8]) {
 fn a_component_in_s3_is_fetched_polled_and_kept_for_restarts_without_s3() {
     let (mut moto, s3) = moto();
     s3_put(s3, "/components", b"");
-    s3_put(
-        s3,
-        "/components/backend.wasm",
-        &std::fs::read(component("backend1")).unwrap(),
-    );
+    s3_upload_component(s3, "/components/backend.wasm", "backend1");
     let cache = tempfile::tempdir().unwrap();
     let cache_dir = cache.path().display().to_string();
     let endpoint = format!("http://127.0.0.1:{s3}");
@@ -307,18 +319,8 @@ fn a_component_in_s3_is_fetched_polled_and_kept_for_restarts_without_s3() {
     assert_eq!(answered_by(&get(port, "/").body), Some("date"));
 
     // Uploading a new object deploys it.
-    s3_put(
-        s3,
-        "/components/backend.wasm",
-        &std::fs::read(component("backend2")).unwrap(),
-    );
-    assert!(
-        wait_until(Duration::from_secs(15), || answered_by(
-            &get(port, "/").body
-        ) == Some("time")),
-        "the new object was not picked up:\n{}",
-        host.log()
-    );
+    s3_upload_component(s3, "/components/backend.wasm", "backend2");
+    wait_for_answer(port, "time", &host, "the new object was not picked up");
     drop(host);
 
     // With S3 gone, a restart serves the local copy.
@@ -425,18 +427,11 @@ fn a_pinned_service_serves_only_its_bytes_at_start_and_on_swap() {
 
 /// Turns on versioning for the bucket at `path` (`/bucket`) of moto's S3.
 fn s3_enable_versioning(port: u16, path: &str) {
-    let authorization = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
-    let response = request(
+    s3_put(
         port,
-        "PUT",
         &format!("{path}?versioning"),
-        &[
-            ("Authorization", authorization),
-            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
-        ],
         br#"<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></VersioningConfiguration>"#,
     );
-    assert_eq!(response.status, 200, "versioning {path}: {}", response.body);
 }
 
 #[test]
@@ -444,11 +439,7 @@ fn a_hot_swapped_s3_component_names_its_version_id_and_hash_and_a_pin_holds_agai
     let (mut moto, s3) = moto();
     s3_put(s3, "/versioned", b"");
     s3_enable_versioning(s3, "/versioned");
-    s3_put(
-        s3,
-        "/versioned/backend.wasm",
-        &std::fs::read(component("backend1")).unwrap(),
-    );
+    s3_upload_component(s3, "/versioned/backend.wasm", "backend1");
     // One stand-in for the two hosts and the run that does not start.
     let daemon = support::daemon::Daemon::start();
     let daemon_address = daemon.address();
@@ -491,18 +482,8 @@ fn a_hot_swapped_s3_component_names_its_version_id_and_hash_and_a_pin_holds_agai
     assert_eq!(first["pinned_sha256"], serde_json::Value::Null, "{first}");
     assert!(host.log().contains(&first_version_id), "{}", host.log());
 
-    s3_put(
-        s3,
-        "/versioned/backend.wasm",
-        &std::fs::read(component("backend2")).unwrap(),
-    );
-    assert!(
-        wait_until(Duration::from_secs(15), || answered_by(
-            &get(port, "/").body
-        ) == Some("time")),
-        "the new upload was not swapped in:\n{}",
-        host.log()
-    );
+    s3_upload_component(s3, "/versioned/backend.wasm", "backend2");
+    wait_for_answer(port, "time", &host, "the new upload was not swapped in");
     let second = get(admin, "/stats").json()["components"][0].clone();
     let second_version_id = second["s3_version_id"]
         .as_str()
@@ -555,11 +536,7 @@ fn a_hot_swapped_s3_component_names_its_version_id_and_hash_and_a_pin_holds_agai
     let host = start(Some(&pinned));
     let port = host.port();
     assert_eq!(answered_by(&get(port, "/").body), Some("time"));
-    s3_put(
-        s3,
-        "/versioned/backend.wasm",
-        &std::fs::read(component("backend1")).unwrap(),
-    );
+    s3_upload_component(s3, "/versioned/backend.wasm", "backend1");
     assert!(
         host.wait_for_log("rejected the new component", Duration::from_secs(15)),
         "{}",
