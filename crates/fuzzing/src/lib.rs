@@ -9,9 +9,9 @@
 
 use serde_json::{Value, json};
 use xray::daemon_address::DaemonAddress;
-use xray::guest_span::{FinishedSpan, SpanEvent};
 use xray::ids::{SegmentId, TraceId};
 use xray::otel::{SpanKind, Status};
+use xray::request_trace::guest_span::{FinishedSpan, SpanEvent};
 use xray::request_trace::{MAX_ANNOTATIONS, MAX_SUBSEGMENTS, RequestTrace};
 use xray::sampling::centralized::{CentralizedSampler, parse_rules_response};
 use xray::sampling::local::{LocalRules, LocalSampler};
@@ -198,17 +198,17 @@ pub fn guest_span(data: &[u8]) {
             let _ = trace.end_guest_span(span);
         }
     }
-    trace.end_open_subsegments();
-    assert!(trace.subsegments.len() <= MAX_SUBSEGMENTS);
+    trace.end(3.0);
+    assert!(trace.subsegments().len() <= MAX_SUBSEGMENTS);
     let annotations: usize = trace
-        .subsegments
+        .subsegments()
         .iter()
         .map(|s| s.fields.annotations.len())
         .sum();
     assert!(annotations <= MAX_ANNOTATIONS);
     let mut ids = std::collections::HashSet::new();
-    assert!(ids.insert(trace.segment_id.clone()));
-    for (index, subsegment) in trace.subsegments.iter().enumerate() {
+    assert!(ids.insert(trace.segment_id().clone()));
+    for (index, subsegment) in trace.subsegments().iter().enumerate() {
         assert!(ids.insert(subsegment.id.clone()), "a span id is used twice");
         assert!(subsegment.parent.is_none_or(|parent| parent < index));
         let end = subsegment.end_time.expect("every subsegment is ended");

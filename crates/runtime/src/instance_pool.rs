@@ -219,6 +219,7 @@ impl HandlerState for InstanceFactory {
             },
             state: InstanceWorker {
                 service: self.service.clone(),
+                abi: self.component.abi,
                 max_reuse: self.limits.requests_per_instance,
                 max_concurrent: self.limits.requests_at_once,
                 request_timeout: timeout,
@@ -231,6 +232,9 @@ impl HandlerState for InstanceFactory {
 /// The host's side of one instance while it serves.
 pub struct InstanceWorker {
     service: String,
+    /// WASI 0.2 instances serve one request at a time, and their outgoing calls are that
+    /// request's.
+    abi: Abi,
     max_reuse: usize,
     max_concurrent: usize,
     request_timeout: Duration,
@@ -259,7 +263,9 @@ impl WorkerState for InstanceWorker {
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
         let state = store.data_mut();
         state.traces.insert(task, ticket.trace.clone());
-        state.outbound.set_request_trace(ticket.trace);
+        if self.abi == Abi::P2 {
+            state.outbound.serve_one_request(ticket.trace);
+        }
         state.deadline = Some(Instant::now() + self.request_timeout);
         let _ = ticket.served_by.set(self.fate.clone());
         Box::pin(tokio::time::sleep(self.request_timeout))

@@ -44,9 +44,7 @@ use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, TrapOrPan
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode as P2ErrorCode;
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as P3ErrorCode;
 use wasmtime_wasi_http::{Error as WasiHttpError, WasiBody};
-use xray::active_trace::ActiveTrace;
-use xray::recorder::SegmentGuard;
-use xray::trace_header::HEADER_NAME;
+use xray::active_trace::{ActiveTrace, Responder, SegmentGuard};
 
 /// The response header naming the component version (its content hash, shortened) that the
 /// service serves.
@@ -98,14 +96,13 @@ where
         .config
         .access_log
         .then(|| (request.method().clone(), request.uri().path().to_string()));
-    let start = service.tracer.begin(
+    let trace = service.tracer.begin(
         service.name(),
         request.method(),
         request.uri(),
         request.headers(),
         peer,
     );
-    let trace = start.trace;
 
     // The version current when the request starts serves all of it, even if a swap happens
     // meanwhile; the response and the segment name that version.
@@ -113,34 +110,19 @@ where
     let (mut response, permit) = serve(service, &component, request, &trace).await;
 
     let status = response.status().as_u16();
-    let content_length = response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    trace.set_response(status, content_length);
-    if let Some(echo) = start
-        .response_header
-        .and_then(|v| HeaderValue::from_str(&v.to_string()).ok())
-    {
-        response.headers_mut().insert(HEADER_NAME, echo);
-    }
     response
         .headers_mut()
         .insert(VERSION_HEADER, component.version_header.clone());
-    // The whole SHA-256: a trace names exactly the bytes that answered.
-    let version = component.content_hash.as_str().to_string();
-    if let Some(version_id) = &component.s3_version_id {
-        let version_id = version_id.clone();
-        trace.with(|trace| trace.segment.metadata.host.component_s3_version_id = Some(version_id));
-    }
     let logged = logged.map(|(method, path)| (method, path, trace.trace_id()));
-    let guard = SegmentGuard {
-        trace,
-        tracer: service.tracer.clone(),
-        name: service.name().to_string(),
-        version,
-    };
+    let guard = trace.respond(
+        &mut response,
+        Responder {
+            service: service.name(),
+            // The whole SHA-256: a trace names exactly the bytes that answered.
+            version: component.content_hash.as_str(),
+            s3_version_id: component.s3_version_id.clone(),
+        },
+    );
     let response = response.map(|body| {
         GuardedBody {
             inner: body,

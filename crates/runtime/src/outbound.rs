@@ -352,62 +352,53 @@ fn classify_client_error(error: &hyper_util::client::legacy::Error) -> Error {
     }
 }
 
-/// The `WasiHttpHooks` of one instance's store: the service's [`OutboundHttp`], and the trace
-/// each call is recorded into (when X-Ray is on).
+/// The `WasiHttpHooks` of one instance's store: the service's [`OutboundHttp`], and, for a
+/// WASI 0.2 instance, the trace its calls are recorded into (when X-Ray is on).
 ///
 /// A WASI 0.2 instance runs one request at a time, so its calls belong to the request it was
-/// given last ([`set_request_trace`](Self::set_request_trace)). A WASI 0.3 instance runs several
-/// at once: its `wasi:http/client.send` is wrapped ([`crate::p3_client`]) to name the caller's
-/// trace just before each call ([`set_next_call_trace`](Self::set_next_call_trace)).
+/// given ([`serve_one_request`](Self::serve_one_request)). A WASI 0.3 instance runs several at
+/// once, and this hook cannot tell which of them calls: its `wasi:http/client.send` is wrapped
+/// ([`crate::p3_client`]) to record each call into the trace of the calling task, as every other
+/// capability does. A WASI 0.3 instance's calls through WASI 0.2's `outgoing-handler` find no
+/// trace here and are recorded nowhere, never into another request's trace.
 pub struct OutboundHooks {
     http: Arc<OutboundHttp>,
-    request_trace: ActiveTrace,
-    next_call_trace: Option<ActiveTrace>,
+    one_request_trace: Option<ActiveTrace>,
 }
 
 impl OutboundHooks {
-    /// Hooks that send through `http`; calls record into a detached trace until a request is
-    /// given.
+    /// Hooks that send through `http`, recording nothing until a request is given.
     pub fn new(http: Arc<OutboundHttp>) -> Self {
         Self {
             http,
-            request_trace: ActiveTrace::detached(),
-            next_call_trace: None,
+            one_request_trace: None,
         }
     }
 
-    /// The trace of the request the instance serves now (WASI 0.2: one at a time).
-    pub fn set_request_trace(&mut self, trace: ActiveTrace) {
-        self.request_trace = trace;
-    }
-
-    /// The trace the very next call records into, whatever request was given last.
-    pub fn set_next_call_trace(&mut self, trace: ActiveTrace) {
-        self.next_call_trace = Some(trace);
+    /// The trace of the request a WASI 0.2 instance serves now (one at a time).
+    pub fn serve_one_request(&mut self, trace: ActiveTrace) {
+        self.one_request_trace = Some(trace);
     }
 }
 
-/// Ends a call's subsegment with the response head's status and length, or with a fault whose
-/// cause is the wasi:http error the component gets.
-fn end_call(call: CallSpan, result: &Result<(http::Response<WasiBody>, IoFuture), Error>) {
-    match result {
-        Ok((response, _)) => {
-            let length = response
-                .headers()
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            call.answered(response.status().as_u16(), length);
-        }
-        Err(error) => {
-            let debug = format!("{error:?}");
-            let kind = debug.split(['(', ' ', '{']).next().unwrap_or("Error");
-            call.failed(
-                FailureKind::Fault,
-                Exception::new(kind, error.to_string(), true),
-            );
-        }
-    }
+/// Ends a call's subsegment with the response head: its status and declared length.
+pub fn end_answered_call(call: CallSpan, status: http::StatusCode, headers: &http::HeaderMap) {
+    let length = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    call.answered(status.as_u16(), length);
+}
+
+/// Ends a call's subsegment with a fault whose cause is the wasi:http error the component gets
+/// (its variant's name is the exception's type).
+pub fn end_failed_call(call: CallSpan, error: &(impl std::fmt::Debug + std::fmt::Display)) {
+    let debug = format!("{error:?}");
+    let kind = debug.split(['(', ' ', '{']).next().unwrap_or("Error");
+    call.failed(
+        FailureKind::Fault,
+        Exception::new(kind, error.to_string(), true),
+    );
 }
 
 /// The future that drives a connection after the response head arrived.
@@ -424,15 +415,22 @@ impl WasiHttpHooks for OutboundHooks {
         _response_errors: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> ResponseFuture {
         let http = self.http.clone();
-        let mut request = request;
-        let trace = self
-            .next_call_trace
-            .take()
-            .unwrap_or_else(|| self.request_trace.clone());
-        let call = trace.begin_http_call(&mut request);
+        let (mut parts, body) = request.into_parts();
+        let call = self
+            .one_request_trace
+            .as_ref()
+            .map(|trace| trace.begin_http_call(&parts.method, &parts.uri, &mut parts.headers));
+        let request = http::Request::from_parts(parts, body);
         Box::new(async move {
             let result = http.send(request, options).await;
-            end_call(call, &result);
+            if let Some(call) = call {
+                match &result {
+                    Ok((response, _)) => {
+                        end_answered_call(call, response.status(), response.headers())
+                    }
+                    Err(error) => end_failed_call(call, error),
+                }
+            }
             result
         })
     }

@@ -11,10 +11,10 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
 use serde_json::{Value, json};
-use xray::guest_span::{FinishedSpan, SpanEvent};
 use xray::ids::{SegmentId, TraceId};
 use xray::otel;
 use xray::request_trace::RequestTrace;
+use xray::request_trace::guest_span::{FinishedSpan, SpanEvent};
 use xray::segment::{ServiceIdentity, segment_entity};
 use xray_local::otlp_ingest;
 use xray_local::store::TraceStore;
@@ -178,7 +178,7 @@ fn through_wasi_otel(case: &Case) -> Value {
             status: case.status.clone(),
         })
         .unwrap();
-    trace.end_time = Some(trace.start_time + 1.0);
+    trace.end(trace.start_time() + 1.0);
     let identity = ServiceIdentity {
         name: "svc".into(),
         version: "v".into(),

@@ -8,7 +8,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use std::hint::black_box;
 use std::sync::Arc;
-use xray::document::{AnnotationValue, EcsFields, HttpRequest, HttpResponse};
+use xray::document::{AnnotationValue, EcsFields, HttpRequest};
 use xray::ids::{SegmentId, TraceId};
 use xray::request_trace::{CallEnd, CallStart, RequestTrace, Target};
 use xray::sampling::centralized::{CentralizedSampler, parse_rules_response};
@@ -105,14 +105,14 @@ fn sampling(c: &mut Criterion) {
 /// annotation, as the reference BFF records them.
 fn bff_trace() -> RequestTrace {
     let mut trace = RequestTrace::new(TraceId::new(), SegmentId::new(), true);
-    trace.request = HttpRequest {
+    trace.set_request(HttpRequest {
         method: "GET".into(),
         url: "http://xray-ecs-dev-alb-123456.us-east-1.elb.amazonaws.com/api/".into(),
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0".into()),
         client_ip: Some("203.0.113.7".into()),
         x_forwarded_for: true,
         traced: false,
-    };
+    });
     let work = trace
         .begin_subsegment(Target::Segment, "call-backends")
         .expect("a valid name");
@@ -141,11 +141,8 @@ fn bff_trace() -> RequestTrace {
         )
         .expect("a valid annotation");
     trace.end_subsegment(work).expect("open");
-    trace.response = Some(HttpResponse {
-        status: Some(200),
-        content_length: Some(52),
-    });
-    trace.end_time = Some(trace.start_time + 0.004);
+    trace.set_response(200, Some(52));
+    trace.end(trace.start_time() + 0.004);
     trace
 }
 

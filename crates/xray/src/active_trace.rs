@@ -4,41 +4,106 @@
 //! the store), the outgoing-HTTP hook and the table capability (whose futures run outside the
 //! store), and the host's own answers (a fault, the response). They all go through
 //! [`ActiveTrace`], which offers the operations they need and nothing else: none of them builds
-//! a document, formats a header or mints an id. When X-Ray is off the calls are not recorded
-//! and no header is injected, but the component's own tracing calls are still checked, so a
-//! component behaves the same with X-Ray on or off.
+//! a document, formats a header or mints an id, and none of them sees the recorded model. When
+//! X-Ray is off the calls are not recorded and no header is injected, but the component's own
+//! tracing calls are still checked, so a component behaves the same with X-Ray on or off.
+//!
+//! The request ends with [`ActiveTrace::respond`]: it records the response, puts the
+//! `X-Amzn-Trace-Id` answer on it, and returns the [`SegmentGuard`] that finishes the segment
+//! (and hands it to the exporters) when the response body is done.
 
-use crate::document::Exception;
-use crate::document::HttpResponse;
+use crate::document::{AnnotationValue, Exception};
 use crate::ids::{SegmentId, TraceId};
-use crate::request_trace::{CallEnd, CallStart, FailureKind, RequestTrace, Target};
-use crate::trace_header::HEADER_NAME;
+use crate::request_trace::guest_span::{FinishedSpan, SpanRefusal};
+use crate::request_trace::{CallEnd, CallStart, FailureKind, RequestTrace, Target, TraceError};
+use crate::trace_header::{HEADER_NAME, TraceHeader};
 use crate::traceparent;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+/// What finishes a request's trace once its response is done: the recorder, which ends it and
+/// hands it to the exporters if it was sampled.
+pub(crate) trait FinishTrace: Send + Sync {
+    /// Ends `trace` and exports it as the segment of service `name` at `version`.
+    fn finish(&self, trace: &mut RequestTrace, name: &str, version: &str);
+}
 
 /// A request's trace, shared by everything that records into it.
 #[derive(Clone)]
 pub struct ActiveTrace {
-    shared: Arc<Mutex<RequestTrace>>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    trace: Mutex<RequestTrace>,
+    /// Whether X-Ray is on: calls are recorded and the header injected.
     record_calls: bool,
+    /// The `X-Amzn-Trace-Id` the response carries, when X-Ray is on.
+    response_header: Option<TraceHeader>,
+    /// Who finishes the trace; none for a detached one.
+    finisher: Option<Arc<dyn FinishTrace>>,
+}
+
+/// The trace context a component's OpenTelemetry SDK continues: the request's segment as the
+/// parent span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpanContext {
+    /// The trace id as W3C writes it (32 hex digits).
+    pub trace_id: String,
+    /// The segment's id, the component's root spans' parent.
+    pub span_id: String,
+    /// Whether the trace is sent.
+    pub sampled: bool,
+    /// The incoming W3C `tracestate`, when it belongs to this trace.
+    pub trace_state: Option<String>,
+}
+
+/// A span the request's trace did not take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpanRefused {
+    /// Why.
+    pub reason: SpanRefusal,
+    /// True for the first refusal in the request, the one worth a log line.
+    pub first_in_request: bool,
+}
+
+/// Which component answered: what the finished segment names.
+#[derive(Debug, Clone)]
+pub struct Responder<'a> {
+    /// The service, the segment's name.
+    pub service: &'a str,
+    /// The component version (its whole content hash), the segment's `service.version`.
+    pub version: &'a str,
+    /// The S3 version id of the component's object, when it came from a versioned bucket.
+    pub s3_version_id: Option<Arc<str>>,
 }
 
 impl ActiveTrace {
     /// The trace of a request; `record_calls` is whether X-Ray is on (calls are recorded and
-    /// the header injected).
-    pub fn new(trace: RequestTrace, record_calls: bool) -> Self {
+    /// the header injected); `finisher` ends and exports it when the response is done.
+    pub(crate) fn new(
+        trace: RequestTrace,
+        record_calls: bool,
+        response_header: Option<TraceHeader>,
+        finisher: Option<Arc<dyn FinishTrace>>,
+    ) -> Self {
         Self {
-            shared: Arc::new(Mutex::new(trace)),
-            record_calls,
+            shared: Arc::new(Shared {
+                trace: Mutex::new(trace),
+                record_calls,
+                response_header,
+                finisher,
+            }),
         }
     }
 
     /// A trace that records nothing and is never sent: for a throwaway instance (checking that
-    /// a component instantiates).
+    /// a component instantiates), and for a call no request can be found for.
     pub fn detached() -> Self {
         Self::new(
             RequestTrace::new(TraceId::new(), SegmentId::new(), false),
             false,
+            None,
+            None,
         )
     }
 
@@ -53,45 +118,132 @@ impl ActiveTrace {
         self.lock().trace_id.clone()
     }
 
-    /// Runs `f` on the recorded trace: the component's tracing calls, which check X-Ray's rules
-    /// as they record (see [`RequestTrace`]).
-    pub fn with<R>(&self, f: impl FnOnce(&mut RequestTrace) -> R) -> R {
-        f(&mut self.lock())
+    /// The id of the request's segment.
+    pub fn segment_id(&self) -> SegmentId {
+        self.lock().segment_id.clone()
     }
 
-    /// Begins an outgoing HTTP call: a `remote` subsegment under the component's innermost open
-    /// subsegment, and the headers naming it set on `request`: `X-Amzn-Trace-Id`, and W3C's
-    /// `traceparent` (with the incoming `tracestate`) for the same trace and parent, so that
-    /// X-Ray SDKs and OpenTelemetry services both continue the trace.
-    pub fn begin_http_call<B>(&self, request: &mut http::Request<B>) -> CallSpan {
-        if !self.record_calls {
+    /// Whether the trace is sent.
+    pub fn is_sampled(&self) -> bool {
+        self.lock().sampled
+    }
+
+    /// The `X-Amzn-Trace-Id` naming the segment as parent: what a component reads as its
+    /// context.
+    pub fn own_header(&self) -> String {
+        self.lock().own_header().to_string()
+    }
+
+    /// The context a component's OpenTelemetry spans continue.
+    pub fn span_context(&self) -> SpanContext {
+        let trace = self.lock();
+        SpanContext {
+            trace_id: trace.otel_trace_id(),
+            span_id: trace.segment_id.to_string(),
+            sampled: trace.sampled,
+            trace_state: trace.trace_state.clone(),
+        }
+    }
+
+    /// Opens a component's subsegment under `parent` (the segment, or one of its open
+    /// subsegments); returns its index.
+    pub fn begin_subsegment(&self, parent: Target, name: &str) -> Result<usize, TraceError> {
+        self.lock().begin_subsegment(parent, name)
+    }
+
+    /// Ends a component's subsegment.
+    pub fn end_subsegment(&self, index: usize) -> Result<(), TraceError> {
+        self.lock().end_subsegment(index)
+    }
+
+    /// The id of the subsegment at `index`.
+    pub fn subsegment_id(&self, index: usize) -> Option<SegmentId> {
+        self.lock().subsegment_id(index).cloned()
+    }
+
+    /// Adds or replaces an annotation on `target`.
+    pub fn annotate(
+        &self,
+        target: Target,
+        key: &str,
+        value: AnnotationValue,
+    ) -> Result<(), TraceError> {
+        self.lock().add_annotation(target, key, value)
+    }
+
+    /// Adds or replaces `metadata[namespace][key]` on `target`; `json` is the value.
+    pub fn add_metadata(
+        &self,
+        target: Target,
+        namespace: &str,
+        key: &str,
+        json: &str,
+    ) -> Result<(), TraceError> {
+        self.lock().add_metadata(target, namespace, key, json)
+    }
+
+    /// Records a failure the component reports on `target`.
+    pub fn record_failure(
+        &self,
+        target: Target,
+        kind: FailureKind,
+        exception: Option<Exception>,
+    ) -> Result<(), TraceError> {
+        self.lock().record_failure(target, kind, exception)
+    }
+
+    /// A component's span has started (wasi:otel `on-start`), at `now`.
+    pub fn start_guest_span(
+        &self,
+        trace_id: &str,
+        span_id: &str,
+        now: f64,
+    ) -> Result<(), SpanRefused> {
+        let mut trace = self.lock();
+        let result = trace.start_guest_span(trace_id, span_id, now);
+        refused(&mut trace, result)
+    }
+
+    /// A component's span has ended (wasi:otel `on-end`).
+    pub fn end_guest_span(&self, span: FinishedSpan) -> Result<(), SpanRefused> {
+        let mut trace = self.lock();
+        let result = trace.end_guest_span(span);
+        refused(&mut trace, result)
+    }
+
+    /// Begins an outgoing HTTP call to `uri`: a `remote` subsegment under the component's
+    /// innermost open subsegment, and the headers naming it set in `headers`:
+    /// `X-Amzn-Trace-Id`, and W3C's `traceparent` (with the incoming `tracestate`) for the same
+    /// trace and parent, so that X-Ray SDKs and OpenTelemetry services both continue the trace.
+    pub fn begin_http_call(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &mut http::HeaderMap,
+    ) -> CallSpan {
+        if !self.shared.record_calls {
             return CallSpan::unrecorded();
         }
-        let uri = request.uri();
         let url = format!(
             "{}://{}{}",
             uri.scheme_str().unwrap_or("http"),
             uri.authority().map(|a| a.as_str()).unwrap_or(""),
             uri.path()
         );
-        let (index, header) = {
+        let (index, header, traceparent, trace_state) = {
             let mut trace = self.lock();
             let index = trace.begin_call(CallStart::Http {
                 host: uri.host().unwrap_or(""),
-                method: request.method().as_str(),
+                method: method.as_str(),
                 url: &url,
             });
             (
                 index,
-                (
-                    trace.downstream_header(index),
-                    trace.downstream_traceparent(index),
-                    trace.trace_state.clone(),
-                ),
+                trace.downstream_header(index),
+                trace.downstream_traceparent(index),
+                trace.trace_state.clone(),
             )
         };
-        let (header, traceparent, trace_state) = header;
-        let headers = request.headers_mut();
         if let Ok(value) = http::HeaderValue::from_str(&header.to_string()) {
             headers.insert(HEADER_NAME, value);
         }
@@ -133,16 +285,55 @@ impl ActiveTrace {
             .record_failure(Target::Segment, FailureKind::Fault, Some(exception));
     }
 
-    /// Records the response the client gets.
-    pub fn set_response(&self, status: u16, content_length: Option<u64>) {
-        self.lock().response = Some(HttpResponse {
-            status: Some(status),
-            content_length,
-        });
+    /// Finishes the response the client gets: records its status and `Content-Length` (and
+    /// the S3 version of the component that answered), puts the `X-Amzn-Trace-Id` answer on
+    /// it, and returns the guard that ends and exports the segment when dropped; keep it with
+    /// the response body, so that the segment ends when the body has been sent.
+    pub fn respond<B>(
+        &self,
+        response: &mut http::Response<B>,
+        responder: Responder<'_>,
+    ) -> SegmentGuard {
+        let content_length = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        {
+            let mut trace = self.lock();
+            trace.set_response(response.status().as_u16(), content_length);
+            if let Some(version_id) = responder.s3_version_id {
+                trace.segment.metadata.host.component_s3_version_id = Some(version_id);
+            }
+        }
+        if let Some(value) = self
+            .shared
+            .response_header
+            .as_ref()
+            .and_then(|header| http::HeaderValue::from_str(&header.to_string()).ok())
+        {
+            response.headers_mut().insert(HEADER_NAME, value);
+        }
+        SegmentGuard {
+            trace: self.clone(),
+            service: responder.service.to_string(),
+            version: responder.version.to_string(),
+        }
+    }
+
+    /// Runs `f` on the recorded model: for this crate only (the recorder and its tests).
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut RequestTrace) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    /// The `X-Amzn-Trace-Id` the response gets.
+    #[cfg(test)]
+    pub(crate) fn response_header(&self) -> Option<&TraceHeader> {
+        self.shared.response_header.as_ref()
     }
 
     fn begin(&self, call: CallStart<'_>) -> CallSpan {
-        if !self.record_calls {
+        if !self.shared.record_calls {
             return CallSpan::unrecorded();
         }
         let index = self.lock().begin_call(call);
@@ -159,8 +350,35 @@ impl ActiveTrace {
         // Only a panic while holding the lock poisons it; the data is still consistent enough
         // to record into.
         self.shared
+            .trace
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A refusal, counted; marked when it is the request's first.
+fn refused(trace: &mut RequestTrace, result: Result<(), SpanRefusal>) -> Result<(), SpanRefused> {
+    result.map_err(|reason| SpanRefused {
+        reason,
+        first_in_request: trace.note_refused_span(),
+    })
+}
+
+/// Finishes a request's segment when dropped: attached to the response body, so the segment
+/// ends when the body has been sent (or the client went away). Made by
+/// [`ActiveTrace::respond`].
+pub struct SegmentGuard {
+    trace: ActiveTrace,
+    service: String,
+    version: String,
+}
+
+impl Drop for SegmentGuard {
+    fn drop(&mut self) {
+        if let Some(finisher) = self.trace.shared.finisher.clone() {
+            self.trace
+                .with(|trace| finisher.finish(trace, &self.service, &self.version));
+        }
     }
 }
 
@@ -209,18 +427,17 @@ mod tests {
 
     fn active(record_calls: bool) -> ActiveTrace {
         let trace = RequestTrace::new(TraceId::new(), SegmentId::new(), true);
-        ActiveTrace::new(trace, record_calls)
+        ActiveTrace::new(trace, record_calls, None, None)
     }
 
     #[test]
     fn an_http_call_is_a_remote_subsegment_named_in_the_injected_header() {
         let trace = active(true);
-        let mut request = http::Request::get("http://backend1.local:8081/api?x=1")
-            .body(())
-            .unwrap();
-        let call = trace.begin_http_call(&mut request);
+        let uri: http::Uri = "http://backend1.local:8081/api?x=1".parse().unwrap();
+        let mut headers = http::HeaderMap::new();
+        let call = trace.begin_http_call(&http::Method::GET, &uri, &mut headers);
         call.answered(503, Some(12));
-        let header = request.headers()[HEADER_NAME].to_str().unwrap();
+        let header = headers[HEADER_NAME].to_str().unwrap();
         let parsed = TraceHeader::parse(header);
         trace.with(|t| {
             let recorded = &t.subsegments[0];
@@ -241,12 +458,15 @@ mod tests {
     #[test]
     fn with_x_ray_off_calls_are_not_recorded_and_no_header_is_injected() {
         let trace = active(false);
-        let mut request = http::Request::get("http://b/").body(()).unwrap();
-        trace.begin_http_call(&mut request).answered(200, None);
+        let mut headers = http::HeaderMap::new();
+        let uri = http::Uri::from_static("http://b/");
+        trace
+            .begin_http_call(&http::Method::GET, &uri, &mut headers)
+            .answered(200, None);
         trace
             .begin_aws_call("DynamoDB", "PutItem", "t")
             .end(CallEnd::default());
-        assert!(request.headers().get(HEADER_NAME).is_none());
+        assert!(headers.get(HEADER_NAME).is_none());
         trace.with(|t| assert!(t.subsegments.is_empty()));
     }
 
@@ -266,5 +486,95 @@ mod tests {
             assert!(call_cause.remote);
             assert_ne!(segment_cause.id, call_cause.id);
         });
+    }
+
+    /// Keeps what it was asked to finish.
+    #[derive(Default)]
+    struct Finished(Mutex<Vec<(String, String, RequestTrace)>>);
+
+    impl FinishTrace for Finished {
+        fn finish(&self, trace: &mut RequestTrace, name: &str, version: &str) {
+            trace.end(crate::request_trace::now());
+            let mut finished = self.0.lock().unwrap();
+            finished.push((name.into(), version.into(), trace.clone()));
+        }
+    }
+
+    #[test]
+    fn the_response_gets_the_answer_header_and_the_guard_finishes_the_segment() {
+        let finished = Arc::new(Finished::default());
+        let answer = TraceHeader::parse("Root=1-5f84c7a1-0123456789abcdef01234567;Sampled=1");
+        let trace = ActiveTrace::new(
+            RequestTrace::new(TraceId::new(), SegmentId::new(), true),
+            true,
+            Some(answer.clone()),
+            Some(finished.clone()),
+        );
+        let open = trace.begin_subsegment(Target::Segment, "work").unwrap();
+        let mut response = http::Response::builder()
+            .status(201)
+            .header(http::header::CONTENT_LENGTH, "7")
+            .body(())
+            .unwrap();
+        let guard = trace.respond(
+            &mut response,
+            Responder {
+                service: "backend1",
+                version: "abc",
+                s3_version_id: Some("v1".into()),
+            },
+        );
+        assert_eq!(response.headers()[HEADER_NAME], answer.to_string().as_str());
+        assert!(
+            finished.0.lock().unwrap().is_empty(),
+            "finished before the body was sent"
+        );
+        drop(guard);
+        let finished = finished.0.lock().unwrap();
+        let (name, version, recorded) = &finished[0];
+        assert_eq!((name.as_str(), version.as_str()), ("backend1", "abc"));
+        let response = recorded.response.as_ref().unwrap();
+        assert_eq!(
+            (response.status, response.content_length),
+            (Some(201), Some(7))
+        );
+        assert_eq!(
+            recorded
+                .segment
+                .metadata
+                .host
+                .component_s3_version_id
+                .as_deref(),
+            Some("v1")
+        );
+        assert!(recorded.subsegments[open].ended_by_host);
+    }
+
+    #[test]
+    fn a_detached_trace_answers_no_header_and_finishes_nothing() {
+        let trace = ActiveTrace::detached();
+        let mut response = http::Response::new(());
+        drop(trace.respond(
+            &mut response,
+            Responder {
+                service: "s",
+                version: "v",
+                s3_version_id: None,
+            },
+        ));
+        assert!(response.headers().get(HEADER_NAME).is_none());
+    }
+
+    #[test]
+    fn only_the_first_refused_span_of_a_request_is_marked_for_the_log() {
+        let trace = active(true);
+        let first = trace
+            .start_guest_span("00", "0000000000000001", 1.0)
+            .unwrap_err();
+        let second = trace
+            .start_guest_span("00", "0000000000000002", 1.0)
+            .unwrap_err();
+        assert!(matches!(first.reason, SpanRefusal::OtherTrace(_)));
+        assert!(first.first_in_request && !second.first_in_request);
     }
 }

@@ -8,11 +8,12 @@
 //! - [`names`]: X-Ray's rules for segment names and annotation keys, checked and made valid.
 //! - [`document`]: the segment document, typed.
 //! - [`request_trace`]: what one request records (segment, manual and call subsegments,
-//!   annotations, metadata, failures), with X-Ray's rules enforced as it is added.
+//!   annotations, metadata, failures, and the component's wasi:otel spans in
+//!   [`request_trace::guest_span`]), with X-Ray's rules enforced as it is added.
 //! - [`otel`]: OpenTelemetry spans, typed, and the one mapping between them and X-Ray's
 //!   documents, both directions (the rule table is there).
-//! - [`guest_span`]: spans a component reports through wasi:otel, as subsegments.
-//! - [`active_trace`]: the one owner of a request's trace while it runs.
+//! - [`active_trace`]: the one owner of a request's trace while it runs: the operations the
+//!   request's capabilities may perform on it, and the finished response's guard.
 //! - [`segment`]: a finished trace as documents, split to fit a datagram.
 //! - [`sampling`]: centralized rules through the daemon, local rules, the built-in default, and
 //!   the sampling API's wire shapes.
@@ -29,7 +30,6 @@ pub mod document;
 pub mod ecs_metadata;
 pub mod emitter;
 pub mod export;
-pub mod guest_span;
 pub mod ids;
 pub mod names;
 pub mod otel;

@@ -4,10 +4,12 @@
 //! - [`Tracer::begin`] reads the incoming `X-Amzn-Trace-Id`, continues its trace when the Root
 //!   is valid (a new trace otherwise), obeys `Sampled=1`/`0` and asks the sampler otherwise, and
 //!   records the request for the segment's `http.request`.
-//! - [`SegmentGuard`] finishes the segment when the response body is done (or abandoned): it
-//!   closes what the component left open and sends the documents, if the request was sampled.
+//! - The request's [`ActiveTrace`] records into it while it runs; its
+//!   [`SegmentGuard`](crate::active_trace::SegmentGuard) hands it back here when the response
+//!   body is done (or abandoned): the recorder closes what the component left open and sends the
+//!   segment to the exporters, if the request was sampled.
 
-use crate::active_trace::ActiveTrace;
+use crate::active_trace::{ActiveTrace, FinishTrace};
 use crate::daemon_address::DaemonAddress;
 use crate::document::Entity;
 use crate::document::{EcsFields, HttpRequest};
@@ -56,14 +58,6 @@ pub struct Tracer {
     poller: Option<Arc<SamplingPoller>>,
     on_ecs: bool,
     ecs: Arc<OnceLock<EcsFields>>,
-}
-
-/// What [`Tracer::begin`] gives a request.
-pub struct RequestStart {
-    /// The request's trace.
-    pub trace: ActiveTrace,
-    /// The `X-Amzn-Trace-Id` to put on the response.
-    pub response_header: Option<TraceHeader>,
 }
 
 impl Tracer {
@@ -185,15 +179,16 @@ impl Tracer {
         &self.exporters
     }
 
-    /// Starts the trace of an incoming request of `service`.
+    /// Starts the trace of an incoming request of `service`; the trace comes back here to be
+    /// finished when its response is done.
     pub fn begin(
-        &self,
+        self: &Arc<Self>,
         service: &str,
         method: &http::Method,
         uri: &http::Uri,
         headers: &HeaderMap,
         peer: Option<SocketAddr>,
-    ) -> RequestStart {
+    ) -> ActiveTrace {
         let header = headers
             .get(HEADER_NAME)
             .and_then(|v| v.to_str().ok())
@@ -263,19 +258,16 @@ impl Tracer {
         trace.rule_name = rule_name;
         trace.extra_header_fields = header.extra;
         trace.trace_state = trace_state;
-        trace.request = incoming_request(method, uri, headers, peer);
-        RequestStart {
-            trace: ActiveTrace::new(trace, self.enabled),
-            response_header,
-        }
+        trace.set_request(incoming_request(method, uri, headers, peer));
+        let finisher: Arc<dyn FinishTrace> = self.clone();
+        ActiveTrace::new(trace, self.enabled, response_header, Some(finisher))
     }
+}
 
+impl FinishTrace for Tracer {
     /// Ends the trace and sends it if it was sampled.
-    pub fn finish(&self, trace: &mut RequestTrace, name: &str, version: &str) {
-        if trace.end_time.is_none() {
-            trace.end_time = Some(now());
-        }
-        trace.end_open_subsegments();
+    fn finish(&self, trace: &mut RequestTrace, name: &str, version: &str) {
+        trace.end(now());
         if self.exporters.is_empty() || !trace.sampled {
             return;
         }
@@ -341,26 +333,6 @@ fn incoming_request(
     }
 }
 
-/// Finishes a request's segment when dropped: attached to the response body, so the segment
-/// ends when the body has been sent (or the client went away).
-pub struct SegmentGuard {
-    /// The trace.
-    pub trace: ActiveTrace,
-    /// The recorder.
-    pub tracer: Arc<Tracer>,
-    /// The segment name.
-    pub name: String,
-    /// The component version (its content hash), the segment's `service.version`.
-    pub version: String,
-}
-
-impl Drop for SegmentGuard {
-    fn drop(&mut self) {
-        self.trace
-            .with(|trace| self.tracer.finish(trace, &self.name, &self.version));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,13 +348,13 @@ mod tests {
         map
     }
 
-    fn tracer(default_rate: f64) -> Tracer {
+    fn tracer(default_rate: f64) -> Arc<Tracer> {
         let rules = LocalRules::parse(&format!(
             r#"{{"version": 2, "default": {{"fixed_target": 0, "rate": {default_rate}}},
                 "rules": [{{"host": "*", "http_method": "GET", "url_path": "/health", "fixed_target": 0, "rate": 0}}]}}"#
         ))
         .unwrap();
-        Tracer {
+        Arc::new(Tracer {
             enabled: true,
             sampler: Some(Sampler::new(
                 None,
@@ -394,11 +366,11 @@ mod tests {
             poller: None,
             on_ecs: false,
             ecs: Arc::new(OnceLock::new()),
-        }
+        })
     }
 
-    fn recorded(start: &RequestStart) -> RequestTrace {
-        start.trace.with(|t| t.clone())
+    fn recorded(start: &ActiveTrace) -> RequestTrace {
+        start.with(|t| t.clone())
     }
 
     const ROOT: &str = "1-5759e988-bd862e3fe1be46a994272793";
@@ -406,7 +378,7 @@ mod tests {
     /// The same trace as [`ROOT`], as W3C writes it.
     const W3C_TRACE: &str = "5759e988bd862e3fe1be46a994272793";
 
-    fn begin_with(tracer: &Tracer, pairs: &[(&str, &str)]) -> RequestStart {
+    fn begin_with(tracer: &Arc<Tracer>, pairs: &[(&str, &str)]) -> ActiveTrace {
         tracer.begin(
             "Backend",
             &http::Method::GET,
@@ -431,12 +403,10 @@ mod tests {
         assert_eq!(trace.trace_state.as_deref(), Some("ot=p:8"));
         // Downstream, both headers name the same trace, parent and decision.
         let index = start
-            .trace
             .with(|t| t.begin_subsegment(crate::request_trace::Target::Segment, "call"))
             .unwrap();
-        let (header, traceparent) = start
-            .trace
-            .with(|t| (t.downstream_header(index), t.downstream_traceparent(index)));
+        let (header, traceparent) =
+            start.with(|t| (t.downstream_header(index), t.downstream_traceparent(index)));
         let parent = header.parent.as_ref().unwrap().as_str().to_string();
         assert_eq!(
             header.to_string(),
@@ -509,7 +479,7 @@ mod tests {
         );
         assert_eq!(
             start
-                .response_header
+                .response_header()
                 .as_ref()
                 .map(ToString::to_string)
                 .as_deref(),
@@ -534,8 +504,7 @@ mod tests {
                     &headers(&[("x-amzn-trace-id", &value)]),
                     None
                 )
-                .trace
-                .with(|t| t.sampled)
+                .is_sampled()
         );
         assert_eq!(
             recorded(&start).trace_id,
@@ -571,10 +540,7 @@ mod tests {
             None,
         );
         assert_eq!(
-            api.response_header
-                .as_ref()
-                .map(ToString::to_string)
-                .as_deref(),
+            api.response_header().map(ToString::to_string).as_deref(),
             Some(format!("Root={ROOT};Sampled=1").as_str())
         );
         let health = tracer.begin(
@@ -586,7 +552,7 @@ mod tests {
         );
         assert_eq!(
             health
-                .response_header
+                .response_header()
                 .as_ref()
                 .map(ToString::to_string)
                 .as_deref(),
@@ -635,7 +601,7 @@ mod tests {
 
     #[test]
     fn a_disabled_tracer_samples_nothing_and_echoes_nothing() {
-        let start = Tracer::disabled().begin(
+        let start = Arc::new(Tracer::disabled()).begin(
             "BFF",
             &http::Method::GET,
             &"/".parse().unwrap(),
@@ -643,6 +609,6 @@ mod tests {
             None,
         );
         assert!(!recorded(&start).sampled);
-        assert!(start.response_header.is_none());
+        assert!(start.response_header().is_none());
     }
 }

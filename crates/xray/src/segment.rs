@@ -376,7 +376,8 @@ mod tests {
         trace
             .begin_subsegment(Target::Segment, "never ended")
             .unwrap();
-        trace.end_open_subsegments();
+        let end = trace.end_time.unwrap();
+        trace.end(end);
         let doc: Value = serde_json::from_str(&documents(&trace, &identity())[0]).unwrap();
         assert_eq!(doc["fault"], true);
         let exception = &doc["cause"]["exceptions"][0];

@@ -3,7 +3,7 @@
 //! reports its spans into the request's trace.
 //!
 //! - `tracing`: every span becomes a subsegment of the request's trace (the mapping is in
-//!   [`xray::guest_span`]); `outer-span-context` is the request's segment, so the component's
+//!   [`xray::request_trace::guest_span`]); `outer-span-context` is the request's segment, so the component's
 //!   root spans are its children.
 //! - `logs`: each record is written to the host's log with the request's trace id.
 //! - `metrics`: not collected; `export` says so with an error, rather than dropping the data
@@ -19,10 +19,10 @@
 use crate::host_state::HostState;
 use crate::task_traces::calling_request;
 use wasmtime::component::{Access, HasSelf, Linker};
-use xray::active_trace::ActiveTrace;
-use xray::guest_span::{FinishedSpan, SpanEvent};
+use xray::active_trace::{ActiveTrace, SpanRefused};
 use xray::otel::{SpanKind, Status};
-use xray::request_trace::{RequestTrace, now};
+use xray::request_trace::guest_span::{FinishedSpan, SpanEvent};
+use xray::request_trace::now;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -77,21 +77,20 @@ fn calling_trace(access: &mut Access<'_, HostState, HasSelf<HostState>>) -> Opti
 fn record(
     access: &mut Access<'_, HostState, HasSelf<HostState>>,
     call: &str,
-    f: impl FnOnce(&mut RequestTrace) -> Result<(), xray::guest_span::SpanRefusal>,
+    f: impl FnOnce(&ActiveTrace) -> Result<(), SpanRefused>,
 ) {
     let Some(trace) = calling_trace(access) else {
         return;
     };
-    trace.with(|t| {
-        if let Err(refusal) = f(t)
-            && t.note_refused_span()
-        {
-            tracing::warn!(
-                trace_id = %t.trace_id,
-                "wasi:otel {call}: {refusal}; the span is not recorded (further refusals in this request are not logged)"
-            );
-        }
-    });
+    if let Err(refused) = f(&trace)
+        && refused.first_in_request
+    {
+        tracing::warn!(
+            trace_id = %trace.trace_id(),
+            "wasi:otel {call}: {}; the span is not recorded (further refusals in this request are not logged)",
+            refused.reason
+        );
+    }
 }
 
 impl types::Host for HostState {}
@@ -111,17 +110,18 @@ impl wit::HostWithStore<HostState> for HasSelf<HostState> {
 
     fn outer_span_context(mut access: Access<'_, HostState, Self>) -> wit::SpanContext {
         let trace = calling_trace(&mut access).unwrap_or_else(ActiveTrace::detached);
-        trace.with(|t| wit::SpanContext {
-            trace_id: t.otel_trace_id(),
-            span_id: t.segment_id.to_string(),
-            trace_flags: if t.sampled {
+        let context = trace.span_context();
+        wit::SpanContext {
+            trace_id: context.trace_id,
+            span_id: context.span_id,
+            trace_flags: if context.sampled {
                 wit::TraceFlags::SAMPLED
             } else {
                 wit::TraceFlags::empty()
             },
             is_remote: false,
-            trace_state: trace_state_entries(t.trace_state.as_deref().unwrap_or("")),
-        })
+            trace_state: trace_state_entries(context.trace_state.as_deref().unwrap_or("")),
+        }
     }
 }
 

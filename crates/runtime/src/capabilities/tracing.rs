@@ -91,7 +91,7 @@ impl wit::HostWithStore<HostState> for HasSelf<HostState> {
 
 impl wit::HostSegment for HostState {
     fn id(&mut self, handle: Resource<SegmentHandle>) -> String {
-        self.segment(&handle).with(|t| t.segment_id.to_string())
+        self.segment(&handle).segment_id().to_string()
     }
 
     fn begin_subsegment(
@@ -101,7 +101,7 @@ impl wit::HostSegment for HostState {
     ) -> Result<Resource<SubsegmentHandle>, wit::TracingError> {
         let trace = self.segment(&handle);
         let index = trace
-            .with(|t| t.begin_subsegment(Target::Segment, &name))
+            .begin_subsegment(Target::Segment, &name)
             .map_err(to_wit)?;
         self.push_subsegment(trace, index)
     }
@@ -113,7 +113,7 @@ impl wit::HostSegment for HostState {
         value: wit::AnnotationValue,
     ) -> Result<(), wit::TracingError> {
         self.segment(&handle)
-            .with(|t| t.add_annotation(Target::Segment, &key, from_wit_value(value)))
+            .annotate(Target::Segment, &key, from_wit_value(value))
             .map_err(to_wit)
     }
 
@@ -125,7 +125,7 @@ impl wit::HostSegment for HostState {
         json: String,
     ) -> Result<(), wit::TracingError> {
         self.segment(&handle)
-            .with(|t| t.add_metadata(Target::Segment, &namespace, &key, &json))
+            .add_metadata(Target::Segment, &namespace, &key, &json)
             .map_err(to_wit)
     }
 
@@ -137,16 +137,16 @@ impl wit::HostSegment for HostState {
     ) -> Result<(), wit::TracingError> {
         let exception = exception.map(from_wit_exception);
         self.segment(&handle)
-            .with(|t| t.record_failure(Target::Segment, from_wit_kind(kind), exception))
+            .record_failure(Target::Segment, from_wit_kind(kind), exception)
             .map_err(to_wit)
     }
 
     fn trace_header(&mut self, handle: Resource<SegmentHandle>) -> String {
-        self.segment(&handle).with(|t| t.own_header().to_string())
+        self.segment(&handle).own_header()
     }
 
     fn is_sampled(&mut self, handle: Resource<SegmentHandle>) -> bool {
-        self.segment(&handle).with(|t| t.sampled)
+        self.segment(&handle).is_sampled()
     }
 
     fn drop(&mut self, handle: Resource<SegmentHandle>) -> wasmtime::Result<()> {
@@ -160,11 +160,10 @@ impl wit::HostSubsegment for HostState {
         let Ok((trace, index)) = self.subsegment(&handle) else {
             return String::new();
         };
-        trace.with(|t| {
-            t.subsegment_id(index)
-                .map(SegmentId::to_string)
-                .unwrap_or_default()
-        })
+        trace
+            .subsegment_id(index)
+            .map(|id| id.to_string())
+            .unwrap_or_default()
     }
 
     fn begin_child(
@@ -174,7 +173,7 @@ impl wit::HostSubsegment for HostState {
     ) -> Result<Resource<SubsegmentHandle>, wit::TracingError> {
         let (trace, parent) = self.subsegment(&handle)?;
         let index = trace
-            .with(|t| t.begin_subsegment(Target::Subsegment(parent), &name))
+            .begin_subsegment(Target::Subsegment(parent), &name)
             .map_err(to_wit)?;
         self.push_subsegment(trace, index)
     }
@@ -187,7 +186,7 @@ impl wit::HostSubsegment for HostState {
     ) -> Result<(), wit::TracingError> {
         let (trace, index) = self.subsegment(&handle)?;
         trace
-            .with(|t| t.add_annotation(Target::Subsegment(index), &key, from_wit_value(value)))
+            .annotate(Target::Subsegment(index), &key, from_wit_value(value))
             .map_err(to_wit)
     }
 
@@ -200,7 +199,7 @@ impl wit::HostSubsegment for HostState {
     ) -> Result<(), wit::TracingError> {
         let (trace, index) = self.subsegment(&handle)?;
         trace
-            .with(|t| t.add_metadata(Target::Subsegment(index), &namespace, &key, &json))
+            .add_metadata(Target::Subsegment(index), &namespace, &key, &json)
             .map_err(to_wit)
     }
 
@@ -213,13 +212,13 @@ impl wit::HostSubsegment for HostState {
         let (trace, index) = self.subsegment(&handle)?;
         let exception = exception.map(from_wit_exception);
         trace
-            .with(|t| t.record_failure(Target::Subsegment(index), from_wit_kind(kind), exception))
+            .record_failure(Target::Subsegment(index), from_wit_kind(kind), exception)
             .map_err(to_wit)
     }
 
     fn end(&mut self, handle: Resource<SubsegmentHandle>) -> Result<(), wit::TracingError> {
         let (trace, index) = self.subsegment(&handle)?;
-        trace.with(|t| t.end_subsegment(index)).map_err(to_wit)
+        trace.end_subsegment(index).map_err(to_wit)
     }
 
     fn drop(&mut self, handle: Resource<SubsegmentHandle>) -> wasmtime::Result<()> {

@@ -3,7 +3,7 @@
 //!
 //! Three paths meet here: the stand-in's OTLP ingest (protobuf or OTLP/JSON spans, converted
 //! to [`Span`] by `xray-local`), the spans a component reports through wasi:otel (converted by
-//! [`crate::guest_span`]), and the OTLP exporter (a finished segment as spans, converted to
+//! [`crate::request_trace::guest_span`]), and the OTLP exporter (a finished segment as spans, converted to
 //! protobuf by `otlp-export`). Only the conversions between a wire format and these types live
 //! beside the wire; what a span means in X-Ray lives in [`mapping`] alone.
 

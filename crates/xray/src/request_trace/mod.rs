@@ -6,12 +6,17 @@
 //! of `[A-Za-z0-9_]`, values are scalars and strings at most 1000 characters, and at most 50
 //! annotations are kept per trace; metadata namespaces are not empty and do not start with
 //! `AWS.`, and values are JSON.
+//!
+//! The model is the crate's own: its fields are private, and the request's capabilities reach it
+//! through [`ActiveTrace`](crate::active_trace::ActiveTrace)'s named operations. Spans a
+//! component reports through wasi:otel are recorded by [`guest_span`].
+
+pub mod guest_span;
 
 use crate::document::{
     AnnotationValue, Aws, Exception, Http, HttpRequest, HttpResponse, Metadata, Namespace,
     StoreNote,
 };
-use crate::guest_span::GuestSpans;
 use crate::ids::{SegmentId, TraceId};
 use crate::trace_header::TraceHeader;
 use crate::traceparent::TraceParent;
@@ -104,34 +109,45 @@ pub struct SubsegmentRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestTrace {
     /// The trace id.
-    pub trace_id: TraceId,
+    pub(crate) trace_id: TraceId,
     /// The id of the request's segment.
-    pub segment_id: SegmentId,
+    pub(crate) segment_id: SegmentId,
     /// The caller's (sub)segment id, from the incoming `Parent`.
-    pub parent_id: Option<SegmentId>,
+    pub(crate) parent_id: Option<SegmentId>,
     /// Whether the trace is sent.
-    pub sampled: bool,
+    pub(crate) sampled: bool,
     /// The centralized sampling rule that decided, if one did.
-    pub rule_name: Option<String>,
+    pub(crate) rule_name: Option<String>,
     /// Incoming header fields to pass downstream (`Lineage`, …).
-    pub extra_header_fields: Vec<(String, String)>,
+    pub(crate) extra_header_fields: Vec<(String, String)>,
     /// The incoming W3C `tracestate`, passed downstream beside `traceparent` when it belongs to
     /// this trace.
-    pub trace_state: Option<String>,
+    pub(crate) trace_state: Option<String>,
     /// When the request arrived, epoch seconds.
-    pub start_time: f64,
+    pub(crate) start_time: f64,
     /// When the response was finished, once it was.
-    pub end_time: Option<f64>,
+    pub(crate) end_time: Option<f64>,
     /// The incoming request.
-    pub request: HttpRequest,
+    pub(crate) request: HttpRequest,
     /// The response status and `Content-Length`, once known.
-    pub response: Option<HttpResponse>,
+    pub(crate) response: Option<HttpResponse>,
     /// What the component (and the host, for failures) added to the segment itself.
-    pub segment: Annotated,
+    pub(crate) segment: Annotated,
     /// The subsegments, in the order they were opened.
-    pub subsegments: Vec<SubsegmentRecord>,
-    /// The spans the component reported through wasi:otel (see [`crate::guest_span`]).
-    pub guest_spans: GuestSpans,
+    pub(crate) subsegments: Vec<SubsegmentRecord>,
+    /// The spans the component reported through wasi:otel (see [`guest_span`]).
+    pub(crate) guest_spans: GuestSpanState,
+}
+
+/// What the request keeps about the component's wasi:otel spans (see [`guest_span`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct GuestSpanState {
+    /// Subsegments opened by a span's start whose end has not come.
+    started: Vec<usize>,
+    /// Bytes of [`guest_span::MAX_GUEST_BYTES`] used.
+    kept_bytes: usize,
+    /// Spans refused so far.
+    refused: u32,
 }
 
 /// A call the host makes for the component, as its subsegment begins.
@@ -207,8 +223,63 @@ impl RequestTrace {
             response: None,
             segment: Annotated::default(),
             subsegments: Vec::new(),
-            guest_spans: GuestSpans::default(),
+            guest_spans: GuestSpanState::default(),
         }
+    }
+
+    /// The trace id.
+    pub fn trace_id(&self) -> &TraceId {
+        &self.trace_id
+    }
+
+    /// The id of the request's segment.
+    pub fn segment_id(&self) -> &SegmentId {
+        &self.segment_id
+    }
+
+    /// Whether the trace is sent.
+    pub fn is_sampled(&self) -> bool {
+        self.sampled
+    }
+
+    /// When the request arrived, epoch seconds.
+    pub fn start_time(&self) -> f64 {
+        self.start_time
+    }
+
+    /// When the request ended, once it has.
+    pub fn end_time(&self) -> Option<f64> {
+        self.end_time
+    }
+
+    /// What was added to the segment itself.
+    pub fn segment_fields(&self) -> &Annotated {
+        &self.segment
+    }
+
+    /// The subsegments, in the order they were opened (a subsegment's `parent` indexes this).
+    pub fn subsegments(&self) -> &[SubsegmentRecord] {
+        &self.subsegments
+    }
+
+    /// Records the incoming request, as the segment's `http.request`.
+    pub fn set_request(&mut self, request: HttpRequest) {
+        self.request = request;
+    }
+
+    /// Records the response the client gets.
+    pub fn set_response(&mut self, status: u16, content_length: Option<u64>) {
+        self.response = Some(HttpResponse {
+            status: Some(status),
+            content_length,
+        });
+    }
+
+    /// Ends the request at `at` (unless it has ended already) and every subsegment still open
+    /// with it, marked as ended by the host.
+    pub fn end(&mut self, at: f64) {
+        self.end_time.get_or_insert(at);
+        self.end_open_subsegments();
     }
 
     /// Opens a subsegment the host records for a call the component makes, under the innermost
@@ -396,7 +467,7 @@ impl RequestTrace {
 
     /// Ends every subsegment still open, marking them as ended by the host; called when the
     /// request ends.
-    pub fn end_open_subsegments(&mut self) {
+    fn end_open_subsegments(&mut self) {
         let end = self.end_time.unwrap_or_else(now);
         for subsegment in self.subsegments.iter_mut().filter(|s| s.end_time.is_none()) {
             subsegment.end_time = Some(end);
@@ -515,143 +586,4 @@ fn validate_annotation(key: &str, value: &AnnotationValue) -> Result<(), TraceEr
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn trace() -> RequestTrace {
-        RequestTrace::new(
-            TraceId::parse("1-5f84c7a1-0123456789abcdef01234567").unwrap(),
-            SegmentId::parse("0123456789abcdef").unwrap(),
-            true,
-        )
-    }
-
-    #[test]
-    fn nested_subsegments_remember_their_parents_and_end_once() {
-        let mut t = trace();
-        let outer = t
-            .begin_subsegment(Target::Segment, "call backend 1")
-            .unwrap();
-        let inner = t
-            .begin_subsegment(Target::Subsegment(outer), "parse")
-            .unwrap();
-        assert_eq!(t.subsegments[inner].parent, Some(outer));
-        assert_ne!(t.subsegments[inner].id, t.subsegments[outer].id);
-        t.end_subsegment(inner).unwrap();
-        assert_eq!(t.end_subsegment(inner), Err(TraceError::AlreadyEnded));
-        assert_eq!(
-            t.add_annotation(
-                Target::Subsegment(inner),
-                "k",
-                AnnotationValue::Boolean(true)
-            ),
-            Err(TraceError::AlreadyEnded)
-        );
-        t.end_open_subsegments();
-        assert!(t.subsegments[outer].ended_by_host);
-        assert!(!t.subsegments[inner].ended_by_host);
-        assert!(
-            t.subsegments
-                .iter()
-                .all(|s| s.end_time.unwrap() >= s.start_time)
-        );
-    }
-
-    #[test]
-    fn a_request_opens_at_most_the_subsegment_limit() {
-        let mut t = trace();
-        for i in 0..MAX_SUBSEGMENTS {
-            t.begin_subsegment(Target::Segment, &format!("s{i}"))
-                .unwrap();
-        }
-        assert!(matches!(
-            t.begin_subsegment(Target::Segment, "one more"),
-            Err(TraceError::LimitExceeded(_))
-        ));
-    }
-
-    #[test]
-    fn names_follow_the_x_ray_rules() {
-        let mut t = trace();
-        for good in ["current-date", "Backend #1", "a/b:c=d+e@f%g&h\\i", "日付"] {
-            assert!(t.begin_subsegment(Target::Segment, good).is_ok(), "{good}");
-        }
-        for bad in ["", "semi;colon", "star*", &"x".repeat(201)] {
-            assert!(
-                matches!(
-                    t.begin_subsegment(Target::Segment, bad),
-                    Err(TraceError::InvalidName(_))
-                ),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn annotations_follow_the_key_value_and_count_rules() {
-        let mut t = trace();
-        let text = |s: &str| AnnotationValue::Text(s.into());
-        assert!(
-            t.add_annotation(Target::Segment, "user_id", text("42"))
-                .is_ok()
-        );
-        assert!(matches!(
-            t.add_annotation(Target::Segment, "user-id", text("x")),
-            Err(TraceError::InvalidAnnotationKey(_))
-        ));
-        assert_eq!(
-            t.add_annotation(Target::Segment, "long", text(&"é".repeat(1001))),
-            Err(TraceError::AnnotationValueTooLong(1001))
-        );
-        assert_eq!(
-            t.add_annotation(Target::Segment, "nan", AnnotationValue::Number(f64::NAN)),
-            Err(TraceError::InvalidAnnotationValue("NaN".into()))
-        );
-        let sub = t.begin_subsegment(Target::Segment, "work").unwrap();
-        for i in 1..MAX_ANNOTATIONS {
-            t.add_annotation(
-                Target::Subsegment(sub),
-                &format!("k{i}"),
-                AnnotationValue::Integer(i as i64),
-            )
-            .unwrap();
-        }
-        assert_eq!(
-            t.add_annotation(Target::Segment, "one_more", text("x")),
-            Err(TraceError::TooManyAnnotations(50))
-        );
-        // Replacing an existing key is not a new annotation.
-        assert!(
-            t.add_annotation(Target::Segment, "user_id", text("43"))
-                .is_ok()
-        );
-        assert_eq!(t.segment.annotations["user_id"], text("43"));
-    }
-
-    #[test]
-    fn metadata_must_be_json_in_a_non_reserved_namespace() {
-        let mut t = trace();
-        t.add_metadata(Target::Segment, "default", "request", r#"{"a":[1,2]}"#)
-            .unwrap();
-        assert_eq!(
-            t.segment.metadata.namespaces["default"]["request"]["a"][1],
-            2
-        );
-        assert!(matches!(
-            t.add_metadata(Target::Segment, "AWS.xray", "k", "1"),
-            Err(TraceError::InvalidMetadataNamespace(_))
-        ));
-        assert!(matches!(
-            t.add_metadata(Target::Segment, "default", "k", "{not json"),
-            Err(TraceError::InvalidMetadataJson(_))
-        ));
-    }
-
-    #[test]
-    fn the_header_names_the_segment_as_parent() {
-        assert_eq!(
-            trace().own_header().to_string(),
-            "Root=1-5f84c7a1-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1"
-        );
-    }
-}
+mod tests;
