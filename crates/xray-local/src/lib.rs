@@ -162,24 +162,13 @@ impl DaemonStandIn {
                 });
             }
         };
-        let body: Value = if body.is_empty() {
-            json!({})
-        } else {
-            match serde_json::from_slice(&body) {
-                Ok(value) => value,
-                Err(error) => {
-                    return api_error(ApiError {
-                        status: 400,
-                        kind: "SerializationException",
-                        message: error.to_string(),
-                    });
-                }
-            }
-        };
         let answer = match path.as_str() {
-            "/GetSamplingRules" => to_json(self.sampling.rules_response()),
-            "/SamplingTargets" => sampling_targets(body)
-                .and_then(|report| to_json(self.sampling.targets_response(&report, now()))),
+            "/GetSamplingRules" => api::check_body(&body, "GetSamplingRules")
+                .and_then(|()| to_json(self.sampling.rules_response())),
+            "/SamplingTargets" => {
+                api::parse_body::<SamplingTargetsRequest>(&body, "SamplingTargets")
+                    .and_then(|report| to_json(self.sampling.targets_response(&report, now())))
+            }
             "/TraceSummaries" => api::trace_summaries(&self.store, &body, now()),
             "/Traces" => api::batch_get_traces(&self.store, &body),
             "/ServiceGraph" => api::service_graph(&self.store, &body),
@@ -201,14 +190,6 @@ fn to_json(answer: impl Serialize) -> Result<Value, ApiError> {
         status: 500,
         kind: "ServiceException",
         message: error.to_string(),
-    })
-}
-
-fn sampling_targets(body: Value) -> Result<SamplingTargetsRequest, ApiError> {
-    serde_json::from_value(body).map_err(|error| ApiError {
-        status: 400,
-        kind: "SerializationException",
-        message: format!("not a SamplingTargets request: {error}"),
     })
 }
 

@@ -344,7 +344,9 @@ mod tests {
     }
 
     fn stored(store: &TraceStore, trace: &str) -> Vec<Value> {
-        let answer = api::batch_get_traces(store, &json!({"TraceIds": [trace]})).unwrap();
+        let answer =
+            api::batch_get_traces(store, json!({"TraceIds": [trace]}).to_string().as_bytes())
+                .unwrap();
         answer["Traces"][0]["Segments"]
             .as_array()
             .unwrap_or_else(|| panic!("{trace} not stored: {answer}"))
@@ -382,8 +384,8 @@ mod tests {
     fn the_service_graph_and_summaries_read_the_spans_like_segments() {
         let store = TraceStore::new(10);
         receive(&store, PROTOBUF, None, &checkout().encode_to_vec(), 1.0);
-        let range = json!({"StartTime": 1.7e9, "EndTime": 1.8e9});
-        let graph = api::service_graph(&store, &range).unwrap();
+        let range = br#"{"StartTime": 1.7e9, "EndTime": 1.8e9}"#;
+        let graph = api::service_graph(&store, range).unwrap();
         let services = graph["Services"].as_array().unwrap();
         let node = |name: &str| {
             services
@@ -412,7 +414,9 @@ mod tests {
         assert_eq!(node("orders")["Type"], "AWS::DynamoDB::Table");
         let summaries = api::trace_summaries(
             &store,
-            &json!({"StartTime": 1.7e9, "EndTime": 1.8e9, "FilterExpression": "annotation.cart = \"c-42\" AND fault"}),
+            json!({"StartTime": 1.7e9, "EndTime": 1.8e9, "FilterExpression": "annotation.cart = \"c-42\" AND fault"})
+                .to_string()
+                .as_bytes(),
             2e9,
         )
         .unwrap();

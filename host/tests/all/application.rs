@@ -5,9 +5,7 @@ use crate::support;
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::{
-    Host, TestHost, component, free_port, get, request, run_to_exit, shared_application,
-};
+use support::{Host, TestHost, component, free_port, get, request, shared_application};
 
 fn is_date(text: &str) -> bool {
     let bytes = text.as_bytes();
@@ -374,17 +372,9 @@ fn three_hosts_with_default_flags_run_side_by_side_as_on_ecs() {
     drop(without_table);
 
     // A component that imports the table cannot start on a held store, and says why.
-    let (started, log) = run_to_exit(&[
-        "serve",
-        "--component",
-        &component("test_faults").display().to_string(),
-        "--listen",
-        &format!("127.0.0.1:{}", free_port()),
-        "--name",
-        "Backend #1",
-        "--table-store",
-        &held,
-    ]);
+    let (started, log) = TestHost::serve(&component("test_faults"), "Backend #1")
+        .args(["--table-store", &held])
+        .run_to_exit();
     assert!(!started, "{log}");
     assert!(log.contains(&held), "{log}");
     assert!(log.contains("in use by another xray-host process"), "{log}");

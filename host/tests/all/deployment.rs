@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::peers::{aws_cli_against, peers_installed};
-use support::{TestHost, component, free_port, run_to_exit, workspace};
+use support::{TestHost, component, free_port, workspace};
 
 fn templates() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(workspace().join("templates"))
@@ -523,7 +523,9 @@ fn scripts_explain_bad_options_and_configs() {
 fn the_healthcheck_command_reports_the_services_health() {
     let host = TestHost::serve(&component("backend1"), "Backend #1").start();
     let port = host.port();
-    let check = |url: String| run_to_exit(&["healthcheck", "--url", &url, "--timeout", "2s"]);
+    let check = |url: String| {
+        TestHost::command(["healthcheck", "--url", &url, "--timeout", "2s"]).run_to_exit()
+    };
     assert!(check(format!("http://127.0.0.1:{port}/health")).0);
     let (ok, output) = check(format!("http://127.0.0.1:{port}/nope"));
     assert!(!ok && output.contains("404"), "{output}");

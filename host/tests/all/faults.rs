@@ -3,7 +3,7 @@
 use crate::support;
 
 use std::time::{Duration, Instant};
-use support::{Host, TestHost, component, free_port, get, raw, request, run_to_exit};
+use support::{Host, TestHost, component, free_port, get, raw, request};
 
 /// The faults component, served as "Faults".
 fn faults() -> TestHost {
@@ -261,15 +261,7 @@ fn an_invalid_component_stops_the_start_with_a_clear_message() {
         ),
     ] {
         let path = path.display().to_string();
-        let (ok, output) = run_to_exit(&[
-            "serve",
-            "--component",
-            &path,
-            "--name",
-            "X",
-            "--listen",
-            "127.0.0.1:0",
-        ]);
+        let (ok, output) = TestHost::serve(std::path::Path::new(&path), "X").run_to_exit();
         assert!(!ok, "{path} was accepted");
         assert!(output.contains(expected), "{path}: {output}");
     }

@@ -15,6 +15,7 @@ use support::documents::{segment, subsegments};
 use support::peers::{Peer, peers_installed};
 use support::schema::assert_valid;
 use support::{TestHost, component, free_port, get};
+use xray::ids::TraceId;
 
 #[test]
 fn a_flask_backend_with_the_python_sdk_continues_our_trace() {
@@ -112,11 +113,12 @@ fn otel_spans(file: &std::path::Path, count: usize) -> Vec<serde_json::Value> {
     }
 }
 
-/// X-Ray's `1-8hex-24hex` as OpenTelemetry's 32 hex digits.
+/// A document's X-Ray trace id as OpenTelemetry's 32 hex digits.
 fn w3c_trace_id(xray: &serde_json::Value) -> String {
-    // Only the leading "1-": the epoch part may end in a 1 itself ("…ae1-d608…").
     let id = xray.as_str().unwrap();
-    id.strip_prefix("1-").unwrap_or(id).replace('-', "")
+    TraceId::parse(id)
+        .unwrap_or_else(|| panic!("{id} is not an X-Ray trace id"))
+        .to_w3c()
 }
 
 /// An OpenTelemetry service (the Python SDK, W3C or X-Ray propagation) calls our backend 1: our

@@ -317,15 +317,9 @@ fn a_refused_export_is_counted_with_a_clear_log_line_and_requests_go_on() {
 
 #[test]
 fn a_traces_exporter_the_host_does_not_have_stops_it_with_a_clear_message() {
-    let (ok, output) = support::run_to_exit(&[
-        "serve",
-        "--component",
-        &component("backend2").display().to_string(),
-        "--listen",
-        &format!("127.0.0.1:{}", free_port()),
-        "--traces-exporter",
-        "zipkin",
-    ]);
+    let (ok, output) = TestHost::serve(&component("backend2"), "Backend #2")
+        .args(["--traces-exporter", "zipkin"])
+        .run_to_exit();
     assert!(!ok);
     assert!(
         output.contains("zipkin") && output.contains("otlp"),

@@ -13,6 +13,7 @@ use std::process::Command;
 use support::peers::{Peer, peers_installed};
 use support::schema::assert_valid;
 use support::{TestHost, free_port, request, workspace};
+use xray::ids::TraceId;
 
 /// Runs the peer's `send` mode against the stand-in on `port`: the hex ids it printed.
 fn send_checkout(port: u16, encoding: &str) -> Value {
@@ -32,12 +33,6 @@ fn send_checkout(port: u16, encoding: &str) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("the peer prints its ids as JSON")
-}
-
-/// A 32-hex OpenTelemetry trace id as X-Ray writes it.
-fn xray_trace_id(hex: &Value) -> String {
-    let hex = hex.as_str().unwrap();
-    format!("1-{}-{}", &hex[..8], &hex[8..])
 }
 
 /// The documents of one trace, through `aws xray batch-get-traces`.
@@ -62,7 +57,11 @@ fn the_opentelemetry_sdk_exports_in_every_encoding_and_the_aws_cli_reads_x_ray_d
     let mut traces = Vec::new();
     for encoding in ["protobuf", "gzip", "json"] {
         let ids = send_checkout(port, encoding);
-        let trace = xray_trace_id(&ids["trace_id"]);
+        let hex = ids["trace_id"].as_str().unwrap();
+        let trace_id = TraceId::from_w3c(hex)
+            .unwrap_or_else(|| panic!("{encoding}: {hex} is not a W3C trace id"));
+        assert_eq!(trace_id.to_w3c(), hex);
+        let trace = trace_id.as_str().to_string();
         let documents = fetched(port, &trace);
         assert_eq!(documents.len(), 1, "{encoding}: one segment {documents:#?}");
         let segment = &documents[0];

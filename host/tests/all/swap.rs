@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use support::peers::Peer;
-use support::{
-    Host, TestHost, component, free_port, get, request, run_to_exit, run_to_exit_with_env,
-};
+use support::{Host, TestHost, component, free_port, get, request};
 
 /// Replaces `target` with `source` atomically (write beside it, then rename), as a deploy would.
 fn install(source: &Path, target: &Path) {
@@ -236,17 +234,9 @@ fn sighup_and_the_admin_endpoint_reload_and_report_versions() {
 
 #[test]
 fn the_admin_endpoint_refuses_a_non_loopback_address() {
-    let (ok, output) = run_to_exit(&[
-        "serve",
-        "--component",
-        &component("backend1").display().to_string(),
-        "--name",
-        "X",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "0.0.0.0:9999",
-    ]);
+    let (ok, output) = TestHost::serve(&component("backend1"), "X")
+        .args(["--admin-listen", "0.0.0.0:9999"])
+        .run_to_exit();
     assert!(!ok);
     assert!(output.contains("loopback"), "{output}");
 }
@@ -352,20 +342,10 @@ fn a_pinned_service_serves_only_its_bytes_at_start_and_on_swap() {
     install(&component("backend1"), &served);
     let pinned = sha256_of(&component("backend1"));
     let other = sha256_of(&component("backend2"));
-    let served_arg = served.display().to_string();
     let serve_pinned_to = |pin: &str| {
-        let port = free_port().to_string();
-        run_to_exit(&[
-            "serve",
-            "--component",
-            &served_arg,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--name",
-            "Pinned",
-            "--component-sha256",
-            pin,
-        ])
+        TestHost::serve(&served, "Pinned")
+            .args(["--component-sha256", pin])
+            .run_to_exit()
     };
 
     // Other bytes than the pin: the host does not start, and says which hashes differ.
@@ -451,19 +431,19 @@ fn a_hot_swapped_s3_component_names_its_version_id_and_hash_and_a_pin_holds_agai
         ("AWS_SECRET_ACCESS_KEY", "test"),
         ("AWS_XRAY_DAEMON_ADDRESS", daemon_address.as_str()),
     ];
-    let start = |pin: Option<&str>| {
+    let from_s3 = |pin: Option<&str>| {
         let mut host = TestHost::serve(Path::new("s3://versioned/backend.wasm"), "From S3")
             .args(["--component-poll-interval", "300ms"])
             .admin();
         if let Some(pin) = pin {
             host = host.args(["--component-sha256", pin]);
         }
-        host.envs(&env).start()
+        host.envs(&env)
     };
 
     // Hot swap: the served upload is named by its S3 version id and its SHA-256 in the log,
     // /versions, /stats and the segment.
-    let host = start(None);
+    let host = from_s3(None).start();
     let (port, admin) = (host.port(), host.admin_port());
     let first = get(admin, "/versions").json()["services"][0].clone();
     let first_version_id = first["s3_version_id"]
@@ -533,7 +513,7 @@ fn a_hot_swapped_s3_component_names_its_version_id_and_hash_and_a_pin_holds_agai
     // Pinned to backend2's bytes: an upload of other bytes is refused, and the pinned bytes
     // serve on.
     let pinned = sha256_of(&component("backend2"));
-    let host = start(Some(&pinned));
+    let host = from_s3(Some(&pinned)).start();
     let port = host.port();
     assert_eq!(answered_by(&get(port, "/").body), Some("time"));
     s3_upload_component(s3, "/versioned/backend.wasm", "backend1");
@@ -551,23 +531,7 @@ fn a_hot_swapped_s3_component_names_its_version_id_and_hash_and_a_pin_holds_agai
     drop(host);
 
     // A pinned host does not start on other bytes, even from S3.
-    let (port, admin) = (free_port(), free_port());
-    let (ok, output) = run_to_exit_with_env(
-        &[
-            "serve",
-            "--component",
-            "s3://versioned/backend.wasm",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin}"),
-            "--name",
-            "From S3",
-            "--component-sha256",
-            &pinned,
-        ],
-        &env,
-    );
+    let (ok, output) = from_s3(Some(&pinned)).run_to_exit();
     assert!(!ok, "{output}");
     assert!(
         output.contains(&pinned) && output.contains("cannot start"),

@@ -246,29 +246,6 @@ impl Drop for Host {
     }
 }
 
-/// Runs `xray-host` to completion with `args`, returning (success, combined output).
-pub fn run_to_exit(args: &[&str]) -> (bool, String) {
-    run_to_exit_with_env(args, &[])
-}
-
-/// As [`run_to_exit`], with extra environment variables.
-pub fn run_to_exit_with_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_xray-host"))
-        .args(args)
-        .envs(env.iter().copied())
-        .env("XRAY_HOST_CACHE_DIR", dir.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), strip_ansi(&text))
-}
-
 fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();

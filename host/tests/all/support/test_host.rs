@@ -1,4 +1,6 @@
-//! The one way the tests start an `xray-host` that keeps running: [`TestHost`], a builder.
+//! The one way the tests start an `xray-host`: [`TestHost`], a builder, then
+//! [`TestHost::start`] for a host that keeps running or [`TestHost::run_to_exit`] for a command
+//! that ends, or a start that fails.
 //!
 //! ```ignore
 //! let host = TestHost::serve(&component("backend1"), "Backend #1")
@@ -7,6 +9,8 @@
 //!     .start();
 //! get(host.port(), "/");
 //! host.daemon().wait_for(timeout, |docs| !docs.is_empty());
+//!
+//! let (ok, output) = TestHost::command(["healthcheck", "--url", &url]).run_to_exit();
 //! ```
 //!
 //! What the builder is started with: `serve` (one component on a free port, or [`TestHost::port`]),
@@ -20,7 +24,7 @@
 //! inherited variable), [`TestHost::env`] adds or overrides one.
 
 use super::daemon::Daemon;
-use super::{Host, Services, component, free_port, workspace};
+use super::{Host, Services, component, free_port, strip_ansi, workspace};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
@@ -226,26 +230,46 @@ impl TestHost {
 
     /// Starts the host and waits until its ports accept connections (failing at once if it
     /// exits first).
-    pub fn start(self) -> Host {
-        let TestHost {
-            kind,
-            args,
-            env,
-            removed,
-            port,
-            admin,
-            wait_for,
-            daemon,
-            files,
-        } = self;
+    pub fn start(mut self) -> Host {
+        let launch = self.launch();
+        let mut host = spawn(&launch.args, &self.env, &self.removed);
+        host.port = launch.port;
+        host.admin_port = self.admin;
+        host.named_ports = launch.named_ports;
+        host.daemon = self.daemon;
+        host._files = self.files;
+        host._dirs.extend(launch.dirs);
+        host.wait_for_ports(&launch.ports);
+        host
+    }
+
+    /// Runs the host until it exits, for a command that ends (`check`, `healthcheck`) or a
+    /// start expected to fail: whether it exited successfully, and what it printed (stdout, then
+    /// stderr, without ANSI colours). Nothing is waited for.
+    pub fn run_to_exit(mut self) -> (bool, String) {
+        let launch = self.launch();
+        let dir = tempfile::tempdir().unwrap();
+        let output = command(&launch.args, &self.env, &self.removed, dir.path())
+            .output()
+            .expect("cannot run xray-host");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), strip_ansi(&text))
+    }
+
+    /// The command line, with the files it names, and the ports to wait for.
+    fn launch(&mut self) -> Launch {
         let mut dirs = Vec::new();
         let mut named_ports = Vec::new();
-        let mut all: Vec<String> = Vec::new();
+        let mut args: Vec<String> = Vec::new();
         let mut ports: Vec<u16> = Vec::new();
-        let port = match kind {
+        let port = match std::mem::replace(&mut self.kind, Kind::Command) {
             Kind::Serve { component, name } => {
-                let port = port.unwrap_or_else(free_port);
-                all.extend([
+                let port = self.port.unwrap_or_else(free_port);
+                args.extend([
                     "serve".to_string(),
                     "--component".into(),
                     component.display().to_string(),
@@ -258,18 +282,18 @@ impl TestHost {
                 Some(port)
             }
             Kind::Run { manifest } => {
-                all.extend(write_manifest(&manifest, &mut dirs));
-                port
+                args.extend(write_manifest(&manifest, &mut dirs));
+                self.port
             }
             Kind::Application {
                 services,
                 backend_1_url,
             } => {
-                let front = port.unwrap_or_else(free_port);
+                let front = self.port.unwrap_or_else(free_port);
                 let (one, two) = (free_port(), free_port());
                 let manifest =
                     application_manifest(&services, backend_1_url.as_deref(), front, one, two);
-                all.extend(write_manifest(&manifest, &mut dirs));
+                args.extend(write_manifest(&manifest, &mut dirs));
                 named_ports.extend([
                     ("frontend".to_string(), front),
                     ("Backend #1".to_string(), one),
@@ -278,24 +302,36 @@ impl TestHost {
                 ports.extend([one, two]);
                 Some(front)
             }
-            Kind::Command => port,
+            Kind::Command => self.port,
         };
-        all.extend(args);
+        args.append(&mut self.args);
         // The admin listener is bound beside the service's: waiting for both keeps a test's
         // first admin call from racing its bind.
         ports.splice(0..0, port);
-        ports.extend(admin);
-        ports.extend(wait_for);
-        let mut host = spawn(&all, &env, &removed);
-        host.port = port;
-        host.admin_port = admin;
-        host.named_ports = named_ports;
-        host.daemon = daemon;
-        host._files = files;
-        host._dirs.extend(dirs);
-        host.wait_for_ports(&ports);
-        host
+        ports.extend(self.admin);
+        ports.append(&mut self.wait_for);
+        Launch {
+            args,
+            port,
+            named_ports,
+            ports,
+            dirs,
+        }
     }
+}
+
+/// What [`TestHost::launch`] prepared.
+struct Launch {
+    /// `xray-host`'s arguments.
+    args: Vec<String>,
+    /// The port [`Host::port`] gives.
+    port: Option<u16>,
+    /// The ports [`Host::port_of`] gives.
+    named_ports: Vec<(String, u16)>,
+    /// The ports to wait for.
+    ports: Vec<u16>,
+    /// The directories of the files the arguments name.
+    dirs: Vec<tempfile::TempDir>,
 }
 
 /// `run --manifest <file>`, the file (holding `manifest`) in a directory kept in `dirs`.
@@ -354,24 +390,29 @@ fn application_manifest(
     )
 }
 
-/// Spawns `xray-host <args>` with the defaults, without `removed`, then with `env`; its output
-/// is collected into the log.
-fn spawn(args: &[String], env: &[(String, String)], removed: &[String]) -> Host {
-    let dir = tempfile::tempdir().unwrap();
+/// `xray-host <args>` with the defaults (its cache and table store in `dir`), without
+/// `removed`, then with `env`.
+fn command(args: &[String], env: &[(String, String)], removed: &[String], dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xray-host"));
     command
         .args(args)
-        .env("XRAY_HOST_CACHE_DIR", dir.path().join("cache"))
-        .env("XRAY_HOST_TABLE_STORE", dir.path().join("tables.redb"))
+        .env("XRAY_HOST_CACHE_DIR", dir.join("cache"))
+        .env("XRAY_HOST_TABLE_STORE", dir.join("tables.redb"))
         .env_remove("DYNAMO_DB_TABLE_NAME")
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1");
     for name in removed {
         command.env_remove(name);
     }
-    let mut child = command
-        // The test's own variables last, so they win.
-        .envs(env.iter().map(|(k, v)| (k, v)))
+    // The test's own variables last, so they win.
+    command.envs(env.iter().map(|(k, v)| (k, v)));
+    command
+}
+
+/// Spawns the host of [`command`]; its output is collected into the log.
+fn spawn(args: &[String], env: &[(String, String)], removed: &[String]) -> Host {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = command(args, env, removed, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
