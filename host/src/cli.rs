@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use xray::daemon_address::{DEFAULT_DAEMON_ADDRESS, DaemonAddress};
 use xray::recorder::XrayOptions;
+use xray::request_trace::budget::RecordingLimits;
 use xray::sampling::local::LocalRules;
 use xray::sdk_env::XrayEnv;
 use xray_host_runtime::AllowList;
@@ -342,6 +343,29 @@ pub struct CommonArgs {
     #[arg(long, env = "XRAY_HOST_SAMPLING_RULES", value_name = "FILE")]
     pub sampling_rules: Option<PathBuf>,
 
+    /// Bytes of text and JSON a component may record in one request's trace (names,
+    /// annotations, metadata, exceptions, span attributes); past it a tracing call gets
+    /// `limit-exceeded` and the segment says it was truncated.
+    #[arg(long, env = "XRAY_HOST_MAX_TRACE_BYTES", default_value_t = 256 * 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_trace_bytes: u32,
+
+    /// Subsegments one request's trace may hold: the component's own, its wasi:otel spans and
+    /// the host's records of its calls.
+    #[arg(long, env = "XRAY_HOST_MAX_TRACE_SUBSEGMENTS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_trace_subsegments: u32,
+
+    /// Distinct metadata entries (namespace and key) a component may record in one request.
+    #[arg(long, env = "XRAY_HOST_MAX_TRACE_METADATA_ENTRIES", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_trace_metadata_entries: u32,
+
+    /// Exceptions a component may record in one request.
+    #[arg(long, env = "XRAY_HOST_MAX_TRACE_EXCEPTIONS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_trace_exceptions: u32,
+
+    /// Stack frames of one exception a component records.
+    #[arg(long, env = "XRAY_HOST_MAX_TRACE_STACK_FRAMES", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_trace_stack_frames: u32,
+
     /// The DynamoDB table behind the components' table capability. Without one, an embedded
     /// store on disk stands in (--table-store).
     #[arg(long, env = "DYNAMO_DB_TABLE_NAME", value_name = "NAME")]
@@ -407,7 +431,19 @@ impl CommonArgs {
             local_rules,
             centralized_sampling: self.traces_exporter.xray,
             udp_segments: self.traces_exporter.xray,
+            recording_limits: self.recording_limits(),
         })
+    }
+
+    /// How much a component may record in one request's trace.
+    pub fn recording_limits(&self) -> RecordingLimits {
+        RecordingLimits {
+            bytes: self.max_trace_bytes as usize,
+            subsegments: self.max_trace_subsegments as usize,
+            metadata_entries: self.max_trace_metadata_entries as usize,
+            exceptions: self.max_trace_exceptions as usize,
+            stack_frames: self.max_trace_stack_frames as usize,
+        }
     }
 
     /// The OTLP exporter's configuration, when `--traces-exporter` names `otlp` and neither
@@ -639,6 +675,24 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_trace_budget_flags_default_to_the_librarys_budget_and_refuse_zero() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["xray-host", "serve", "--component", "c.wasm", "--name", "S"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args)
+        };
+        let Command::Serve(serve) = parse(&[]).unwrap().command else {
+            panic!("serve")
+        };
+        assert_eq!(serve.common.recording_limits(), RecordingLimits::default());
+        assert!(parse(&["--max-trace-bytes", "0"]).is_err());
+        let Command::Serve(serve) = parse(&["--max-trace-exceptions", "3"]).unwrap().command else {
+            panic!("serve")
+        };
+        assert_eq!(serve.common.recording_limits().exceptions, 3);
     }
 
     #[test]

@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use xray::daemon_address::DaemonAddress;
 use xray::ids::{SegmentId, TraceId};
 use xray::otel::{SpanKind, Status};
+use xray::request_trace::budget::RecordingLimits;
 use xray::request_trace::guest_span::{FinishedSpan, SpanEvent};
-use xray::request_trace::{MAX_ANNOTATIONS, MAX_SUBSEGMENTS, RequestTrace};
+use xray::request_trace::{MAX_ANNOTATIONS, RequestTrace};
 use xray::sampling::centralized::{CentralizedSampler, parse_rules_response};
 use xray::sampling::local::{LocalRules, LocalSampler};
 use xray::sampling::{RandomSource, SamplingRequest};
@@ -161,7 +162,8 @@ pub fn guest_span(data: &[u8]) {
             .map(|pair| (string(&pair[0]), string(&pair[1])))
             .collect()
     };
-    for call in calls.iter().take(2 * MAX_SUBSEGMENTS + 10) {
+    let max_subsegments = RecordingLimits::default().subsegments;
+    for call in calls.iter().take(2 * max_subsegments + 10) {
         if let Some(start) = call.get("start") {
             let _ = trace.start_guest_span(&string(&start[0]), &string(&start[1]), 1.0);
         } else if let Some(end) = call.get("end") {
@@ -199,7 +201,7 @@ pub fn guest_span(data: &[u8]) {
         }
     }
     trace.end(3.0);
-    assert!(trace.subsegments().len() <= MAX_SUBSEGMENTS);
+    assert!(trace.subsegments().len() <= max_subsegments);
     let annotations: usize = trace
         .subsegments()
         .iter()

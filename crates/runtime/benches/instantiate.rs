@@ -142,6 +142,7 @@ fn tracer(rt: &tokio::runtime::Runtime, traced: bool, daemon: &str) -> Arc<Trace
             .expect("valid rules"),
             centralized_sampling: false,
             udp_segments: true,
+            recording_limits: Default::default(),
         },
         Vec::new(),
     )

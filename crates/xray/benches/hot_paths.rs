@@ -119,11 +119,13 @@ fn bff_trace() -> RequestTrace {
     for backend in ["backend1", "backend2"] {
         let host = format!("{backend}.ecs.dev.xray-ecs.private");
         let url = format!("http://{host}/");
-        let call = trace.begin_call(CallStart::Http {
-            host: &host,
-            method: "GET",
-            url: &url,
-        });
+        let call = trace
+            .begin_call(CallStart::Http {
+                host: &host,
+                method: "GET",
+                url: &url,
+            })
+            .expect("within the budget");
         trace.end_call(
             call,
             CallEnd {

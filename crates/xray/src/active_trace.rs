@@ -148,7 +148,7 @@ impl ActiveTrace {
     /// Opens a component's subsegment under `parent` (the segment, or one of its open
     /// subsegments); returns its index.
     pub fn begin_subsegment(&self, parent: Target, name: &str) -> Result<usize, TraceError> {
-        self.lock().begin_subsegment(parent, name)
+        self.recording(|trace| trace.begin_subsegment(parent, name))
     }
 
     /// Ends a component's subsegment.
@@ -168,7 +168,7 @@ impl ActiveTrace {
         key: &str,
         value: AnnotationValue,
     ) -> Result<(), TraceError> {
-        self.lock().add_annotation(target, key, value)
+        self.recording(|trace| trace.add_annotation(target, key, value))
     }
 
     /// Adds or replaces `metadata[namespace][key]` on `target`; `json` is the value.
@@ -179,7 +179,7 @@ impl ActiveTrace {
         key: &str,
         json: &str,
     ) -> Result<(), TraceError> {
-        self.lock().add_metadata(target, namespace, key, json)
+        self.recording(|trace| trace.add_metadata(target, namespace, key, json))
     }
 
     /// Records a failure the component reports on `target`.
@@ -189,7 +189,7 @@ impl ActiveTrace {
         kind: FailureKind,
         exception: Option<Exception>,
     ) -> Result<(), TraceError> {
-        self.lock().record_failure(target, kind, exception)
+        self.recording(|trace| trace.record_failure(target, kind, exception))
     }
 
     /// A component's span has started (wasi:otel `on-start`), at `now`.
@@ -199,16 +199,18 @@ impl ActiveTrace {
         span_id: &str,
         now: f64,
     ) -> Result<(), SpanRefused> {
-        let mut trace = self.lock();
-        let result = trace.start_guest_span(trace_id, span_id, now);
-        refused(&mut trace, result)
+        self.recording(|trace| {
+            let result = trace.start_guest_span(trace_id, span_id, now);
+            refused(trace, result)
+        })
     }
 
     /// A component's span has ended (wasi:otel `on-end`).
     pub fn end_guest_span(&self, span: FinishedSpan) -> Result<(), SpanRefused> {
-        let mut trace = self.lock();
-        let result = trace.end_guest_span(span);
-        refused(&mut trace, result)
+        self.recording(|trace| {
+            let result = trace.end_guest_span(span);
+            refused(trace, result)
+        })
     }
 
     /// Begins an outgoing HTTP call to `uri`: a `remote` subsegment under the component's
@@ -230,8 +232,7 @@ impl ActiveTrace {
             uri.authority().map(|a| a.as_str()).unwrap_or(""),
             uri.path()
         );
-        let (index, header, traceparent, trace_state) = {
-            let mut trace = self.lock();
+        let (index, header, traceparent, trace_state) = self.recording(|trace| {
             let index = trace.begin_call(CallStart::Http {
                 host: uri.host().unwrap_or(""),
                 method: method.as_str(),
@@ -243,7 +244,7 @@ impl ActiveTrace {
                 trace.downstream_traceparent(index),
                 trace.trace_state.clone(),
             )
-        };
+        });
         if let Ok(value) = http::HeaderValue::from_str(&header.to_string()) {
             headers.insert(HEADER_NAME, value);
         }
@@ -259,7 +260,7 @@ impl ActiveTrace {
                 headers.remove(traceparent::STATE_HEADER_NAME);
             }
         }
-        self.span(index)
+        CallSpan::of(self, index)
     }
 
     /// Begins a call to an AWS service (`service` is the subsegment's name, e.g. `DynamoDB`).
@@ -280,9 +281,9 @@ impl ActiveTrace {
     /// cause of type `kind`.
     pub fn record_fault(&self, kind: &str, message: &str) {
         let exception = Exception::new(kind, message, false);
-        let _ = self
-            .lock()
-            .record_failure(Target::Segment, FailureKind::Fault, Some(exception));
+        let _ =
+            self.lock()
+                .record_host_failure(Target::Segment, FailureKind::Fault, Some(exception));
     }
 
     /// Finishes the response the client gets: records its status and `Content-Length` (and
@@ -336,14 +337,26 @@ impl ActiveTrace {
         if !self.shared.record_calls {
             return CallSpan::unrecorded();
         }
-        let index = self.lock().begin_call(call);
-        self.span(index)
+        let index = self.recording(|trace| trace.begin_call(call));
+        CallSpan::of(self, index)
     }
 
-    fn span(&self, index: usize) -> CallSpan {
-        CallSpan {
-            call: Some((self.clone(), index)),
+    /// Runs one of the component's recording operations; the first time in the request that
+    /// the budget refuses something, says so in the log (once: a component that keeps trying
+    /// cannot flood it).
+    fn recording<R>(&self, f: impl FnOnce(&mut RequestTrace) -> R) -> R {
+        let mut trace = self.lock();
+        let result = f(&mut trace);
+        if let Some(limit) = trace.take_limit_notice() {
+            tracing::warn!(
+                trace_id = %trace.trace_id,
+                limit = limit.name(),
+                "a component reached its trace budget: {}; its further recording in this \
+                 request past the limit is refused, and the segment says it was truncated",
+                limit.message(&trace.limits)
+            );
         }
+        result
     }
 
     fn lock(&self) -> MutexGuard<'_, RequestTrace> {
@@ -392,6 +405,12 @@ pub struct CallSpan {
 impl CallSpan {
     fn unrecorded() -> Self {
         Self { call: None }
+    }
+
+    fn of(trace: &ActiveTrace, index: Option<usize>) -> Self {
+        Self {
+            call: index.map(|index| (trace.clone(), index)),
+        }
     }
 
     /// Ends the call with what its answer said.

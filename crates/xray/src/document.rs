@@ -394,6 +394,9 @@ impl Serialize for HostEntry<'_> {
         if let Some(version_id) = &host.component_s3_version_id {
             map.serialize_entry("component_s3_version_id", version_id.as_ref())?;
         }
+        if let Some(limit) = host.truncated {
+            map.serialize_entry("truncated", limit)?;
+        }
         map.end()
     }
 }
@@ -411,6 +414,9 @@ pub struct HostNotes {
     /// component comes from a versioned S3 bucket): with `service.version`, its SHA-256, the
     /// trace names exactly which upload ran.
     pub component_s3_version_id: Option<std::sync::Arc<str>>,
+    /// The first limit of the request's recording budget the component ran into: what it
+    /// recorded past it was refused, so the trace is not all it tried to say.
+    pub truncated: Option<&'static str>,
 }
 
 impl HostNotes {
@@ -419,6 +425,7 @@ impl HostNotes {
             && !self.ended_by_host
             && self.metadata_dropped.is_none()
             && self.component_s3_version_id.is_none()
+            && self.truncated.is_none()
     }
 
     fn keys(&self) -> Vec<&'static str> {
@@ -434,6 +441,9 @@ impl HostNotes {
         }
         if self.component_s3_version_id.is_some() {
             keys.push("component_s3_version_id");
+        }
+        if self.truncated.is_some() {
+            keys.push("truncated");
         }
         keys
     }

@@ -17,6 +17,7 @@ use crate::ecs_metadata::{self, ECS_ORIGIN, METADATA_ENV};
 use crate::emitter::Emitter;
 use crate::export::TraceExporter;
 use crate::ids::{SegmentId, TraceId};
+use crate::request_trace::budget::RecordingLimits;
 use crate::request_trace::{RequestTrace, now};
 use crate::sampling::centralized::CentralizedSampler;
 use crate::sampling::local::{LocalRules, LocalSampler};
@@ -48,11 +49,14 @@ pub struct XrayOptions {
     /// Whether to send UDP segments to the daemon (the `xray` exporter; `OTEL_TRACES_EXPORTER`
     /// may leave it out when traces go out as OTLP only).
     pub udp_segments: bool,
+    /// How much a component may record in one request (checked with X-Ray on or off).
+    pub recording_limits: RecordingLimits,
 }
 
 /// The recorder shared by every service of the process.
 pub struct Tracer {
     enabled: bool,
+    recording_limits: RecordingLimits,
     sampler: Option<Sampler>,
     exporters: Vec<Arc<dyn TraceExporter>>,
     poller: Option<Arc<SamplingPoller>>,
@@ -67,7 +71,7 @@ impl Tracer {
     /// with `--xray off`. Centralized sampling starts with [`Tracer::start_sampling_poller`].
     pub fn start(options: XrayOptions, mut exporters: Vec<Arc<dyn TraceExporter>>) -> Arc<Self> {
         if !options.enabled || (!options.udp_segments && exporters.is_empty()) {
-            return Self::disabled();
+            return Self::off(options.recording_limits);
         }
         if options.udp_segments {
             tracing::info!(
@@ -111,6 +115,7 @@ impl Tracer {
         }
         Arc::new(Self {
             enabled: true,
+            recording_limits: options.recording_limits,
             sampler: Some(sampler),
             exporters,
             poller,
@@ -130,8 +135,14 @@ impl Tracer {
 
     /// A recorder that records nothing and sends nothing.
     pub fn disabled() -> Arc<Self> {
+        Self::off(RecordingLimits::default())
+    }
+
+    /// Off, with the component's own tracing calls still checked against `recording_limits`.
+    fn off(recording_limits: RecordingLimits) -> Arc<Self> {
         Arc::new(Self {
             enabled: false,
+            recording_limits,
             sampler: None,
             exporters: Vec::new(),
             poller: None,
@@ -253,7 +264,8 @@ impl Tracer {
             }),
             ..TraceHeader::default()
         });
-        let mut trace = RequestTrace::new(trace_id, SegmentId::new(), sampled);
+        let mut trace = RequestTrace::new(trace_id, SegmentId::new(), sampled)
+            .with_limits(self.recording_limits);
         trace.parent_id = parent_id;
         trace.rule_name = rule_name;
         trace.extra_header_fields = header.extra;
@@ -356,6 +368,7 @@ mod tests {
         .unwrap();
         Arc::new(Tracer {
             enabled: true,
+            recording_limits: RecordingLimits::default(),
             sampler: Some(Sampler::new(
                 None,
                 LocalSampler::new(rules),
@@ -405,8 +418,12 @@ mod tests {
         let index = start
             .with(|t| t.begin_subsegment(crate::request_trace::Target::Segment, "call"))
             .unwrap();
-        let (header, traceparent) =
-            start.with(|t| (t.downstream_header(index), t.downstream_traceparent(index)));
+        let (header, traceparent) = start.with(|t| {
+            (
+                t.downstream_header(Some(index)),
+                t.downstream_traceparent(Some(index)),
+            )
+        });
         let parent = header.parent.as_ref().unwrap().as_str().to_string();
         assert_eq!(
             header.to_string(),
@@ -448,10 +465,10 @@ mod tests {
         assert_eq!(trace.trace_state, None, "it belonged to the other trace");
         assert!(
             trace
-                .downstream_traceparent(0)
+                .downstream_traceparent(None)
                 .starts_with(&format!("00-{W3C_TRACE}-"))
         );
-        assert!(trace.downstream_traceparent(0).ends_with("-00"));
+        assert!(trace.downstream_traceparent(None).ends_with("-00"));
     }
 
     #[test]

@@ -148,6 +148,7 @@ pub fn segment_entity(trace: &RequestTrace, identity: &ServiceIdentity) -> Entit
         ..Aws::default()
     });
     add_fields(&mut segment, &trace.segment, &flags);
+    segment.metadata.host.truncated = trace.truncated().map(|limit| limit.name());
     segment.subsegments = children_of(trace, None);
     segment
 }
@@ -327,13 +328,15 @@ mod tests {
         let manual = trace
             .begin_subsegment(Target::Segment, "call Backend #1")
             .unwrap();
-        let call = trace.begin_call(CallStart::Http {
-            host: "backend1.local",
-            method: "GET",
-            url: "http://backend1.local/",
-        });
+        let call = trace
+            .begin_call(CallStart::Http {
+                host: "backend1.local",
+                method: "GET",
+                url: "http://backend1.local/",
+            })
+            .expect("within the budget");
         assert_eq!(trace.subsegments[call].parent, Some(manual));
-        let header = trace.downstream_header(call).to_string();
+        let header = trace.downstream_header(Some(call)).to_string();
         assert!(
             header.ends_with(&format!(";Parent={};Sampled=1", trace.subsegments[call].id)),
             "{header}"
@@ -395,7 +398,11 @@ mod tests {
 
     #[test]
     fn large_traces_stream_subsegments_as_independent_documents() {
-        let mut trace = finished_trace();
+        let mut trace =
+            finished_trace().with_limits(crate::request_trace::budget::RecordingLimits {
+                bytes: 1 << 20,
+                ..Default::default()
+            });
         for i in 0..150 {
             let s = trace
                 .begin_subsegment(Target::Segment, &format!("step {i}"))
@@ -441,6 +448,26 @@ mod tests {
         assert_eq!(
             doc["http"]["request"]["user_agent"].as_str().unwrap().len(),
             250
+        );
+    }
+
+    #[test]
+    fn a_trace_past_its_budget_says_so_in_the_host_metadata() {
+        let mut trace =
+            finished_trace().with_limits(crate::request_trace::budget::RecordingLimits {
+                exceptions: 0,
+                ..Default::default()
+            });
+        let refused = trace.record_failure(
+            Target::Segment,
+            FailureKind::Error,
+            Some(Exception::new("E", "m", false)),
+        );
+        assert!(refused.is_err());
+        let doc: Value = serde_json::from_str(&documents(&trace, &identity())[0]).unwrap();
+        assert_eq!(
+            doc["metadata"]["xray_host"]["truncated"], "exceptions",
+            "{doc:#}"
         );
     }
 }

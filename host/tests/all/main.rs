@@ -22,5 +22,6 @@ mod polyglot_js;
 mod reuse;
 mod swap;
 mod table;
+mod trace_budget;
 mod tracing;
 mod wasi_otel;

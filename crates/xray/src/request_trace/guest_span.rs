@@ -14,11 +14,14 @@
 //! over OTLP (the table is in [`crate::otel::mapping`]).
 //!
 //! The component is not trusted: a span of another trace, an id that is malformed or already
-//! used, or the end of a span that never started is refused and recorded nowhere; spans count
-//! against [`MAX_SUBSEGMENTS`], and attributes and exceptions against a per-request budget of
-//! [`MAX_GUEST_BYTES`], past which they are dropped and counted.
+//! used, or the end of a span that never started is refused and recorded nowhere. Spans draw on
+//! the request's [`budget`](super::budget) like every other tracing call: each is a
+//! subsegment, and its attributes, exceptions and frames take bytes; what does not fit is
+//! dropped and counted on the span (`otel.dropped_attributes`), and the trace is marked
+//! truncated.
 
-use super::{FailureKind, MAX_SUBSEGMENTS, RequestTrace, Target};
+use super::budget::{Limit, exception_bytes};
+use super::{FailureKind, RequestTrace, Target, TraceError};
 use crate::document::Exception;
 use crate::ids::SegmentId;
 use crate::otel::mapping::{self, DEFAULT_NAMESPACE};
@@ -26,8 +29,6 @@ use crate::otel::{self, Attributes, SpanKind, Status};
 use serde_json::Value;
 use std::fmt;
 
-/// Bytes of attribute keys and values and exception texts one request's spans may keep.
-pub const MAX_GUEST_BYTES: usize = 64 * 1024;
 /// The metadata key counting what the budget dropped.
 pub const DROPPED_KEY: &str = "otel.dropped_attributes";
 /// The name a span has until it ends (and keeps if it never does).
@@ -78,8 +79,10 @@ pub enum SpanRefusal {
     SpanIdInUse(String),
     /// The end of a span that was not started, or has already ended; the id.
     UnknownSpan(String),
-    /// The request already has [`MAX_SUBSEGMENTS`] subsegments.
-    TooManySubsegments,
+    /// The request already has as many subsegments as its budget allows; that many.
+    TooManySubsegments(usize),
+    /// The request's budget has no room for the span; the limit's message.
+    OverBudget(String),
 }
 
 impl fmt::Display for SpanRefusal {
@@ -90,9 +93,12 @@ impl fmt::Display for SpanRefusal {
             Self::InvalidSpanId(id) => write!(f, "span id {:?} is not 16 hex digits", shown(id)),
             Self::SpanIdInUse(id) => write!(f, "span id {id} is already used in the trace"),
             Self::UnknownSpan(id) => write!(f, "end of span {:?}, which is not open", shown(id)),
-            Self::TooManySubsegments => {
-                write!(f, "the request already has {MAX_SUBSEGMENTS} subsegments")
-            }
+            Self::OverBudget(message) => write!(f, "{message}"),
+            Self::TooManySubsegments(limit) => write!(
+                f,
+                "the request already has {limit} subsegments ({})",
+                Limit::Subsegments.flag()
+            ),
         }
     }
 }
@@ -117,7 +123,13 @@ impl RequestTrace {
         }
         let index = self
             .begin_subsegment_at(Target::Segment, id, UNENDED_NAME, now)
-            .map_err(|_| SpanRefusal::TooManySubsegments)?;
+            .map_err(|error| match error {
+                _ if self.subsegments.len() >= self.limits.subsegments => {
+                    SpanRefusal::TooManySubsegments(self.limits.subsegments)
+                }
+                TraceError::LimitExceeded(message) => SpanRefusal::OverBudget(message),
+                other => SpanRefusal::OverBudget(format!("{other:?}")),
+            })?;
         self.guest_spans.started.push(index);
         Ok(())
     }
@@ -170,24 +182,35 @@ impl RequestTrace {
                 .collect(),
             status: span.status.clone(),
         });
+        // The span's contents are accounted here, once: the annotations below also pass through
+        // `add_annotation` (for its key rules), and `usage.bytes` is set from this budget after.
         let mut budget = Budget {
-            left: MAX_GUEST_BYTES.saturating_sub(self.guest_spans.kept_bytes),
+            left: self.usage.bytes_left(&self.limits),
             dropped: 0,
         };
+        let (max_exceptions, max_frames) = (self.limits.exceptions, self.limits.stack_frames);
+        let mut exceptions_kept = self.usage.exceptions;
         let exceptions: Vec<Exception> = mapped
             .cause
             .map(|cause| cause.exceptions)
             .unwrap_or_default()
             .into_iter()
-            .filter(|e| {
-                let stack: usize = e
-                    .stack
-                    .iter()
-                    .map(|f| f.label.as_ref().map_or(0, String::len))
-                    .sum();
-                budget.take(e.kind.as_ref().map_or(0, String::len) + e.message.len() + stack)
+            .filter_map(|mut e| {
+                if exceptions_kept >= max_exceptions {
+                    budget.dropped += 1;
+                    return None;
+                }
+                if e.stack.len() > max_frames {
+                    e.stack.truncate(max_frames);
+                    budget.dropped += 1;
+                }
+                budget.take(exception_bytes(&e)).then(|| {
+                    exceptions_kept += 1;
+                    e
+                })
             })
             .collect();
+        self.usage.exceptions = exceptions_kept;
         let http = mapped.http.filter(|http| {
             let request = http.request.as_ref();
             budget.take(request.map_or(0, |r| r.url.len() + r.method.len()))
@@ -235,7 +258,10 @@ impl RequestTrace {
             self.span_metadata(index, DEFAULT_NAMESPACE)
                 .insert(DROPPED_KEY.to_string(), Value::from(budget.dropped));
         }
-        self.guest_spans.kept_bytes = MAX_GUEST_BYTES - budget.left;
+        self.usage.bytes = self.limits.bytes - budget.left;
+        if budget.dropped > 0 {
+            self.usage.exceeded(Limit::Bytes);
+        }
         self.end_subsegment_at(index, end).map_err(|_| unknown())
     }
 

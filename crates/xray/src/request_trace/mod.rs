@@ -9,8 +9,10 @@
 //!
 //! The model is the crate's own: its fields are private, and the request's capabilities reach it
 //! through [`ActiveTrace`](crate::active_trace::ActiveTrace)'s named operations. Spans a
-//! component reports through wasi:otel are recorded by [`guest_span`].
+//! component reports through wasi:otel are recorded by [`guest_span`]. Everything the component
+//! records draws on the request's [`budget`].
 
+pub mod budget;
 pub mod guest_span;
 
 use crate::document::{
@@ -20,6 +22,7 @@ use crate::document::{
 use crate::ids::{SegmentId, TraceId};
 use crate::trace_header::TraceHeader;
 use crate::traceparent::TraceParent;
+use budget::{Limit, RecordingLimits, Usage, exception_bytes};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,8 +32,6 @@ pub const MAX_ANNOTATIONS: usize = 50;
 /// Longest string annotation value.
 pub const MAX_ANNOTATION_TEXT: usize = 1000;
 pub use crate::names::{MAX_ANNOTATION_KEY, MAX_NAME};
-/// Subsegments one request may open; more would only make a document X-Ray refuses (64 KiB).
-pub const MAX_SUBSEGMENTS: usize = 1000;
 
 /// Why a tracing call was refused.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,7 +50,8 @@ pub enum TraceError {
     InvalidMetadataJson(String),
     /// The name breaks the name rules.
     InvalidName(String),
-    /// A per-request limit was reached; which one.
+    /// A limit of the request's [`budget`] was reached; which one, its value and the flag that
+    /// raises it.
     LimitExceeded(String),
     /// The subsegment was already ended.
     AlreadyEnded,
@@ -137,6 +139,10 @@ pub struct RequestTrace {
     pub(crate) subsegments: Vec<SubsegmentRecord>,
     /// The spans the component reported through wasi:otel (see [`guest_span`]).
     pub(crate) guest_spans: GuestSpanState,
+    /// How much the component may record.
+    pub(crate) limits: RecordingLimits,
+    /// What it has recorded.
+    pub(crate) usage: Usage,
 }
 
 /// What the request keeps about the component's wasi:otel spans (see [`guest_span`]).
@@ -144,8 +150,6 @@ pub struct RequestTrace {
 pub(crate) struct GuestSpanState {
     /// Subsegments opened by a span's start whose end has not come.
     started: Vec<usize>,
-    /// Bytes of [`guest_span::MAX_GUEST_BYTES`] used.
-    kept_bytes: usize,
     /// Spans refused so far.
     refused: u32,
 }
@@ -224,7 +228,25 @@ impl RequestTrace {
             segment: Annotated::default(),
             subsegments: Vec::new(),
             guest_spans: GuestSpanState::default(),
+            limits: RecordingLimits::default(),
+            usage: Usage::default(),
         }
+    }
+
+    /// The same trace, with `limits` in place of the default budget.
+    pub fn with_limits(mut self, limits: RecordingLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The first limit of its budget the request ran into, if it did: its trace is truncated.
+    pub fn truncated(&self) -> Option<Limit> {
+        self.usage.truncated
+    }
+
+    /// The limit to log, the first time the request runs into one (then `None`).
+    pub(crate) fn take_limit_notice(&mut self) -> Option<Limit> {
+        self.usage.take_notice()
     }
 
     /// The trace id.
@@ -284,8 +306,13 @@ impl RequestTrace {
 
     /// Opens a subsegment the host records for a call the component makes, under the innermost
     /// subsegment the component has open (as the SDKs nest calls under the current context);
-    /// returns its index.
-    pub fn begin_call(&mut self, call: CallStart<'_>) -> usize {
+    /// returns its index, or `None` when the request has as many subsegments as its budget
+    /// allows (the call is then not recorded, and the trace is marked truncated).
+    pub fn begin_call(&mut self, call: CallStart<'_>) -> Option<usize> {
+        if self.subsegments.len() >= self.limits.subsegments {
+            self.usage.exceeded(Limit::Subsegments);
+            return None;
+        }
         let parent = self
             .subsegments
             .iter()
@@ -342,7 +369,7 @@ impl RequestTrace {
             }
         }
         self.subsegments.push(record);
-        self.subsegments.len() - 1
+        Some(self.subsegments.len() - 1)
     }
 
     /// Ends a call's subsegment with what the answer said.
@@ -373,12 +400,13 @@ impl RequestTrace {
         self.subsegments.get(index).map(|s| &s.id)
     }
 
-    /// The header for a call made from the subsegment at `index`: it names that subsegment as
-    /// the parent and passes the incoming extra fields on.
-    pub fn downstream_header(&self, index: usize) -> TraceHeader {
+    /// The header for a call made from the subsegment at `index` (from the segment itself
+    /// when there is none: a call the budget left unrecorded): it names that as the parent and
+    /// passes the incoming extra fields on.
+    pub fn downstream_header(&self, index: Option<usize>) -> TraceHeader {
         TraceHeader::for_parent(
             &self.trace_id,
-            self.subsegment_id(index).unwrap_or(&self.segment_id),
+            self.downstream_parent(index),
             self.sampled,
             &self.extra_header_fields,
         )
@@ -386,12 +414,14 @@ impl RequestTrace {
 
     /// The W3C `traceparent` naming the same trace and parent as
     /// [`downstream_header`](Self::downstream_header).
-    pub fn downstream_traceparent(&self, index: usize) -> String {
-        TraceParent::format(
-            &self.trace_id,
-            self.subsegment_id(index).unwrap_or(&self.segment_id),
-            self.sampled,
-        )
+    pub fn downstream_traceparent(&self, index: Option<usize>) -> String {
+        TraceParent::format(&self.trace_id, self.downstream_parent(index), self.sampled)
+    }
+
+    fn downstream_parent(&self, index: Option<usize>) -> &SegmentId {
+        index
+            .and_then(|index| self.subsegment_id(index))
+            .unwrap_or(&self.segment_id)
     }
 
     /// The header naming the segment itself as parent (what a component reads as its context).
@@ -402,10 +432,8 @@ impl RequestTrace {
     /// Opens a subsegment under `parent`; returns its index.
     pub fn begin_subsegment(&mut self, parent: Target, name: &str) -> Result<usize, TraceError> {
         validate_name(name)?;
-        if self.subsegments.len() >= MAX_SUBSEGMENTS {
-            return Err(TraceError::LimitExceeded(format!(
-                "this request already opened {MAX_SUBSEGMENTS} subsegments"
-            )));
+        if self.subsegments.len() >= self.limits.subsegments {
+            return Err(self.refuse(Limit::Subsegments));
         }
         let parent = match parent {
             Target::Segment => None,
@@ -414,6 +442,7 @@ impl RequestTrace {
                 Some(index)
             }
         };
+        self.draw(name.len())?;
         self.subsegments.push(SubsegmentRecord {
             id: SegmentId::new(),
             name: name.to_string(),
@@ -488,7 +517,14 @@ impl RequestTrace {
         if !fields.annotations.contains_key(key) && count >= MAX_ANNOTATIONS {
             return Err(TraceError::TooManyAnnotations(MAX_ANNOTATIONS as u32));
         }
-        fields.annotations.insert(key.to_string(), value);
+        let text = match &value {
+            AnnotationValue::Text(text) => text.len(),
+            _ => 0,
+        };
+        self.draw(key.len() + text)?;
+        self.fields(target)?
+            .annotations
+            .insert(key.to_string(), value);
         Ok(())
     }
 
@@ -503,8 +539,27 @@ impl RequestTrace {
         if namespace.is_empty() || namespace.starts_with("AWS.") {
             return Err(TraceError::InvalidMetadataNamespace(namespace.to_string()));
         }
+        // Checked before the JSON is parsed: an oversized document costs no more than its
+        // refusal.
+        let bytes = namespace.len() + key.len() + json.len();
+        if bytes > self.usage.bytes_left(&self.limits) {
+            return Err(self.refuse(Limit::Bytes));
+        }
         let value: Value = serde_json::from_str(json)
             .map_err(|error| TraceError::InvalidMetadataJson(error.to_string()))?;
+        let exists = self
+            .fields(target)?
+            .metadata
+            .namespaces
+            .get(namespace)
+            .is_some_and(|values| values.contains_key(key));
+        if !exists {
+            if self.usage.metadata_entries >= self.limits.metadata_entries {
+                return Err(self.refuse(Limit::MetadataEntries));
+            }
+            self.usage.metadata_entries += 1;
+        }
+        self.draw(bytes)?;
         self.fields(target)?
             .metadata
             .namespaces
@@ -514,8 +569,30 @@ impl RequestTrace {
         Ok(())
     }
 
-    /// Records a failure.
+    /// Records a failure the component reports; its exception draws on the budget.
     pub fn record_failure(
+        &mut self,
+        target: Target,
+        kind: FailureKind,
+        exception: Option<Exception>,
+    ) -> Result<(), TraceError> {
+        self.fields(target)?;
+        if let Some(exception) = &exception {
+            if self.usage.exceptions >= self.limits.exceptions {
+                return Err(self.refuse(Limit::Exceptions));
+            }
+            if exception.stack.len() > self.limits.stack_frames {
+                return Err(self.refuse(Limit::StackFrames));
+            }
+            self.draw(exception_bytes(exception))?;
+            self.usage.exceptions += 1;
+        }
+        self.record_host_failure(target, kind, exception)
+    }
+
+    /// Records a failure the host observed (a fault it answered for): never refused for the
+    /// budget, which bounds what the component records.
+    pub(crate) fn record_host_failure(
         &mut self,
         target: Target,
         kind: FailureKind,
@@ -525,6 +602,21 @@ impl RequestTrace {
         fields.failures.push(kind);
         fields.exceptions.extend(exception);
         Ok(())
+    }
+
+    /// Takes `bytes` from the budget, or refuses.
+    fn draw(&mut self, bytes: usize) -> Result<(), TraceError> {
+        if bytes > self.usage.bytes_left(&self.limits) {
+            return Err(self.refuse(Limit::Bytes));
+        }
+        self.usage.bytes += bytes;
+        Ok(())
+    }
+
+    /// The refusal for `limit`, noted as the trace's truncation.
+    fn refuse(&mut self, limit: Limit) -> TraceError {
+        self.usage.exceeded(limit);
+        TraceError::LimitExceeded(limit.message(&self.limits))
     }
 
     fn annotation_count(&self) -> usize {

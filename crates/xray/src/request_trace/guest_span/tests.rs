@@ -4,6 +4,7 @@ use super::*;
 use crate::document::{AnnotationValue, Namespace};
 use crate::ids::TraceId;
 use crate::otel::mapping::ANNOTATIONS_ATTRIBUTE;
+use crate::request_trace::budget::{Limit, RecordingLimits};
 
 const TRACE: &str = "5f84c7a10123456789abcdef01234567";
 
@@ -190,21 +191,57 @@ fn a_span_cannot_be_the_parent_of_an_earlier_one() {
 #[test]
 fn spans_count_against_the_subsegment_limit_and_attributes_against_the_budget() {
     let mut t = trace();
-    for i in 1..=MAX_SUBSEGMENTS {
+    let limits = RecordingLimits::default();
+    for i in 1..=limits.subsegments {
         t.start_guest_span(TRACE, &format!("{i:016x}"), 1.0)
             .unwrap();
     }
     assert_eq!(
         t.start_guest_span(TRACE, "ffffffffffffffff", 1.0),
-        Err(SpanRefusal::TooManySubsegments)
+        Err(SpanRefusal::TooManySubsegments(limits.subsegments))
     );
-    let big = format!("\"{}\"", "x".repeat(MAX_GUEST_BYTES / 2));
+    let big = format!("\"{}\"", "x".repeat(limits.bytes / 2));
     let mut s = span(&format!("{:016x}", 1), "", "big");
     s.attributes = vec![("a".into(), big.clone()), ("b".into(), big)];
     t.end_guest_span(s).unwrap();
     let metadata = &t.subsegments[0].fields.metadata.namespaces[DEFAULT_NAMESPACE];
     assert!(metadata.contains_key("a") && !metadata.contains_key("b"));
     assert_eq!(metadata[DROPPED_KEY], 1);
+    assert_eq!(
+        t.truncated(),
+        Some(Limit::Subsegments),
+        "the first limit run into"
+    );
+}
+
+#[test]
+fn span_exceptions_draw_on_the_request_exception_and_frame_limits() {
+    let mut t = trace().with_limits(RecordingLimits {
+        exceptions: 1,
+        stack_frames: 2,
+        ..RecordingLimits::default()
+    });
+    let exception = |message: &str| SpanEvent {
+        name: "exception".into(),
+        attributes: vec![
+            ("exception.message".into(), format!("{message:?}")),
+            (
+                "exception.stacktrace".into(),
+                format!(
+                    "{:?}",
+                    "E: x\n  at a (f.js:1:1)\n  at b (f.js:2:1)\n  at c (f.js:3:1)"
+                ),
+            ),
+        ],
+    };
+    t.start_guest_span(TRACE, OUTER, 1.0).unwrap();
+    let mut s = span(OUTER, "", "failing");
+    s.events = vec![exception("first"), exception("second")];
+    t.end_guest_span(s).unwrap();
+    let kept = &t.subsegments[0].fields.exceptions;
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].stack.len() <= 2, "{kept:?}");
+    assert_eq!(t.truncated(), Some(Limit::Bytes));
 }
 
 #[test]

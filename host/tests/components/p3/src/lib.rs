@@ -11,6 +11,9 @@
 //! - `GET /trap?ms=N`: traps after `N` ms.
 //! - `GET /oom?ms=N`: allocates without bound after `N` ms.
 //! - `GET /loop`: never returns to the host.
+//! - `GET /bomb?kind=metadata|exceptions|subsegments&n=N`: tries to record `N` huge things in
+//!   its trace (metadata values of 1 MiB, exceptions of 1000 frames, subsegments) and answers
+//!   `{"accepted":A,"refused":R,"first_refusal":"..."}`: what the host took and refused.
 
 use spin_sdk::http::{EmptyBody, IntoResponse, Request, StatusCode, send};
 use spin_sdk::http_service;
@@ -55,6 +58,10 @@ async fn handle(request: Request) -> impl IntoResponse {
                 hoard.push(vec![1; 1 << 20]);
             }
         }
+        "/bomb" => {
+            let n = param("n").and_then(|v| v.parse().ok()).unwrap_or(1000);
+            bomb(&param("kind").unwrap_or_default(), n)
+        }
         "/loop" => {
             let mut n: u64 = 0;
             loop {
@@ -66,6 +73,51 @@ async fn handle(request: Request) -> impl IntoResponse {
             r#"{"error":"not_found"}"#.to_string(),
         ),
     }
+}
+
+/// Records `n` things of `kind` through the raw interface, counting what the host refuses.
+fn bomb(kind: &str, n: usize) -> (StatusCode, String) {
+    use xray_platform::raw::tracing as wit;
+    let segment = wit::current_segment();
+    let megabyte = format!("\"{}\"", "x".repeat(1 << 20));
+    let frames: Vec<wit::StackFrame> = (0..1000)
+        .map(|line| wit::StackFrame {
+            path: Some("bomb.rs".into()),
+            line: Some(line),
+            label: Some("bomb".into()),
+        })
+        .collect();
+    let (mut accepted, mut refused, mut first) = (0, 0, None);
+    for i in 0..n {
+        let result = match kind {
+            "metadata" => segment.add_metadata("bomb", &format!("k{i}"), &megabyte),
+            "exceptions" => segment.record_failure(
+                wit::FailureKind::Error,
+                Some(&wit::Exception {
+                    message: format!("exception {i}"),
+                    kind: Some("Bomb".into()),
+                    remote: false,
+                    stack: frames.clone(),
+                }),
+            ),
+            "subsegments" => segment
+                .begin_subsegment(&format!("s{i}"))
+                .and_then(|subsegment| subsegment.end()),
+            _ => return (StatusCode::NOT_FOUND, r#"{"error":"no such kind"}"#.into()),
+        };
+        match result {
+            Ok(()) => accepted += 1,
+            Err(error) => {
+                refused += 1;
+                first.get_or_insert_with(|| format!("{error:?}").replace('"', "'"));
+            }
+        }
+    }
+    let first = first.unwrap_or_default();
+    (
+        StatusCode::OK,
+        format!(r#"{{"accepted":{accepted},"refused":{refused},"first_refusal":"{first}"}}"#),
+    )
 }
 
 async fn sleep(ms: u64) {
