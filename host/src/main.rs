@@ -28,6 +28,7 @@ use xray::export::TraceExporter;
 use xray::recorder::Tracer;
 use xray_host_runtime::Admin;
 use xray_host_runtime::Host;
+use xray_host_runtime::HostEndpoint;
 use xray_host_runtime::Table;
 use xray_host_runtime::{Backend, ServerOptions, Site};
 use xray_local::{DaemonOptions, DaemonStandIn};
@@ -105,12 +106,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // The OTLP exporter starts here, in the composition (its task needs the runtime; with
     // SigV4 on it resolves credentials and region first).
     let mut exporters: Vec<Arc<dyn TraceExporter>> = Vec::new();
+    // What the host listens on or sends to on this machine: no component reaches it.
+    let mut own = Vec::new();
+    own.extend(
+        common
+            .admin_listen
+            .map(|addr| HostEndpoint::new("admin endpoint", addr)),
+    );
+    own.extend(
+        daemon_site
+            .as_ref()
+            .map(|site| HostEndpoint::new("X-Ray daemon stand-in", site.addr)),
+    );
+    let xray_options = common.xray_options()?;
+    own.extend(resolve_endpoint("X-Ray daemon (UDP)", &xray_options.daemon.udp, false).await);
+    own.extend(resolve_endpoint("X-Ray daemon (TCP)", &xray_options.daemon.tcp, false).await);
     if let Some(config) = common.otlp_config()? {
+        if let Some(authority) = otlp_authority(&config.endpoint) {
+            own.extend(resolve_endpoint("OTLP collector", &authority, true).await);
+        }
         exporters.push(Arc::new(OtlpExporter::start(config).await?));
     }
-    let tracer = Tracer::start(common.xray_options()?, exporters);
+    let tracer = Tracer::start(xray_options, exporters);
     let host = Host::builder(Table::start(&common.table_options(&store_file)))
         .services(services)
+        .host_endpoints(own)
         .tracer(tracer)
         .cache_dir(common.cache_dir())
         .load()
@@ -149,6 +169,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     host.serve(sites, common.server_options(), shutdown_signal())
         .await
+}
+
+/// The addresses of `host:port` (a daemon or collector the host sends to) as host endpoints,
+/// only its loopback ones when `loopback_only`. A name that does not resolve within two seconds
+/// is logged and left out: calls there are then judged by the other rules alone.
+async fn resolve_endpoint(what: &str, host_port: &str, loopback_only: bool) -> Vec<HostEndpoint> {
+    let lookup = tokio::net::lookup_host(host_port.to_string());
+    let addresses = match tokio::time::timeout(std::time::Duration::from_secs(2), lookup).await {
+        Ok(Ok(addresses)) => addresses,
+        Ok(Err(error)) => {
+            tracing::warn!(
+                "cannot resolve the {what}'s address {host_port} ({error}): components' calls \
+                 to it are not refused as calls to the host's own endpoints"
+            );
+            return Vec::new();
+        }
+        Err(_) => {
+            tracing::warn!(
+                "resolving the {what}'s address {host_port} took over 2 s: components' calls \
+                 to it are not refused as calls to the host's own endpoints"
+            );
+            return Vec::new();
+        }
+    };
+    addresses
+        .filter(|address| {
+            !loopback_only || xray_host_runtime::parsers::judged(address.ip()).is_loopback()
+        })
+        .map(|address| HostEndpoint::new(what, address))
+        .collect()
+}
+
+/// The `host:port` of an OTLP endpoint URL, the port defaulting to the scheme's.
+fn otlp_authority(endpoint: &str) -> Option<String> {
+    let uri: http::Uri = endpoint.parse().ok()?;
+    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    });
+    Some(format!("{}:{port}", uri.host()?))
 }
 
 /// Starts the daemon stand-in and makes it a site on `addr`.

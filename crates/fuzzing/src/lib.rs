@@ -430,23 +430,54 @@ mod host {
 
     /// Outgoing URLs: a host normalises to the same thing twice, an address's text reads back as
     /// that address, forms std reads as an address agree, and the address check of a URL's host
-    /// refuses every link-local and metadata address whatever its spelling.
+    /// refuses every link-local and metadata address whatever its spelling; an IPv6 form that
+    /// carries an IPv4 address is judged as that address, so loopback in any form is refused
+    /// through a wildcard and the host's own endpoints even through an exact entry.
     pub fn outbound_address(data: &[u8]) {
-        use std::net::IpAddr;
+        use std::net::{IpAddr, SocketAddr};
         use xray_host_runtime::AllowList;
-        use xray_host_runtime::parsers::{AddressPolicy, TargetHost};
+        use xray_host_runtime::parsers::{
+            AddressPolicy, HostEndpoint, Refusal, TargetHost, judged,
+        };
         let text = text(data);
         let host = TargetHost::parse(&text);
         match &host {
             TargetHost::Ip(ip) => {
                 assert_eq!(TargetHost::parse(&ip.to_string()), host, "{text:?}");
                 let policy = AddressPolicy::default();
-                let refused = policy.check(*ip).is_err();
-                let link_local = match ip {
+                let seen_as = judged(*ip);
+                let refused = policy.check(*ip, 80, false).is_err();
+                let link_local = match seen_as {
                     IpAddr::V4(v4) => v4.is_link_local(),
                     IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
                 };
                 assert!(!link_local || refused, "{ip} passed the check");
+                assert!(!seen_as.is_loopback() || refused, "{ip} reached loopback");
+                // The form changes nothing: the address it carries is judged.
+                for named_exactly in [false, true] {
+                    assert_eq!(
+                        policy.check(*ip, 80, named_exactly),
+                        policy.check(seen_as, 80, named_exactly),
+                        "{ip} vs {seen_as}"
+                    );
+                }
+                let beside_own = AddressPolicy {
+                    exempt: vec![*ip],
+                    host_endpoints: vec![HostEndpoint::new(
+                        "admin endpoint",
+                        SocketAddr::from(([127, 0, 0, 1], 9901)),
+                    )],
+                    ..AddressPolicy::default()
+                };
+                if seen_as.is_loopback() {
+                    assert!(
+                        matches!(
+                            beside_own.check(*ip, 9901, true),
+                            Err(Refusal::HostEndpoint(_))
+                        ),
+                        "{ip} reached the admin endpoint"
+                    );
+                }
             }
             TargetHost::Name(name) => {
                 assert_eq!(TargetHost::parse(name), host, "{text:?}");

@@ -8,6 +8,11 @@
 //!
 //! Paths are not part of an entry: the allow-list decides which servers a component reaches,
 //! not what it asks them.
+//!
+//! A loopback address is reached only through an entry that names the call's host and port
+//! exactly ([`AllowList::names_exactly`]): `http://*:*`, `http://localhost:*` or
+//! `http://*.example.com` covering a name that resolves to `127.0.0.1` never reach it (see
+//! [`crate::network_policy`]).
 
 use crate::network_policy::TargetHost;
 use anyhow::{Context, bail};
@@ -62,6 +67,20 @@ impl AllowList {
 
     /// Whether a request to `uri` may be sent.
     pub fn allows(&self, uri: &Uri) -> bool {
+        self.matching(uri, |_| true)
+    }
+
+    /// Whether an entry without a wildcard (neither for the host nor for the port) covers
+    /// `uri`: what a call to a loopback address needs.
+    pub fn names_exactly(&self, uri: &Uri) -> bool {
+        self.matching(uri, |entry| {
+            matches!(entry.host, HostPattern::Exact(_))
+                && matches!(entry.port, PortPattern::Exact(_))
+        })
+    }
+
+    /// Whether an entry that passes `filter` covers `uri`.
+    fn matching(&self, uri: &Uri, filter: impl Fn(&Entry) -> bool) -> bool {
         let Some(scheme) = uri.scheme_str() else {
             return false;
         };
@@ -75,7 +94,7 @@ impl AllowList {
         let host = TargetHost::parse(host).as_text();
         self.entries
             .iter()
-            .any(|entry| entry.matches(scheme, &host, port))
+            .any(|entry| filter(entry) && entry.matches(scheme, &host, port))
     }
 
     /// The addresses entries name literally (`http://169.254.170.2`): the operator means them,
@@ -283,6 +302,61 @@ mod tests {
                 .literal_addresses()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn only_entries_without_wildcards_name_a_url_exactly() {
+        let exactly = |list: &[&str], uri: &str| {
+            AllowList::parse(list)
+                .unwrap()
+                .names_exactly(&uri.parse().unwrap())
+        };
+        assert!(exactly(
+            &["http://localhost:8081"],
+            "http://localhost:8081/x"
+        ));
+        assert!(exactly(
+            &["http://LOCALHOST:8081"],
+            "http://localhost:8081/"
+        ));
+        assert!(exactly(
+            &["http://127.0.0.1:8081"],
+            "http://127.0.0.1:8081/"
+        ));
+        assert!(exactly(
+            &["http://127.0.0.1:8081"],
+            "http://2130706433:8081/"
+        ));
+        assert!(exactly(&["http://[::1]:8081"], "http://[::1]:8081/"));
+        assert!(exactly(
+            &["http://backend.local"],
+            "http://backend.local:80/"
+        ));
+        assert!(!exactly(
+            &["http://localhost:8081"],
+            "http://localhost:8082/"
+        ));
+        assert!(!exactly(
+            &["http://localhost:8081"],
+            "https://localhost:8081/"
+        ));
+        for wildcard in ["http://*:*", "http://*:8081", "http://127.0.0.1:*"] {
+            assert!(allows(&[wildcard], "http://127.0.0.1:8081/"), "{wildcard}");
+            assert!(
+                !exactly(&[wildcard], "http://127.0.0.1:8081/"),
+                "{wildcard}"
+            );
+        }
+        assert!(!exactly(&["http://localhost:*"], "http://localhost:8081/"));
+        assert!(!exactly(
+            &["http://*.example.com:8081"],
+            "http://a.example.com:8081/"
+        ));
+        // An exact entry elsewhere in the list does not lend its exactness to a wildcard's URL.
+        assert!(!exactly(
+            &["http://localhost:8081", "http://*.example.com:*"],
+            "http://evil.example.com:8081/"
+        ));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! 1. the wasmtime engine, sized for every service's concurrency ([`HostBuilder::load`]);
 //! 2. every service's component, fetched, compiled and checked before anything listens (a
 //!    component that cannot serve fails the start, naming its service);
-//! 3. calls between the services of one process wired in process;
+//! 3. calls between the services of one process wired in process, and the host's own endpoints
+//!    ([`HostBuilder::host_endpoints`]) refused to every service's outgoing calls;
 //!
 //! then [`Host::serve`]: bind every listener (a taken port fails the start as a whole), start
 //! the centralized sampling poller (once a co-located daemon stand-in listens too), serve until
@@ -15,6 +16,7 @@
 //! [`Site`]s with their own [`crate::server::SiteHandler`].
 
 use crate::admin::Admin;
+use crate::network_policy::HostEndpoint;
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::server::{self, Backend, ServerOptions, Site};
 use crate::service::{Service, ServiceConfig};
@@ -42,6 +44,7 @@ pub struct HostBuilder {
     tracer: Arc<Tracer>,
     cache_dir: Option<PathBuf>,
     max_instances: Option<u32>,
+    host_endpoints: Vec<HostEndpoint>,
 }
 
 impl HostBuilder {
@@ -77,8 +80,16 @@ impl HostBuilder {
         self
     }
 
+    /// The host's own endpoints (its admin endpoint, a daemon stand-in it serves, the X-Ray
+    /// daemon and OTLP collector it sends to): no service's outgoing call reaches them, whatever
+    /// its allow-list says (see [`crate::network_policy`]).
+    pub fn host_endpoints(mut self, endpoints: impl IntoIterator<Item = HostEndpoint>) -> Self {
+        self.host_endpoints.extend(endpoints);
+        self
+    }
+
     /// Starts the engine and loads every service; nothing listens yet.
-    pub async fn load(self) -> anyhow::Result<Host> {
+    pub async fn load(mut self) -> anyhow::Result<Host> {
         anyhow::ensure!(
             !self.services.is_empty(),
             "no service to load: give the host at least one component"
@@ -104,6 +115,12 @@ impl HostBuilder {
         let runtime = tokio::task::spawn_blocking(move || Runtime::new(&options))
             .await
             .context("starting the wasmtime engine panicked")??;
+        for config in &mut self.services {
+            config
+                .outbound
+                .host_endpoints
+                .extend(self.host_endpoints.iter().cloned());
+        }
         // S3 components keep their local copy beside the compiled artifacts.
         let copies = self.cache_dir.unwrap_or_else(std::env::temp_dir);
         let mut services = Vec::new();
@@ -144,6 +161,7 @@ impl Host {
             tracer: Tracer::disabled(),
             cache_dir: None,
             max_instances: None,
+            host_endpoints: Vec::new(),
         }
     }
 

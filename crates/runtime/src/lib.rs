@@ -70,6 +70,7 @@ pub use host::{Host, HostBuilder};
 pub use instance_pool::InstanceReuse;
 pub use invoke::invoke;
 pub use limits::Limits;
+pub use network_policy::HostEndpoint;
 pub use outbound::OutboundConfig;
 pub use server::{Backend, HandlerFuture, ServerOptions, Site, SiteHandler, serve};
 pub use service::{Service, ServiceConfig};
@@ -79,6 +80,8 @@ pub use table::{Table, TableOptions};
 /// The parsers of outside input that the fuzz targets (`crates/fuzzing`) reach directly.
 pub mod parsers {
     pub use crate::capabilities::table::{WitItem, WitValue, item_from_wit, item_to_wit};
-    pub use crate::network_policy::{AddressPolicy, TargetHost, canonical};
+    pub use crate::network_policy::{
+        AddressPolicy, HostEndpoint, Refusal, TargetHost, canonical, embedded_ipv4, judged,
+    };
     pub use crate::table::item::{from_json, to_json, validate};
 }

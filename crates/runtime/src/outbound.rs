@@ -12,10 +12,13 @@
 //!    (`http://2852039170/` is `http://169.254.170.2/`), an address in the URL is checked before
 //!    anything else, and a name is checked after every DNS resolution, on the addresses the
 //!    connection is then made to, so a name that resolves (or later re-resolves) to the
-//!    credentials endpoint is refused with `destination-ip-prohibited` before any connection.
+//!    credentials endpoint, to loopback through a wildcard entry, or to one of the host's own
+//!    endpoints is refused with `destination-ip-prohibited` before any connection.
 //!
 //! Plain-HTTP and HTTPS calls both go through one pooled client per service whose connector
-//! resolves names through the checked resolver ([`Resolve`] is the seam tests use).
+//! ([`CheckedConnector`]) resolves the URL's host itself ([`Resolve`] is the seam tests use),
+//! checks every address with the URL's port and whether an allow-list entry names that host and
+//! port exactly, and then connects to the allowed addresses only, by address.
 //!
 //! Every call is also traced as X-Ray `remote` subsegment, named after the URL's host, with the
 //! request's method and URL (without the query), `traced: true`, the response status and the
@@ -25,14 +28,14 @@
 
 use crate::allow_list::AllowList;
 use crate::local_calls::LocalServices;
-use crate::network_policy::{AddressPolicy, Refusal, TargetHost};
+use crate::network_policy::{AddressPolicy, HostEndpoint, Refusal, TargetHost};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
@@ -59,6 +62,9 @@ pub struct OutboundConfig {
     pub pool_idle_timeout: Duration,
     /// Refuse private network addresses too, not only link-local and metadata ones.
     pub block_private_networks: bool,
+    /// The host's own endpoints (admin, daemon stand-in, daemon, collector): never reached,
+    /// whatever the allow-list says.
+    pub host_endpoints: Vec<HostEndpoint>,
 }
 
 impl Default for OutboundConfig {
@@ -69,6 +75,7 @@ impl Default for OutboundConfig {
             response_timeout: Duration::from_secs(10),
             pool_idle_timeout: Duration::from_secs(30),
             block_private_networks: false,
+            host_endpoints: Vec::new(),
         }
     }
 }
@@ -105,6 +112,8 @@ pub struct AddressRefused {
     pub host: String,
     /// The address refused.
     pub address: IpAddr,
+    /// The port the call was for.
+    pub port: u16,
     /// Why.
     pub refusal: Refusal,
 }
@@ -113,84 +122,156 @@ impl fmt::Display for AddressRefused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} is {} ({}); outgoing calls may not connect there",
-            self.host, self.address, self.refusal
+            "{} (port {}) is {}, {}; outgoing calls may not connect there",
+            self.host, self.port, self.address, self.refusal
         )
     }
 }
 
 impl StdError for AddressRefused {}
 
-/// The connector's resolver: resolves, then keeps only the addresses the policy allows.
-#[derive(Clone)]
-struct CheckedResolver {
+/// The address side of one service's policy: what [`AddressPolicy`] allows, given how the
+/// allow-list covers the URL.
+struct AddressCheck {
     service: Arc<str>,
-    policy: Arc<AddressPolicy>,
-    resolver: Arc<dyn Resolve>,
+    allow_list: AllowList,
+    policy: AddressPolicy,
 }
 
-impl CheckedResolver {
-    /// Logs and returns the refusal of `address` for `host`.
-    fn refuse(&self, host: &str, address: IpAddr, refusal: Refusal) -> AddressRefused {
+impl AddressCheck {
+    /// The addresses among `addresses` of `host` that a call to `uri` may connect to; when
+    /// there are addresses but none is allowed, the refusal of the first (logged).
+    fn allowed(
+        &self,
+        uri: &http::Uri,
+        host: &str,
+        addresses: Vec<IpAddr>,
+    ) -> Result<Vec<SocketAddr>, AddressRefused> {
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+                443
+            } else {
+                80
+            });
+        let named_exactly = self.allow_list.names_exactly(uri);
+        let mut allowed = Vec::new();
+        let mut refused = None;
+        for address in addresses {
+            match self.policy.check(address, port, named_exactly) {
+                Ok(()) => allowed.push(SocketAddr::new(address, port)),
+                Err(refusal) => {
+                    refused.get_or_insert((address, refusal));
+                }
+            }
+        }
+        match (allowed.is_empty(), refused) {
+            (true, Some((address, refusal))) => Err(self.refuse(host, address, port, refusal)),
+            _ => Ok(allowed),
+        }
+    }
+
+    /// Logs and returns the refusal of `address` for `host`: which rule, and what to change.
+    fn refuse(&self, host: &str, address: IpAddr, port: u16, refusal: Refusal) -> AddressRefused {
         tracing::warn!(
             service = %self.service,
             host,
             %address,
-            "outgoing call refused: {refusal} (an allow-list entry naming this address \
-             literally would let it through)"
+            port,
+            rule = refusal.rule(),
+            "outgoing call refused: {host} is {address}, {refusal}; {}",
+            refusal.remedy()
         );
         AddressRefused {
             host: host.to_string(),
             address,
+            port,
             refusal,
         }
     }
 }
 
-impl tower_service::Service<Name> for CheckedResolver {
+/// Connects a call's URL: resolves its host, keeps the addresses the policy allows for its
+/// port, and connects to them by address (so no lookup happens past the check).
+#[derive(Clone)]
+struct CheckedConnector {
+    check: Arc<AddressCheck>,
+    resolver: Arc<dyn Resolve>,
+    tcp: HttpConnector<NoLookup>,
+}
+
+/// The resolver of the connector that connects by address: it is never asked for a name.
+#[derive(Clone)]
+struct NoLookup;
+
+impl tower_service::Service<Name> for NoLookup {
     type Response = std::vec::IntoIter<SocketAddr>;
     type Error = std::io::Error;
-    type Future = BoxFuture<std::io::Result<Self::Response>>;
+    type Future = std::future::Ready<std::io::Result<Self::Response>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, name: Name) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move {
-            let host = name.as_str();
-            let addresses = this.resolver.resolve(host).await?;
-            let mut allowed = Vec::new();
-            let mut refused = None;
-            for address in addresses {
-                match this.policy.check(address) {
-                    Ok(()) => allowed.push(SocketAddr::new(address, 0)),
-                    Err(refusal) => {
-                        refused.get_or_insert((address, refusal));
-                    }
-                }
-            }
-            match (allowed.is_empty(), refused) {
-                (true, Some((address, refusal))) => Err(std::io::Error::new(
-                    std::io::ErrorKind::PermissionDenied,
-                    this.refuse(host, address, refusal),
-                )),
-                _ => Ok(allowed.into_iter()),
-            }
-        })
+        std::future::ready(Err(std::io::Error::other(format!(
+            "{name}: names are resolved and checked before connecting"
+        ))))
     }
 }
 
-type Connector = HttpConnector<CheckedResolver>;
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+impl tower_service::Service<http::Uri> for CheckedConnector {
+    type Response = TokioIo<tokio::net::TcpStream>;
+    type Error = BoxError;
+    type Future = BoxFuture<Result<Self::Response, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let host = uri.host().ok_or("the URL has no host")?.to_string();
+            let addresses = match TargetHost::parse(&host) {
+                TargetHost::Ip(address) => vec![address],
+                TargetHost::Name(_) => this.resolver.resolve(host.trim_matches(['[', ']'])).await?,
+            };
+            let allowed = this
+                .check
+                .allowed(&uri, &host, addresses)
+                .map_err(|refused| {
+                    std::io::Error::new(std::io::ErrorKind::PermissionDenied, refused)
+                })?;
+            let mut last_error: Option<BoxError> = None;
+            for address in allowed {
+                let target: http::Uri = format!("http://{address}").parse()?;
+                let mut tcp = this.tcp.clone();
+                match tower_service::Service::call(&mut tcp, target).await {
+                    Ok(stream) => return Ok(stream),
+                    Err(error) => last_error = Some(error.into()),
+                }
+            }
+            Err(last_error.unwrap_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{host} has no address"),
+                )
+                .into()
+            }))
+        })
+    }
+}
 
 /// The outgoing-HTTP side of one service: its policy and its connection pools.
 pub struct OutboundHttp {
     service: String,
     config: OutboundConfig,
-    resolver: CheckedResolver,
-    client: Client<Connector, WasiBody>,
-    tls_client: Client<HttpsConnector<Connector>, WasiBody>,
+    check: Arc<AddressCheck>,
+    client: Client<CheckedConnector, WasiBody>,
+    tls_client: Client<HttpsConnector<CheckedConnector>, WasiBody>,
     /// Services of the same process, called without a connection (`xray-host run` only).
     local: OnceLock<LocalServices>,
 }
@@ -207,21 +288,26 @@ impl OutboundHttp {
         config: OutboundConfig,
         resolver: Arc<dyn Resolve>,
     ) -> Arc<Self> {
-        let resolver = CheckedResolver {
+        let check = Arc::new(AddressCheck {
             service: service.into(),
-            policy: Arc::new(AddressPolicy {
+            allow_list: config.allow_list.clone(),
+            policy: AddressPolicy {
                 block_private: config.block_private_networks,
                 exempt: config.allow_list.literal_addresses(),
-            }),
+                host_endpoints: config.host_endpoints.clone(),
+            },
+        });
+        let mut tcp = HttpConnector::new_with_resolver(NoLookup);
+        tcp.set_connect_timeout(Some(config.connect_timeout));
+        tcp.set_nodelay(true);
+        let connector = CheckedConnector {
+            check: check.clone(),
             resolver,
+            tcp,
         };
-        let mut connector = HttpConnector::new_with_resolver(resolver.clone());
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(config.pool_idle_timeout)
             .build(connector.clone());
-        connector.enforce_http(false);
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -242,7 +328,7 @@ impl OutboundHttp {
         Arc::new(Self {
             service: service.to_string(),
             config,
-            resolver,
+            check,
             client,
             tls_client,
             local: OnceLock::new(),
@@ -284,13 +370,12 @@ impl OutboundHttp {
                 .map_err(|_| Error::HttpResponseTimeout)?;
             return Ok((response, Box::new(async { Ok(()) })));
         }
-        // An address in the URL, in any of its forms, is checked here: the connector resolves
-        // only names.
+        // An address in the URL, in any of its forms, is checked here, before a pooled
+        // connection could be looked for (the connector checks it again, and every name).
         if let Some(host) = uri.host()
             && let TargetHost::Ip(address) = TargetHost::parse(host)
-            && let Err(refusal) = self.resolver.policy.check(address)
+            && self.check.allowed(&uri, host, vec![address]).is_err()
         {
-            self.resolver.refuse(host, address, refusal);
             return Err(Error::DestinationIpProhibited);
         }
         let sent = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
@@ -462,6 +547,16 @@ mod tests {
         block_private: bool,
         answers: &[&str],
     ) -> (Arc<OutboundHttp>, Arc<FixedResolver>) {
+        outbound_beside(allow, block_private, answers, Vec::new())
+    }
+
+    /// As [`outbound`], in a host whose own endpoints are `host_endpoints`.
+    fn outbound_beside(
+        allow: &[&str],
+        block_private: bool,
+        answers: &[&str],
+        host_endpoints: Vec<HostEndpoint>,
+    ) -> (Arc<OutboundHttp>, Arc<FixedResolver>) {
         let resolver = Arc::new(FixedResolver {
             addresses: answers.iter().map(|a| a.parse().unwrap()).collect(),
             lookups: AtomicUsize::new(0),
@@ -469,6 +564,7 @@ mod tests {
         let config = OutboundConfig {
             allow_list: AllowList::parse(allow).unwrap(),
             block_private_networks: block_private,
+            host_endpoints,
             ..OutboundConfig::default()
         };
         (
@@ -565,6 +661,14 @@ mod tests {
             "http://[fe80::1]/",
             "http://0.0.0.0/",
             "http://255.255.255.255/",
+            "http://127.0.0.1:8081/",
+            "http://2130706433:8081/",
+            "http://[::1]:8081/",
+            "http://[64:ff9b::7f00:1]:8081/",
+            "http://[::127.0.0.1]:8081/",
+            "http://[2002:7f00:1::]:8081/",
+            "http://[64:ff9b::a9fe:aa02]/",
+            "http://[2002:a9fe:aa02::1]/",
         ] {
             assert_eq!(
                 outcome(&http, url).await,
@@ -576,15 +680,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn loopback_stays_reachable_and_a_literal_entry_is_honoured() {
+    async fn loopback_is_reached_only_through_an_entry_naming_host_and_port() {
         let (port, accepted) = loopback_server().await;
         let url = format!("http://127.0.0.1:{port}/");
         let (http, _) = outbound(&[&format!("http://127.0.0.1:{port}")], true, &[]);
         assert_eq!(outcome(&http, &url).await, Ok(204));
-        // A name on the allow-list that resolves to loopback, and to a blocked address too:
-        // the connection goes to loopback only.
+        // A name on the allow-list, with its port, that resolves to loopback and to a blocked
+        // address too: the connection goes to loopback only.
         let (named, _) = outbound(
-            &["http://backend.local:*"],
+            &[&format!("http://backend.local:{port}")],
             false,
             &["169.254.170.2", "127.0.0.1"],
         );
@@ -594,18 +698,71 @@ mod tests {
         );
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
 
+        // Wildcards reach loopback neither by address nor by name, and nothing connects.
+        for (allow, target) in [
+            ("http://*:*", url.clone()),
+            ("http://127.0.0.1:*", url.clone()),
+            ("http://*:*", format!("http://localhost:{port}/")),
+            ("http://localhost:*", format!("http://localhost:{port}/")),
+            (
+                "http://backend.local:*",
+                format!("http://backend.local:{port}/"),
+            ),
+            (
+                &format!("http://*.example.com:{port}"),
+                format!("http://rebound.example.com:{port}/"),
+            ),
+        ] {
+            let (wildcard, _) = outbound(&[allow], false, &["127.0.0.1", "::1"]);
+            assert_eq!(
+                outcome(&wildcard, &target).await,
+                Err("DestinationIpProhibited".into()),
+                "{allow} {target}"
+            );
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+
         // The operator names a link-local address literally: the check lets it through (no
         // call is made: these tests send nothing beyond loopback).
         let (literal, _) = outbound(&["http://169.254.170.2"], false, &[]);
-        let address: IpAddr = "169.254.170.2".parse().unwrap();
-        assert_eq!(literal.resolver.policy.check(address), Ok(()));
+        let policy = &literal.check.policy;
+        assert_eq!(
+            policy.check("169.254.170.2".parse().unwrap(), 80, true),
+            Ok(())
+        );
         assert!(
-            literal
-                .resolver
-                .policy
-                .check("169.254.169.254".parse().unwrap())
+            policy
+                .check("169.254.169.254".parse().unwrap(), 80, false)
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn the_hosts_own_endpoints_are_refused_even_when_named_exactly() {
+        let (port, accepted) = loopback_server().await;
+        let own = vec![HostEndpoint::new(
+            "admin endpoint",
+            SocketAddr::from(([127, 0, 0, 1], port)),
+        )];
+        let allow = [
+            format!("http://127.0.0.1:{port}"),
+            format!("http://localhost:{port}"),
+            format!("http://[::1]:{port}"),
+        ];
+        let allow: Vec<&str> = allow.iter().map(String::as_str).collect();
+        let (http, _) = outbound_beside(&allow, false, &["127.0.0.1"], own);
+        for url in [
+            format!("http://127.0.0.1:{port}/reload"),
+            format!("http://localhost:{port}/reload"),
+            format!("http://[::1]:{port}/reload"),
+        ] {
+            assert_eq!(
+                outcome(&http, &url).await,
+                Err("DestinationIpProhibited".into()),
+                "{url}"
+            );
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
@@ -625,7 +782,9 @@ mod tests {
         // Off by default.
         let (open, _) = outbound(&["http://*:*"], false, &[]);
         assert_eq!(
-            open.resolver.policy.check("10.0.0.1".parse().unwrap()),
+            open.check
+                .policy
+                .check("10.0.0.1".parse().unwrap(), 80, false),
             Ok(())
         );
     }

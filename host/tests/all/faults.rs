@@ -189,6 +189,109 @@ fn outgoing_calls_are_denied_unless_allowed() {
 }
 
 #[test]
+fn a_wildcard_allow_list_reaches_neither_loopback_nor_the_hosts_own_endpoints() {
+    // A loopback server that is none of the host's own: reachable through an exact entry only.
+    let backend = TestHost::serve(&component("backend1"), "Backend #1").start();
+    let other = backend.port();
+    let (wild, exact, admin, stand_in) = (free_port(), free_port(), free_port(), free_port());
+    let manifest = format!(
+        r#"
+        [[service]]
+        name = "Wild"
+        component = "{faults}"
+        listen = "127.0.0.1:{wild}"
+        allow_outbound = ["http://*:*"]
+
+        [[service]]
+        name = "Exact"
+        component = "{faults}"
+        listen = "127.0.0.1:{exact}"
+        allow_outbound = [
+            "http://127.0.0.1:{other}",
+            "http://127.0.0.1:{admin}",
+            "http://localhost:{stand_in}",
+        ]
+
+        [daemon]
+        listen = "127.0.0.1:{stand_in}"
+        "#,
+        faults = component("test_faults").display(),
+    );
+    let host = TestHost::run(&manifest)
+        .port(wild)
+        .wait_for(&[exact, admin, stand_in])
+        .arg("--admin-listen")
+        .arg(format!("127.0.0.1:{admin}"))
+        .start();
+    let fetch = |port: u16, url: &str| get(port, &format!("/fetch?url={url}")).body;
+    let prohibited = "error ErrorCode::DestinationIpProhibited";
+
+    // Through the wildcard: neither the admin endpoint, in any spelling, nor the stand-in, nor
+    // any other loopback server.
+    for url in [
+        format!("http://127.0.0.1:{admin}/versions"),
+        format!("http://localhost:{admin}/versions"),
+        format!("http://[::ffff:127.0.0.1]:{admin}/versions"),
+        format!("http://[64:ff9b::7f00:1]:{admin}/versions"),
+        format!("http://2130706433:{admin}/versions"),
+        format!("http://127.0.0.1:{stand_in}/"),
+        format!("http://127.0.0.1:{other}/health"),
+        format!("http://localhost:{other}/health"),
+    ] {
+        assert_eq!(fetch(wild, &url), prohibited, "{url}\n{}", host.log());
+    }
+    // Named exactly: another loopback server is reached, the host's own endpoints never.
+    assert_eq!(
+        fetch(exact, &format!("http://127.0.0.1:{other}/health")),
+        "status 200",
+        "{}",
+        host.log()
+    );
+    for url in [
+        format!("http://127.0.0.1:{admin}/versions"),
+        format!("http://localhost:{stand_in}/"),
+    ] {
+        assert_eq!(fetch(exact, &url), prohibited, "{url}\n{}", host.log());
+    }
+
+    // One line per refusal, naming the service, the rule and what to change.
+    let log = host.log();
+    let line = |service: &str, rule: &str| {
+        log.lines()
+            .find(|l| {
+                l.contains("outgoing call refused")
+                    && l.contains(service)
+                    && l.contains(&format!("rule=\"{rule}\""))
+            })
+            .unwrap_or_else(|| panic!("no {rule} refusal for {service}:\n{log}"))
+            .to_string()
+    };
+    let wildcard = line("Wild", "loopback-by-wildcard");
+    assert!(
+        wildcard.contains("naming this host and port exactly"),
+        "{wildcard}"
+    );
+    let own = line("Exact", "host-endpoint");
+    assert!(
+        own.contains("admin endpoint") || own.contains("daemon stand-in"),
+        "{own}"
+    );
+    assert!(
+        log.contains(&format!("admin endpoint (127.0.0.1:{admin})")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("X-Ray daemon stand-in (127.0.0.1:{stand_in})")),
+        "{log}"
+    );
+
+    // The host serves on, and its admin endpoint still answers its operator.
+    assert_eq!(get(wild, "/ok").body, "ok");
+    assert_eq!(get(exact, "/ok").body, "ok");
+    assert_eq!(get(admin, "/versions").status, 200, "{}", host.log());
+}
+
+#[test]
 fn sigterm_lets_in_flight_requests_finish_then_exits() {
     let mut host = faults().start();
     let port = host.port();

@@ -356,13 +356,21 @@ fn application_manifest(
     one: u16,
     two: u16,
 ) -> String {
+    let b1_url = backend_1_url
+        .map(str::to_string)
+        .unwrap_or(format!("http://127.0.0.1:{one}"));
+    // Loopback is reached only through entries naming host and port exactly.
+    let b1_origin = match b1_url.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)),
+        None => b1_url.clone(),
+    };
     format!(
         r#"
         [[service]]
         name = "BFF"
         component = "{bff}"
         env = {{ BACKEND_1_URL = "{b1_url}", BACKEND_2_URL = "http://127.0.0.1:{two}" }}
-        allow_outbound = ["http://127.0.0.1:*"]
+        allow_outbound = ["{b1_origin}", "http://127.0.0.1:{two}"]
 
         [[service]]
         name = "Backend #1"
@@ -380,9 +388,6 @@ fn application_manifest(
         dir = "{frontend}"
         routes = {{ "/api" = "BFF" }}
         "#,
-        b1_url = backend_1_url
-            .map(str::to_string)
-            .unwrap_or(format!("http://127.0.0.1:{one}")),
         bff = services.bff.display(),
         b1 = services.backend_1.display(),
         b2 = services.backend_2.display(),
