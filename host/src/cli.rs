@@ -246,6 +246,16 @@ pub struct CommonArgs {
     #[arg(long, env = "XRAY_HOST_ACCESS_LOG")]
     pub access_log: bool,
 
+    /// Lines of a component's stdout and stderr logged a second, per service, with bursts of
+    /// five seconds' worth; more are dropped, counted in `GET /stats` and reported every 10 s.
+    /// 0 drops them all.
+    #[arg(
+        long,
+        env = "XRAY_HOST_GUEST_OUTPUT_LINES_PER_SECOND",
+        default_value_t = 100
+    )]
+    pub guest_output_lines_per_second: u32,
+
     /// Time an outgoing call may take to connect.
     #[arg(long, env = "XRAY_HOST_OUTBOUND_CONNECT_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub outbound_connect_timeout: Duration,
@@ -488,6 +498,7 @@ impl CommonArgs {
             max_memory_bytes: self.max_memory_mib.saturating_mul(1024 * 1024),
             request_timeout: self.request_timeout,
             max_concurrent_requests: self.max_concurrent_requests.max(1),
+            guest_output_lines_per_second: self.guest_output_lines_per_second,
         }
     }
 

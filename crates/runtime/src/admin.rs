@@ -3,7 +3,10 @@
 //!   what happened to each;
 //! - `GET /versions` answers the version (content hash) each service serves, and its source;
 //! - `GET /stats` answers each trace exporter's counters (sent, dropped, failed, pending,
-//!   retried): `segments` for the UDP segments, `exporters` keyed by exporter name.
+//!   retried): `segments` for the UDP segments, `exporters` keyed by exporter name; and
+//!   `guest_output`, keyed by service: the lines of its component's stdout and stderr written,
+//!   dropped and cut, and the host's warnings about its calls dropped
+//!   ([`crate::guest_output`]).
 
 use crate::error_response::{ResponseBody, json_error, json_response};
 use crate::server::{HandlerFuture, SiteHandler};
@@ -88,9 +91,18 @@ impl Admin {
                     .map(|e| (e.name().to_string(), e.counters().to_json()))
                     .collect();
                 let components: Vec<_> = selected.iter().map(|s| s.version_report()).collect();
+                let guest_output: serde_json::Map<_, _> = selected
+                    .iter()
+                    .map(|s| (s.name().to_string(), s.guest_output_report()))
+                    .collect();
                 json_response(
                     StatusCode::OK,
-                    &json!({ "segments": segments, "exporters": by_name, "components": components }),
+                    &json!({
+                        "segments": segments,
+                        "exporters": by_name,
+                        "components": components,
+                        "guest_output": guest_output,
+                    }),
                 )
             }
             (&Method::GET, "/versions") => {

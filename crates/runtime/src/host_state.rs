@@ -6,6 +6,7 @@
 //! the requests an instance serves share its memory (the guest's globals) but never a trace:
 //! every capability call is attributed to the request that made it ([`crate::task_traces`]).
 
+use crate::guest_output::{InstanceOutput, ServiceOutput};
 use crate::limits::{InstanceLimiter, Limits};
 use crate::outbound::{OutboundHooks, OutboundHttp};
 use crate::table::Table;
@@ -22,8 +23,11 @@ const TIME_SLICE_TICKS: u64 = 2;
 
 /// The store data of one instance.
 pub struct HostState {
-    /// WASI: the service's environment variables, stdio forwarded to the host's, no files.
+    /// WASI: the service's environment variables, stdout and stderr into the service's guest
+    /// output ([`crate::guest_output`]), no files.
     pub wasi: WasiCtx,
+    /// The instance's stdout and stderr, and the service's limiter of per-call warnings.
+    pub output: InstanceOutput,
     /// wasi:http state.
     pub http: WasiHttpCtx,
     /// Resources the component holds handles to.
@@ -67,21 +71,25 @@ impl HostState {
     }
 }
 
-/// Makes the stores of one service: its environment, limits, outgoing HTTP and table.
+/// Makes the stores of one service: its environment, limits, guest output, outgoing HTTP and
+/// table.
 pub struct StoreFactory {
     engine: Engine,
     env: Vec<(String, String)>,
     limits: Limits,
+    output: Arc<ServiceOutput>,
     outbound: Arc<OutboundHttp>,
     table: Arc<Table>,
 }
 
 impl StoreFactory {
-    /// A factory for a service with this environment, limits, outgoing HTTP and table.
+    /// A factory for a service with this environment, limits, guest output, outgoing HTTP and
+    /// table.
     pub fn new(
         engine: Engine,
         env: Vec<(String, String)>,
         limits: Limits,
+        output: Arc<ServiceOutput>,
         outbound: Arc<OutboundHttp>,
         table: Arc<Table>,
     ) -> Self {
@@ -89,6 +97,7 @@ impl StoreFactory {
             engine,
             env,
             limits,
+            output,
             outbound,
             table,
         }
@@ -104,7 +113,9 @@ impl StoreFactory {
     pub fn new_store(&self) -> Store<HostState> {
         let limits = &self.limits;
         let mut wasi = WasiCtx::builder();
-        wasi.inherit_stdout().inherit_stderr();
+        // Never the host's own stdout: lines, escaped, prefixed, rate-limited, never waited on.
+        let output = self.output.instance();
+        wasi.stdout(output.stdout()).stderr(output.stderr());
         for (key, value) in &self.env {
             wasi.env(key, value);
         }
@@ -116,6 +127,7 @@ impl StoreFactory {
         table.set_max_capacity(10_000);
         let state = HostState {
             wasi: wasi.build(),
+            output,
             http,
             table,
             outbound: OutboundHooks::new(self.outbound.clone()),

@@ -264,6 +264,7 @@ impl WorkerState for InstanceWorker {
         let state = store.data_mut();
         state.traces.insert(task, ticket.trace.clone());
         if self.abi == Abi::P2 {
+            state.output.serve_one_request(ticket.trace.trace_id());
             state.outbound.serve_one_request(ticket.trace);
         }
         state.deadline = Some(Instant::now() + self.request_timeout);

@@ -21,6 +21,8 @@
 //! - [`invoke`]: running one request, and what a failure answers.
 //! - [`instance_pool`]: the instances of a served component: reuse, deadlines, failures.
 //! - [`host_state`]: the per-instance store data every host capability reads.
+//! - [`guest_output`]: a component's stdout and stderr as escaped, rate-limited log lines, and
+//!   the rate limit on the host's per-call warnings.
 //! - [`task_traces`]: which request a capability call belongs to, with several in flight.
 //! - [`limits`]: the limits every request runs under.
 //! - [`request_body`]: the size-limited request body.
@@ -40,6 +42,7 @@ mod compile_cache;
 mod component_pin;
 mod component_source;
 mod error_response;
+mod guest_output;
 mod host;
 mod host_state;
 mod instance_pool;

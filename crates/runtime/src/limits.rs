@@ -19,6 +19,9 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Requests served at once by one service; the next one is answered 503 at once.
     pub max_concurrent_requests: usize,
+    /// Lines of a component's stdout and stderr written a second, per service, with bursts of
+    /// five seconds' worth; more are dropped and counted (0 drops them all).
+    pub guest_output_lines_per_second: u32,
 }
 
 impl Default for Limits {
@@ -29,6 +32,7 @@ impl Default for Limits {
             max_memory_bytes: 128 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 256,
+            guest_output_lines_per_second: crate::guest_output::DEFAULT_LINES_PER_SECOND,
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Every call a component makes with `wasi:http/outgoing-handler` lands here. The host:
 //! 1. refuses it with `HTTP-request-denied` unless the service's allow-list covers the URL (one
-//!    warning line names the URL and the flag to change);
+//!    warning line names the URL and the flag to change; these warnings, and the address
+//!    check's, pass the service's limiter of per-call warnings, [`crate::guest_output`]);
 //! 2. sends plain-HTTP calls through one pooled client per service, so the BFF reuses its
 //!    connections to the backends instead of opening one per call (wasmtime's default sender
 //!    does), and HTTPS calls through wasmtime's TLS sender;
@@ -27,6 +28,7 @@
 //! the trace (xray-spec §5.4, §7.2).
 
 use crate::allow_list::AllowList;
+use crate::guest_output::ServiceOutput;
 use crate::local_calls::LocalServices;
 use crate::network_policy::{AddressPolicy, HostEndpoint, Refusal, TargetHost};
 use bytes::Bytes;
@@ -136,6 +138,8 @@ struct AddressCheck {
     service: Arc<str>,
     allow_list: AllowList,
     policy: AddressPolicy,
+    /// Rate-limits the refusal warnings.
+    output: Arc<ServiceOutput>,
 }
 
 impl AddressCheck {
@@ -173,15 +177,17 @@ impl AddressCheck {
 
     /// Logs and returns the refusal of `address` for `host`: which rule, and what to change.
     fn refuse(&self, host: &str, address: IpAddr, port: u16, refusal: Refusal) -> AddressRefused {
-        tracing::warn!(
-            service = %self.service,
-            host,
-            %address,
-            port,
-            rule = refusal.rule(),
-            "outgoing call refused: {host} is {address}, {refusal}; {}",
-            refusal.remedy()
-        );
+        if self.output.warnings().allow() {
+            tracing::warn!(
+                service = %self.service,
+                host,
+                %address,
+                port,
+                rule = refusal.rule(),
+                "outgoing call refused: {host} is {address}, {refusal}; {}",
+                refusal.remedy()
+            );
+        }
         AddressRefused {
             host: host.to_string(),
             address,
@@ -278,8 +284,9 @@ pub struct OutboundHttp {
 
 impl OutboundHttp {
     /// The outgoing HTTP of `service`, with its own connection pools.
-    pub fn new(service: &str, config: OutboundConfig) -> Arc<Self> {
-        Self::with_resolver(service, config, Arc::new(SystemResolver))
+    /// Its refusal warnings pass `output`'s limiter of per-call warnings.
+    pub fn new(service: &str, config: OutboundConfig, output: Arc<ServiceOutput>) -> Arc<Self> {
+        Self::with_resolver(service, config, Arc::new(SystemResolver), output)
     }
 
     /// As [`OutboundHttp::new`], resolving names with `resolver`.
@@ -287,9 +294,11 @@ impl OutboundHttp {
         service: &str,
         config: OutboundConfig,
         resolver: Arc<dyn Resolve>,
+        output: Arc<ServiceOutput>,
     ) -> Arc<Self> {
         let check = Arc::new(AddressCheck {
             service: service.into(),
+            output,
             allow_list: config.allow_list.clone(),
             policy: AddressPolicy {
                 block_private: config.block_private_networks,
@@ -351,13 +360,15 @@ impl OutboundHttp {
     ) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
         let uri = request.uri().clone();
         if !self.config.allow_list.allows(&uri) {
-            tracing::warn!(
-                service = %self.service,
-                url = %uri,
-                allowed = %self.config.allow_list,
-                "outgoing call refused: the URL is not on the service's allow-list \
-                 (add it with --allow-outbound or allow_outbound in the manifest)"
-            );
+            if self.check.output.warnings().allow() {
+                tracing::warn!(
+                    service = %self.service,
+                    url = %uri,
+                    allowed = %self.config.allow_list,
+                    "outgoing call refused: the URL is not on the service's allow-list \
+                     (add it with --allow-outbound or allow_outbound in the manifest)"
+                );
+            }
             return Err(Error::HttpRequestDenied);
         }
         let response_timeout = options
@@ -568,7 +579,12 @@ mod tests {
             ..OutboundConfig::default()
         };
         (
-            OutboundHttp::with_resolver("Test", config, resolver.clone()),
+            OutboundHttp::with_resolver(
+                "Test",
+                config,
+                resolver.clone(),
+                ServiceOutput::new("Test", 100),
+            ),
             resolver,
         )
     }

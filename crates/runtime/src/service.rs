@@ -4,6 +4,7 @@
 use crate::compile_cache::ContentHash;
 use crate::component_pin::ComponentPin;
 use crate::component_source::{ComponentBytes, ComponentSource};
+use crate::guest_output::ServiceOutput;
 use crate::host_state::StoreFactory;
 use crate::instance_pool::{InstanceReuse, ServedComponent};
 use crate::limits::Limits;
@@ -57,6 +58,7 @@ pub struct Service {
     pub(crate) tracer: Arc<Tracer>,
     pub(crate) table: Arc<Table>,
     pub(crate) stores: Arc<StoreFactory>,
+    pub(crate) output: Arc<ServiceOutput>,
 }
 
 impl Service {
@@ -97,11 +99,13 @@ impl Service {
                 config.name, config.component
             )
         })?;
-        let outbound = OutboundHttp::new(&config.name, config.outbound.clone());
+        let output = ServiceOutput::new(&config.name, config.limits.guest_output_lines_per_second);
+        let outbound = OutboundHttp::new(&config.name, config.outbound.clone(), output.clone());
         let stores = Arc::new(StoreFactory::new(
             runtime.engine().clone(),
             config.env.clone(),
             config.limits.clone(),
+            output.clone(),
             outbound.clone(),
             table.clone(),
         ));
@@ -137,6 +141,7 @@ impl Service {
             tracer,
             table,
             stores,
+            output,
         }))
     }
 
@@ -167,6 +172,12 @@ impl Service {
             "pinned_sha256": self.config.pin.as_ref().map(|pin| pin.hash().as_str()),
             "source": self.config.component.to_string(),
         })
+    }
+
+    /// The counters of the component's output and of the host's warnings about its calls, for
+    /// `/stats` (see [`crate::guest_output`]).
+    pub fn guest_output_report(&self) -> serde_json::Value {
+        self.output.stats()
     }
 
     /// Lets each of `services` (one process's services) call the others that listen on an

@@ -289,3 +289,131 @@ fn sigterm_under_load_finishes_requests_and_flushes_their_segments() {
         host.log()
     );
 }
+
+#[test]
+fn a_component_flooding_stdout_cannot_forge_or_stall_the_hosts_log() {
+    // The user sees: a component printing lines made to look like the host's gets them logged
+    // as its own (prefixed with the service and the request's trace id, control characters
+    // escaped), at most --guest-output-lines-per-second of them; the rest are dropped, counted
+    // in /stats and reported; other requests are served promptly meanwhile.
+    let host = faults()
+        .admin()
+        .args(["--guest-output-lines-per-second", "20"])
+        .start();
+    let (port, admin) = (host.port(), host.admin_port());
+    let flood = std::thread::spawn(move || get(port, "/print?lines=50000"));
+    let mut slowest = Duration::ZERO;
+    let mut served = 0;
+    while !flood.is_finished() || served < 5 {
+        served += 1;
+        let started = Instant::now();
+        assert_eq!(get(port, "/ok").status, 200, "{}", host.log());
+        slowest = slowest.max(started.elapsed());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let flooded = flood.join().unwrap();
+    assert_eq!(
+        (flooded.status, flooded.body.as_str()),
+        (200, "printed 50000")
+    );
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a healthy request waited {slowest:?} during the flood"
+    );
+    let trace_id = flooded
+        .header("x-amzn-trace-id")
+        .and_then(|h| h.strip_prefix("Root="))
+        .and_then(|h| h.split(';').next())
+        .expect("a trace header")
+        .to_string();
+
+    // The burst (five seconds' worth) passed, no more than the rate allows since, and the rest
+    // was dropped and counted.
+    let stats = get(admin, "/stats").json()["guest_output"]["Faults"].clone();
+    let dropped = stats["dropped_lines"].as_u64().unwrap();
+    let written = stats["written_lines"].as_u64().unwrap();
+    assert!(dropped > 99_000, "{stats}");
+    assert!((100..=1_000).contains(&written), "{stats}");
+    assert_eq!(stats["cut_lines"], 0, "{stats}");
+
+    assert!(
+        host.wait_for_log(
+            "lines of guest output dropped in the last 10 s",
+            Duration::from_secs(15)
+        ),
+        "{}",
+        host.log()
+    );
+    let log = host.log();
+    let stdout = format!(" INFO service=Faults stream=stdout trace_id={trace_id} forged ");
+    let forged: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("forged") || line.contains("2026-01-01T00:00:00"))
+        .collect();
+    assert!(forged.len() >= 100, "{log}");
+    for line in &forged {
+        assert!(
+            line.contains(" INFO service=Faults stream=stdout trace_id=1-")
+                || line.contains(" INFO service=Faults stream=stderr trace_id=1-"),
+            "not prefixed: {line:?}"
+        );
+        assert!(
+            !line.starts_with("2026-01-01"),
+            "a guest line passed for the host's: {line:?}"
+        );
+    }
+    assert!(log.contains(&stdout), "{log}");
+    assert!(
+        log.contains(r"component loaded service=Faults\r\u{1b}[31mred"),
+        "control characters escaped: {log}"
+    );
+    assert!(!log.contains('\r') && !log.contains('\u{1b}'), "{log:?}");
+    // Once the rate allows again, stderr is logged the same way.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(get(port, "/print?lines=0").status, 200);
+    assert!(
+        host.wait_for_log(r"forged stderr\u{7}", Duration::from_secs(5)),
+        "{}",
+        host.log()
+    );
+    let log = host.log();
+    let stderr = log.lines().find(|l| l.contains("forged stderr")).unwrap();
+    assert!(
+        stderr.contains(" INFO service=Faults stream=stderr trace_id=1-"),
+        "{stderr}"
+    );
+    let report = log
+        .lines()
+        .find(|line| line.contains("lines of guest output dropped"))
+        .unwrap();
+    assert!(
+        report.contains(" WARN ") && report.contains("service=Faults"),
+        "{report}"
+    );
+}
+
+#[test]
+fn refused_calls_are_logged_at_a_bounded_rate_and_counted() {
+    // The user sees: every refused outgoing call is refused, but the host's log gets a burst
+    // of warnings and then about one a second; the rest are counted in /stats.
+    let host = faults().admin().start();
+    let (port, admin) = (host.port(), host.admin_port());
+    for _ in 0..40 {
+        let answer = get(port, "/fetch?url=http://refused.invalid/");
+        assert_eq!(answer.body, "error ErrorCode::HttpRequestDenied");
+    }
+    assert!(host.wait_for_log("outgoing call refused", Duration::from_secs(5)));
+    std::thread::sleep(Duration::from_millis(500));
+    let warned = host.log().matches("outgoing call refused").count();
+    assert!(
+        (1..=20).contains(&warned),
+        "{warned} warnings: {}",
+        host.log()
+    );
+    let stats = get(admin, "/stats").json()["guest_output"]["Faults"].clone();
+    assert_eq!(
+        stats["dropped_warnings"].as_u64().unwrap() + warned as u64,
+        40,
+        "{stats}"
+    );
+}

@@ -84,6 +84,7 @@ fn record(
     };
     if let Err(refused) = f(&trace)
         && refused.first_in_request
+        && access.get().output.service().warnings().allow()
     {
         tracing::warn!(
             trace_id = %trace.trace_id(),

@@ -16,6 +16,7 @@
 //! | `/panic-after-head` | sends the response head and part of the body, then panics |
 //! | `/table-put?key=K&value=V` | puts `{SubAppId: K, Value: V}` in the table |
 //! | `/table-get?key=K` | answers the item with `SubAppId` K, or `none` |
+//! | `/print?lines=N`   | prints N lines to stdout that imitate the host's log (with a newline, a carriage return and an escape sequence inside), one to stderr, then answers `printed N` |
 //! | `/table-bad?case=C` | puts an item DynamoDB would refuse: `too-large`, `empty-key`, `bad-number`, `empty-set`, `bad-index` |
 
 use futures::SinkExt;
@@ -28,6 +29,21 @@ use xray_platform::raw::table as raw_table;
 use xray_platform::table::{self, Value};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Prints `lines` lines that try to pass for the host's own: each holds a newline, a carriage
+/// return and an ANSI escape sequence; then one line to stderr.
+fn print_forged_lines(lines: u64) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    for i in 0..lines {
+        let _ = writeln!(
+            stdout,
+            "forged {i}\n2026-01-01T00:00:00.000000Z  INFO component loaded service=Faults\r\u{1b}[31mred"
+        );
+    }
+    let _ = stdout.flush();
+    eprintln!("forged stderr\u{7}");
+}
 
 #[http_component]
 async fn handle(request: IncomingRequest, outparam: ResponseOutparam) {
@@ -91,6 +107,13 @@ async fn handle(request: IncomingRequest, outparam: ResponseOutparam) {
                 Ok(None) => text(200, "none"),
                 Err(error) => text(500, &format!("error {error:?}")),
             }
+        }
+        "/print" => {
+            let lines: u64 = param(query, "lines")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            print_forged_lines(lines);
+            text(200, &format!("printed {lines}"))
         }
         "/table-bad" => bad_item(param(query, "case").unwrap_or_default()),
         _ => text(404, "no such fault"),
