@@ -280,6 +280,12 @@ pub struct CommonArgs {
     #[arg(long, env = "XRAY_HOST_KEEP_ALIVE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
     pub keep_alive_timeout: Duration,
 
+    /// Time a response may wait for its client to read any of it; then the connection is
+    /// closed, the request's place under --max-concurrent-requests is freed and its segment
+    /// records the cut response (a client that stops reading cannot hold the service).
+    #[arg(long, env = "XRAY_HOST_RESPONSE_WRITE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub response_write_timeout: Duration,
+
     /// Where compiled components are kept between runs. The host runs the machine code it finds
     /// there, so only the host's user may write to it.
     /// [default: $XDG_CACHE_HOME/xray-host, else $HOME/.cache/xray-host, else the temp dir]
@@ -528,6 +534,7 @@ impl CommonArgs {
             max_header_bytes: self.max_header_bytes,
             header_read_timeout: self.header_read_timeout,
             keep_alive_timeout: self.keep_alive_timeout,
+            response_write_timeout: self.response_write_timeout,
             shutdown_timeout: self.shutdown_timeout,
         }
     }

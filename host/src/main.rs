@@ -90,6 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 max_header_bytes: 16 * 1024,
                 header_read_timeout: std::time::Duration::from_secs(30),
                 keep_alive_timeout: std::time::Duration::from_secs(75),
+                response_write_timeout: std::time::Duration::from_secs(30),
                 shutdown_timeout: args.shutdown_timeout,
             };
             return xray_host_runtime::serve(vec![site], options, shutdown_signal()).await;

@@ -96,6 +96,8 @@ where
         .config
         .access_log
         .then(|| (request.method().clone(), request.uri().path().to_string()));
+    // hyper sends no body in answer to HEAD: not sending it is not cutting it.
+    let head_only = request.method() == http::Method::HEAD;
     let trace = service.tracer.begin(
         service.name(),
         request.method(),
@@ -126,7 +128,8 @@ where
     let response = response.map(|body| {
         GuardedBody {
             inner: body,
-            _guard: guard,
+            finished: head_only,
+            guard,
             _permit: permit,
         }
         .boxed_unsync()
@@ -385,11 +388,22 @@ fn declared_length<B>(request: &Request<B>) -> Option<u64> {
 }
 
 /// The response body, holding the segment open and the request's place under the service's
-/// concurrency cap until it is sent (or dropped).
+/// concurrency cap until it is sent (or dropped: a body dropped before its end is noted on the
+/// segment as incomplete).
 struct GuardedBody {
     inner: ResponseBody,
-    _guard: SegmentGuard,
+    /// Whether the body was sent to its end.
+    finished: bool,
+    guard: SegmentGuard,
     _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for GuardedBody {
+    fn drop(&mut self) {
+        if !self.finished && !self.inner.is_end_stream() {
+            self.guard.note_response_incomplete();
+        }
+    }
 }
 
 impl Body for GuardedBody {
@@ -400,7 +414,11 @@ impl Body for GuardedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = poll {
+            self.finished = true;
+        }
+        poll
     }
 
     fn is_end_stream(&self) -> bool {

@@ -16,6 +16,13 @@
 //!
 //! A client pipelining a second request behind the first, so that part of its head was read
 //! with the first request, gets the keep-alive timeout for the rest of that head.
+//!
+//! Writes are timed too (`--response-write-timeout`): a client that stops reading a response
+//! larger than the socket buffers would otherwise hold the connection, the request's place
+//! under the service's concurrency cap and its open segment for as long as TCP keeps a zero
+//! window. When a write makes no progress for that long, the connection fails; the response
+//! body is dropped, which ends the segment (marked as cut) and frees the place. The timer
+//! exists only while a write waits: a client that keeps reading never pays for it.
 
 use http_body::{Body, Frame, SizeHint};
 use std::io;
@@ -47,11 +54,16 @@ pub struct ConnectionClock {
     reader: Mutex<Option<Waker>>,
     header_read_timeout: Duration,
     keep_alive_timeout: Duration,
+    write_stall_timeout: Duration,
 }
 
 impl ConnectionClock {
     /// The clock of a connection accepted now.
-    pub fn new(header_read_timeout: Duration, keep_alive_timeout: Duration) -> Arc<Self> {
+    pub fn new(
+        header_read_timeout: Duration,
+        keep_alive_timeout: Duration,
+        write_stall_timeout: Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
             phase: Mutex::new(Phase::AwaitingHead {
                 idle_until: Instant::now() + header_read_timeout,
@@ -60,6 +72,7 @@ impl ConnectionClock {
             reader: Mutex::new(None),
             header_read_timeout,
             keep_alive_timeout,
+            write_stall_timeout,
         })
     }
 
@@ -112,6 +125,7 @@ impl ConnectionClock {
             inner,
             clock: self.clone(),
             sleep: None,
+            write_stall: None,
         }
     }
 
@@ -124,11 +138,44 @@ impl ConnectionClock {
     }
 }
 
-/// A stream whose reads fail with `TimedOut` past the [`ConnectionClock`]'s deadline.
+/// A stream whose reads fail with `TimedOut` past the [`ConnectionClock`]'s deadline, and whose
+/// writes fail with `TimedOut` when they make no progress for its write timeout.
 pub struct TimedStream<S> {
     inner: S,
     clock: Arc<ConnectionClock>,
     sleep: Option<Pin<Box<Sleep>>>,
+    /// Set while a write waits for the client to read.
+    write_stall: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S> TimedStream<S> {
+    /// Runs one write-side poll: progress (or an error) clears the stall timer; waiting starts
+    /// it, or fails the write once it has run out.
+    fn timed_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&mut S, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let result = poll(&mut self.inner, cx);
+        if result.is_ready() {
+            self.write_stall = None;
+            return result;
+        }
+        let timeout = self.clock.write_stall_timeout;
+        let stall = self
+            .write_stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stall.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the client read nothing of the response for {timeout:?} \
+                     (--response-write-timeout)"
+                ),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for TimedStream<S> {
@@ -176,7 +223,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TimedStream<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        self.timed_write(cx, |inner, cx| Pin::new(inner).poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -184,7 +231,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TimedStream<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        self.timed_write(cx, |inner, cx| {
+            Pin::new(inner).poll_write_vectored(cx, bufs)
+        })
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -192,7 +241,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TimedStream<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        self.timed_write(cx, |inner, cx| Pin::new(inner).poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -246,7 +295,7 @@ mod tests {
             deadline >= from + wait && deadline <= Instant::now() + wait
         };
         let accepted = Instant::now();
-        let clock = ConnectionClock::new(header, idle);
+        let clock = ConnectionClock::new(header, idle, Duration::from_secs(30));
         // A new connection: the first head within the header timeout.
         assert!(within(clock.after_read(false), accepted, header));
         clock.request_started();
@@ -260,5 +309,36 @@ mod tests {
         assert!(within(deadline, first_byte, header));
         assert_eq!(clock.after_read(true), deadline);
         assert_eq!(clock.after_read(false), deadline);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_waits_past_the_write_timeout_fails_and_progress_resets_it() {
+        use tokio::io::AsyncWriteExt;
+        let stall = Duration::from_millis(200);
+        let clock = ConnectionClock::new(Duration::from_secs(1), Duration::from_secs(1), stall);
+        // A pipe whose reader reads nothing: writes wait once its buffer is full.
+        let (writer, _reader) = tokio::io::duplex(1024);
+        let mut stream = clock.stream(writer);
+        let started = Instant::now();
+        let error = stream
+            .write_all(&vec![0u8; 64 * 1024])
+            .await
+            .expect_err("the write cannot finish");
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= stall);
+        // A reader that keeps reading, however slowly, keeps the writes alive.
+        let (writer, mut slow) = tokio::io::duplex(1024);
+        let mut stream = clock.stream(writer);
+        let reading = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = [0u8; 1024];
+            let mut total = 0;
+            while total < 8 * 1024 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                total += slow.read(&mut buf).await.unwrap();
+            }
+        });
+        stream.write_all(&vec![0u8; 8 * 1024]).await.unwrap();
+        reading.await.unwrap();
     }
 }

@@ -83,6 +83,8 @@ pub struct ServerOptions {
     pub header_read_timeout: Duration,
     /// Time an idle keep-alive connection stays open between requests.
     pub keep_alive_timeout: Duration,
+    /// Time a response write may wait for the client to read before the connection is closed.
+    pub response_write_timeout: Duration,
     /// Time in-flight requests get to finish after a shutdown signal.
     pub shutdown_timeout: Duration,
 }
@@ -211,9 +213,13 @@ async fn serve_connection(
     mut stop: watch::Receiver<bool>,
     _drained: mpsc::Sender<()>,
 ) {
-    // The header read and keep-alive timeouts (hyper's own header timer would also close idle
-    // keep-alive connections).
-    let clock = ConnectionClock::new(options.header_read_timeout, options.keep_alive_timeout);
+    // The header read, keep-alive and response write timeouts (hyper's own header timer would
+    // also close idle keep-alive connections).
+    let clock = ConnectionClock::new(
+        options.header_read_timeout,
+        options.keep_alive_timeout,
+        options.response_write_timeout,
+    );
     let io = TokioIo::new(clock.stream(stream));
     let service = service_fn(move |request: Request<Incoming>| {
         let backend = backend.clone();

@@ -386,6 +386,14 @@ pub struct SegmentGuard {
     version: String,
 }
 
+impl SegmentGuard {
+    /// Notes that the response body was not sent to its end (the client went away or stopped
+    /// reading, or the body failed): the segment says so in the host's metadata.
+    pub fn note_response_incomplete(&self) {
+        self.trace.lock().segment.metadata.host.response_incomplete = true;
+    }
+}
+
 impl Drop for SegmentGuard {
     fn drop(&mut self) {
         if let Some(finisher) = self.trace.shared.finisher.clone() {

@@ -397,6 +397,9 @@ impl Serialize for HostEntry<'_> {
         if let Some(limit) = host.truncated {
             map.serialize_entry("truncated", limit)?;
         }
+        if host.response_incomplete {
+            map.serialize_entry("response_incomplete", &true)?;
+        }
         map.end()
     }
 }
@@ -417,6 +420,9 @@ pub struct HostNotes {
     /// The first limit of the request's recording budget the component ran into: what it
     /// recorded past it was refused, so the trace is not all it tried to say.
     pub truncated: Option<&'static str>,
+    /// The response body was not sent to its end: the client went away or stopped reading,
+    /// or the body failed.
+    pub response_incomplete: bool,
 }
 
 impl HostNotes {
@@ -426,6 +432,7 @@ impl HostNotes {
             && self.metadata_dropped.is_none()
             && self.component_s3_version_id.is_none()
             && self.truncated.is_none()
+            && !self.response_incomplete
     }
 
     fn keys(&self) -> Vec<&'static str> {
@@ -444,6 +451,9 @@ impl HostNotes {
         }
         if self.truncated.is_some() {
             keys.push("truncated");
+        }
+        if self.response_incomplete {
+            keys.push("response_incomplete");
         }
         keys
     }

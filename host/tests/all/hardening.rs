@@ -17,6 +17,71 @@ fn faults() -> TestHost {
 }
 
 #[test]
+fn clients_that_stop_reading_do_not_starve_the_others() {
+    // The user sees: clients that ask for large responses and read none of them hold the
+    // service only until --response-write-timeout; then a normal client is served, and the
+    // cut responses are marked on their segments.
+    let host = faults()
+        .sample_everything()
+        .traced()
+        .args([
+            "--max-concurrent-requests",
+            "4",
+            "--response-write-timeout",
+            "1s",
+        ])
+        .start();
+    let port = host.port();
+    // Twice the cap: every place is taken by a client that reads nothing of 32 MiB, far more
+    // than the socket buffers hold.
+    let stalled: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            stream
+                .write_all(b"GET /big?mb=32 HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let served = loop {
+        let answer = get(port, "/ok");
+        if answer.status == 200 {
+            break started.elapsed();
+        }
+        assert_eq!(answer.status, 503, "{}", answer.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the stalled readers still hold the service: {}",
+            host.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(served < Duration::from_secs(10), "served after {served:?}");
+    let cut = host
+        .daemon()
+        .wait_for(Duration::from_secs(10), |documents| {
+            documents
+                .iter()
+                .filter(|d| d["metadata"]["xray_host"]["response_incomplete"] == true)
+                .count()
+                >= 4
+        });
+    let cut: Vec<_> = cut
+        .iter()
+        .filter(|d| d["metadata"]["xray_host"]["response_incomplete"] == true)
+        .collect();
+    assert!(cut.len() >= 4, "{cut:#?}\n{}", host.log());
+    assert!(
+        cut.iter().all(|d| d["http"]["response"]["status"] == 200),
+        "{cut:#?}"
+    );
+    drop(stalled);
+    assert_eq!(get(port, "/ok").status, 200);
+}
+
+#[test]
 fn a_slow_client_is_disconnected_at_the_header_deadline_and_others_are_served() {
     // The user sees: a client trickling its head is cut off after --header-read-timeout.
     let host = faults().args(["--header-read-timeout", "1s"]).start();

@@ -24,9 +24,12 @@ fn rss_mib(pid: u32) -> u64 {
 
 #[test]
 fn trace_bombs_are_refused_past_the_budget_while_other_requests_are_served() {
+    // Fewer subsegments than the default, so that the bombed trace is one document: a
+    // thousand independent subsegment datagrams in a burst would test the UDP buffers instead.
     let host = TestHost::serve(&component("test_p3"), "P3")
         .sample_everything()
         .traced()
+        .args(["--max-trace-subsegments", "50"])
         .start();
     let port = host.port();
     let daemon = host.daemon();
@@ -90,11 +93,19 @@ fn trace_bombs_are_refused_past_the_budget_while_other_requests_are_served() {
         peak = peak.max(rss_mib(host.pid()));
 
         // The segment is sent whole, says it was truncated and holds only what fit.
-        let documents = daemon.trace(&root, 1, Duration::from_secs(10));
+        // A trace of many subsegments arrives as independent subsegment documents first.
+        let is_segment = |d: &serde_json::Value| d["trace_id"] == root && d["name"] == "P3";
+        let documents = daemon.wait_for(Duration::from_secs(10), |documents| {
+            documents.iter().any(is_segment)
+        });
+        let documents: Vec<_> = documents
+            .into_iter()
+            .filter(|d| d["trace_id"] == root)
+            .collect();
         documents.iter().for_each(assert_valid);
         let segment = documents
             .iter()
-            .find(|d| d["name"] == "P3")
+            .find(|d| is_segment(d))
             .unwrap_or_else(|| panic!("{kind}: no segment: {documents:#?}"));
         assert_eq!(
             segment["metadata"]["xray_host"]["truncated"], truncated,

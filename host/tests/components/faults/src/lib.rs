@@ -14,6 +14,7 @@
 //! | `/no-response`     | returns without answering |
 //! | `/read-file?path=P` | tries to read a file (there is no filesystem: it must fail) |
 //! | `/panic-after-head` | sends the response head and part of the body, then panics |
+//! | `/big?mb=N`        | streams an N MiB body (64 KiB at a time, so the instance stays small) |
 //! | `/table-put?key=K&value=V` | puts `{SubAppId: K, Value: V}` in the table |
 //! | `/table-get?key=K` | answers the item with `SubAppId` K, or `none` |
 //! | `/print?lines=N`   | prints N lines to stdout that imitate the host's log (with a newline, a carriage return and an escape sequence inside), one to stderr, then answers `printed N` |
@@ -88,6 +89,20 @@ async fn handle(request: IncomingRequest, outparam: ResponseOutparam) {
             outparam.set(response);
             let _ = body.send(b"partial body, then ".to_vec()).await;
             panic!("the test component was asked to panic after the response head");
+        }
+        "/big" => {
+            let mb: usize = param(query, "mb").and_then(|v| v.parse().ok()).unwrap_or(1);
+            let response = OutgoingResponse::new(Fields::new());
+            let _ = response.set_status_code(200);
+            let mut body = response.take_body();
+            outparam.set(response);
+            let chunk = vec![b'x'; 64 * 1024];
+            for _ in 0..mb * 16 {
+                if body.send(chunk.clone()).await.is_err() {
+                    return;
+                }
+            }
+            return;
         }
         "/table-put" => {
             let key = param(query, "key").unwrap_or_default();
