@@ -397,6 +397,12 @@ impl Serialize for HostEntry<'_> {
         if let Some(limit) = host.truncated {
             map.serialize_entry("truncated", limit)?;
         }
+        if let Some(trace_id) = &host.incoming_trace_id {
+            map.serialize_entry("incoming_trace_id", trace_id.as_str())?;
+        }
+        if let Some(parent_id) = &host.incoming_parent_id {
+            map.serialize_entry("incoming_parent_id", parent_id.as_str())?;
+        }
         map.end()
     }
 }
@@ -417,6 +423,12 @@ pub struct HostNotes {
     /// The first limit of the request's recording budget the component ran into: what it
     /// recorded past it was refused, so the trace is not all it tried to say.
     pub truncated: Option<&'static str>,
+    /// The trace the caller's header named, at a service that starts its own trace whatever
+    /// the caller sent (`--incoming-trace-header restart`): the caller's trace, kept but not
+    /// continued (X-Ray's segment documents have no field for links).
+    pub incoming_trace_id: Option<TraceId>,
+    /// The caller's parent id beside [`HostNotes::incoming_trace_id`], when it sent one.
+    pub incoming_parent_id: Option<SegmentId>,
 }
 
 impl HostNotes {
@@ -426,6 +438,8 @@ impl HostNotes {
             && self.metadata_dropped.is_none()
             && self.component_s3_version_id.is_none()
             && self.truncated.is_none()
+            && self.incoming_trace_id.is_none()
+            && self.incoming_parent_id.is_none()
     }
 
     fn keys(&self) -> Vec<&'static str> {
@@ -444,6 +458,12 @@ impl HostNotes {
         }
         if self.truncated.is_some() {
             keys.push("truncated");
+        }
+        if self.incoming_trace_id.is_some() {
+            keys.push("incoming_trace_id");
+        }
+        if self.incoming_parent_id.is_some() {
+            keys.push("incoming_parent_id");
         }
         keys
     }
@@ -503,6 +523,24 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&metadata).unwrap()["xray_host"]["component_s3_version_id"],
             "3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
+        );
+    }
+
+    #[test]
+    fn the_ids_a_caller_sent_to_the_edge_are_host_notes() {
+        let mut metadata = Metadata::default();
+        metadata.host.incoming_trace_id = TraceId::parse("1-5759e988-bd862e3fe1be46a994272793");
+        metadata.host.incoming_parent_id = SegmentId::parse("53995c3f42cd8ad8");
+        metadata
+            .namespaces
+            .entry(HOST_NAMESPACE.into())
+            .or_default()
+            .insert("incoming_trace_id".into(), json!("forged by the component"));
+        assert_eq!(
+            serde_json::to_value(&metadata).unwrap(),
+            json!({"xray_host": {
+                "incoming_trace_id": "1-5759e988-bd862e3fe1be46a994272793",
+                "incoming_parent_id": "53995c3f42cd8ad8"}})
         );
     }
 
