@@ -134,6 +134,7 @@ for service in $SERVICES_INSTALL_ORDER; do
     service_parameters="$service_parameters ComponentPollInterval=$COMPONENT_POLL_INTERVAL"
     if [ "$service" = bff ]; then
       service_parameters="$service_parameters MaxInstanceReuseCount=$BFF_MAX_INSTANCE_REUSE_COUNT"
+      service_parameters="$service_parameters IncomingTraceHeader=$BFF_INCOMING_TRACE_HEADER"
     else
       service_parameters="$service_parameters MaxInstanceReuseCount=$BACKEND_MAX_INSTANCE_REUSE_COUNT"
     fi

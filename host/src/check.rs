@@ -64,6 +64,7 @@ async fn load(args: &CheckArgs, scratch: &std::path::Path) -> anyhow::Result<Str
         limits,
         reuse: Default::default(),
         access_log: false,
+        incoming: Default::default(),
     };
     // No compile cache (a check must compile), two instances (the trial one, and a spare).
     let host = Host::builder(table)

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use xray::daemon_address::{DEFAULT_DAEMON_ADDRESS, DaemonAddress};
-use xray::recorder::XrayOptions;
+use xray::recorder::{IncomingPolicy, IncomingTraceHeader, XrayOptions};
 use xray::request_trace::budget::RecordingLimits;
 use xray::sampling::local::LocalRules;
 use xray::sdk_env::XrayEnv;
@@ -359,6 +359,21 @@ pub struct CommonArgs {
     #[arg(long, env = "XRAY_HOST_SAMPLING_RULES", value_name = "FILE")]
     pub sampling_rules: Option<PathBuf>,
 
+    /// Proxies in front of the service that append to X-Forwarded-For the address a request
+    /// came from (the ALB is one): the segment's client is the entry the last of them appended,
+    /// N from the right, else the connection's peer. 0 ignores the header, which the client
+    /// writes itself. [default: 1 on ECS (ECS_CONTAINER_METADATA_URI_V4 set), else 0]
+    #[arg(long, env = "XRAY_HOST_TRUSTED_PROXIES", value_name = "N")]
+    pub trusted_proxies: Option<usize>,
+
+    /// What an incoming X-Amzn-Trace-Id (and W3C traceparent) decides: `trust` continues the
+    /// caller's trace, parent and sampling decision (a service its own application calls);
+    /// `restart` starts a new trace whatever it says, sampled by the rules, and notes the ids it
+    /// named in the segment's metadata (a service at the edge, which anyone can call). For
+    /// `run`, a manifest entry's `incoming_trace_header` overrides it.
+    #[arg(long, env = "XRAY_HOST_INCOMING_TRACE_HEADER", value_name = "trust|restart", default_value = "trust", value_parser = IncomingTraceHeader::parse)]
+    pub incoming_trace_header: IncomingTraceHeader,
+
     /// Bytes of text and JSON a component may record in one request's trace (names,
     /// annotations, metadata, exceptions, span attributes); past it a tracing call gets
     /// `limit-exceeded` and the segment says it was truncated.
@@ -449,6 +464,18 @@ impl CommonArgs {
             udp_segments: self.traces_exporter.xray,
             recording_limits: self.recording_limits(),
         })
+    }
+
+    /// What a service believes of its requests' headers, as the flags say (a manifest entry may
+    /// override each): `--trusted-proxies` defaults to 1 on ECS, where the host sits behind the
+    /// ALB, and to 0 elsewhere.
+    pub fn incoming(&self) -> IncomingPolicy {
+        let on_ecs =
+            std::env::var_os(xray::ecs_metadata::METADATA_ENV).is_some_and(|v| !v.is_empty());
+        IncomingPolicy {
+            trusted_proxies: self.trusted_proxies.unwrap_or(usize::from(on_ecs)),
+            trace_header: self.incoming_trace_header,
+        }
     }
 
     /// How much a component may record in one request's trace.
@@ -584,6 +611,7 @@ impl ServeArgs {
             limits: self.common.limits(),
             reuse: self.common.reuse(),
             access_log: self.common.access_log,
+            incoming: self.common.incoming(),
         })
     }
 }
@@ -711,6 +739,38 @@ mod tests {
             panic!("serve")
         };
         assert_eq!(serve.common.recording_limits().exceptions, 3);
+    }
+
+    #[test]
+    fn the_incoming_header_flags_parse_and_default_to_trust() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["xray-host", "serve", "--component", "c.wasm", "--name", "S"];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args).map(|cli| cli.command) {
+                Ok(Command::Serve(serve)) => Ok(serve.common),
+                Ok(_) => panic!("serve"),
+                Err(e) => Err(e),
+            }
+        };
+        let common = parse(&[]).unwrap();
+        assert_eq!(common.incoming_trace_header, IncomingTraceHeader::Trust);
+        assert_eq!(common.trusted_proxies, None);
+        let common = parse(&[
+            "--incoming-trace-header",
+            "restart",
+            "--trusted-proxies",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(
+            common.incoming(),
+            IncomingPolicy {
+                trusted_proxies: 2,
+                trace_header: IncomingTraceHeader::Restart
+            }
+        );
+        assert!(parse(&["--incoming-trace-header", "strip"]).is_err());
+        assert!(parse(&["--trusted-proxies", "-1"]).is_err());
     }
 
     #[test]

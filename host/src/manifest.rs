@@ -11,8 +11,10 @@
 //! env = { UTC_OFFSET = "+09:00" }           # what the component sees, and nothing else
 //! allow_outbound = []                       # servers it may call
 //! max_instance_reuse_count = 1              # optional: overrides the flag of that name, as do
-//!                                           # max_instance_concurrent_reuse_count and
-//!                                           # idle_instance_timeout ("1s")
+//!                                           # max_instance_concurrent_reuse_count,
+//!                                           # idle_instance_timeout ("1s"),
+//!                                           # trusted_proxies and
+//!                                           # incoming_trace_header ("trust" or "restart")
 //!
 //! [frontend]                                # optional: one origin for the page and the API
 //! listen = "127.0.0.1:8080"
@@ -29,6 +31,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use xray::recorder::{IncomingPolicy, IncomingTraceHeader};
 use xray_host_runtime::AllowList;
 use xray_host_runtime::ComponentPin;
 use xray_host_runtime::ComponentSource;
@@ -71,6 +74,10 @@ struct ServiceEntry {
     max_instance_concurrent_reuse_count: Option<usize>,
     /// Overrides `--idle-instance-timeout` for this service (e.g. "1s", "250ms").
     idle_instance_timeout: Option<String>,
+    /// Overrides `--trusted-proxies` for this service.
+    trusted_proxies: Option<usize>,
+    /// Overrides `--incoming-trace-header` for this service: "trust" or "restart".
+    incoming_trace_header: Option<String>,
 }
 
 impl ServiceEntry {
@@ -86,6 +93,19 @@ impl ServiceEntry {
             reuse.idle_timeout = Some(parse_duration(text).context("idle_instance_timeout")?);
         }
         Ok(reuse)
+    }
+
+    /// The process-wide incoming-header settings with this entry's overrides.
+    fn incoming(&self, mut incoming: IncomingPolicy) -> anyhow::Result<IncomingPolicy> {
+        if let Some(count) = self.trusted_proxies {
+            incoming.trusted_proxies = count;
+        }
+        if let Some(text) = &self.incoming_trace_header {
+            incoming.trace_header = IncomingTraceHeader::parse(text)
+                .map_err(anyhow::Error::msg)
+                .context("incoming_trace_header")?;
+        }
+        Ok(incoming)
     }
 }
 
@@ -149,6 +169,9 @@ impl Manifest {
             let reuse = entry
                 .reuse(common.reuse())
                 .with_context(|| format!("service {name:?}"))?;
+            let incoming = entry
+                .incoming(common.incoming())
+                .with_context(|| format!("service {name:?}"))?;
             let pin = match &entry.component_sha256 {
                 Some(text) => Some(
                     ComponentPin::parse(text)
@@ -166,6 +189,7 @@ impl Manifest {
                 limits: common.limits(),
                 reuse,
                 access_log: common.access_log,
+                incoming,
             });
         }
         let frontend = match file.frontend {
@@ -276,6 +300,34 @@ mod tests {
         // The other service keeps the flags' values (here their defaults).
         assert_eq!(b.max_reuse_count, None);
         assert_eq!(b.idle_timeout, Some(std::time::Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_service_overrides_the_incoming_header_flags() {
+        let manifest = Manifest::parse(
+            "[[service]]\nname='Edge'\ncomponent='a'\nincoming_trace_header='restart'\n\
+             trusted_proxies=2\n[[service]]\nname='Inner'\ncomponent='b'",
+            Path::new("/app"),
+            &common(),
+        )
+        .unwrap();
+        let (edge, inner) = (
+            &manifest.services[0].incoming,
+            &manifest.services[1].incoming,
+        );
+        assert_eq!(edge.trace_header, IncomingTraceHeader::Restart);
+        assert_eq!(edge.trusted_proxies, 2);
+        assert_eq!(inner.trace_header, IncomingTraceHeader::Trust);
+        let error = Manifest::parse(
+            "[[service]]\nname='A'\ncomponent='a'\nincoming_trace_header='strip'",
+            Path::new("/app"),
+            &common(),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{error:#}").contains("incoming_trace_header"),
+            "{error:#}"
+        );
     }
 
     #[test]

@@ -150,6 +150,15 @@ impl Settings {
             );
         }
 
+        // The BFF faces the internet: by default it starts its own trace whatever the caller's
+        // X-Amzn-Trace-Id says (the template's IncomingTraceHeader).
+        read.one_of(
+            "BFF_INCOMING_TRACE_HEADER",
+            "restart",
+            &["restart", "trust"],
+            "must be restart or trust (docs/deploy.md)",
+        );
+
         // Which bytes a host service runs (docs/deploy.md), for every service or per service.
         let mode = read.default("COMPONENT_MODE", "pinned");
         for key in [
@@ -378,6 +387,7 @@ mod tests {
             ("BFF_COMPONENT_MODE", "pinned"),
             ("MIN_TASKS", "1"),
             ("BACKEND_MAX_INSTANCE_REUSE_COUNT", ""),
+            ("BFF_INCOMING_TRACE_HEADER", "restart"),
             ("XRAY_DAEMON_IMAGE", DEFAULT_XRAY_DAEMON_IMAGE),
         ] {
             assert_eq!(settings.get(key), Some(expected), "{key}");

@@ -38,6 +38,7 @@ fn text(data: &[u8]) -> String {
 pub const TARGETS: &[&str] = &[
     "trace_header",
     "traceparent",
+    "forwarded_for",
     "daemon_address",
     "local_rules",
     "sampling_responses",
@@ -61,6 +62,7 @@ pub fn run(name: &str, data: &[u8]) {
     match name {
         "trace_header" => trace_header(data),
         "traceparent" => traceparent(data),
+        "forwarded_for" => forwarded_for(data),
         "daemon_address" => daemon_address(data),
         "local_rules" => local_rules(data),
         "sampling_responses" => sampling_responses(data),
@@ -123,6 +125,34 @@ pub fn traceparent(data: &[u8]) {
         let written = TraceParent::format(&parent.trace_id, &parent.parent_id, parent.sampled);
         assert_eq!(TraceParent::parse(&written), Some(parent.clone()));
         assert!(TraceId::parse(parent.trace_id.as_str()).is_some());
+    }
+}
+
+/// `X-Forwarded-For`: the first byte is the number of trusted proxies (modulo 5), the rest the
+/// header's lines, one per line of text. No trusted proxy names no client; the lines joined
+/// into one give the same client; a client found is the entry that many from the right.
+pub fn forwarded_for(data: &[u8]) {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let trusted_proxies = usize::from(first % 5);
+    let lines: Vec<&[u8]> = rest.split(|b| *b == b'\n').collect();
+    let client = xray::forwarded_for::client_address(lines.iter().copied(), trusted_proxies);
+    if trusted_proxies == 0 {
+        assert_eq!(client, None, "no trusted proxy, yet a client");
+    }
+    let joined = lines.join(&b',');
+    assert_eq!(
+        xray::forwarded_for::client_address([joined.as_slice()], trusted_proxies),
+        client,
+        "the lines joined name another client"
+    );
+    if let Some(client) = client {
+        let entries: Vec<&[u8]> = joined.split(|b| *b == b',').collect();
+        assert!(entries.len() >= trusted_proxies);
+        let entry = std::str::from_utf8(entries[entries.len() - trusted_proxies].trim_ascii())
+            .expect("an address is text");
+        assert_eq!(entry.parse::<std::net::IpAddr>().ok(), Some(client));
     }
 }
 

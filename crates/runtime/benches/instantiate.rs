@@ -67,6 +67,7 @@ fn service(
             limits: Limits::default(),
             reuse: Default::default(),
             access_log: false,
+            incoming: Default::default(),
         };
         let host = Host::builder(table)
             .service(config)

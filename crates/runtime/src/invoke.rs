@@ -79,7 +79,8 @@ impl LocalService for Service {
 ///
 /// The body is hyper's [`Incoming`](hyper::body::Incoming) when serving; any body with the same
 /// item and error types works, so the benchmarks can drive a request without a connection.
-/// `peer` is the client's address, the segment's client when no `X-Forwarded-For` names one.
+/// `peer` is the client's address, the segment's client unless `X-Forwarded-For` names one
+/// behind the service's trusted proxies.
 pub async fn invoke<B>(
     service: &Arc<Service>,
     request: Request<B>,
@@ -104,6 +105,7 @@ where
         request.uri(),
         request.headers(),
         peer,
+        service.config.incoming,
     );
 
     // The version current when the request starts serves all of it, even if a swap happens

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
-use xray::recorder::Tracer;
+use xray::recorder::{IncomingPolicy, Tracer};
 
 /// Everything that defines a service, from the command line or a manifest.
 #[derive(Debug, Clone)]
@@ -43,6 +43,9 @@ pub struct ServiceConfig {
     pub reuse: InstanceReuse,
     /// Whether every request is logged (one INFO line with its status, time and trace id).
     pub access_log: bool,
+    /// What its requests' `X-Forwarded-For` and trace headers are believed: how many proxies
+    /// stand in front of it, and whether it continues its callers' traces or starts its own.
+    pub incoming: IncomingPolicy,
 }
 
 /// A service ready to serve requests.

@@ -400,6 +400,12 @@ impl Serialize for HostEntry<'_> {
         if host.response_incomplete {
             map.serialize_entry("response_incomplete", &true)?;
         }
+        if let Some(trace_id) = &host.incoming_trace_id {
+            map.serialize_entry("incoming_trace_id", trace_id.as_str())?;
+        }
+        if let Some(parent_id) = &host.incoming_parent_id {
+            map.serialize_entry("incoming_parent_id", parent_id.as_str())?;
+        }
         map.end()
     }
 }
@@ -423,6 +429,12 @@ pub struct HostNotes {
     /// The response body was not sent to its end: the client went away or stopped reading,
     /// or the body failed.
     pub response_incomplete: bool,
+    /// The trace the caller's header named, at a service that starts its own trace whatever
+    /// the caller sent (`--incoming-trace-header restart`): the caller's trace, kept but not
+    /// continued (X-Ray's segment documents have no field for links).
+    pub incoming_trace_id: Option<TraceId>,
+    /// The caller's parent id beside [`HostNotes::incoming_trace_id`], when it sent one.
+    pub incoming_parent_id: Option<SegmentId>,
 }
 
 impl HostNotes {
@@ -433,6 +445,8 @@ impl HostNotes {
             && self.component_s3_version_id.is_none()
             && self.truncated.is_none()
             && !self.response_incomplete
+            && self.incoming_trace_id.is_none()
+            && self.incoming_parent_id.is_none()
     }
 
     fn keys(&self) -> Vec<&'static str> {
@@ -454,6 +468,12 @@ impl HostNotes {
         }
         if self.response_incomplete {
             keys.push("response_incomplete");
+        }
+        if self.incoming_trace_id.is_some() {
+            keys.push("incoming_trace_id");
+        }
+        if self.incoming_parent_id.is_some() {
+            keys.push("incoming_parent_id");
         }
         keys
     }
@@ -513,6 +533,24 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&metadata).unwrap()["xray_host"]["component_s3_version_id"],
             "3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
+        );
+    }
+
+    #[test]
+    fn the_ids_a_caller_sent_to_the_edge_are_host_notes() {
+        let mut metadata = Metadata::default();
+        metadata.host.incoming_trace_id = TraceId::parse("1-5759e988-bd862e3fe1be46a994272793");
+        metadata.host.incoming_parent_id = SegmentId::parse("53995c3f42cd8ad8");
+        metadata
+            .namespaces
+            .entry(HOST_NAMESPACE.into())
+            .or_default()
+            .insert("incoming_trace_id".into(), json!("forged by the component"));
+        assert_eq!(
+            serde_json::to_value(&metadata).unwrap(),
+            json!({"xray_host": {
+                "incoming_trace_id": "1-5759e988-bd862e3fe1be46a994272793",
+                "incoming_parent_id": "53995c3f42cd8ad8"}})
         );
     }
 

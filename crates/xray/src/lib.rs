@@ -7,6 +7,8 @@
 //!   system's CSPRNG, with their W3C (OpenTelemetry) forms.
 //! - [`names`]: X-Ray's rules for segment names and annotation keys, checked and made valid.
 //! - [`document`]: the segment document, typed.
+//! - [`forwarded_for`]: which `X-Forwarded-For` entry names the client, behind how many
+//!   trusted proxies.
 //! - [`request_trace`]: what one request records (segment, manual and call subsegments,
 //!   annotations, metadata, failures, and the component's wasi:otel spans in
 //!   [`request_trace::guest_span`]), with X-Ray's rules enforced as it is added.
@@ -30,6 +32,7 @@ pub mod document;
 pub mod ecs_metadata;
 pub mod emitter;
 pub mod export;
+pub mod forwarded_for;
 pub mod ids;
 pub mod names;
 pub mod otel;

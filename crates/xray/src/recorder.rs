@@ -3,7 +3,9 @@
 //!
 //! - [`Tracer::begin`] reads the incoming `X-Amzn-Trace-Id`, continues its trace when the Root
 //!   is valid (a new trace otherwise), obeys `Sampled=1`/`0` and asks the sampler otherwise, and
-//!   records the request for the segment's `http.request`.
+//!   records the request for the segment's `http.request`. A service at the edge
+//!   ([`IncomingTraceHeader::Restart`]) starts a new trace whatever the caller sent, and its
+//!   sampling rules decide; the caller's ids are kept in the segment's host metadata.
 //! - The request's [`ActiveTrace`] records into it while it runs; its
 //!   [`SegmentGuard`](crate::active_trace::SegmentGuard) hands it back here when the response
 //!   body is done (or abandoned): the recorder closes what the component left open and sends the
@@ -16,6 +18,7 @@ use crate::document::{EcsFields, HttpRequest};
 use crate::ecs_metadata::{self, ECS_ORIGIN, METADATA_ENV};
 use crate::emitter::Emitter;
 use crate::export::TraceExporter;
+use crate::forwarded_for;
 use crate::ids::{SegmentId, TraceId};
 use crate::request_trace::budget::RecordingLimits;
 use crate::request_trace::{RequestTrace, now};
@@ -34,6 +37,49 @@ use std::time::Duration;
 /// The longest incoming `tracestate` passed on (W3C: 32 entries; 512 characters is what its
 /// implementations are asked to propagate at least).
 const MAX_TRACE_STATE_BYTES: usize = 512;
+
+/// What a service makes of an incoming request's headers: a setting of the service (the
+/// [`Tracer`] serves the whole process), passed to [`Tracer::begin`] with each request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IncomingPolicy {
+    /// The proxies in front of the service that append to `X-Forwarded-For` (1 behind the ALB):
+    /// the client is the entry before theirs; 0 ignores the header ([`forwarded_for`]).
+    pub trusted_proxies: usize,
+    /// Whether the caller's trace header is continued or a new trace started.
+    pub trace_header: IncomingTraceHeader,
+}
+
+/// What a service does with the incoming `X-Amzn-Trace-Id` and `traceparent`/`tracestate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IncomingTraceHeader {
+    /// Continue the caller's trace: its root, parent and sampling decision (a service called
+    /// by services of the same application).
+    #[default]
+    Trust,
+    /// At the edge, where anyone can send a header: start a new trace, let the sampling rules
+    /// decide, and keep the ids the caller sent in the segment's host metadata
+    /// (`xray_host.incoming_trace_id`, `xray_host.incoming_parent_id`).
+    Restart,
+}
+
+impl IncomingTraceHeader {
+    /// `trust` or `restart`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "trust" => Ok(Self::Trust),
+            "restart" => Ok(Self::Restart),
+            other => Err(format!("{other:?} is neither trust nor restart")),
+        }
+    }
+
+    /// The name [`IncomingTraceHeader::parse`] reads.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Trust => "trust",
+            Self::Restart => "restart",
+        }
+    }
+}
 
 /// How X-Ray is configured for the process.
 #[derive(Debug, Clone)]
@@ -190,8 +236,8 @@ impl Tracer {
         &self.exporters
     }
 
-    /// Starts the trace of an incoming request of `service`; the trace comes back here to be
-    /// finished when its response is done.
+    /// Starts the trace of an incoming request of `service`, as the service's `policy` says;
+    /// the trace comes back here to be finished when its response is done.
     pub fn begin(
         self: &Arc<Self>,
         service: &str,
@@ -199,18 +245,31 @@ impl Tracer {
         uri: &http::Uri,
         headers: &HeaderMap,
         peer: Option<SocketAddr>,
+        policy: IncomingPolicy,
     ) -> ActiveTrace {
-        let header = headers
+        let sent = headers
             .get(HEADER_NAME)
             .and_then(|v| v.to_str().ok())
             .map(TraceHeader::parse)
             .unwrap_or_default();
         // W3C Trace Context, from an OpenTelemetry caller: continued when no X-Ray header names
         // a trace; when both do, X-Ray's wins and both go downstream naming it.
-        let w3c = headers
+        let sent_w3c = headers
             .get(traceparent::HEADER_NAME)
             .and_then(|v| v.to_str().ok())
             .and_then(TraceParent::parse);
+        // At the edge nothing the caller sent decides: it is noted, then ignored.
+        let (header, w3c, incoming) = match policy.trace_header {
+            IncomingTraceHeader::Trust => (sent, sent_w3c, None),
+            IncomingTraceHeader::Restart => {
+                let incoming = match (sent.root, sent_w3c) {
+                    (Some(root), _) => Some((root, sent.parent)),
+                    (None, Some(parent)) => Some((parent.trace_id, Some(parent.parent_id))),
+                    (None, None) => None,
+                };
+                (TraceHeader::default(), None, incoming)
+            }
+        };
         let host = headers
             .get(http::header::HOST)
             .and_then(|v| v.to_str().ok());
@@ -270,7 +329,18 @@ impl Tracer {
         trace.rule_name = rule_name;
         trace.extra_header_fields = header.extra;
         trace.trace_state = trace_state;
-        trace.set_request(incoming_request(method, uri, headers, peer));
+        if let Some((incoming_trace_id, incoming_parent_id)) = incoming {
+            let notes = &mut trace.segment.metadata.host;
+            notes.incoming_trace_id = Some(incoming_trace_id);
+            notes.incoming_parent_id = incoming_parent_id;
+        }
+        trace.set_request(incoming_request(
+            method,
+            uri,
+            headers,
+            peer,
+            policy.trusted_proxies,
+        ));
         let finisher: Arc<dyn FinishTrace> = self.clone();
         ActiveTrace::new(trace, self.enabled, response_header, Some(finisher))
     }
@@ -311,25 +381,22 @@ fn export_to_all(exporters: &[Arc<dyn TraceExporter>], segment: Entity) {
     }
 }
 
-/// The segment's `http.request` from the incoming request: the client is the first address of
-/// `X-Forwarded-For` when there is one (all SDKs do this), else the peer.
+/// The segment's `http.request` from the incoming request: the client is the entry of
+/// `X-Forwarded-For` that the last of `trusted_proxies` proxies appended ([`forwarded_for`]),
+/// else the peer. (The SDKs take the first entry, which the client writes itself.)
 fn incoming_request(
     method: &http::Method,
     uri: &http::Uri,
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
+    trusted_proxies: usize,
 ) -> HttpRequest {
     let host = headers
         .get(http::header::HOST)
         .and_then(|v| v.to_str().ok())
         .or_else(|| uri.authority().map(|a| a.as_str()))
         .unwrap_or("localhost");
-    let forwarded = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(str::trim)
-        .filter(|v| !v.is_empty());
+    let forwarded = forwarded_for::client_from_headers(headers, trusted_proxies);
     HttpRequest {
         method: method.to_string(),
         url: format!("http://{host}{}", uri.path()),
@@ -338,8 +405,8 @@ fn incoming_request(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         client_ip: forwarded
-            .map(str::to_string)
-            .or_else(|| peer.map(|p| p.ip().to_string())),
+            .or_else(|| peer.map(|p| p.ip()))
+            .map(|ip| ip.to_string()),
         x_forwarded_for: forwarded.is_some(),
         traced: false,
     }
@@ -398,6 +465,22 @@ mod tests {
             &"/".parse().unwrap(),
             &headers(pairs),
             None,
+            IncomingPolicy::default(),
+        )
+    }
+
+    fn begin_with_policy(
+        tracer: &Arc<Tracer>,
+        pairs: &[(&str, &str)],
+        policy: IncomingPolicy,
+    ) -> ActiveTrace {
+        tracer.begin(
+            "BFF",
+            &http::Method::GET,
+            &"/api/".parse().unwrap(),
+            &headers(pairs),
+            None,
+            policy,
         )
     }
 
@@ -483,6 +566,7 @@ mod tests {
             &"/api/".parse().unwrap(),
             &headers(&[("x-amzn-trace-id", &value), ("host", "alb.example.com")]),
             None,
+            IncomingPolicy::default(),
         );
         assert_eq!(recorded(&start).trace_id, ROOT);
         assert_eq!(
@@ -511,6 +595,7 @@ mod tests {
             &"/".parse().unwrap(),
             &headers(&[("x-amzn-trace-id", &value)]),
             None,
+            IncomingPolicy::default(),
         );
         assert!(
             !always
@@ -519,7 +604,8 @@ mod tests {
                     &http::Method::GET,
                     &"/".parse().unwrap(),
                     &headers(&[("x-amzn-trace-id", &value)]),
-                    None
+                    None,
+                    IncomingPolicy::default(),
                 )
                 .is_sampled()
         );
@@ -538,6 +624,7 @@ mod tests {
             &"/".parse().unwrap(),
             &headers(&[("x-amzn-trace-id", "Root=garbage;Parent=53995c3f42cd8ad8")]),
             None,
+            IncomingPolicy::default(),
         );
         assert_ne!(recorded(&start).trace_id, "garbage");
         assert!(TraceId::parse(recorded(&start).trace_id.as_str()).is_some());
@@ -555,6 +642,7 @@ mod tests {
             &"/api".parse().unwrap(),
             &headers(&[("x-amzn-trace-id", &value)]),
             None,
+            IncomingPolicy::default(),
         );
         assert_eq!(
             api.response_header().map(ToString::to_string).as_deref(),
@@ -566,6 +654,7 @@ mod tests {
             &"/health".parse().unwrap(),
             &headers(&[("x-amzn-trace-id", &value)]),
             None,
+            IncomingPolicy::default(),
         );
         assert_eq!(
             health
@@ -578,42 +667,231 @@ mod tests {
         assert!(!recorded(&health).sampled);
     }
 
-    #[test]
-    fn the_client_comes_from_x_forwarded_for_when_present() {
+    /// The client and whether it came from `X-Forwarded-For`, for a request with `pairs` from
+    /// the peer 10.0.0.5 behind `trusted_proxies` proxies.
+    fn client_of(pairs: &[(&str, &str)], trusted_proxies: usize) -> (Option<String>, bool) {
         let peer: SocketAddr = "10.0.0.5:5555".parse().unwrap();
-        let tracer = tracer(1.0);
-        let start = tracer.begin(
-            "BFF",
-            &http::Method::GET,
-            &"/a?secret=1".parse().unwrap(),
-            &headers(&[
-                ("x-forwarded-for", "203.0.113.7, 10.0.0.1"),
-                ("user-agent", "curl/8"),
-                ("host", "h"),
-            ]),
-            Some(peer),
-        );
-        let request = &recorded(&start).request;
-        assert_eq!(
-            (request.client_ip.as_deref(), request.x_forwarded_for),
-            (Some("203.0.113.7"), true)
-        );
-        assert_eq!(request.url, "http://h/a", "no query string");
-        assert_eq!(request.user_agent.as_deref(), Some("curl/8"));
-        let start = tracer.begin(
+        let start = tracer(1.0).begin(
             "BFF",
             &http::Method::GET,
             &"/".parse().unwrap(),
-            &headers(&[]),
+            &headers(pairs),
             Some(peer),
+            IncomingPolicy {
+                trusted_proxies,
+                ..IncomingPolicy::default()
+            },
+        );
+        let request = recorded(&start).request;
+        (request.client_ip, request.x_forwarded_for)
+    }
+
+    #[test]
+    fn the_client_is_the_x_forwarded_for_entry_the_trusted_proxy_appended() {
+        let peer = || (Some("10.0.0.5".to_string()), false);
+        let forwarded = |ip: &str| (Some(ip.to_string()), true);
+        let xff = |value| [("x-forwarded-for", value)];
+        // The ALB appended the last entry; the client wrote the first.
+        assert_eq!(
+            client_of(&xff("1.2.3.4, 203.0.113.9"), 1),
+            forwarded("203.0.113.9")
         );
         assert_eq!(
-            (
-                recorded(&start).request.client_ip.as_deref(),
-                recorded(&start).request.x_forwarded_for
-            ),
-            (Some("10.0.0.5"), false)
+            client_of(&xff("1.2.3.4, 203.0.113.9"), 2),
+            forwarded("1.2.3.4")
         );
+        // No trusted proxy: the header is ignored.
+        assert_eq!(client_of(&xff("1.2.3.4, 203.0.113.9"), 0), peer());
+        // Too few entries, or not an address: the peer, and not from the header.
+        assert_eq!(client_of(&xff("203.0.113.9"), 2), peer());
+        assert_eq!(client_of(&xff("1.2.3.4, garbage"), 1), peer());
+        assert_eq!(client_of(&[], 1), peer());
+
+        let start = tracer(1.0).begin(
+            "BFF",
+            &http::Method::GET,
+            &"/a?secret=1".parse().unwrap(),
+            &headers(&[("user-agent", "curl/8"), ("host", "h")]),
+            None,
+            IncomingPolicy::default(),
+        );
+        let request = &recorded(&start).request;
+        assert_eq!(request.url, "http://h/a", "no query string");
+        assert_eq!(request.user_agent.as_deref(), Some("curl/8"));
+        assert_eq!(
+            (request.client_ip.as_deref(), request.x_forwarded_for),
+            (None, false)
+        );
+    }
+
+    #[test]
+    fn several_x_forwarded_for_lines_are_one_list_in_order() {
+        let mut map = HeaderMap::new();
+        map.append("x-forwarded-for", "1.2.3.4".parse().unwrap());
+        map.append(
+            "x-forwarded-for",
+            "198.51.100.2, 203.0.113.9".parse().unwrap(),
+        );
+        let client = |trusted_proxies| {
+            let start = tracer(1.0).begin(
+                "BFF",
+                &http::Method::GET,
+                &"/".parse().unwrap(),
+                &map,
+                Some("10.0.0.5:5555".parse().unwrap()),
+                IncomingPolicy {
+                    trusted_proxies,
+                    ..IncomingPolicy::default()
+                },
+            );
+            recorded(&start).request.client_ip
+        };
+        assert_eq!(client(1).as_deref(), Some("203.0.113.9"));
+        assert_eq!(client(3).as_deref(), Some("1.2.3.4"));
+        assert_eq!(client(4).as_deref(), Some("10.0.0.5"));
+    }
+
+    const RESTART: IncomingPolicy = IncomingPolicy {
+        trusted_proxies: 0,
+        trace_header: IncomingTraceHeader::Restart,
+    };
+
+    #[test]
+    fn at_the_edge_a_sampled_header_starts_a_new_trace_that_our_rules_sample() {
+        let never = tracer(0.0);
+        let value = format!("Root={ROOT};Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a:1");
+        let sent = [
+            ("x-amzn-trace-id", value.as_str()),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+            ("tracestate", "ot=p:8"),
+        ];
+        let start = never.begin(
+            "BFF",
+            &http::Method::GET,
+            &"/api/".parse().unwrap(),
+            &headers(&sent),
+            None,
+            RESTART,
+        );
+        let trace = recorded(&start);
+        assert_ne!(trace.trace_id, ROOT, "a new root");
+        assert_eq!(trace.parent_id, None);
+        assert!(!trace.sampled, "our rules (rate 0) decide, not Sampled=1");
+        assert!(trace.extra_header_fields.is_empty());
+        assert_eq!(trace.trace_state, None);
+        // What the caller sent is kept, as it named it.
+        let notes = &trace.segment.metadata.host;
+        assert_eq!(
+            notes.incoming_trace_id.as_ref().map(TraceId::as_str),
+            Some(ROOT)
+        );
+        assert_eq!(
+            notes.incoming_parent_id.as_ref().map(SegmentId::as_str),
+            Some("53995c3f42cd8ad8")
+        );
+        // The answer names our root, and nothing downstream names the caller's trace.
+        assert_eq!(
+            start.response_header().map(|h| h.to_string()),
+            Some(format!("Root={}", trace.trace_id))
+        );
+        let downstream = trace.downstream_header(None).to_string();
+        assert!(
+            downstream.starts_with(&format!("Root={};", trace.trace_id)),
+            "{downstream}"
+        );
+        assert!(downstream.ends_with("Sampled=0"), "{downstream}");
+
+        // Rules that sample everything sample it, whatever the caller said.
+        let always = tracer(1.0);
+        let value = format!("Root={ROOT};Sampled=0");
+        let start = always.begin(
+            "BFF",
+            &http::Method::GET,
+            &"/api/".parse().unwrap(),
+            &headers(&[("x-amzn-trace-id", &value)]),
+            None,
+            RESTART,
+        );
+        let trace = recorded(&start);
+        assert!(trace.sampled);
+        assert_ne!(trace.trace_id, ROOT);
+        assert_eq!(
+            trace
+                .segment
+                .metadata
+                .host
+                .incoming_trace_id
+                .as_ref()
+                .map(TraceId::as_str),
+            Some(ROOT)
+        );
+        assert_eq!(trace.segment.metadata.host.incoming_parent_id, None);
+    }
+
+    #[test]
+    fn at_the_edge_a_traceparent_is_kept_and_not_continued_and_nothing_sent_is_noted_as_such() {
+        let always = tracer(1.0);
+        let value = format!("00-{W3C_TRACE}-00f067aa0ba902b7-00");
+        let start = begin_with_policy(&always, &[("traceparent", &value)], RESTART);
+        let trace = recorded(&start);
+        assert_ne!(trace.trace_id, ROOT);
+        assert!(trace.sampled, "the rules decide, not the flag 00");
+        let notes = &trace.segment.metadata.host;
+        assert_eq!(
+            notes.incoming_trace_id.as_ref().map(TraceId::as_str),
+            Some(ROOT)
+        );
+        assert_eq!(
+            notes.incoming_parent_id.as_ref().map(SegmentId::as_str),
+            Some("00f067aa0ba902b7")
+        );
+        assert!(!trace.downstream_traceparent(None).contains(W3C_TRACE));
+
+        // Nothing sent, or a header naming no valid trace: nothing noted.
+        for sent in [
+            &[][..],
+            &[("x-amzn-trace-id", "Root=garbage;Sampled=1")][..],
+        ] {
+            let trace = recorded(&begin_with_policy(&always, sent, RESTART));
+            assert_eq!(trace.segment.metadata.host, Default::default());
+        }
+        // A Sampled=? request is not answered at the edge: the header is not ours to read.
+        let value = format!("Root={ROOT};Sampled=?");
+        let start = begin_with_policy(&always, &[("x-amzn-trace-id", &value)], RESTART);
+        let root = recorded(&start).trace_id;
+        assert_eq!(
+            start.response_header().map(|h| h.to_string()),
+            Some(format!("Root={root}"))
+        );
+    }
+
+    #[test]
+    fn trusting_the_header_continues_it_and_notes_nothing() {
+        let never = tracer(0.0);
+        let value = format!("Root={ROOT};Parent=53995c3f42cd8ad8;Sampled=1");
+        let trust = IncomingPolicy {
+            trusted_proxies: 1,
+            trace_header: IncomingTraceHeader::Trust,
+        };
+        let trace = recorded(&begin_with_policy(
+            &never,
+            &[("x-amzn-trace-id", &value)],
+            trust,
+        ));
+        assert_eq!(trace.trace_id, ROOT);
+        assert!(trace.sampled);
+        assert_eq!(trace.segment.metadata.host, Default::default());
+        assert_eq!(
+            IncomingPolicy::default().trace_header,
+            IncomingTraceHeader::Trust
+        );
+        for name in ["trust", "restart"] {
+            assert_eq!(IncomingTraceHeader::parse(name).unwrap().as_str(), name);
+        }
+        assert!(IncomingTraceHeader::parse("Restart").is_err());
     }
 
     #[test]
@@ -624,6 +902,7 @@ mod tests {
             &"/".parse().unwrap(),
             &headers(&[("x-amzn-trace-id", "Sampled=1")]),
             None,
+            IncomingPolicy::default(),
         );
         assert!(!recorded(&start).sampled);
         assert!(start.response_header().is_none());

@@ -1132,3 +1132,76 @@ fn keep_alive_connections_outlive_the_header_timeout_and_half_heads_are_still_cu
         "a half head was cut after {waited:?}, not at the 1 s header timeout"
     );
 }
+
+#[test]
+fn the_bff_restarts_internet_traces_behind_the_alb_and_the_backends_continue_them() {
+    use resolved_template::{SERVICES, containers, environment, service_template_with};
+    use serde_json::json;
+    for (service, prefix, _) in SERVICES {
+        let env = environment(&containers(&service_template_with(service, &[]), prefix)[0]);
+        // The BFF sits behind the ALB alone; the backends are called by the BFF through
+        // Service Connect, with no proxy appending to X-Forwarded-For.
+        let (proxies, trace_header) = if service == "bff" {
+            ("1", json!({"Ref": "IncomingTraceHeader"}))
+        } else {
+            ("0", json!("trust"))
+        };
+        assert_eq!(
+            env.get("XRAY_HOST_TRUSTED_PROXIES"),
+            Some(&json!(proxies)),
+            "{service}"
+        );
+        assert_eq!(
+            env.get("XRAY_HOST_INCOMING_TRACE_HEADER"),
+            Some(&trace_header),
+            "{service}"
+        );
+    }
+    let bff = workspace().join("templates/2-svc-bff.yml");
+    assert_eq!(parameter_defaults(&bff)["IncomingTraceHeader"], "restart");
+    let output = cfn_lint_host_service(&bff, "IncomingTraceHeader=trust");
+    assert!(
+        output.status.success(),
+        "cfn-lint with IncomingTraceHeader=trust:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+
+    // The install passes the config's choice, restart unless it says otherwise, and refuses
+    // anything else.
+    let bff_line = |output: &str| {
+        output
+            .lines()
+            .find(|l| l.contains("templates/2-svc-bff.yml"))
+            .unwrap_or_else(|| panic!("no BFF deploy:\n{output}"))
+            .to_string()
+    };
+    let (ok, output, _) = run_script("install.sh", &["--dry-run"], None);
+    assert!(ok, "{output}");
+    assert!(
+        bff_line(&output).contains(" IncomingTraceHeader=restart"),
+        "{output}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let setting = "# export BFF_INCOMING_TRACE_HEADER=restart";
+    let config = shipped_config_with(
+        dir.path(),
+        setting,
+        "export BFF_INCOMING_TRACE_HEADER=trust",
+    );
+    let (ok, output, _) = run_script("install.sh", &["--dry-run"], Some(&config));
+    assert!(ok, "{output}");
+    assert!(
+        bff_line(&output).contains(" IncomingTraceHeader=trust"),
+        "{output}"
+    );
+    let config = shipped_config_with(
+        dir.path(),
+        setting,
+        "export BFF_INCOMING_TRACE_HEADER=strip",
+    );
+    let (ok, output, _) = run_script("install.sh", &["--dry-run"], Some(&config));
+    assert!(
+        !ok && output.contains("BFF_INCOMING_TRACE_HEADER must be restart or trust"),
+        "{output}"
+    );
+}

@@ -361,3 +361,94 @@ fn a_call_to_the_credentials_endpoint_is_refused_whatever_the_url_form() {
     // The host serves on.
     assert_eq!(get(port, "/ok").status, 200);
 }
+
+#[test]
+fn the_client_is_the_x_forwarded_for_entry_the_trusted_proxy_appended() {
+    let host = TestHost::serve(&component("backend1"), "Backend #1")
+        .traced()
+        .sample_everything()
+        .args(["--trusted-proxies", "1"])
+        .start();
+    let (port, daemon) = (host.port(), host.daemon());
+    // The client wrote 1.2.3.4; the ALB appended the address it saw.
+    let forwarded = [("X-Forwarded-For", "1.2.3.4, 203.0.113.9")];
+    assert_eq!(request(port, "GET", "/", &forwarded, b"").status, 200);
+    let documents = daemon.wait_for(Duration::from_secs(5), |docs| !docs.is_empty());
+    assert_valid(&documents[0]);
+    let client = &documents[0]["http"]["request"];
+    assert_eq!(
+        (&client["client_ip"], &client["x_forwarded_for"]),
+        (&Value::from("203.0.113.9"), &Value::from(true)),
+        "{client}"
+    );
+
+    // An entry that is not an address: the peer, not from the header.
+    let garbage = [("X-Forwarded-For", "203.0.113.9, unknown")];
+    assert_eq!(request(port, "GET", "/", &garbage, b"").status, 200);
+    let documents = daemon.wait_for(Duration::from_secs(5), |docs| docs.len() >= 2);
+    let client = &documents[1]["http"]["request"];
+    assert_eq!(client["client_ip"], "127.0.0.1", "{client}");
+    assert!(
+        client.get("x_forwarded_for").is_none_or(|f| f == false),
+        "{client}"
+    );
+}
+
+/// Local sampling rules that sample no request (the file lives as long as the returned value).
+fn sample_nothing() -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        r#"{"version": 2, "default": {"fixed_target": 0, "rate": 0}}"#,
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn at_the_edge_a_sampled_incoming_header_starts_a_new_trace_that_the_rules_decide() {
+    let rules = sample_nothing();
+    let host = TestHost::serve(&component("backend1"), "Backend #1")
+        .traced()
+        .args(["--incoming-trace-header", "restart", "--sampling-rules"])
+        .arg(rules.path().display().to_string())
+        .start();
+    let (port, daemon) = (host.port(), host.daemon());
+    let root = "1-5759e988-bd862e3fe1be46a994272793";
+    let forced = format!("Root={root};Parent=53995c3f42cd8ad8;Sampled=1");
+    let response = request(port, "GET", "/", &[("X-Amzn-Trace-Id", &forced)], b"");
+    assert_eq!(response.status, 200);
+    let answer = response.header("x-amzn-trace-id").unwrap_or_default();
+    assert!(answer.starts_with("Root=1-"), "{answer}");
+    assert!(
+        !answer.contains(root),
+        "the answer names our root: {answer}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        daemon.documents().is_empty(),
+        "Sampled=1 forced nothing past rules that sample nothing: {:#?}",
+        daemon.documents()
+    );
+    drop(host);
+
+    // Sampled by our rules, the segment is in our trace and names the caller's.
+    let host = TestHost::serve(&component("backend1"), "Backend #1")
+        .traced()
+        .sample_everything()
+        .args(["--incoming-trace-header", "restart"])
+        .start();
+    let (port, daemon) = (host.port(), host.daemon());
+    let refused = format!("Root={root};Parent=53995c3f42cd8ad8;Sampled=0");
+    let response = request(port, "GET", "/", &[("X-Amzn-Trace-Id", &refused)], b"");
+    let answer = response.header("x-amzn-trace-id").unwrap_or_default();
+    let documents = daemon.wait_for(Duration::from_secs(5), |docs| !docs.is_empty());
+    assert_valid(&documents[0]);
+    let ours = documents[0]["trace_id"].as_str().unwrap();
+    assert_ne!(ours, root);
+    assert_eq!(answer, format!("Root={ours}"));
+    assert!(documents[0].get("parent_id").is_none());
+    let notes = &documents[0]["metadata"]["xray_host"];
+    assert_eq!(notes["incoming_trace_id"], root, "{notes}");
+    assert_eq!(notes["incoming_parent_id"], "53995c3f42cd8ad8", "{notes}");
+}
