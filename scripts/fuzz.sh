@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${1:-600}
 shift || true
-targets=${*:-trace_header traceparent forwarded_for daemon_address local_rules sampling_responses datagram xray_api guest_span otlp_traces table_item outbound_address otel_env component_pin deploy_settings}
+targets=${*:-trace_header traceparent forwarded_for daemon_address local_rules sampling_responses datagram xray_api guest_span otlp_traces table_item outbound_address otel_env component_pin cgroup_memory_limit deploy_settings}
 
 ensure_cargo_tool cargo-fuzz "$cargo_fuzz_version" fuzz
 # libFuzzer's instrumentation flags are unstable rustc options; the stable toolchain accepts
@@ -19,7 +19,7 @@ ensure_cargo_tool cargo-fuzz "$cargo_fuzz_version" fuzz
 export RUSTC_BOOTSTRAP=1
 cd fuzz
 # The host's own parsers need the runtime (wasmtime) linked in; the others build without it.
-host_targets=" table_item outbound_address otel_env component_pin "
+host_targets=" table_item outbound_address otel_env component_pin cgroup_memory_limit "
 step "building the fuzz targets"
 cargo fuzz build -s none --features host
 

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use otlp_export::{ExporterChoice, OtlpConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use xray::daemon_address::{DEFAULT_DAEMON_ADDRESS, DaemonAddress};
 use xray::recorder::{IncomingPolicy, IncomingTraceHeader, XrayOptions};
@@ -21,6 +22,7 @@ use xray_host_runtime::OutboundConfig;
 use xray_host_runtime::ServerOptions;
 use xray_host_runtime::ServiceConfig;
 use xray_host_runtime::TableOptions;
+use xray_host_runtime::{MemoryBudget, container_memory_limit, default_budget};
 use xray_local::DaemonOptions;
 
 /// Serves WASI HTTP components and traces every request to AWS X-Ray.
@@ -211,6 +213,13 @@ pub struct CommonArgs {
     /// fails its request with 500.
     #[arg(long, env = "XRAY_HOST_MAX_MEMORY_MIB", default_value_t = 128)]
     pub max_memory_mib: usize,
+
+    /// The memory all component instances of the process may hold together, in MiB (0: no
+    /// budget). A request that would need more waits up to a second, then gets 503 with
+    /// Retry-After, so the task is never killed for its memory. [default: 75 % of the
+    /// container's memory limit when cgroups set one, else no budget]
+    #[arg(long, env = "XRAY_HOST_INSTANCE_MEMORY_BUDGET_MIB", value_name = "MIB")]
+    pub instance_memory_budget_mib: Option<u64>,
 
     /// Time a request may take, waits on outgoing calls included (e.g. 30s, 500ms); then 504.
     #[arg(long, env = "XRAY_HOST_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -563,6 +572,28 @@ impl CommonArgs {
             keep_alive_timeout: self.keep_alive_timeout,
             response_write_timeout: self.response_write_timeout,
             shutdown_timeout: self.shutdown_timeout,
+        }
+    }
+
+    /// The process's instance memory budget: the flag, else three quarters of the container's
+    /// memory limit, else none.
+    pub fn memory_budget(&self) -> Arc<MemoryBudget> {
+        let limit = match self.instance_memory_budget_mib {
+            Some(0) => None,
+            Some(mib) => {
+                Some(usize::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX))
+            }
+            None => container_memory_limit().map(default_budget),
+        };
+        match limit {
+            Some(bytes) => {
+                tracing::info!(
+                    "component instances may hold {} MiB together (--instance-memory-budget-mib)",
+                    bytes / (1024 * 1024)
+                );
+                MemoryBudget::new(bytes)
+            }
+            None => MemoryBudget::unlimited(),
         }
     }
 

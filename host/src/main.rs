@@ -134,6 +134,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .host_endpoints(own)
         .tracer(tracer)
         .cache_dir(common.cache_dir())
+        .memory_budget(common.memory_budget())
         .load()
         .await?;
     if !common.no_watch {

@@ -55,6 +55,8 @@ pub const TARGETS: &[&str] = &[
     "otel_env",
     #[cfg(feature = "host")]
     "component_pin",
+    #[cfg(feature = "host")]
+    "cgroup_memory_limit",
 ];
 
 /// Runs the target `name` on `data`.
@@ -79,6 +81,8 @@ pub fn run(name: &str, data: &[u8]) {
         "otel_env" => host::otel_env(data),
         #[cfg(feature = "host")]
         "component_pin" => host::component_pin(data),
+        #[cfg(feature = "host")]
+        "cgroup_memory_limit" => host::cgroup_memory_limit(data),
         other => panic!("no fuzz target {other}"),
     }
 }
@@ -410,6 +414,20 @@ mod host {
             assert_eq!(ComponentPin::parse(hex).ok().as_ref(), Some(&pin));
         }
     }
+
+    /// A cgroup memory limit file (`memory.max`, `memory.limit_in_bytes`): a limit read is a
+    /// positive number of bytes below 2^62 that the text spells, and the default budget taken
+    /// from it is never more than the limit.
+    pub fn cgroup_memory_limit(data: &[u8]) {
+        use xray_host_runtime::parsers::parse_cgroup_memory_limit;
+        let text = text(data);
+        if let Some(bytes) = parse_cgroup_memory_limit(&text) {
+            assert!(bytes > 0 && bytes < 1 << 62);
+            assert_eq!(text.trim().parse::<u64>().ok(), Some(bytes));
+            assert!(xray_host_runtime::default_budget(bytes) as u64 <= bytes);
+        }
+    }
+
     use xray_host_runtime::parsers::{WitItem, WitValue, item_from_wit, item_to_wit};
 
     /// The table capability's flat item form: decoded from bytes, rebuilt as a tree, checked,

@@ -2,7 +2,8 @@
 //! - `POST /reload` reloads every service's component (`?service=NAME` for one) and answers
 //!   what happened to each;
 //! - `GET /versions` answers the version (content hash) each service serves, and its source;
-//! - `GET /stats` answers each trace exporter's counters (sent, dropped, failed, pending,
+//! - `GET /stats` answers the instance memory budget (`instance_memory`), each trace
+//!   exporter's counters (sent, dropped, failed, pending,
 //!   retried): `segments` for the UDP segments, `exporters` keyed by exporter name; and
 //!   `guest_output`, keyed by service: the lines of its component's stdout and stderr written,
 //!   dropped and cut, and the host's warnings about its calls dropped
@@ -95,6 +96,8 @@ impl Admin {
                     .iter()
                     .map(|s| (s.name().to_string(), s.guest_output_report()))
                     .collect();
+                // One budget for the process: any service's stores draw on it.
+                let memory = self.services.first().map(|s| s.stores.budget().report());
                 json_response(
                     StatusCode::OK,
                     &json!({
@@ -102,6 +105,7 @@ impl Admin {
                         "exporters": by_name,
                         "components": components,
                         "guest_output": guest_output,
+                        "instance_memory": memory,
                     }),
                 )
             }

@@ -16,6 +16,7 @@
 //! [`Site`]s with their own [`crate::server::SiteHandler`].
 
 use crate::admin::Admin;
+use crate::memory_budget::MemoryBudget;
 use crate::network_policy::HostEndpoint;
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::server::{self, Backend, ServerOptions, Site};
@@ -45,6 +46,7 @@ pub struct HostBuilder {
     cache_dir: Option<PathBuf>,
     max_instances: Option<u32>,
     host_endpoints: Vec<HostEndpoint>,
+    memory_budget: Arc<MemoryBudget>,
 }
 
 impl HostBuilder {
@@ -85,6 +87,13 @@ impl HostBuilder {
     /// its allow-list says (see [`crate::network_policy`]).
     pub fn host_endpoints(mut self, endpoints: impl IntoIterator<Item = HostEndpoint>) -> Self {
         self.host_endpoints.extend(endpoints);
+        self
+    }
+
+    /// Bounds the memory all instances of all services hold together (by default only each
+    /// instance's own limit applies; see [`crate::memory_budget`]).
+    pub fn memory_budget(mut self, budget: Arc<MemoryBudget>) -> Self {
+        self.memory_budget = budget;
         self
     }
 
@@ -130,6 +139,7 @@ impl HostBuilder {
                     runtime.clone(),
                     self.tracer.clone(),
                     self.table.clone(),
+                    self.memory_budget.clone(),
                     config,
                     &copies,
                 )
@@ -162,6 +172,7 @@ impl Host {
             cache_dir: None,
             max_instances: None,
             host_endpoints: Vec::new(),
+            memory_budget: MemoryBudget::unlimited(),
         }
     }
 

@@ -8,6 +8,7 @@
 
 use crate::guest_output::{InstanceOutput, ServiceOutput};
 use crate::limits::{InstanceLimiter, Limits};
+use crate::memory_budget::MemoryBudget;
 use crate::outbound::{OutboundHooks, OutboundHttp};
 use crate::table::Table;
 use crate::task_traces::TaskTraces;
@@ -80,6 +81,7 @@ pub struct StoreFactory {
     output: Arc<ServiceOutput>,
     outbound: Arc<OutboundHttp>,
     table: Arc<Table>,
+    budget: Arc<MemoryBudget>,
 }
 
 impl StoreFactory {
@@ -92,6 +94,7 @@ impl StoreFactory {
         output: Arc<ServiceOutput>,
         outbound: Arc<OutboundHttp>,
         table: Arc<Table>,
+        budget: Arc<MemoryBudget>,
     ) -> Self {
         Self {
             engine,
@@ -100,7 +103,13 @@ impl StoreFactory {
             output,
             outbound,
             table,
+            budget,
         }
+    }
+
+    /// The process's memory budget the service's instances draw on.
+    pub fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
     }
 
     /// The limits every store and request of the service run under.
@@ -131,7 +140,7 @@ impl StoreFactory {
             http,
             table,
             outbound: OutboundHooks::new(self.outbound.clone()),
-            limiter: InstanceLimiter::new(limits),
+            limiter: InstanceLimiter::new(limits, self.budget.clone()),
             traces: TaskTraces::default(),
             deadline: None,
             service_table: self.table.clone(),

@@ -20,10 +20,11 @@
 //! old version finish there, and its instances are dropped once idle.
 
 use crate::host_state::{HostState, StoreFactory};
+use crate::memory_budget;
 use crate::runtime::{Abi, LoadedComponent};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -92,6 +93,9 @@ pub struct RequestTicket {
 pub struct InstanceFate {
     /// Whether the instance asked for more memory than its limit (set when it happens).
     pub memory_exhausted: Arc<AtomicBool>,
+    /// Whether the process's memory budget refused the instance a growth (set when it
+    /// happens): not the component's fault.
+    pub budget_exhausted: Arc<AtomicBool>,
     /// How it ended, once it has: `Some(why)` when it failed, `None` when it was retired in
     /// good order.
     ended: OnceLock<Option<String>>,
@@ -158,6 +162,7 @@ impl ServedComponent {
             limits: reuse.resolve(component.abi),
             component: component.clone(),
             stores,
+            initial_memory: AtomicUsize::new(0),
         };
         Self {
             component,
@@ -184,6 +189,9 @@ pub struct InstanceFactory {
     component: Arc<LoadedComponent>,
     stores: Arc<StoreFactory>,
     limits: ReuseLimits,
+    /// The most memory an instance of this component has held once instantiated: what a new
+    /// one needs room for in the process's budget.
+    initial_memory: AtomicUsize,
 }
 
 impl HandlerState for InstanceFactory {
@@ -195,9 +203,19 @@ impl HandlerState for InstanceFactory {
         &self,
     ) -> wasmtime::Result<Instance<HostState, InstanceExpiry, InstanceWorker>> {
         let timeout = self.stores.limits().request_timeout;
+        // Room in the process's budget for what an instance of this component starts with; its
+        // growth is then drawn as it happens (see `crate::memory_budget`).
+        self.stores
+            .budget()
+            .wait_for_room(
+                self.initial_memory.load(Ordering::Relaxed),
+                memory_budget::ADMISSION_WAIT,
+            )
+            .await?;
         let mut store = self.stores.new_store();
         let fate = Arc::new(InstanceFate {
             memory_exhausted: store.data().limiter.memory_exhausted_flag(),
+            budget_exhausted: store.data().limiter.budget_exhausted_flag(),
             ..InstanceFate::default()
         });
         // A start function that loops is stopped with the request that waits for it.
@@ -208,6 +226,8 @@ impl HandlerState for InstanceFactory {
                     "the component did not finish instantiating within {timeout:?} (--request-timeout)"
                 )
             })??;
+        self.initial_memory
+            .fetch_max(store.data().limiter.reserved(), Ordering::Relaxed);
         Ok(Instance {
             store,
             proxy,

@@ -7,6 +7,7 @@
 //! | `Content-Length` over the body limit            | 413 before the component runs |
 //! | the body streamed past the limit                | 413, whatever the component did |
 //! | the service is at its concurrency cap           | 503 at once, with `Retry-After` |
+//! | no room in the process's instance memory budget | 503 `memory_budget`, with `Retry-After` |
 //! | no Host header, or one not visible ASCII        | 400 before the component runs |
 //! | the request outlived its deadline               | 504 (a looping guest is interrupted) |
 //! | the component ran out of memory                 | 500 `out_of_memory` |
@@ -25,6 +26,7 @@
 use crate::error_response::{ResponseBody, json_error};
 use crate::instance_pool::{InstanceFate, RequestTicket, ServedComponent};
 use crate::local_calls::LocalService;
+use crate::memory_budget::BudgetExhausted;
 use crate::request_body::LimitedBody;
 use crate::service::Service;
 use bytes::Bytes;
@@ -255,6 +257,9 @@ async fn failure_response(
         return deadline_exceeded(service, trace);
     }
     if let Some(failed) = error.downcast_ref::<InstantiationError<RequestTicket>>() {
+        if let Some(exhausted) = failed.error.downcast_ref::<BudgetExhausted>() {
+            return memory_budget_exhausted(service, trace, exhausted);
+        }
         tracing::warn!(service = %name, %trace_id, "the component failed to instantiate: {:?}", failed.error);
         return host_fault(
             trace,
@@ -280,6 +285,10 @@ async fn failure_response(
     // may be given to it.
     if let Some(fate) = instance {
         fate.retire();
+    }
+    if instance.is_some_and(|fate| fate.budget_exhausted.load(Ordering::Relaxed)) {
+        let limit = service.stores.budget().limit().unwrap_or(usize::MAX);
+        return memory_budget_exhausted(service, trace, &BudgetExhausted { limit });
     }
     if instance.is_some_and(|fate| fate.memory_exhausted.load(Ordering::Relaxed)) {
         tracing::warn!(service = %name, %trace_id, "component ran out of memory: {error:#}");
@@ -331,6 +340,27 @@ async fn failure_response(
         &format!("{what}: {detail}"),
         service,
     )
+}
+
+/// The answer when the process's memory budget has no room for the request's instance: 503 with
+/// `Retry-After`, recorded as the segment's fault (the host's, not the component's).
+fn memory_budget_exhausted(
+    service: &Service,
+    trace: &ActiveTrace,
+    exhausted: &BudgetExhausted,
+) -> Response<ResponseBody> {
+    tracing::warn!(service = %service.name(), trace_id = %trace.trace_id(), "{exhausted}");
+    let mut response = host_fault(
+        trace,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "memory_budget",
+        &exhausted.to_string(),
+        service,
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// How long a request whose instance failed waits to learn why.

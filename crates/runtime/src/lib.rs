@@ -25,6 +25,7 @@
 //!   the rate limit on the host's per-call warnings.
 //! - [`task_traces`]: which request a capability call belongs to, with several in flight.
 //! - [`limits`]: the limits every request runs under.
+//! - [`memory_budget`]: the memory all instances of the process may hold together.
 //! - [`request_body`]: the size-limited request body.
 //! - [`outbound`], [`p3_client`] and [`allow_list`]: outgoing HTTP from components.
 //! - [`local_calls`]: calls between the services of one process, without a connection.
@@ -50,6 +51,7 @@ mod invoke;
 mod keep_alive;
 mod limits;
 mod local_calls;
+mod memory_budget;
 mod network_policy;
 mod outbound;
 mod p3_client;
@@ -73,6 +75,7 @@ pub use host::{Host, HostBuilder};
 pub use instance_pool::InstanceReuse;
 pub use invoke::invoke;
 pub use limits::Limits;
+pub use memory_budget::{MemoryBudget, container_memory_limit, default_budget};
 pub use network_policy::HostEndpoint;
 pub use outbound::OutboundConfig;
 pub use server::{Backend, HandlerFuture, ServerOptions, Site, SiteHandler, serve};
@@ -83,6 +86,7 @@ pub use table::{Table, TableOptions};
 /// The parsers of outside input that the fuzz targets (`crates/fuzzing`) reach directly.
 pub mod parsers {
     pub use crate::capabilities::table::{WitItem, WitValue, item_from_wit, item_to_wit};
+    pub use crate::memory_budget::parse_cgroup_memory_limit;
     pub use crate::network_policy::{
         AddressPolicy, HostEndpoint, Refusal, TargetHost, canonical, embedded_ipv4, judged,
     };

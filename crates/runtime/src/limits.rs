@@ -1,6 +1,8 @@
 //! The limits every request runs under, and the store limiter that enforces the memory one
-//! (per instance: with reuse, the requests an instance serves share its memory).
+//! (per instance: with reuse, the requests an instance serves share its memory) and draws the
+//! instance's memory from the process's [`MemoryBudget`].
 
+use crate::memory_budget::MemoryBudget;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -44,11 +46,23 @@ pub struct InstanceLimiter {
     inner: StoreLimits,
     /// Shared with the requests the instance serves, which read it when the instance fails.
     memory_exhausted: Arc<AtomicBool>,
+    /// The process's budget, and what this instance holds of it (given back on drop).
+    budget: Arc<MemoryBudget>,
+    reserved: usize,
+    /// Set when a growth was refused because the process's budget had no room (not the
+    /// instance's own limit): shared like `memory_exhausted`.
+    budget_exhausted: Arc<AtomicBool>,
+}
+
+impl Drop for InstanceLimiter {
+    fn drop(&mut self) {
+        self.budget.release(self.reserved);
+    }
 }
 
 impl InstanceLimiter {
-    /// A limiter for one instance.
-    pub fn new(limits: &Limits) -> Self {
+    /// A limiter for one instance, drawing on `budget`.
+    pub fn new(limits: &Limits, budget: Arc<MemoryBudget>) -> Self {
         Self {
             inner: StoreLimitsBuilder::new()
                 .memory_size(limits.max_memory_bytes)
@@ -58,7 +72,20 @@ impl InstanceLimiter {
                 .memories(16)
                 .build(),
             memory_exhausted: Arc::default(),
+            budget,
+            reserved: 0,
+            budget_exhausted: Arc::default(),
         }
+    }
+
+    /// The flag set when the process's budget refused this instance a growth.
+    pub fn budget_exhausted_flag(&self) -> Arc<AtomicBool> {
+        self.budget_exhausted.clone()
+    }
+
+    /// Bytes this instance holds of the process's budget.
+    pub fn reserved(&self) -> usize {
+        self.reserved
     }
 
     /// Whether the component asked for more memory than allowed.
@@ -83,8 +110,15 @@ impl ResourceLimiter for InstanceLimiter {
         let allowed = self.inner.memory_growing(current, desired, maximum)?;
         if !allowed {
             self.memory_exhausted.store(true, Ordering::Relaxed);
+            return Ok(false);
         }
-        Ok(allowed)
+        let more = desired.saturating_sub(current);
+        if self.budget.try_reserve(more).is_err() {
+            self.budget_exhausted.store(true, Ordering::Relaxed);
+            return Ok(false);
+        }
+        self.reserved += more;
+        Ok(true)
     }
 
     fn table_growing(
@@ -119,10 +153,25 @@ mod tests {
             max_memory_bytes: 1 << 20,
             ..Limits::default()
         };
-        let mut limiter = InstanceLimiter::new(&limits);
+        let mut limiter = InstanceLimiter::new(&limits, MemoryBudget::unlimited());
         assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
         assert!(!limiter.memory_exhausted());
         assert!(!limiter.memory_growing(1 << 20, 2 << 20, None).unwrap());
         assert!(limiter.memory_exhausted());
+    }
+
+    #[test]
+    fn instances_draw_on_the_process_budget_and_give_it_back() {
+        let budget = MemoryBudget::new(3 << 20);
+        let limits = Limits::default();
+        let mut first = InstanceLimiter::new(&limits, budget.clone());
+        let mut second = InstanceLimiter::new(&limits, budget.clone());
+        assert!(first.memory_growing(0, 2 << 20, None).unwrap());
+        assert!(!second.memory_growing(0, 2 << 20, None).unwrap());
+        assert!(second.budget_exhausted.load(Ordering::Relaxed));
+        assert!(!second.memory_exhausted(), "not the instance's own limit");
+        drop(first);
+        assert_eq!(budget.used(), 0);
+        assert!(second.memory_growing(0, 2 << 20, None).unwrap());
     }
 }

@@ -9,6 +9,7 @@ use crate::host_state::StoreFactory;
 use crate::instance_pool::{InstanceReuse, ServedComponent};
 use crate::limits::Limits;
 use crate::local_calls::{LocalService, LocalServices};
+use crate::memory_budget::MemoryBudget;
 use crate::outbound::{OutboundConfig, OutboundHttp};
 use crate::runtime::{LoadedComponent, Runtime};
 use crate::s3_source::{Fetched, S3Source};
@@ -72,6 +73,7 @@ impl Service {
         runtime: Arc<Runtime>,
         tracer: Arc<Tracer>,
         table: Arc<Table>,
+        budget: Arc<MemoryBudget>,
         config: ServiceConfig,
         cache_dir: &Path,
     ) -> anyhow::Result<Arc<Self>> {
@@ -111,6 +113,7 @@ impl Service {
             output.clone(),
             outbound.clone(),
             table.clone(),
+            budget,
         ));
         check_instantiates(&stores, &table, &component)
             .await

@@ -17,6 +17,49 @@ fn faults() -> TestHost {
 }
 
 #[test]
+fn requests_beyond_the_memory_budget_get_503_and_the_process_lives_on() {
+    // The user sees: a component that needs more memory than the host's budget has left gets
+    // 503 with Retry-After (the host's limit, not the component's fault), and so do requests
+    // that would need a new instance while the budget is full; the process is not killed.
+    let host = faults()
+        .admin()
+        .args(["--instance-memory-budget-mib", "64"])
+        .start();
+    let (port, admin) = (host.port(), host.admin_port());
+    let hog = get(port, "/hog");
+    assert_eq!(hog.status, 503, "{}\n{}", hog.body, host.log());
+    assert!(hog.body.contains("memory_budget"), "{}", hog.body);
+    assert_eq!(hog.header("retry-after"), Some("1"));
+    assert_eq!(get(port, "/ok").status, 200, "{}", host.log());
+    let stats = get(admin, "/stats").json();
+    assert_eq!(stats["instance_memory"]["limit_bytes"], 64 << 20);
+    assert!(
+        stats["instance_memory"]["refused"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
+
+    // Room for two instances of about 1 MiB: six slow requests at once, each on its own
+    // WASI 0.2 instance.
+    let host = faults().args(["--instance-memory-budget-mib", "3"]).start();
+    let port = host.port();
+    let slow: Vec<_> = (0..6)
+        .map(|_| std::thread::spawn(move || get(port, "/sleep?ms=2500")))
+        .collect();
+    let answers: Vec<_> = slow.into_iter().map(|t| t.join().unwrap()).collect();
+    let served = answers.iter().filter(|a| a.status == 200).count();
+    let refused: Vec<_> = answers.iter().filter(|a| a.status == 503).collect();
+    assert!(
+        served >= 1,
+        "{:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    assert!(!refused.is_empty(), "{}", host.log());
+    assert!(refused.iter().all(|a| a.body.contains("memory_budget")));
+    assert_eq!(served + refused.len(), 6);
+    assert_eq!(get(port, "/ok").status, 200, "{}", host.log());
+}
+
+#[test]
 fn clients_that_stop_reading_do_not_starve_the_others() {
     // The user sees: clients that ask for large responses and read none of them hold the
     // service only until --response-write-timeout; then a normal client is served, and the
