@@ -193,3 +193,78 @@ fn a_request_past_its_deadline_gets_504_without_stalling_the_others_on_its_insta
     let after: Value = get(port, "/count").json();
     assert!(after["served"].as_u64().is_some(), "{}", host.log());
 }
+
+#[test]
+fn a_wasi_0_2_call_from_a_shared_p3_instance_lands_in_no_other_requests_trace() {
+    // WASI 0.2's outgoing-handler does not say which of the instance's requests calls: the
+    // call must not be recorded into (nor carry the header of) the request the instance
+    // accepted last.
+    let backend = TestHost::serve(&component("test_faults"), "Backend")
+        .sample_everything()
+        .traced()
+        .start();
+    let daemon = backend.daemon();
+    let allowed = format!("127.0.0.1:{}", backend.port());
+    let host = p3()
+        .sample_everything()
+        .args(["--allow-outbound", &format!("http://{allowed}")])
+        .daemon_at(&daemon.address())
+        .start();
+    let port = host.port();
+    assert_eq!(get(port, "/count").status, 200, "{}", host.log());
+
+    // The caller is accepted first and waits; another request is accepted meanwhile (the
+    // instance's last); then the caller makes its WASI 0.2 call.
+    let (caller_header, caller_root) = trace_header(200);
+    let path = format!("/fetch-p2?ms=1000&url=http://{allowed}/ok");
+    let caller = std::thread::spawn(move || {
+        request(
+            port,
+            "GET",
+            &path,
+            &[("X-Amzn-Trace-Id", &caller_header)],
+            b"",
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let (other_header, other_root) = trace_header(201);
+    let other = request(
+        port,
+        "GET",
+        "/work?id=other&ms=2000",
+        &[("X-Amzn-Trace-Id", &other_header)],
+        b"",
+    );
+    assert_eq!(other.status, 200, "{}\n{}", other.body, host.log());
+    let caller = caller.join().unwrap();
+    assert_eq!(caller.status, 200, "{}\n{}", caller.body, host.log());
+    assert_eq!(caller.json()["status"], 200, "{}", caller.body);
+
+    for root in [&caller_root, &other_root] {
+        let documents = daemon.wait_for(Duration::from_secs(5), |documents| {
+            documents
+                .iter()
+                .any(|d| d["trace_id"] == root.as_str() && d["name"] == "P3")
+        });
+        let documents: Vec<Value> = documents
+            .into_iter()
+            .filter(|d| d["trace_id"] == root.as_str())
+            .collect();
+        assert!(
+            documents.iter().all(|d| d["name"] != "Backend"),
+            "the WASI 0.2 call carried {root}'s header: {documents:#?}"
+        );
+        let ours = segment(&documents, "P3").unwrap_or_else(|| panic!("{documents:#?}"));
+        assert!(
+            subsegments(ours).iter().all(|s| s["namespace"] != "remote"),
+            "a WASI 0.2 call was recorded into {root}: {ours:#}"
+        );
+    }
+    // The backend was called, and its segment continues neither request's trace.
+    let documents = daemon.wait_for(Duration::from_secs(5), |documents| {
+        documents.iter().any(|d| d["name"] == "Backend")
+    });
+    let theirs = segment(&documents, "Backend").unwrap_or_else(|| panic!("{documents:#?}"));
+    assert_ne!(theirs["trace_id"], caller_root.as_str());
+    assert_ne!(theirs["trace_id"], other_root.as_str());
+}

@@ -11,6 +11,9 @@
 //! - `GET /trap?ms=N`: traps after `N` ms.
 //! - `GET /oom?ms=N`: allocates without bound after `N` ms.
 //! - `GET /loop`: never returns to the host.
+//! - `GET /fetch-p2?url=URL&ms=N`: waits `N` ms, then GETs `URL` through WASI 0.2's
+//!   `outgoing-handler` (not `wasi:http/client@0.3.0`) and answers `{"status":N}` or
+//!   `{"error":"..."}`.
 //! - `GET /bomb?kind=metadata|exceptions|subsegments&n=N`: tries to record `N` huge things in
 //!   its trace (metadata values of 1 MiB, exceptions of 1000 frames, subsegments) and answers
 //!   `{"accepted":A,"refused":R,"first_refusal":"..."}`: what the host took and refused.
@@ -58,6 +61,10 @@ async fn handle(request: Request) -> impl IntoResponse {
                 hoard.push(vec![1; 1 << 20]);
             }
         }
+        "/fetch-p2" => {
+            sleep(ms).await;
+            fetch_p2(&param("url").unwrap_or_default())
+        }
         "/bomb" => {
             let n = param("n").and_then(|v| v.parse().ok()).unwrap_or(1000);
             bomb(&param("kind").unwrap_or_default(), n)
@@ -71,6 +78,37 @@ async fn handle(request: Request) -> impl IntoResponse {
         _ => (
             StatusCode::NOT_FOUND,
             r#"{"error":"not_found"}"#.to_string(),
+        ),
+    }
+}
+
+/// A GET through WASI 0.2's outgoing-handler, blocking this instance until the answer's head.
+fn fetch_p2(url: &str) -> (StatusCode, String) {
+    use wasi::http::outgoing_handler;
+    use wasi::http::types::{Fields, OutgoingRequest, Scheme};
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return (StatusCode::BAD_REQUEST, r#"{"error":"bad url"}"#.into());
+    };
+    let request = OutgoingRequest::new(Fields::new());
+    let _ = request.set_scheme(Some(&Scheme::Http));
+    let _ = request.set_authority(uri.authority().map(|a| a.as_str()));
+    let _ = request.set_path_with_query(uri.path_and_query().map(|p| p.as_str()));
+    let answer = match outgoing_handler::handle(request, None) {
+        Ok(future) => {
+            future.subscribe().block();
+            match future.get() {
+                Some(Ok(Ok(response))) => Ok(response.status()),
+                Some(Ok(Err(code))) => Err(format!("{code:?}")),
+                other => Err(format!("{other:?}")),
+            }
+        }
+        Err(code) => Err(format!("{code:?}")),
+    };
+    match answer {
+        Ok(status) => (StatusCode::OK, format!(r#"{{"status":{status}}}"#)),
+        Err(error) => (
+            StatusCode::BAD_GATEWAY,
+            format!(r#"{{"error":"{}"}}"#, error.replace('"', "'")),
         ),
     }
 }
