@@ -296,8 +296,11 @@ pub struct CommonArgs {
     pub response_write_timeout: Duration,
 
     /// Where compiled components are kept between runs. The host runs the machine code it finds
-    /// there, so only the host's user may write to it.
-    /// [default: $XDG_CACHE_HOME/xray-host, else $HOME/.cache/xray-host, else the temp dir]
+    /// there, so only the host's user may write to it: a missing directory is created 0700, and
+    /// one another user owns, or its group or others may write, is refused with a warning (the
+    /// run compiles every component instead).
+    /// [default: $XDG_CACHE_HOME/xray-host, else $HOME/.cache/xray-host, else
+    /// xray-host-<uid> in the temp dir]
     #[arg(long, env = "XRAY_HOST_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
@@ -605,11 +608,16 @@ impl CommonArgs {
         if let Some(dir) = &self.cache_dir {
             return Some(dir.clone());
         }
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-            .unwrap_or_else(std::env::temp_dir);
-        Some(base.join("xray-host"))
+        // Never the shared temporary directory itself, which any user may write: without a
+        // home, a directory of the host's user in it (created 0700 by the cache, refused if
+        // another user made it first).
+        Some(
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+                .map(|base| base.join("xray-host"))
+                .unwrap_or_else(xray_host_runtime::per_user_temp_dir),
+        )
     }
 }
 
