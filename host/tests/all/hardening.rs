@@ -229,6 +229,28 @@ fn a_component_has_no_filesystem() {
 }
 
 #[test]
+fn the_hosts_aws_credentials_cannot_be_passed_to_a_component() {
+    let secret = "wJalrXUtnFEMI-not-a-real-key";
+    for name in [
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    ] {
+        let (ok, output) = faults()
+            .env(name, secret)
+            .args(["--pass-env", name])
+            .run_to_exit();
+        assert!(!ok, "{name} was passed: {output}");
+        assert!(
+            output.contains(&format!("--pass-env {name} is refused")),
+            "{output}"
+        );
+        assert!(output.contains("task role's credentials"), "{output}");
+        assert!(output.contains("the table capability signs"), "{output}");
+        assert!(!output.contains(secret), "{output}");
+    }
+}
+
+#[test]
 fn an_unreachable_daemon_does_not_affect_requests_and_losses_are_counted() {
     let host = faults()
         .sample_everything()
