@@ -296,8 +296,11 @@ pub struct CommonArgs {
     pub response_write_timeout: Duration,
 
     /// Where compiled components are kept between runs. The host runs the machine code it finds
-    /// there, so only the host's user may write to it.
-    /// [default: $XDG_CACHE_HOME/xray-host, else $HOME/.cache/xray-host, else the temp dir]
+    /// there, so only the host's user may write to it: a missing directory is created 0700, and
+    /// one another user owns, or its group or others may write, is refused with a warning (the
+    /// run compiles every component instead).
+    /// [default: $XDG_CACHE_HOME/xray-host, else $HOME/.cache/xray-host, else
+    /// xray-host-<uid> in the temp dir]
     #[arg(long, env = "XRAY_HOST_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
@@ -605,11 +608,16 @@ impl CommonArgs {
         if let Some(dir) = &self.cache_dir {
             return Some(dir.clone());
         }
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-            .unwrap_or_else(std::env::temp_dir);
-        Some(base.join("xray-host"))
+        // Never the shared temporary directory itself, which any user may write: without a
+        // home, a directory of the host's user in it (created 0700 by the cache, refused if
+        // another user made it first).
+        Some(
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+                .map(|base| base.join("xray-host"))
+                .unwrap_or_else(xray_host_runtime::per_user_temp_dir),
+        )
     }
 }
 
@@ -621,6 +629,7 @@ impl ServeArgs {
             .unwrap_or_else(|| self.name.clone());
         let mut env = self.env.clone();
         for key in &self.pass_env {
+            refuse_aws_pass_env(key)?;
             let value = std::env::var(key).with_context(|| {
                 format!("--pass-env {key}: the host has no environment variable {key}")
             })?;
@@ -645,6 +654,35 @@ impl ServeArgs {
             incoming: self.common.incoming(),
         })
     }
+}
+
+/// The prefixes of host variables `--pass-env` refuses: every `AWS_` variable (the task role's
+/// credentials, or what leads to them: `AWS_CONTAINER_CREDENTIALS_*`,
+/// `AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ROLE_ARN`, profiles and their files, the endpoints; a
+/// list of the secret ones would miss the next the SDKs add), and the addresses of ECS's task
+/// metadata endpoint and agent API.
+const REFUSED_PASS_ENV_PREFIXES: [&str; 3] =
+    ["AWS_", "ECS_CONTAINER_METADATA_URI", "ECS_AGENT_URI"];
+
+/// Refuses `--pass-env name` when `name` is one of the host's AWS credentials or settings
+/// ([`REFUSED_PASS_ENV_PREFIXES`], in any case): the component would hold the task role's
+/// credentials, which the table capability exists to keep from it.
+pub fn refuse_aws_pass_env(name: &str) -> anyhow::Result<()> {
+    let upper = name.to_ascii_uppercase();
+    if let Some(prefix) = REFUSED_PASS_ENV_PREFIXES
+        .iter()
+        .find(|prefix| upper.starts_with(*prefix))
+    {
+        anyhow::bail!(
+            "--pass-env {name} is refused: the host's {prefix}* variables are its AWS \
+             credentials and settings or lead to them, so a component given one would hold the \
+             task role's credentials (or the means to fetch them). Components do not call AWS \
+             themselves: the table capability signs DynamoDB calls with the host's credentials \
+             without handing them over. Pass a setting that is not a secret with --env \
+             NAME=VALUE"
+        );
+    }
+    Ok(())
 }
 
 /// The store file `run` uses for all the services of its manifest.
@@ -802,6 +840,55 @@ mod tests {
         );
         assert!(parse(&["--incoming-trace-header", "strip"]).is_err());
         assert!(parse(&["--trusted-proxies", "-1"]).is_err());
+    }
+
+    #[test]
+    fn pass_env_refuses_the_hosts_aws_credentials_and_settings() {
+        for name in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_ROLE_ARN",
+            "AWS_PROFILE",
+            "AWS_REGION",
+            "aws_secret_access_key",
+            "ECS_CONTAINER_METADATA_URI",
+            "ECS_CONTAINER_METADATA_URI_V4",
+            "ECS_AGENT_URI",
+        ] {
+            let message = format!("{:#}", refuse_aws_pass_env(name).unwrap_err());
+            assert!(
+                message.contains(&format!("--pass-env {name} is refused")),
+                "{message}"
+            );
+            assert!(message.contains("task role's credentials"), "{message}");
+            assert!(message.contains("the table capability signs"), "{message}");
+        }
+        for name in ["BACKEND_1_URL", "UTC_OFFSET", "MY_AWS_THING", "ECS_CLUSTER"] {
+            refuse_aws_pass_env(name).unwrap();
+        }
+        // Checked before the variable is read: refused whether the host has it or not.
+        let Command::Serve(serve) = Cli::try_parse_from([
+            "xray-host",
+            "serve",
+            "--component",
+            "c.wasm",
+            "--name",
+            "S",
+            "--pass-env",
+            "AWS_XRAY_HOST_TEST_NOT_SET",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("serve")
+        };
+        let message = format!("{:#}", serve.service_config().unwrap_err());
+        assert!(message.contains("is refused"), "{message}");
     }
 
     #[test]

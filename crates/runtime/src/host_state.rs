@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, UpdateDeadline};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// How many epoch ticks a guest runs before it yields to other tasks (10 to 20 ms).
@@ -70,6 +70,18 @@ impl HostState {
             hooks: &mut self.outbound,
         }
     }
+}
+
+/// Denies wasi:sockets whole: no TCP or UDP socket, no address, no name lookup. Components
+/// reach the network only through wasi:http, where every call is checked against the service's
+/// allow-list and every address it resolves to against the network policy (`outbound.rs`);
+/// a socket would pass by both. wasmtime's defaults deny addresses and lookups too, but the
+/// host does not rely on a default that another version could change.
+fn deny_sockets(wasi: &mut WasiCtxBuilder) {
+    wasi.socket_addr_check(|_, _| Box::pin(async { false }))
+        .allow_ip_name_lookup(false)
+        .allow_tcp(false)
+        .allow_udp(false);
 }
 
 /// Makes the stores of one service: its environment, limits, guest output, outgoing HTTP and
@@ -128,6 +140,7 @@ impl StoreFactory {
         for (key, value) in &self.env {
             wasi.env(key, value);
         }
+        deny_sockets(&mut wasi);
         let mut http = WasiHttpCtx::new();
         // The in-memory size of header maps the component builds (the wire limit on incoming
         // heads is enforced by the server); generous, like wasmtime's default, but bounded.

@@ -67,7 +67,7 @@ mod task_traces;
 // The API the binary, the benchmarks and the fuzz targets use; everything else stays inside.
 pub use admin::Admin;
 pub use allow_list::AllowList;
-pub use compile_cache::ContentHash;
+pub use compile_cache::{ContentHash, per_user_temp_dir};
 pub use component_pin::ComponentPin;
 pub use component_source::ComponentSource;
 pub use error_response::{ResponseBody, full_body, json_error};

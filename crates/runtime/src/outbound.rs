@@ -8,7 +8,10 @@
 //!    connections to the backends instead of opening one per call (wasmtime's default sender
 //!    does), and HTTPS calls through wasmtime's TLS sender;
 //! 3. bounds the call: a connect timeout, and a timeout for the response head; a component may
-//!    ask for a shorter response timeout through `request-options`;
+//!    ask for a shorter response timeout through `request-options`, never a longer one (the
+//!    operator's `--outbound-timeout` is the most a call may wait; its `connect-timeout` and
+//!    `between-bytes-timeout` are not read: the host's connect timeout holds, and the request's
+//!    own deadline bounds the body);
 //! 4. connects only to addresses [`crate::network_policy`] allows: the URL's host is normalised
 //!    (`http://2852039170/` is `http://169.254.170.2/`), an address in the URL is checked before
 //!    anything else, and a name is checked after every DNS resolution, on the addresses the
@@ -371,9 +374,7 @@ impl OutboundHttp {
             }
             return Err(Error::HttpRequestDenied);
         }
-        let response_timeout = options
-            .and_then(|o| o.first_byte_timeout)
-            .unwrap_or(self.config.response_timeout);
+        let response_timeout = response_timeout(options, self.config.response_timeout);
         // A co-located service: no connection, so no address to check.
         if let Some(callee) = self.local.get().and_then(|local| local.find(&uri)) {
             let response = tokio::time::timeout(response_timeout, callee.call(request))
@@ -408,6 +409,15 @@ impl OutboundHttp {
             }
         }
     }
+}
+
+/// How long a call waits for its response head: the component's `first-byte-timeout` when it
+/// is shorter than the operator's `limit` (`--outbound-timeout`), else the limit. A component
+/// may only shorten the operator's bound.
+fn response_timeout(options: Option<RequestOptions>, limit: Duration) -> Duration {
+    options
+        .and_then(|options| options.first_byte_timeout)
+        .map_or(limit, |asked| asked.min(limit))
 }
 
 /// Turns the pooled client's error into the `wasi:http` error code the component sees.
@@ -627,6 +637,75 @@ mod tests {
             }
         });
         (port, accepted)
+    }
+
+    #[test]
+    fn a_component_may_shorten_the_response_timeout_but_never_lengthen_it() {
+        let limit = Duration::from_secs(10);
+        let asking = |timeout: Duration| {
+            Some(RequestOptions {
+                first_byte_timeout: Some(timeout),
+                ..RequestOptions::default()
+            })
+        };
+        assert_eq!(response_timeout(None, limit), limit);
+        assert_eq!(
+            response_timeout(Some(RequestOptions::default()), limit),
+            limit
+        );
+        assert_eq!(
+            response_timeout(asking(Duration::from_millis(250)), limit),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            response_timeout(asking(Duration::from_secs(3600)), limit),
+            limit
+        );
+        assert_eq!(response_timeout(asking(Duration::MAX), limit), limit);
+    }
+
+    #[tokio::test]
+    async fn a_longer_first_byte_timeout_than_the_operators_is_cut_to_it() {
+        // A server that accepts and never answers.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let url = format!("http://127.0.0.1:{port}");
+        let config = OutboundConfig {
+            allow_list: AllowList::parse(&[url.as_str()]).unwrap(),
+            response_timeout: Duration::from_millis(300),
+            ..OutboundConfig::default()
+        };
+        let http = OutboundHttp::with_resolver(
+            "Test",
+            config,
+            Arc::new(FixedResolver {
+                addresses: Vec::new(),
+                lookups: AtomicUsize::new(0),
+            }),
+            ServiceOutput::new("Test", 100),
+        );
+        let options = RequestOptions {
+            first_byte_timeout: Some(Duration::from_secs(3600)),
+            ..RequestOptions::default()
+        };
+        let started = std::time::Instant::now();
+        let outcome = http.send(get(&format!("{url}/")), Some(options)).await;
+        assert!(
+            matches!(outcome, Err(Error::HttpResponseTimeout)),
+            "{:?}",
+            outcome.map(|_| ())
+        );
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+            "{waited:?}"
+        );
     }
 
     #[tokio::test]

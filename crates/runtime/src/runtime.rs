@@ -111,8 +111,15 @@ impl Runtime {
             .context("failed to add wasi:http 0.3 to the linker")?;
         capabilities::add_to_linker(&mut linker)
             .context("failed to add the platform capabilities to the linker")?;
+        // The cache only saves time: a directory it may not use turns it off for this run.
         let cache = match &options.cache_dir {
-            Some(dir) => Some(CompileCache::open(dir)?),
+            Some(dir) => match CompileCache::open(dir) {
+                Ok(cache) => Some(cache),
+                Err(error) => {
+                    tracing::warn!("compiling every component at start (no cache): {error:#}");
+                    None
+                }
+            },
             None => None,
         };
         let ticker = EpochTicker::start(engine.clone());

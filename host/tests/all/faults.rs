@@ -371,6 +371,35 @@ fn an_invalid_component_stops_the_start_with_a_clear_message() {
 }
 
 #[test]
+fn a_cache_directory_others_may_write_is_refused_and_the_host_serves_without_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let cache = shared.display().to_string();
+    for _ in 0..2 {
+        let host = TestHost::serve(&component("backend1"), "Backend #1")
+            .args(["--cache-dir", &cache])
+            .start();
+        let port = host.port();
+        assert!(
+            host.wait_for_log("compiled=\"now\"", Duration::from_secs(5)),
+            "{}",
+            host.log()
+        );
+        let log = host.log();
+        assert!(
+            log.contains(&format!("the compile cache directory {cache} is refused"))
+                && log.contains("its group or other users may write to it (mode 777)"),
+            "{log}"
+        );
+        assert_eq!(get(port, "/health").status, 200);
+    }
+    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0);
+}
+
+#[test]
 fn a_restart_loads_the_compiled_component_from_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().display().to_string();

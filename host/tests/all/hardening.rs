@@ -229,6 +229,52 @@ fn a_component_has_no_filesystem() {
 }
 
 #[test]
+fn a_component_has_no_sockets() {
+    // Something listens, so a connection refused is the host's refusal, not the port's.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let host = faults().start();
+    let service = host.port();
+    for name in ["localhost", "example.com"] {
+        let response = get(service, &format!("/sockets?port={port}&name={name}"));
+        assert_eq!(response.status, 200, "{}", response.body);
+        // wasmtime answers a lookup it may not make as a resolver that failed for good.
+        assert_eq!(
+            response.body, "connect: access-denied\nlookup: permanent-resolver-failure",
+            "{name}"
+        );
+    }
+    assert!(
+        listener.accept().is_err(),
+        "the component's socket reached the listener"
+    );
+    assert_eq!(get(service, "/ok").status, 200);
+}
+
+#[test]
+fn the_hosts_aws_credentials_cannot_be_passed_to_a_component() {
+    let secret = "wJalrXUtnFEMI-not-a-real-key";
+    for name in [
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    ] {
+        let (ok, output) = faults()
+            .env(name, secret)
+            .args(["--pass-env", name])
+            .run_to_exit();
+        assert!(!ok, "{name} was passed: {output}");
+        assert!(
+            output.contains(&format!("--pass-env {name} is refused")),
+            "{output}"
+        );
+        assert!(output.contains("task role's credentials"), "{output}");
+        assert!(output.contains("the table capability signs"), "{output}");
+        assert!(!output.contains(secret), "{output}");
+    }
+}
+
+#[test]
 fn an_unreachable_daemon_does_not_affect_requests_and_losses_are_counted() {
     let host = faults()
         .sample_everything()

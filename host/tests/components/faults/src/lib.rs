@@ -19,6 +19,7 @@
 //! | `/table-get?key=K` | answers the item with `SubAppId` K, or `none` |
 //! | `/print?lines=N`   | prints N lines to stdout that imitate the host's log (with a newline, a carriage return and an escape sequence inside), one to stderr, then answers `printed N` |
 //! | `/table-bad?case=C` | puts an item DynamoDB would refuse: `too-large`, `empty-key`, `bad-number`, `empty-set`, `bad-index` |
+//! | `/sockets?port=N&name=H` | tries a TCP connection to 127.0.0.1:N and a lookup of H through wasi:sockets (both must fail), answers `connect: R` and `lookup: R`, one a line |
 
 use futures::SinkExt;
 use spin_sdk::http::{
@@ -82,6 +83,16 @@ async fn handle(request: IncomingRequest, outparam: ResponseOutparam) {
             Ok(contents) => text(200, &format!("read {} bytes", contents.len())),
             Err(error) => text(403, &format!("no file: {error}")),
         },
+        "/sockets" => {
+            let port = param(query, "port")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(80);
+            let name = param(query, "name").unwrap_or_else(|| "localhost".into());
+            text(
+                200,
+                &format!("connect: {}\nlookup: {}", tcp_connect(port), lookup(&name)),
+            )
+        }
         "/panic-after-head" => {
             let response = OutgoingResponse::new(Fields::new());
             let _ = response.set_status_code(200);
@@ -136,6 +147,46 @@ async fn handle(request: IncomingRequest, outparam: ResponseOutparam) {
     let body = response.body().to_vec();
     let head = OutgoingResponse::try_from(response).expect("a valid response head");
     let _ = outparam.set_with_body(head, body).await;
+}
+
+/// Connects to 127.0.0.1:`port` through wasi:sockets: `connected`, or the error code.
+fn tcp_connect(port: u16) -> String {
+    use wasi::sockets::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+    let network = wasi::sockets::instance_network::instance_network();
+    let socket = match wasi::sockets::tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4) {
+        Ok(socket) => socket,
+        Err(error) => return error.name().to_string(),
+    };
+    let address = IpSocketAddress::Ipv4(Ipv4SocketAddress {
+        port,
+        address: (127, 0, 0, 1),
+    });
+    if let Err(error) = socket.start_connect(&network, address) {
+        return error.name().to_string();
+    }
+    socket.subscribe().block();
+    match socket.finish_connect() {
+        Ok(_) => "connected".into(),
+        Err(error) => error.name().to_string(),
+    }
+}
+
+/// Looks `name` up through wasi:sockets: the addresses found, or the error code.
+fn lookup(name: &str) -> String {
+    let network = wasi::sockets::instance_network::instance_network();
+    let stream = match wasi::sockets::ip_name_lookup::resolve_addresses(&network, name) {
+        Ok(stream) => stream,
+        Err(error) => return error.name().to_string(),
+    };
+    let mut found = Vec::new();
+    loop {
+        match stream.resolve_next_address() {
+            Ok(Some(address)) => found.push(format!("{address:?}")),
+            Ok(None) => return format!("resolved {}", found.join(" ")),
+            Err(wasi::sockets::network::ErrorCode::WouldBlock) => stream.subscribe().block(),
+            Err(error) => return error.name().to_string(),
+        }
+    }
 }
 
 fn text(status: u16, body: &str) -> Response {
