@@ -85,7 +85,8 @@ for run in range(runs):
     host = start(served, cache, port, admin)
     until(lambda: answers(port, "currentDate"))
     def reload():
-        request = urllib.request.Request(f"http://127.0.0.1:{admin}/reload", method="POST")
+        request = urllib.request.Request(f"http://127.0.0.1:{admin}/reload", method="POST",
+                                         headers={"X-Xray-Host-Reload": "1"})
         with urllib.request.urlopen(request, timeout=30) as r:
             return json.load(r)["reloads"][0]["result"]
     # The file is replaced right before asking: the endpoint answers first unless the watcher

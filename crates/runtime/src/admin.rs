@@ -1,6 +1,10 @@
-//! The admin endpoint, on a loopback address only (`--admin-listen`):
+//! The admin endpoint, on a loopback address only (`--admin-listen`), answering only requests
+//! addressed to a loopback name (`Host: localhost`, `127.x.x.x` or `[::1]`, any port), so a web
+//! page on a hostile name resolving to 127.0.0.1 (DNS rebinding) gets 421 from the visitor's
+//! browser:
 //! - `POST /reload` reloads every service's component (`?service=NAME` for one) and answers
-//!   what happened to each;
+//!   what happened to each; it needs the header `X-Xray-Host-Reload` ([`RELOAD_HEADER`]),
+//!   which a cross-site form cannot send (403 without it);
 //! - `GET /versions` answers the version (content hash) each service serves, and its source;
 //! - `GET /stats` answers the instance memory budget (`instance_memory`), each trace
 //!   exporter's counters (sent, dropped, failed, pending,
@@ -12,12 +16,80 @@
 use crate::error_response::{ResponseBody, json_error, json_response};
 use crate::server::{HandlerFuture, SiteHandler};
 use crate::service::Service;
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, header};
 use hyper::body::Incoming;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use xray::recorder::Tracer;
+
+/// The header `POST /reload` needs (any value; `1` in the docs and scripts): a browser sends a
+/// custom header cross-site only after a CORS preflight, which the endpoint never grants, so a
+/// page the developer visits cannot make it reload.
+pub const RELOAD_HEADER: &str = "x-xray-host-reload";
+
+/// Whether `authority` (a `Host` header's value or a URL's authority) names this machine's
+/// loopback: `localhost`, an IPv4 address in 127.0.0.0/8 or `[::1]`, with any port or none.
+pub fn is_loopback_authority(authority: &str) -> bool {
+    let port_is_valid = |port: &str| port.bytes().all(|b| b.is_ascii_digit());
+    if let Some(rest) = authority.strip_prefix('[') {
+        let Some((inside, after)) = rest.split_once(']') else {
+            return false;
+        };
+        let port_ok = after.is_empty() || after.strip_prefix(':').is_some_and(port_is_valid);
+        return port_ok
+            && inside
+                .parse::<std::net::Ipv6Addr>()
+                .is_ok_and(|ip| ip.is_loopback());
+    }
+    let (host, port) = authority.split_once(':').unwrap_or((authority, ""));
+    if !port_is_valid(port) {
+        return false;
+    }
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The refusal a request gets before it is routed, if any: one not addressed to a loopback
+/// name (421), and a `POST /reload` without [`RELOAD_HEADER`] (403).
+fn refusal(method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Response<ResponseBody>> {
+    let mut authorities: Vec<String> = headers
+        .get_all(header::HOST)
+        .iter()
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .collect();
+    authorities.extend(uri.authority().map(|a| a.as_str().to_string()));
+    let hostile = if authorities.is_empty() {
+        Some(String::new())
+    } else {
+        authorities.into_iter().find(|a| !is_loopback_authority(a))
+    };
+    if let Some(hostile) = hostile {
+        return Some(json_error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "host_not_allowed",
+            &format!(
+                "the admin endpoint answers only requests addressed to localhost, 127.x.x.x or \
+                 [::1] (Host {hostile:?}): a page on another name may be reaching it through \
+                 the browser (DNS rebinding)"
+            ),
+            None,
+        ));
+    }
+    if method == Method::POST && uri.path() == "/reload" && !headers.contains_key(RELOAD_HEADER) {
+        return Some(json_error(
+            StatusCode::FORBIDDEN,
+            "reload_header_missing",
+            "POST /reload needs the header `X-Xray-Host-Reload: 1`, which a cross-site form \
+             cannot send: curl -X POST -H 'X-Xray-Host-Reload: 1' http://127.0.0.1:PORT/reload",
+            None,
+        ));
+    }
+    None
+}
 
 /// The admin endpoint's state.
 pub struct Admin {
@@ -43,6 +115,9 @@ impl Admin {
 
     /// Answers one request.
     pub async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+        if let Some(refusal) = refusal(request.method(), request.uri(), request.headers()) {
+            return refusal;
+        }
         let wanted = request
             .uri()
             .query()
@@ -130,5 +205,140 @@ impl SiteHandler for Admin {
 
     fn describe(&self) -> String {
         "the admin endpoint (POST /reload, GET /versions, GET /stats)".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn refused(method: Method, uri: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        let uri: Uri = uri.parse().unwrap();
+        let response = refusal(&method, &uri, &map)?;
+        let status = response.status().as_u16();
+        use http_body_util::BodyExt;
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        Some((status, body["error"].as_str().unwrap().to_string()))
+    }
+
+    #[tokio::test]
+    async fn only_requests_addressed_to_a_loopback_name_are_answered() {
+        for host in [
+            "127.0.0.1:9901",
+            "localhost:9901",
+            "[::1]:9901",
+            "127.0.0.2",
+        ] {
+            assert_eq!(
+                refused(Method::GET, "/stats", &[("host", host)]).await,
+                None,
+                "{host}"
+            );
+        }
+        let misdirected = Some((421, "host_not_allowed".to_string()));
+        for host in [
+            "rebind.example:9901",
+            "localhost.rebind.example",
+            "10.0.0.1:9901",
+        ] {
+            assert_eq!(
+                refused(Method::GET, "/stats", &[("host", host)]).await,
+                misdirected
+            );
+            assert_eq!(
+                refused(
+                    Method::POST,
+                    "/reload",
+                    &[("host", host), (RELOAD_HEADER, "1")]
+                )
+                .await,
+                misdirected
+            );
+        }
+        assert_eq!(
+            refused(Method::GET, "/versions", &[]).await,
+            misdirected,
+            "no Host"
+        );
+        assert_eq!(
+            refused(
+                Method::GET,
+                "/versions",
+                &[("host", "127.0.0.1"), ("host", "evil.example")]
+            )
+            .await,
+            misdirected
+        );
+        assert_eq!(
+            refused(
+                Method::GET,
+                "http://evil.example/versions",
+                &[("host", "127.0.0.1")]
+            )
+            .await,
+            misdirected
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reload_needs_the_custom_header_a_cross_site_form_cannot_send() {
+        let host = ("host", "127.0.0.1:9901");
+        assert_eq!(
+            refused(
+                Method::POST,
+                "/reload",
+                &[host, ("content-type", "application/x-www-form-urlencoded")]
+            )
+            .await,
+            Some((403, "reload_header_missing".to_string()))
+        );
+        assert_eq!(
+            refused(Method::POST, "/reload?service=BFF", &[host])
+                .await
+                .map(|r| r.0),
+            Some(403)
+        );
+        assert_eq!(
+            refused(
+                Method::POST,
+                "/reload",
+                &[host, ("X-Xray-Host-Reload", "1")]
+            )
+            .await,
+            None
+        );
+        assert_eq!(refused(Method::GET, "/versions", &[host]).await, None);
+    }
+
+    #[test]
+    fn loopback_authorities() {
+        for yes in [
+            "localhost",
+            "LOCALHOST.:1",
+            "127.255.0.1:80",
+            "[::1]",
+            "[::1]:2",
+        ] {
+            assert!(is_loopback_authority(yes), "{yes}");
+        }
+        for no in [
+            "",
+            "a.localhost",
+            "[::]:1",
+            "::1",
+            "0.0.0.0",
+            "127.0.0.1:x",
+            "[::1]1",
+        ] {
+            assert!(!is_loopback_authority(no), "{no}");
+        }
     }
 }

@@ -7,6 +7,10 @@
 //!   served at `/` that reads the same API;
 //! - TCP too: OTLP/HTTP traces on `/v1/traces` ([`otlp_ingest`]), turned into X-Ray documents
 //!   ([`span_documents`]) in the same store, so OpenTelemetry services appear beside ours.
+//!
+//! The TCP side has no authentication: it answers only requests addressed to a loopback name
+//! (or, served on another address on purpose, to that address), so a web page cannot reach it
+//! through a browser under a name of its own (DNS rebinding); see [`is_loopback_authority`].
 
 pub mod api;
 pub mod datagram;
@@ -24,7 +28,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use sampling_service::SamplingService;
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use store::TraceStore;
@@ -55,6 +59,7 @@ pub struct DaemonOptions {
 
 /// The running stand-in.
 pub struct DaemonStandIn {
+    listen: SocketAddr,
     store: Arc<TraceStore>,
     sampling: SamplingService,
     rejected_logged: AtomicU64,
@@ -81,7 +86,18 @@ impl DaemonStandIn {
             "X-Ray daemon stand-in receiving segments on udp://{}",
             socket.local_addr()?
         );
+        if !options.listen.ip().is_loopback() {
+            tracing::warn!(
+                "the X-Ray daemon stand-in listens on {}, not a loopback address: it has no \
+                 authentication, so anyone who can reach this address over the network can send \
+                 it segments and spans and read every trace it keeps through its API and console; \
+                 its TCP side answers only requests addressed to a loopback name or an address \
+                 of this machine, never another name",
+                options.listen
+            );
+        }
         let stand_in = Arc::new(Self {
+            listen: options.listen,
             store: Arc::new(TraceStore::new(options.max_traces)),
             sampling,
             rejected_logged: AtomicU64::new(0),
@@ -129,6 +145,9 @@ impl DaemonStandIn {
         B: Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        if let Some(refusal) = host_refusal(&request, self.listen) {
+            return refusal;
+        }
         let (method, path) = (request.method().clone(), request.uri().path().to_string());
         if path == otlp_ingest::TRACES_PATH {
             return otlp_ingest::handle(&self.store, request, now()).await;
@@ -183,6 +202,98 @@ impl DaemonStandIn {
             Err(error) => api_error(error),
         }
     }
+}
+
+/// Whether `authority` (a `Host` header's value or a URL's authority) names this machine's
+/// loopback: `localhost`, an IPv4 address in 127.0.0.0/8 or `[::1]`, with any port or none.
+pub fn is_loopback_authority(authority: &str) -> bool {
+    match authority_host(authority) {
+        Some(Host::Name(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(Host::Address(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// The host part of a `host[:port]` authority.
+enum Host<'a> {
+    /// A name, its trailing dot removed.
+    Name(&'a str),
+    /// An IPv4 address, or an IPv6 address in brackets.
+    Address(IpAddr),
+}
+
+fn authority_host(authority: &str) -> Option<Host<'_>> {
+    let port_is_valid = |port: &str| port.is_empty() || port.bytes().all(|b| b.is_ascii_digit());
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        let port = match after {
+            "" => "",
+            after => after.strip_prefix(':')?,
+        };
+        let ip: std::net::Ipv6Addr = inside.parse().ok()?;
+        return port_is_valid(port).then_some(Host::Address(IpAddr::V6(ip)));
+    }
+    let (host, port) = authority.split_once(':').unwrap_or((authority, ""));
+    if !port_is_valid(port) || host.is_empty() {
+        return None;
+    }
+    Some(match host.parse::<std::net::Ipv4Addr>() {
+        Ok(ip) => Host::Address(IpAddr::V4(ip)),
+        Err(_) => Host::Name(host.strip_suffix('.').unwrap_or(host)),
+    })
+}
+
+/// Refuses a request not addressed to a loopback name (DNS rebinding: a page on a hostile name
+/// that resolves to 127.0.0.1 would otherwise read the traces through the visitor's browser).
+/// Served on another address (`xray-host daemon --listen`), the stand-in also answers a request
+/// addressed to that address, or to any IP address when it listens on all of them: a rebinding
+/// page always uses a name.
+fn host_refusal<B>(request: &Request<B>, listen: SocketAddr) -> Option<Response<StandInBody>> {
+    let allowed = |authority: &str| {
+        if is_loopback_authority(authority) {
+            return true;
+        }
+        match authority_host(authority) {
+            Some(Host::Address(ip)) if !listen.ip().is_loopback() => {
+                listen.ip().is_unspecified() || ip == listen.ip()
+            }
+            _ => false,
+        }
+    };
+    let mut authorities: Vec<String> = request
+        .headers()
+        .get_all(header::HOST)
+        .iter()
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .collect();
+    authorities.extend(request.uri().authority().map(|a| a.as_str().to_string()));
+    let refused = if authorities.is_empty() {
+        Some(String::new())
+    } else {
+        authorities.into_iter().find(|a| !allowed(a))
+    };
+    let refused = refused?;
+    let port = listen.port();
+    let mut message = format!(
+        "the X-Ray daemon stand-in answers only requests addressed to localhost, 127.x.x.x or \
+         [::1] (Host {refused:?}): a page on another name may be reaching it through the \
+         browser (DNS rebinding); use http://127.0.0.1:{port}/"
+    );
+    if !listen.ip().is_loopback() {
+        message.push_str(&format!(
+            " or, since it listens on {listen}, {}",
+            if listen.ip().is_unspecified() {
+                "an IP address of this machine".to_string()
+            } else {
+                format!("http://{listen}/")
+            }
+        ));
+    }
+    Some(json_error(
+        StatusCode::MISDIRECTED_REQUEST,
+        "host_not_allowed",
+        &message,
+    ))
 }
 
 fn to_json(answer: impl Serialize) -> Result<Value, ApiError> {
@@ -245,6 +356,7 @@ mod tests {
 
     async fn post(stand_in: &DaemonStandIn, path: &str, body: &str) -> (StatusCode, Value) {
         let request = Request::post(path)
+            .header(header::HOST, "127.0.0.1:2000")
             .body(Full::new(Bytes::from(body.to_string())))
             .unwrap();
         let response = stand_in.handle(request).await;
@@ -283,5 +395,168 @@ mod tests {
         let (status, answer) = post(&stand_in, "/GetSamplingRules", "").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(answer["SamplingRuleRecords"].as_array().unwrap().len(), 2);
+    }
+
+    async fn status_for(stand_in: &DaemonStandIn, hosts: &[&str], uri: &str) -> StatusCode {
+        let mut request = Request::get(uri);
+        for host in hosts {
+            request = request.header(header::HOST, *host);
+        }
+        let response = stand_in
+            .handle(request.body(Full::new(Bytes::new())).unwrap())
+            .await;
+        let status = response.status();
+        if status == StatusCode::MISDIRECTED_REQUEST {
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let answer: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(answer["error"], "host_not_allowed");
+            assert!(
+                answer["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("DNS rebinding"),
+                "{answer}"
+            );
+        }
+        status
+    }
+
+    async fn stand_in_on(listen: &str) -> Arc<DaemonStandIn> {
+        DaemonStandIn::start(&DaemonOptions {
+            listen: listen.parse().unwrap(),
+            max_traces: 10,
+            sampling_rules: None,
+        })
+        .await
+        .unwrap()
+    }
+
+    #[test]
+    fn loopback_authorities_are_localhost_127_and_ipv6_loopback_with_any_port() {
+        for loopback in [
+            "localhost",
+            "LocalHost:2000",
+            "localhost.:80",
+            "127.0.0.1",
+            "127.0.0.1:2000",
+            "127.8.9.10:1",
+            "[::1]",
+            "[::1]:2000",
+        ] {
+            assert!(is_loopback_authority(loopback), "{loopback}");
+        }
+        for other in [
+            "",
+            "evil.example",
+            "localhost.evil.example:2000",
+            "127.0.0.1.evil.example",
+            "evil.localhost",
+            "10.0.0.1:2000",
+            "0.0.0.0:2000",
+            "[::]:2000",
+            "[::ffff:127.0.0.1]",
+            "::1",
+            "[::1]x",
+            "127.0.0.1:20a0",
+            "localhost:2000:1",
+            "2130706433",
+        ] {
+            assert!(!is_loopback_authority(other), "{other}");
+        }
+    }
+
+    #[tokio::test]
+    async fn only_requests_addressed_to_a_loopback_name_are_answered() {
+        let stand_in = stand_in_on("127.0.0.1:0").await;
+        for host in ["127.0.0.1:2000", "localhost:2000", "[::1]:2000"] {
+            assert_eq!(status_for(&stand_in, &[host], "/").await, StatusCode::OK);
+        }
+        let refused = StatusCode::MISDIRECTED_REQUEST;
+        for host in ["rebind.example:2000", "192.168.1.20:2000"] {
+            assert_eq!(status_for(&stand_in, &[host], "/").await, refused, "{host}");
+            assert_eq!(status_for(&stand_in, &[host], "/status").await, refused);
+        }
+        assert_eq!(status_for(&stand_in, &[], "/").await, refused, "no Host");
+        assert_eq!(
+            status_for(&stand_in, &["127.0.0.1:2000", "evil.example"], "/").await,
+            refused,
+            "two Host lines, one of them hostile"
+        );
+        assert_eq!(
+            status_for(&stand_in, &["127.0.0.1:2000"], "http://evil.example/").await,
+            refused,
+            "an absolute URI names the host too"
+        );
+        // Every path is behind the check: the API, sampling and OTLP.
+        for path in [
+            "/TraceSummaries",
+            "/GetSamplingRules",
+            otlp_ingest::TRACES_PATH,
+        ] {
+            let request = Request::post(path)
+                .header(header::HOST, "rebind.example:2000")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from_static(b"{}")))
+                .unwrap();
+            assert_eq!(stand_in.handle(request).await.status(), refused, "{path}");
+        }
+        assert_eq!(stand_in.store().counts().accepted, 0);
+    }
+
+    #[tokio::test]
+    async fn served_on_another_address_it_also_answers_that_address_never_a_name() {
+        // An address of this machine that is not loopback is not at hand in every sandbox:
+        // all addresses stand for it.
+        let stand_in = stand_in_on("0.0.0.0:0").await;
+        for host in ["127.0.0.1:2000", "10.1.2.3:2000", "[fd00::5]:2000"] {
+            assert_eq!(
+                status_for(&stand_in, &[host], "/").await,
+                StatusCode::OK,
+                "{host}"
+            );
+        }
+        for host in ["xray-daemon:2000", "rebind.example"] {
+            assert_eq!(
+                status_for(&stand_in, &[host], "/").await,
+                StatusCode::MISDIRECTED_REQUEST,
+                "{host}"
+            );
+        }
+        // Bound to one address, it answers that address and loopback, not others.
+        let specific = DaemonStandIn {
+            listen: "10.1.2.3:2000".parse().unwrap(),
+            store: Arc::new(TraceStore::new(1)),
+            sampling: SamplingService::parse(sampling_service::DEFAULT_RULES, now()).unwrap(),
+            rejected_logged: AtomicU64::new(0),
+        };
+        assert_eq!(
+            status_for(&specific, &["10.1.2.3:2000"], "/").await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status_for(&specific, &["localhost"], "/").await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status_for(&specific, &["10.1.2.4:2000"], "/").await,
+            StatusCode::MISDIRECTED_REQUEST
+        );
+    }
+
+    #[tokio::test]
+    async fn the_status_page_counts_what_the_caps_dropped() {
+        let stand_in = stand_in_on("127.0.0.1:0").await;
+        let response = stand_in
+            .handle(
+                Request::get("/status")
+                    .header(header::HOST, "127.0.0.1:2000")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await;
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let status: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(status["documents_over_trace_cap"], 0, "{status}");
+        assert_eq!(status["spans_over_request_cap"], 0, "{status}");
     }
 }

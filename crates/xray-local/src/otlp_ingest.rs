@@ -4,7 +4,9 @@
 //! ([`crate::span_documents`]) in the same store as the UDP segments.
 //!
 //! Answers as the OTLP/HTTP specification says: 200 with an `ExportTraceServiceResponse` in the
-//! request's encoding, its `partial_success` counting the spans refused and saying why; 400
+//! request's encoding, its `partial_success` counting the spans refused (among them those past
+//! [`MAX_SPANS_PER_REQUEST`], refused unread and counted in the store's
+//! `spans_over_request_cap`) and saying why; 400
 //! with a `google.rpc.Status` for a body that does not decode; 413 for a body over
 //! [`MAX_BODY_BYTES`] (or over [`MAX_DECODED_BYTES`] once decompressed); 415 for another
 //! content type or content encoding; 405 for a method other than POST.
@@ -32,6 +34,11 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// The largest request once decompressed: 32 MiB, so a small gzip body cannot expand without
 /// bound.
 pub const MAX_DECODED_BYTES: usize = 32 * 1024 * 1024;
+
+/// The spans taken from one request: those after it are refused unread, in the answer's
+/// `partial_success`. A small protobuf span takes some 30 bytes, so a body within the limits
+/// could otherwise carry about a million.
+pub const MAX_SPANS_PER_REQUEST: usize = 10_000;
 
 /// The two OTLP/HTTP encodings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,25 +205,36 @@ pub fn receive(
         Ok(decoded) => decoded,
         Err(answer) => return answer,
     };
+    let mut request = request;
+    let over_cap = keep_first_spans(&mut request, MAX_SPANS_PER_REQUEST);
     let mapped = span_documents(&request);
     let mut accepted = 0;
     let mut reasons = mapped.rejected;
+    // The store counts the documents it refuses itself.
+    for _ in 0..reasons.len() {
+        store.count_rejected();
+    }
     for document in mapped.documents {
         match store.add(document, now) {
             Ok(()) => accepted += 1,
             Err(why) => reasons.push(why.to_string()),
         }
     }
-    for _ in 0..reasons.len() {
-        store.count_rejected();
+    if over_cap > 0 {
+        store.count_spans_over_request_cap(over_cap as u64);
+        reasons.push(format!(
+            "the request carries {} spans and the stand-in takes the first \
+             {MAX_SPANS_PER_REQUEST} of one request: export smaller batches",
+            MAX_SPANS_PER_REQUEST + over_cap
+        ));
     }
+    let rejected = reasons.len() - usize::from(over_cap > 0) + over_cap;
     // A request with every span taken answers with no partial_success, as the spec asks.
-    let partial_success = (!reasons.is_empty()).then(|| ExportTracePartialSuccess {
-        rejected_spans: reasons.len() as i64,
+    let partial_success = (rejected > 0).then(|| ExportTracePartialSuccess {
+        rejected_spans: rejected as i64,
         error_message: format!(
-            "{} of {} spans refused; the first: {}",
-            reasons.len(),
-            reasons.len() + accepted,
+            "{rejected} of {} spans refused; the first: {}",
+            rejected + accepted,
             reasons[0]
         ),
     });
@@ -232,9 +250,26 @@ pub fn receive(
         content_type: encoding.content_type(),
         body,
         accepted,
-        rejected: reasons.len(),
+        rejected,
         problem: reasons.into_iter().next(),
     }
+}
+
+/// Keeps the first `max` spans of `request`, in order, and answers how many it dropped.
+fn keep_first_spans(request: &mut ExportTraceServiceRequest, max: usize) -> usize {
+    let mut room = max;
+    let mut dropped = 0;
+    for scope in request
+        .resource_spans
+        .iter_mut()
+        .flat_map(|resource| resource.scope_spans.iter_mut())
+    {
+        let kept = scope.spans.len().min(room);
+        dropped += scope.spans.len() - kept;
+        scope.spans.truncate(kept);
+        room -= kept;
+    }
+    dropped
 }
 
 /// Answers one request to [`TRACES_PATH`].
@@ -487,6 +522,58 @@ mod tests {
     }
 
     #[test]
+    fn spans_past_the_cap_of_one_request_are_refused_and_counted() {
+        // One trace, in two scopes: the cap counts across them, in order.
+        let mut request = checkout();
+        let template = request.resource_spans[0].scope_spans[0].spans[1].clone();
+        let spans = |from: u64, count: u64| -> Vec<_> {
+            (from..from + count)
+                .map(|i| {
+                    let mut span = template.clone();
+                    span.span_id = (i + 1000).to_be_bytes().to_vec();
+                    span
+                })
+                .collect()
+        };
+        let over = 7;
+        let first = request.resource_spans[0].scope_spans[0].spans.len();
+        request.resource_spans[0].scope_spans[0].spans =
+            spans(0, (MAX_SPANS_PER_REQUEST - first + 1) as u64);
+        let mut second = request.resource_spans[0].scope_spans[0].clone();
+        second.spans = spans(1_000_000, (first - 1 + over) as u64);
+        request.resource_spans[0].scope_spans.push(second);
+        let store = TraceStore::new(10);
+        let answer = receive(&store, PROTOBUF, None, &request.encode_to_vec(), 1.0);
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.problem);
+        assert_eq!(
+            (answer.accepted, answer.rejected),
+            (MAX_SPANS_PER_REQUEST, over)
+        );
+        let partial = ExportTraceServiceResponse::decode(&answer.body[..])
+            .unwrap()
+            .partial_success
+            .unwrap();
+        assert_eq!(partial.rejected_spans, over as i64);
+        assert!(
+            partial.error_message.contains("export smaller batches"),
+            "{}",
+            partial.error_message
+        );
+        let counts = store.counts();
+        assert_eq!(counts.accepted, MAX_SPANS_PER_REQUEST as u64);
+        assert_eq!(counts.spans_over_request_cap, over as u64);
+        assert_eq!((counts.rejected, counts.documents_over_trace_cap), (0, 0));
+        // The trace is full: a span more is refused by the store's cap, and counted there.
+        let mut one_more = checkout();
+        one_more.resource_spans[0].scope_spans[0].spans = spans(5_000_000, 1);
+        let answer = receive(&store, PROTOBUF, None, &one_more.encode_to_vec(), 1.0);
+        assert_eq!((answer.accepted, answer.rejected), (0, 1));
+        assert!(answer.problem.unwrap().contains("as many documents"));
+        let counts = store.counts();
+        assert_eq!((counts.rejected, counts.documents_over_trace_cap), (0, 1));
+    }
+
+    #[test]
     fn bad_bodies_types_and_encodings_are_refused_with_a_status_message() {
         let store = TraceStore::new(10);
         // Content-Type, Content-Encoding, body, and the status expected.
@@ -549,6 +636,7 @@ mod tests {
         .unwrap();
         let post = |body: Vec<u8>| {
             Request::post(TRACES_PATH)
+                .header(header::HOST, "127.0.0.1:2000")
                 .header(header::CONTENT_TYPE, "application/x-protobuf")
                 .body(Full::new(Bytes::from(body)))
                 .unwrap()
@@ -561,6 +649,7 @@ mod tests {
         let response = stand_in
             .handle(
                 Request::get(TRACES_PATH)
+                    .header(header::HOST, "localhost:2000")
                     .body(Full::new(Bytes::new()))
                     .unwrap(),
             )

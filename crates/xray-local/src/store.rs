@@ -1,6 +1,7 @@
 //! The traces the local daemon stand-in keeps: every accepted document, merged into its trace
 //! (segments, in-progress documents replaced by their complete version, independent
-//! subsegments attached to their parents), bounded in number with the oldest evicted.
+//! subsegments attached to their parents), bounded in number with the oldest evicted, and each
+//! trace bounded in documents ([`MAX_DOCUMENTS_PER_TRACE`]), what is dropped counted.
 
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
@@ -16,6 +17,12 @@ pub struct StoreCounts {
     pub rejected: u64,
     /// Traces evicted to stay within the bound.
     pub evicted: u64,
+    /// Documents dropped because their trace already held [`MAX_DOCUMENTS_PER_TRACE`] others
+    /// (a document replacing one of the same id is never dropped).
+    pub documents_over_trace_cap: u64,
+    /// OTLP spans refused unread because their request carried more than
+    /// [`crate::otlp_ingest::MAX_SPANS_PER_REQUEST`] (also in the request's `rejected_spans`).
+    pub spans_over_request_cap: u64,
     /// Traces kept now.
     pub traces: usize,
 }
@@ -120,6 +127,10 @@ fn attach(entities: &mut [Value], parent: &str, subsegment: &mut Option<Value>) 
     false
 }
 
+/// The documents one trace keeps: far above what X-Ray itself keeps of a trace, and a bound on
+/// what one client sending endless subsegments of one trace can make the stand-in hold.
+pub const MAX_DOCUMENTS_PER_TRACE: usize = 10_000;
+
 struct Inner {
     traces: HashMap<String, StoredTrace>,
     order: VecDeque<String>,
@@ -129,14 +140,21 @@ struct Inner {
 /// The bounded store.
 pub struct TraceStore {
     max_traces: usize,
+    max_documents_per_trace: usize,
     inner: Mutex<Inner>,
 }
 
 impl TraceStore {
     /// A store keeping at most `max_traces` traces.
     pub fn new(max_traces: usize) -> Self {
+        Self::with_max_documents_per_trace(max_traces, MAX_DOCUMENTS_PER_TRACE)
+    }
+
+    /// A store keeping at most `max_traces` traces of at most `max_documents` documents each.
+    pub fn with_max_documents_per_trace(max_traces: usize, max_documents: usize) -> Self {
         Self {
             max_traces: max_traces.max(1),
+            max_documents_per_trace: max_documents.max(1),
             inner: Mutex::new(Inner {
                 traces: HashMap::new(),
                 order: VecDeque::new(),
@@ -149,7 +167,8 @@ impl TraceStore {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a parsed document; refuses (and counts) one without `trace_id` or `id`.
+    /// Adds a parsed document; refuses (and counts) one without `trace_id` or `id`, and one
+    /// that would take its trace past its bound of documents.
     pub fn add(&self, document: Value, now: f64) -> Result<(), &'static str> {
         let trace_id = document
             .get("trace_id")
@@ -164,6 +183,13 @@ impl TraceStore {
             return Err("a segment document needs an id and a trace_id");
         };
         let mut inner = self.lock();
+        if let Some(trace) = inner.traces.get(&trace_id)
+            && trace.documents.len() >= self.max_documents_per_trace
+            && !trace.documents.iter().any(|existing| existing.id == id)
+        {
+            inner.counts.documents_over_trace_cap += 1;
+            return Err("the trace already holds as many documents as the stand-in keeps of one");
+        }
         inner.counts.accepted += 1;
         if !inner.traces.contains_key(&trace_id) {
             while inner.traces.len() >= self.max_traces {
@@ -212,6 +238,11 @@ impl TraceStore {
     /// Counts a rejected datagram or OTLP span.
     pub fn count_rejected(&self) {
         self.lock().counts.rejected += 1;
+    }
+
+    /// Counts OTLP spans refused past the cap on spans in one request.
+    pub fn count_spans_over_request_cap(&self, spans: u64) {
+        self.lock().counts.spans_over_request_cap += spans;
     }
 
     /// The counters.
@@ -280,5 +311,52 @@ mod tests {
         assert!(store.trace("1-5759e988-bd862e3fe1be46a994272790").is_none());
         assert!(store.add(json!({"id": "x"}), 0.0).is_err());
         assert_eq!(store.counts().rejected, 1);
+    }
+
+    #[test]
+    fn a_trace_keeps_a_bounded_number_of_documents_and_counts_the_rest() {
+        let store = TraceStore::with_max_documents_per_trace(10, 3);
+        let document = |id: &str, end: Option<f64>| {
+            let mut document = json!({"trace_id": TRACE, "id": id, "name": "x", "start_time": 1.0});
+            match end {
+                Some(end) => document["end_time"] = json!(end),
+                None => document["in_progress"] = json!(true),
+            }
+            document
+        };
+        store.add(document("aaaaaaaaaaaaaaa1", None), 0.0).unwrap();
+        store
+            .add(document("aaaaaaaaaaaaaaa2", Some(2.0)), 0.0)
+            .unwrap();
+        store
+            .add(document("aaaaaaaaaaaaaaa3", Some(2.0)), 0.0)
+            .unwrap();
+        for extra in ["aaaaaaaaaaaaaaa4", "aaaaaaaaaaaaaaa5"] {
+            assert!(store.add(document(extra, Some(2.0)), 0.0).is_err());
+        }
+        // At the bound a document still completes one the trace holds.
+        store
+            .add(document("aaaaaaaaaaaaaaa1", Some(3.0)), 0.0)
+            .unwrap();
+        let trace = store.trace(TRACE).unwrap();
+        assert_eq!(trace.documents.len(), 3);
+        assert!(trace.documents.iter().all(|d| d.complete));
+        let counts = store.counts();
+        assert_eq!(
+            (
+                counts.accepted,
+                counts.documents_over_trace_cap,
+                counts.rejected
+            ),
+            (4, 2, 0)
+        );
+        // Another trace has a bound of its own.
+        let other = "1-5759e988-bd862e3fe1be46a994272790";
+        store.add(json!({"trace_id": other, "id": "bbbbbbbbbbbbbbbb", "name": "y", "start_time": 1.0, "end_time": 2.0}), 0.0).unwrap();
+        assert_eq!(store.trace(other).unwrap().documents.len(), 1);
+        assert_eq!(
+            TraceStore::new(1).max_documents_per_trace,
+            MAX_DOCUMENTS_PER_TRACE
+        );
     }
 }

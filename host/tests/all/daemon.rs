@@ -8,7 +8,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::browser;
 use support::peers::{Peer, aws_cli_against, peers_installed};
-use support::{Host, TestHost, free_port, get, request};
+use support::{Host, TestHost, free_port, get, raw, request};
 
 /// A stand-in on a free port (UDP and TCP).
 pub(crate) fn stand_in() -> (Host, u16) {
@@ -113,6 +113,73 @@ pub(crate) fn wait_for_services(port: u16, root: &str, expected: &[&str], failur
         "{failure}: {:?}",
         services_of(port, root)
     );
+}
+
+/// `method path` with `Host: host` and `Content-Type: application/json`, sent to `port`.
+fn addressed(port: u16, method: &str, path: &str, host: &str) -> support::Response {
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    );
+    raw(port, head.as_bytes())
+}
+
+#[test]
+fn the_stand_in_answers_only_requests_addressed_to_a_loopback_name() {
+    let (_host, port) = stand_in();
+    // A page on a hostile name resolving to 127.0.0.1 (DNS rebinding) reads nothing.
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/status"),
+        ("POST", "/TraceSummaries"),
+        ("POST", "/GetSamplingRules"),
+        ("POST", "/v1/traces"),
+    ] {
+        let response = addressed(port, method, path, &format!("rebind.example:{port}"));
+        assert_eq!(response.status, 421, "{method} {path}: {}", response.body);
+        assert_eq!(response.json()["error"], "host_not_allowed");
+        assert!(response.body.contains("DNS rebinding"), "{}", response.body);
+    }
+    // The console's own names are answered.
+    for name in ["127.0.0.1", "localhost", "[::1]"] {
+        let response = addressed(port, "GET", "/", &format!("{name}:{port}"));
+        assert_eq!(response.status, 200, "{name}");
+        assert!(response.body.contains("<html"), "{name}");
+        let response = addressed(port, "POST", "/GetSamplingRules", &format!("{name}:{port}"));
+        assert_eq!(response.status, 200, "{name}: {}", response.body);
+    }
+    let counts = status(port);
+    assert_eq!(counts["documents_over_trace_cap"], 0, "{counts}");
+    assert_eq!(counts["spans_over_request_cap"], 0, "{counts}");
+}
+
+#[test]
+fn a_stand_in_served_beyond_loopback_warns_and_still_refuses_names() {
+    let port = loop {
+        let port = free_port();
+        if UdpSocket::bind(("0.0.0.0", port)).is_ok() {
+            break port;
+        }
+    };
+    let host = TestHost::command(["daemon", "--listen", &format!("0.0.0.0:{port}")])
+        .port(port)
+        .start();
+    assert!(
+        host.wait_for_log("not a loopback address", Duration::from_secs(5)),
+        "{}",
+        host.log()
+    );
+    let log = host.log();
+    assert!(
+        log.contains("no authentication") && log.contains("anyone who can reach"),
+        "{log}"
+    );
+    // Addressed by an address (any, as it listens on all), it answers; by a name, never.
+    for authority in [format!("127.0.0.1:{port}"), format!("192.0.2.7:{port}")] {
+        assert_eq!(addressed(port, "GET", "/status", &authority).status, 200);
+    }
+    let response = addressed(port, "GET", "/status", &format!("rebind.example:{port}"));
+    assert_eq!(response.status, 421, "{}", response.body);
 }
 
 #[test]

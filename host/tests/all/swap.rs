@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use support::peers::Peer;
-use support::{Host, TestHost, component, free_port, get, request};
+use support::{Host, TestHost, component, free_port, get, raw, request};
+
+/// The header `POST /reload` needs.
+const RELOAD: &[(&str, &str)] = &[("X-Xray-Host-Reload", "1")];
 
 /// Replaces `target` with `source` atomically (write beside it, then rename), as a deploy would.
 fn install(source: &Path, target: &Path) {
@@ -207,7 +210,7 @@ fn sighup_and_the_admin_endpoint_reload_and_report_versions() {
     );
 
     install(&component("backend2"), &served);
-    let reload = request(admin, "POST", "/reload", &[], b"").json();
+    let reload = request(admin, "POST", "/reload", RELOAD, b"").json();
     let result = &reload["reloads"][0]["result"];
     // The watcher may have won the race; either way the new version serves now.
     assert!(
@@ -226,10 +229,55 @@ fn sighup_and_the_admin_endpoint_reload_and_report_versions() {
         &get(port, "/").body
     ) == Some("date")));
     assert_eq!(
-        request(admin, "POST", "/reload?service=nobody", &[], b"").status,
+        request(admin, "POST", "/reload?service=nobody", RELOAD, b"").status,
         404
     );
     assert_eq!(get(admin, "/").status, 404);
+}
+
+#[test]
+fn the_admin_endpoint_answers_only_loopback_names_and_reloads_only_with_its_header() {
+    let host = TestHost::serve(&component("backend1"), "Guarded")
+        .admin()
+        .start();
+    let admin = host.admin_port();
+    // A page on a hostile name resolving to 127.0.0.1 (DNS rebinding) reaches nothing.
+    for path in ["/versions", "/stats"] {
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nHost: rebind.example:{admin}\r\nConnection: close\r\n\r\n"
+        );
+        let response = raw(admin, head.as_bytes());
+        assert_eq!(response.status, 421, "{path}: {}", response.body);
+        assert_eq!(response.json()["error"], "host_not_allowed");
+    }
+    let head = "POST /reload HTTP/1.1\r\nHost: rebind.example\r\nX-Xray-Host-Reload: 1\r\n\
+                Content-Length: 0\r\nConnection: close\r\n\r\n";
+    assert_eq!(raw(admin, head.as_bytes()).status, 421);
+    // What a cross-site form can send is refused, saying what to add.
+    let form = request(
+        admin,
+        "POST",
+        "/reload",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"a=1",
+    );
+    assert_eq!(form.status, 403, "{}", form.body);
+    assert_eq!(form.json()["error"], "reload_header_missing");
+    assert!(form.body.contains("X-Xray-Host-Reload: 1"), "{}", form.body);
+    // Under a loopback name, with the header, it reloads.
+    for name in ["localhost", "127.0.0.1", "[::1]"] {
+        let head = format!(
+            "POST /reload HTTP/1.1\r\nHost: {name}:{admin}\r\nX-Xray-Host-Reload: 1\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let response = raw(admin, head.as_bytes());
+        assert_eq!(response.status, 200, "{name}: {}", response.body);
+        assert_eq!(
+            response.json()["reloads"][0]["result"]["outcome"],
+            "unchanged"
+        );
+    }
+    assert_eq!(get(admin, "/versions").status, 200);
 }
 
 #[test]
@@ -384,7 +432,7 @@ fn a_pinned_service_serves_only_its_bytes_at_start_and_on_swap() {
     );
     let log = host.log();
     assert!(log.contains(&other) && log.contains("pinned to"), "{log}");
-    let reload = request(admin, "POST", "/reload", &[], b"").json();
+    let reload = request(admin, "POST", "/reload", RELOAD, b"").json();
     assert_eq!(
         reload["reloads"][0]["result"]["outcome"], "rejected",
         "{reload}"
@@ -398,7 +446,7 @@ fn a_pinned_service_serves_only_its_bytes_at_start_and_on_swap() {
 
     // Putting the pinned bytes back is not a swap: they are what serves.
     install(&component("backend1"), &served);
-    let reload = request(admin, "POST", "/reload", &[], b"").json();
+    let reload = request(admin, "POST", "/reload", RELOAD, b"").json();
     assert_eq!(
         reload["reloads"][0]["result"]["outcome"], "unchanged",
         "{reload}"
