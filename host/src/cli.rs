@@ -308,8 +308,9 @@ pub struct CommonArgs {
     #[arg(long, env = "XRAY_HOST_NO_COMPILE_CACHE")]
     pub no_compile_cache: bool,
 
-    /// Listen for `POST /reload` and `GET /versions` on this address, which must be a loopback
-    /// address (127.0.0.1 or [::1]).
+    /// Listen for `POST /reload` (with the header `X-Xray-Host-Reload: 1`), `GET /versions` and
+    /// `GET /stats` on this address, which must be a loopback address (127.0.0.1 or [::1]); only
+    /// requests addressed to a loopback name are answered.
     #[arg(long, env = "XRAY_HOST_ADMIN_LISTEN", value_name = "ADDR")]
     pub admin_listen: Option<SocketAddr>,
 
