@@ -54,6 +54,22 @@ fn a_p3_instance_is_reused_and_a_p2_instance_is_not() {
     assert_eq!(counts, [1, 1, 1], "{}", off_host.log());
 }
 
+/// A traced faults backend, and the p3 component allowed to call it (`allowed`, its
+/// `127.0.0.1:port`), both sending segments to the backend's stand-in, sampling everything.
+fn p3_calling_a_traced_backend() -> (Host, Host, String) {
+    let backend = TestHost::serve(&component("test_faults"), "Backend")
+        .sample_everything()
+        .traced()
+        .start();
+    let allowed = format!("127.0.0.1:{}", backend.port());
+    let host = p3()
+        .sample_everything()
+        .args(["--allow-outbound", &format!("http://{allowed}")])
+        .daemon_at(&backend.daemon().address())
+        .start();
+    (backend, host, allowed)
+}
+
 /// A trace header naming a new trace, sampled.
 fn trace_header(i: usize) -> (String, String) {
     let seconds = std::time::SystemTime::now()
@@ -66,19 +82,8 @@ fn trace_header(i: usize) -> (String, String) {
 
 #[test]
 fn sixteen_concurrent_requests_in_one_p3_instance_keep_their_own_traces() {
-    let backend = TestHost::serve(&component("test_faults"), "Backend")
-        .sample_everything()
-        .traced()
-        .start();
-    // Both hosts send to the backend's stand-in.
+    let (backend, host, allowed) = p3_calling_a_traced_backend();
     let daemon = backend.daemon();
-    let allowed = format!("127.0.0.1:{}", backend.port());
-    let allow = format!("http://{allowed}");
-    let host = p3()
-        .sample_everything()
-        .args(["--allow-outbound", &allow])
-        .daemon_at(&daemon.address())
-        .start();
     let port = host.port();
 
     // One instance, made and idle before the sixteen arrive (it counts this request as its
@@ -199,17 +204,8 @@ fn a_wasi_0_2_call_from_a_shared_p3_instance_lands_in_no_other_requests_trace() 
     // WASI 0.2's outgoing-handler does not say which of the instance's requests calls: the
     // call must not be recorded into (nor carry the header of) the request the instance
     // accepted last.
-    let backend = TestHost::serve(&component("test_faults"), "Backend")
-        .sample_everything()
-        .traced()
-        .start();
+    let (backend, host, allowed) = p3_calling_a_traced_backend();
     let daemon = backend.daemon();
-    let allowed = format!("127.0.0.1:{}", backend.port());
-    let host = p3()
-        .sample_everything()
-        .args(["--allow-outbound", &format!("http://{allowed}")])
-        .daemon_at(&daemon.address())
-        .start();
     let port = host.port();
     assert_eq!(get(port, "/count").status, 200, "{}", host.log());
 
