@@ -768,10 +768,12 @@ def main():
     rules = log_dir / "sample-all.json"
     rules.write_text(json.dumps(SAMPLE_ALL))
     rules = str(rules)
-    sink = UdpSink()
-    sink.start()
+    # Pinned first: threads inherit the affinity of the thread that starts them, so the sinks
+    # started below stay on the load generator's core, off the servers' core.
     if LOAD_CORES:
         os.sched_setaffinity(0, {int(LOAD_CORES)})
+    sink = UdpSink()
+    sink.start()
 
     print(f"load generator and sink on core {LOAD_CORES}, servers on {SERVER_CORES}; "
           f"wrk -t1 -c{args.connections}, {args.rounds} x {args.seconds}s per variant; logs in {log_dir}")
