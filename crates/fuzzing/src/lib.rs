@@ -39,6 +39,7 @@ pub const TARGETS: &[&str] = &[
     "trace_header",
     "traceparent",
     "forwarded_for",
+    "loopback_authority",
     "daemon_address",
     "local_rules",
     "sampling_responses",
@@ -65,6 +66,7 @@ pub fn run(name: &str, data: &[u8]) {
         "trace_header" => trace_header(data),
         "traceparent" => traceparent(data),
         "forwarded_for" => forwarded_for(data),
+        "loopback_authority" => loopback_authority(data),
         "daemon_address" => daemon_address(data),
         "local_rules" => local_rules(data),
         "sampling_responses" => sampling_responses(data),
@@ -85,6 +87,26 @@ pub fn run(name: &str, data: &[u8]) {
         "cgroup_memory_limit" => host::cgroup_memory_limit(data),
         other => panic!("no fuzz target {other}"),
     }
+}
+
+/// A `Host` header's authority as the local endpoints check it (`xray::loopback`): one judged
+/// loopback names `localhost` or a loopback address, and case does not change the verdict.
+pub fn loopback_authority(data: &[u8]) {
+    use xray::loopback::{AuthorityHost, authority_host, is_loopback_authority};
+    let text = text(data);
+    let loopback = is_loopback_authority(&text);
+    if loopback {
+        match authority_host(&text) {
+            Some(AuthorityHost::Name(name)) => assert!(name.eq_ignore_ascii_case("localhost")),
+            Some(AuthorityHost::Address(ip)) => assert!(ip.is_loopback()),
+            None => panic!("a loopback authority with no host: {text:?}"),
+        }
+    }
+    assert_eq!(
+        is_loopback_authority(&text.to_ascii_uppercase()),
+        loopback,
+        "{text:?}"
+    );
 }
 
 /// The deployment settings (`xray-deploy settings`), from `KEY=VALUE` lines: checking never

@@ -16,11 +16,12 @@
 use crate::error_response::{ResponseBody, json_error, json_response};
 use crate::server::{HandlerFuture, SiteHandler};
 use crate::service::Service;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, header};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use xray::loopback::{is_loopback_authority, refused_authority};
 use xray::recorder::Tracer;
 
 /// The header `POST /reload` needs (any value; `1` in the docs and scripts): a browser sends a
@@ -28,46 +29,10 @@ use xray::recorder::Tracer;
 /// page the developer visits cannot make it reload.
 pub const RELOAD_HEADER: &str = "x-xray-host-reload";
 
-/// Whether `authority` (a `Host` header's value or a URL's authority) names this machine's
-/// loopback: `localhost`, an IPv4 address in 127.0.0.0/8 or `[::1]`, with any port or none.
-pub fn is_loopback_authority(authority: &str) -> bool {
-    let port_is_valid = |port: &str| port.bytes().all(|b| b.is_ascii_digit());
-    if let Some(rest) = authority.strip_prefix('[') {
-        let Some((inside, after)) = rest.split_once(']') else {
-            return false;
-        };
-        let port_ok = after.is_empty() || after.strip_prefix(':').is_some_and(port_is_valid);
-        return port_ok
-            && inside
-                .parse::<std::net::Ipv6Addr>()
-                .is_ok_and(|ip| ip.is_loopback());
-    }
-    let (host, port) = authority.split_once(':').unwrap_or((authority, ""));
-    if !port_is_valid(port) {
-        return false;
-    }
-    let host = host.strip_suffix('.').unwrap_or(host);
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// The refusal a request gets before it is routed, if any: one not addressed to a loopback
 /// name (421), and a `POST /reload` without [`RELOAD_HEADER`] (403).
 fn refusal(method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Response<ResponseBody>> {
-    let mut authorities: Vec<String> = headers
-        .get_all(header::HOST)
-        .iter()
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
-        .collect();
-    authorities.extend(uri.authority().map(|a| a.as_str().to_string()));
-    let hostile = if authorities.is_empty() {
-        Some(String::new())
-    } else {
-        authorities.into_iter().find(|a| !is_loopback_authority(a))
-    };
-    if let Some(hostile) = hostile {
+    if let Some(hostile) = refused_authority(uri, headers, is_loopback_authority) {
         return Some(json_error(
             StatusCode::MISDIRECTED_REQUEST,
             "host_not_allowed",
@@ -316,29 +281,5 @@ mod tests {
             None
         );
         assert_eq!(refused(Method::GET, "/versions", &[host]).await, None);
-    }
-
-    #[test]
-    fn loopback_authorities() {
-        for yes in [
-            "localhost",
-            "LOCALHOST.:1",
-            "127.255.0.1:80",
-            "[::1]",
-            "[::1]:2",
-        ] {
-            assert!(is_loopback_authority(yes), "{yes}");
-        }
-        for no in [
-            "",
-            "a.localhost",
-            "[::]:1",
-            "::1",
-            "0.0.0.0",
-            "127.0.0.1:x",
-            "[::1]1",
-        ] {
-            assert!(!is_loopback_authority(no), "{no}");
-        }
     }
 }

@@ -10,7 +10,7 @@
 //!
 //! The TCP side has no authentication: it answers only requests addressed to a loopback name
 //! (or, served on another address on purpose, to that address), so a web page cannot reach it
-//! through a browser under a name of its own (DNS rebinding); see [`is_loopback_authority`].
+//! through a browser under a name of its own (DNS rebinding); see [`xray::loopback`].
 
 pub mod api;
 pub mod datagram;
@@ -28,11 +28,12 @@ use http_body_util::{BodyExt, Full, Limited};
 use sampling_service::SamplingService;
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use store::TraceStore;
 use tokio::net::UdpSocket;
+use xray::loopback::{AuthorityHost, authority_host, is_loopback_authority, refused_authority};
 use xray::request_trace::now;
 use xray::sampling::wire::SamplingTargetsRequest;
 
@@ -204,45 +205,6 @@ impl DaemonStandIn {
     }
 }
 
-/// Whether `authority` (a `Host` header's value or a URL's authority) names this machine's
-/// loopback: `localhost`, an IPv4 address in 127.0.0.0/8 or `[::1]`, with any port or none.
-pub fn is_loopback_authority(authority: &str) -> bool {
-    match authority_host(authority) {
-        Some(Host::Name(name)) => name.eq_ignore_ascii_case("localhost"),
-        Some(Host::Address(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
-/// The host part of a `host[:port]` authority.
-enum Host<'a> {
-    /// A name, its trailing dot removed.
-    Name(&'a str),
-    /// An IPv4 address, or an IPv6 address in brackets.
-    Address(IpAddr),
-}
-
-fn authority_host(authority: &str) -> Option<Host<'_>> {
-    let port_is_valid = |port: &str| port.is_empty() || port.bytes().all(|b| b.is_ascii_digit());
-    if let Some(rest) = authority.strip_prefix('[') {
-        let (inside, after) = rest.split_once(']')?;
-        let port = match after {
-            "" => "",
-            after => after.strip_prefix(':')?,
-        };
-        let ip: std::net::Ipv6Addr = inside.parse().ok()?;
-        return port_is_valid(port).then_some(Host::Address(IpAddr::V6(ip)));
-    }
-    let (host, port) = authority.split_once(':').unwrap_or((authority, ""));
-    if !port_is_valid(port) || host.is_empty() {
-        return None;
-    }
-    Some(match host.parse::<std::net::Ipv4Addr>() {
-        Ok(ip) => Host::Address(IpAddr::V4(ip)),
-        Err(_) => Host::Name(host.strip_suffix('.').unwrap_or(host)),
-    })
-}
-
 /// Refuses a request not addressed to a loopback name (DNS rebinding: a page on a hostile name
 /// that resolves to 127.0.0.1 would otherwise read the traces through the visitor's browser).
 /// Served on another address (`xray-host daemon --listen`), the stand-in also answers a request
@@ -254,25 +216,13 @@ fn host_refusal<B>(request: &Request<B>, listen: SocketAddr) -> Option<Response<
             return true;
         }
         match authority_host(authority) {
-            Some(Host::Address(ip)) if !listen.ip().is_loopback() => {
+            Some(AuthorityHost::Address(ip)) if !listen.ip().is_loopback() => {
                 listen.ip().is_unspecified() || ip == listen.ip()
             }
             _ => false,
         }
     };
-    let mut authorities: Vec<String> = request
-        .headers()
-        .get_all(header::HOST)
-        .iter()
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
-        .collect();
-    authorities.extend(request.uri().authority().map(|a| a.as_str().to_string()));
-    let refused = if authorities.is_empty() {
-        Some(String::new())
-    } else {
-        authorities.into_iter().find(|a| !allowed(a))
-    };
-    let refused = refused?;
+    let refused = refused_authority(request.uri(), request.headers(), allowed)?;
     let port = listen.port();
     let mut message = format!(
         "the X-Ray daemon stand-in answers only requests addressed to localhost, 127.x.x.x or \
@@ -429,40 +379,6 @@ mod tests {
         })
         .await
         .unwrap()
-    }
-
-    #[test]
-    fn loopback_authorities_are_localhost_127_and_ipv6_loopback_with_any_port() {
-        for loopback in [
-            "localhost",
-            "LocalHost:2000",
-            "localhost.:80",
-            "127.0.0.1",
-            "127.0.0.1:2000",
-            "127.8.9.10:1",
-            "[::1]",
-            "[::1]:2000",
-        ] {
-            assert!(is_loopback_authority(loopback), "{loopback}");
-        }
-        for other in [
-            "",
-            "evil.example",
-            "localhost.evil.example:2000",
-            "127.0.0.1.evil.example",
-            "evil.localhost",
-            "10.0.0.1:2000",
-            "0.0.0.0:2000",
-            "[::]:2000",
-            "[::ffff:127.0.0.1]",
-            "::1",
-            "[::1]x",
-            "127.0.0.1:20a0",
-            "localhost:2000:1",
-            "2130706433",
-        ] {
-            assert!(!is_loopback_authority(other), "{other}");
-        }
     }
 
     #[tokio::test]

@@ -5,6 +5,8 @@
 //! - [`traceparent`]: W3C Trace Context's `traceparent`, and its ids as X-Ray's.
 //! - [`ids`]: [`TraceId`](ids::TraceId) and [`SegmentId`](ids::SegmentId), from the operating
 //!   system's CSPRNG, with their W3C (OpenTelemetry) forms.
+//! - [`loopback`]: whether a request is addressed to this machine's loopback (the local
+//!   endpoints' check against DNS rebinding).
 //! - [`names`]: X-Ray's rules for segment names and annotation keys, checked and made valid.
 //! - [`document`]: the segment document, typed.
 //! - [`forwarded_for`]: which `X-Forwarded-For` entry names the client, behind how many
@@ -34,6 +36,7 @@ pub mod emitter;
 pub mod export;
 pub mod forwarded_for;
 pub mod ids;
+pub mod loopback;
 pub mod names;
 pub mod otel;
 pub mod recorder;

@@ -453,6 +453,19 @@ mod tests {
         start.with(|t| t.clone())
     }
 
+    /// The caller's ids a restarted trace keeps in its host metadata.
+    fn assert_incoming(trace: &RequestTrace, root: &str, parent: &str) {
+        let notes = &trace.segment.metadata.host;
+        assert_eq!(
+            notes.incoming_trace_id.as_ref().map(TraceId::as_str),
+            Some(root)
+        );
+        assert_eq!(
+            notes.incoming_parent_id.as_ref().map(SegmentId::as_str),
+            Some(parent)
+        );
+    }
+
     const ROOT: &str = "1-5759e988-bd862e3fe1be46a994272793";
 
     /// The same trace as [`ROOT`], as W3C writes it.
@@ -783,15 +796,7 @@ mod tests {
         assert!(trace.extra_header_fields.is_empty());
         assert_eq!(trace.trace_state, None);
         // What the caller sent is kept, as it named it.
-        let notes = &trace.segment.metadata.host;
-        assert_eq!(
-            notes.incoming_trace_id.as_ref().map(TraceId::as_str),
-            Some(ROOT)
-        );
-        assert_eq!(
-            notes.incoming_parent_id.as_ref().map(SegmentId::as_str),
-            Some("53995c3f42cd8ad8")
-        );
+        assert_incoming(&trace, ROOT, "53995c3f42cd8ad8");
         // The answer names our root, and nothing downstream names the caller's trace.
         assert_eq!(
             start.response_header().map(|h| h.to_string()),
@@ -839,15 +844,7 @@ mod tests {
         let trace = recorded(&start);
         assert_ne!(trace.trace_id, ROOT);
         assert!(trace.sampled, "the rules decide, not the flag 00");
-        let notes = &trace.segment.metadata.host;
-        assert_eq!(
-            notes.incoming_trace_id.as_ref().map(TraceId::as_str),
-            Some(ROOT)
-        );
-        assert_eq!(
-            notes.incoming_parent_id.as_ref().map(SegmentId::as_str),
-            Some("00f067aa0ba902b7")
-        );
+        assert_incoming(&trace, ROOT, "00f067aa0ba902b7");
         assert!(!trace.downstream_traceparent(None).contains(W3C_TRACE));
 
         // Nothing sent, or a header naming no valid trace: nothing noted.
