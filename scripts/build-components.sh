@@ -38,7 +38,9 @@ else:
 '
 }
 
-# Writes the world the Python services target into $1: our service world (tracing, table), the
+# Writes the world the Python services target into $1: our service world (tracing, table) at the
+# package's 0.2.0 (a WASI 0.2 handler is a synchronous export, which may not call 0.3.0's
+# `async func` table calls), the
 # wasi:http proxy world of the version in $2, and wasi:cli/environment for `--env`.
 write_python_world() {
   mkdir -p "$1"

@@ -54,7 +54,9 @@ fi
 # `fetch` event implements.
 rm -rf "$wit"
 mkdir -p "$wit/deps/xray-host-platform" "$out"
-cp wit/tracing.wit wit/table.wit wit/worlds.wit "$wit/deps/xray-host-platform/"
+# The package's 0.2.0: StarlingMonkey's handler is a synchronous WASI 0.2 export, which may
+# not call 0.3.0's `async func` table calls.
+cp "wit/deps/xray-host-platform@0.2.0/"*.wit "$wit/deps/xray-host-platform/"
 for package in "$jco_wit"/*/; do
   name=$(basename "$package")
   mkdir -p "$wit/deps/$name"

@@ -16,13 +16,16 @@ use xray_platform::tracing::Subsegment;
 #[http_service]
 async fn handle(request: Request) -> Answer {
     let method = request.method().to_string();
-    routes::conventional(&method, request.uri().path(), &["/"]).unwrap_or_else(current_date)
+    match routes::conventional(&method, request.uri().path(), &["/"]) {
+        Some(answer) => answer,
+        None => current_date().await,
+    }
 }
 
-fn current_date() -> Answer {
+async fn current_date() -> Answer {
     // The manual subsegment the original's README shows by hand, around the backend's work.
     let work = Subsegment::begin("current-date");
-    last_access::record_last_access("backend1");
+    last_access::record_last_access("backend1").await;
     let date = LocalDateTime::now().date();
     work.annotate("current_date", date.as_str());
     Answer::json(200, format!(r#"{{"currentDate":"{date}"}}"#))

@@ -21,12 +21,15 @@ use xray_platform::tracing::Subsegment;
 #[http_service]
 async fn handle(request: Request) -> Answer {
     let method = request.method().to_string();
-    routes::conventional(&method, request.uri().path(), &["/"]).unwrap_or_else(current_time)
+    match routes::conventional(&method, request.uri().path(), &["/"]) {
+        Some(answer) => answer,
+        None => current_time().await,
+    }
 }
 
 #[cfg(not(feature = "standalone"))]
-fn current_time() -> Answer {
-    last_access::record_last_access("backend2");
+async fn current_time() -> Answer {
+    last_access::record_last_access("backend2").await;
     let work = Subsegment::begin("current-time");
     let time = LocalDateTime::now().time();
     work.annotate("current_time", time.as_str());
@@ -34,7 +37,7 @@ fn current_time() -> Answer {
 }
 
 #[cfg(feature = "standalone")]
-fn current_time() -> Answer {
+async fn current_time() -> Answer {
     time_answer(&LocalDateTime::now().time())
 }
 

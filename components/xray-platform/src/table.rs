@@ -3,11 +3,19 @@
 //! ```no_run
 //! use xray_platform::table::{self, Value};
 //!
+//! # async fn handler() {
 //! let written = table::put_item(&[
 //!     ("SubAppId", Value::Text("backend1".into())),
 //!     ("LastAccessed", Value::Text("1795534205".into())),
-//! ]);
+//! ])
+//! .await;
+//! # }
 //! ```
+//!
+//! The calls are `async`: while one request waits for the table, a WASI 0.3 instance serves its
+//! other requests. A WASI 0.2 handler is a synchronous export, which may not wait on an `async`
+//! import (wasmtime traps), so it calls [`blocking`] instead: the same operations through the
+//! package's 0.2.0, whose calls hold the instance until the table answers.
 
 use crate::raw::table as wit;
 
@@ -37,13 +45,83 @@ pub enum Value {
 }
 
 /// Writes an item, replacing the one with the same key.
-pub fn put_item(attributes: &[(&str, Value)]) -> Result<(), TableError> {
-    wit::put_item(&to_wit(attributes))
+#[cfg(feature = "async")]
+pub async fn put_item(attributes: &[(&str, Value)]) -> Result<(), TableError> {
+    wit::put_item(to_wit(attributes)).await
 }
 
 /// Reads the item with this key.
-pub fn get_item(key: &[(&str, Value)]) -> Result<Option<Vec<(String, Value)>>, TableError> {
-    Ok(wit::get_item(&to_wit(key))?.map(from_wit))
+#[cfg(feature = "async")]
+pub async fn get_item(key: &[(&str, Value)]) -> Result<Option<Vec<(String, Value)>>, TableError> {
+    Ok(wit::get_item(to_wit(key)).await?.map(from_wit))
+}
+
+/// The table for a WASI 0.2 handler: the same calls, synchronous, through the package's
+/// 0.2.0 (whose types are the current ones under other names).
+pub mod blocking {
+    use super::{TableError, Value, from_wit, to_wit, wit};
+    use crate::raw::table_v0_2 as old;
+
+    /// Writes an item, replacing the one with the same key; the instance waits for the table.
+    pub fn put_item(attributes: &[(&str, Value)]) -> Result<(), TableError> {
+        old::put_item(&to_old(to_wit(attributes))).map_err(from_old_error)
+    }
+
+    /// Reads the item with this key; the instance waits for the table.
+    pub fn get_item(key: &[(&str, Value)]) -> Result<Option<Vec<(String, Value)>>, TableError> {
+        let found = old::get_item(&to_old(to_wit(key))).map_err(from_old_error)?;
+        Ok(found.map(|item| from_wit(from_old(item))))
+    }
+
+    /// The same item as 0.2.0's type.
+    pub fn to_old(item: wit::Item) -> old::Item {
+        let values = item.values.into_iter().map(|value| match value {
+            wit::Value::Text(s) => old::Value::Text(s),
+            wit::Value::Number(n) => old::Value::Number(n),
+            wit::Value::Binary(b) => old::Value::Binary(b),
+            wit::Value::Boolean(b) => old::Value::Boolean(b),
+            wit::Value::Null => old::Value::Null,
+            wit::Value::List(l) => old::Value::List(l),
+            wit::Value::Map(m) => old::Value::Map(m),
+            wit::Value::TextSet(s) => old::Value::TextSet(s),
+            wit::Value::NumberSet(s) => old::Value::NumberSet(s),
+        });
+        old::Item {
+            attributes: item.attributes,
+            values: values.collect(),
+        }
+    }
+
+    fn from_old(item: old::Item) -> wit::Item {
+        let values = item.values.into_iter().map(|value| match value {
+            old::Value::Text(s) => wit::Value::Text(s),
+            old::Value::Number(n) => wit::Value::Number(n),
+            old::Value::Binary(b) => wit::Value::Binary(b),
+            old::Value::Boolean(b) => wit::Value::Boolean(b),
+            old::Value::Null => wit::Value::Null,
+            old::Value::List(l) => wit::Value::List(l),
+            old::Value::Map(m) => wit::Value::Map(m),
+            old::Value::TextSet(s) => wit::Value::TextSet(s),
+            old::Value::NumberSet(s) => wit::Value::NumberSet(s),
+        });
+        wit::Item {
+            attributes: item.attributes,
+            values: values.collect(),
+        }
+    }
+
+    /// 0.2.0's error as the current type.
+    pub fn from_old_error(error: old::TableError) -> TableError {
+        match error {
+            old::TableError::InvalidItem(m) => TableError::InvalidItem(m),
+            old::TableError::TooLarge(n) => TableError::TooLarge(n),
+            old::TableError::TableNotFound(m) => TableError::TableNotFound(m),
+            old::TableError::Throttled(m) => TableError::Throttled(m),
+            old::TableError::Unavailable(m) => TableError::Unavailable(m),
+            old::TableError::Denied(m) => TableError::Denied(m),
+            old::TableError::Failed(m) => TableError::Failed(m),
+        }
+    }
 }
 
 fn to_wit(attributes: &[(&str, Value)]) -> wit::Item {
@@ -111,7 +189,7 @@ fn build(values: &[wit::Value], index: u32, depth: usize) -> Value {
 
 /// Items as serde types, through JSON: objects are maps, arrays lists, strings text, numbers
 /// numbers, booleans and null themselves (DynamoDB's sets and binary have no JSON form).
-#[cfg(feature = "serde")]
+#[cfg(all(feature = "serde", feature = "async"))]
 mod serde_items {
     use super::{TableError, Value, get_item, put_item};
     use serde::Serialize;
@@ -176,22 +254,22 @@ mod serde_items {
     }
 
     /// Writes a serializable struct or map as an item.
-    pub fn put<T: Serialize>(item: &T) -> Result<(), TableError> {
+    pub async fn put<T: Serialize>(item: &T) -> Result<(), TableError> {
         let attributes = attributes_of(item)?;
         let borrowed: Vec<(&str, Value)> = attributes
             .iter()
             .map(|(k, v)| (k.as_str(), v.clone()))
             .collect();
-        put_item(&borrowed)
+        put_item(&borrowed).await
     }
 
     /// Reads the item with the key of `key` (a serializable struct or map of the key
     /// attributes) as a `T`.
-    pub fn get<T: DeserializeOwned>(key: &impl Serialize) -> Result<Option<T>, TableError> {
+    pub async fn get<T: DeserializeOwned>(key: &impl Serialize) -> Result<Option<T>, TableError> {
         let key = attributes_of(key)?;
         let borrowed: Vec<(&str, Value)> =
             key.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        let Some(found) = get_item(&borrowed)? else {
+        let Some(found) = get_item(&borrowed).await? else {
             return Ok(None);
         };
         let json = Json::Object(found.into_iter().map(|(k, v)| (k, v.to_json())).collect());
@@ -241,5 +319,5 @@ mod serde_items {
     }
 }
 
-#[cfg(feature = "serde")]
+#[cfg(all(feature = "serde", feature = "async"))]
 pub use serde_items::{attributes_of, get, put};

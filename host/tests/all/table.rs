@@ -298,8 +298,8 @@ fn with_dynamodb_hanging_the_python_backend_answers_within_the_operation_timeout
     with_dynamodb_hanging_the_call_is_a_fault(Backends::Python);
 }
 
-fn with_dynamodb_hanging_the_call_is_a_fault(backends: Backends) {
-    // A DynamoDB endpoint that accepts connections and reads requests but never answers.
+/// A DynamoDB endpoint that accepts connections and reads requests but never answers.
+fn hanging_dynamodb() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
@@ -308,6 +308,11 @@ fn with_dynamodb_hanging_the_call_is_a_fault(backends: Backends) {
             held.push(stream); // kept open, never answered
         }
     });
+    endpoint
+}
+
+fn with_dynamodb_hanging_the_call_is_a_fault(backends: Backends) {
+    let endpoint = hanging_dynamodb();
     let host = backend(
         "Backend #1",
         &backends.component(1),
@@ -335,6 +340,41 @@ fn with_dynamodb_hanging_the_call_is_a_fault(backends: Backends) {
     );
     // And the backend keeps serving.
     assert_eq!(get(port, "/health").status, 200);
+}
+
+/// WASI 0.3 components call the table through the package's 0.3.0, whose calls are `async
+/// func`s: a request waiting for a hanging DynamoDB holds its own task, not the instance the
+/// others share.
+#[test]
+fn a_hanging_table_stalls_only_the_request_that_waits_for_it() {
+    let endpoint = hanging_dynamodb();
+    let host = backend(
+        "P3",
+        &component("test_p3"),
+        "xray-ecs-dev-last-accessed",
+        &endpoint,
+    )
+    .start();
+    let port = host.port();
+    let waiting = std::thread::spawn(move || {
+        let started = Instant::now();
+        (get(port, "/work?id=waits"), started.elapsed())
+    });
+    // Long enough for the first request to reach the table.
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let other = get(port, "/count");
+    let other_took = started.elapsed();
+    let (waited, waited_took) = waiting.join().unwrap();
+
+    // The second request ran in the instance the first one holds (its second request) ...
+    assert_eq!(other.status, 200, "{}", other.body);
+    assert_eq!(other.body, r#"{"served":2}"#);
+    // ... while the first one was still waiting for the table, which finally timed out.
+    assert!(other_took < Duration::from_secs(1), "{other_took:?}");
+    assert!(waited_took > Duration::from_secs(2), "{waited_took:?}");
+    assert_eq!(waited.status, 500, "{}", waited.body);
+    assert!(waited.body.contains("Unavailable"), "{}", waited.body);
 }
 
 #[test]

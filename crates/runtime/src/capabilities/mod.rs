@@ -12,22 +12,48 @@ pub mod tracing;
 use crate::host_state::HostState;
 use wasmtime::component::Linker;
 
+/// The bindings of every version of `xray-host:platform` the host serves (see `wit/worlds.wit`).
 mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "service",
-        // The calls that start from the request rather than from a handle need the store, to
-        // find which request the calling task serves (see `crate::task_traces`).
-        imports: {
-            "xray-host:platform/table.put-item": async | store,
-            "xray-host:platform/table.get-item": async | store,
-            "xray-host:platform/tracing.current-segment": store | trappable,
-        },
-        with: {
-            "xray-host:platform/tracing.segment": super::tracing::SegmentHandle,
-            "xray-host:platform/tracing.subsegment": super::tracing::SubsegmentHandle,
-        },
-    });
+    /// The current version, `wit/`.
+    pub mod current {
+        wasmtime::component::bindgen!({
+            path: "../../wit",
+            world: "service",
+            // The calls that start from the request rather than from a handle need the store, to
+            // find which request the calling task serves (see `crate::task_traces`). The table
+            // calls are `async func`s: wasmtime runs them concurrently with the instance's other
+            // tasks.
+            imports: {
+                "xray-host:platform/table.put-item": store,
+                "xray-host:platform/table.get-item": store,
+                "xray-host:platform/tracing.current-segment": store | trappable,
+            },
+            with: {
+                "xray-host:platform/tracing.segment": crate::capabilities::tracing::SegmentHandle,
+                "xray-host:platform/tracing.subsegment":
+                    crate::capabilities::tracing::SubsegmentHandle,
+            },
+        });
+    }
+
+    /// 0.2.0 (`wit/deps/xray-host-platform@0.2.0`): synchronous table calls, which hold the
+    /// instance while the table answers.
+    pub mod v0_2 {
+        wasmtime::component::bindgen!({
+            path: "../../wit",
+            world: "xray-host:platform/service@0.2.0",
+            imports: {
+                "xray-host:platform/table.put-item": async | store,
+                "xray-host:platform/table.get-item": async | store,
+                "xray-host:platform/tracing.current-segment": store | trappable,
+            },
+            with: {
+                "xray-host:platform/tracing.segment": crate::capabilities::tracing::SegmentHandle,
+                "xray-host:platform/tracing.subsegment":
+                    crate::capabilities::tracing::SubsegmentHandle,
+            },
+        });
+    }
 }
 
 /// Adds every platform capability to `linker`.

@@ -15,7 +15,7 @@
 //! | `/read-file?path=P` | tries to read a file (there is no filesystem: it must fail) |
 //! | `/panic-after-head` | sends the response head and part of the body, then panics |
 //! | `/big?mb=N`        | streams an N MiB body (64 KiB at a time, so the instance stays small) |
-//! | `/table-put?key=K&value=V` | puts `{SubAppId: K, Value: V}` in the table |
+//! | `/table-put?key=K&value=V` | puts `{SubAppId: K, Value: V}` in the table (through the package's 0.2.0, as a WASI 0.2 component must) |
 //! | `/table-get?key=K` | answers the item with `SubAppId` K, or `none` |
 //! | `/print?lines=N`   | prints N lines to stdout that imitate the host's log (with a newline, a carriage return and an escape sequence inside), one to stderr, then answers `printed N` |
 //! | `/table-bad?case=C` | puts an item DynamoDB would refuse: `too-large`, `empty-key`, `bad-number`, `empty-set`, `bad-index` |
@@ -27,7 +27,7 @@ use spin_sdk::http::{
 };
 use spin_sdk::http_component;
 use std::sync::atomic::{AtomicU64, Ordering};
-use xray_platform::raw::table as raw_table;
+use xray_platform::raw::table_v0_2 as raw_table;
 use xray_platform::table::{self, Value};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -118,7 +118,7 @@ async fn handle(request: IncomingRequest, outparam: ResponseOutparam) {
         "/table-put" => {
             let key = param(query, "key").unwrap_or_default();
             let value = param(query, "value").unwrap_or_default();
-            match table::put_item(&[
+            match table::blocking::put_item(&[
                 ("SubAppId", Value::Text(key)),
                 ("Value", Value::Text(value)),
             ]) {
@@ -128,7 +128,7 @@ async fn handle(request: IncomingRequest, outparam: ResponseOutparam) {
         }
         "/table-get" => {
             let key = param(query, "key").unwrap_or_default();
-            match table::get_item(&[("SubAppId", Value::Text(key))]) {
+            match table::blocking::get_item(&[("SubAppId", Value::Text(key))]) {
                 Ok(Some(item)) => text(200, &format!("{item:?}")),
                 Ok(None) => text(200, "none"),
                 Err(error) => text(500, &format!("error {error:?}")),
@@ -207,10 +207,12 @@ fn param(query: &str, name: &str) -> Option<String> {
 fn bad_item(case: String) -> Response {
     let key = ("SubAppId", Value::Text("bad".into()));
     let result = match case.as_str() {
-        "too-large" => table::put_item(&[key, ("blob", Value::Binary(vec![0; 500 * 1024]))]),
-        "empty-key" => table::put_item(&[("SubAppId", Value::Text(String::new()))]),
-        "bad-number" => table::put_item(&[key, ("n", Value::Number("12abc".into()))]),
-        "empty-set" => table::put_item(&[key, ("tags", Value::TextSet(Vec::new()))]),
+        "too-large" => {
+            table::blocking::put_item(&[key, ("blob", Value::Binary(vec![0; 500 * 1024]))])
+        }
+        "empty-key" => table::blocking::put_item(&[("SubAppId", Value::Text(String::new()))]),
+        "bad-number" => table::blocking::put_item(&[key, ("n", Value::Number("12abc".into()))]),
+        "empty-set" => table::blocking::put_item(&[key, ("tags", Value::TextSet(Vec::new()))]),
         // A list that refers to a value the item does not have: only the raw bindings can
         // build one.
         "bad-index" => raw_table::put_item(&raw_table::Item {
@@ -219,7 +221,8 @@ fn bad_item(case: String) -> Response {
                 raw_table::Value::Text("bad".into()),
                 raw_table::Value::List(vec![7]),
             ],
-        }),
+        })
+        .map_err(table::blocking::from_old_error),
         _ => return text(404, "no such case"),
     };
     match result {

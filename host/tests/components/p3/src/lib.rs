@@ -167,7 +167,7 @@ async fn sleep(ms: u64) {
 async fn work(id: &str, served: u64, ms: u64, backend: Option<String>) -> (StatusCode, String) {
     let work = Subsegment::begin(&format!("work-{id}"));
     work.annotate("request_id", id);
-    if let Err(error) = table::put_item(&[("SubAppId", Value::Text(id.to_string()))]) {
+    if let Err(error) = table::put_item(&[("SubAppId", Value::Text(id.to_string()))]).await {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!(r#"{{"error":"{error}"}}"#),
