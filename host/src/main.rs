@@ -4,18 +4,20 @@
 //! ([`cli`]), the manifest of a local run ([`manifest`]) and `xray-host check` ([`check`]);
 //! and what only the local run serves, composed here as listener sites: the frontend's files
 //! with its routes ([`frontend`], [`static_files`]) and the X-Ray daemon stand-in
-//! ([`stand_in_site`]). Start-up order and shutdown are the library's
-//! (`xray_host_runtime::Host`).
+//! ([`stand_in_site`]); the log's writer, which never makes a request wait on stdout
+//! ([`log_output`]). Start-up order and shutdown are the library's (`xray_host_runtime::Host`).
 
 mod check;
 mod cli;
 mod frontend;
+mod log_output;
 mod manifest;
 mod stand_in_site;
 mod static_files;
 
 use crate::cli::{Cli, Command, SHARED_STORE_FILE, store_file_for_service};
 use crate::frontend::Frontend;
+use crate::log_output::LogOutput;
 use crate::manifest::Manifest;
 use crate::stand_in_site::StandInSite;
 use crate::static_files::StaticFiles;
@@ -35,9 +37,20 @@ use xray_local::{DaemonOptions, DaemonStandIn};
 
 use std::io::IsTerminal;
 
+/// How long the process waits at exit for its last log lines to be written.
+const LOG_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let log_output = match LogOutput::start(std::io::stdout()) {
+        Ok(output) => output,
+        Err(error) => {
+            eprintln!("error: cannot start the thread that writes the log: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     tracing_subscriber::fmt()
+        .with_writer(log_output.clone())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -53,16 +66,20 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             tracing::error!("cannot start the async runtime: {error}");
+            log_output.flush(LOG_FLUSH_TIMEOUT);
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let code = match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // The last lines (the shutdown's, or why the host could not start) are still queued.
+    log_output.flush(LOG_FLUSH_TIMEOUT);
+    code
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

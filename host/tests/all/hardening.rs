@@ -445,6 +445,34 @@ fn sigterm_under_load_finishes_requests_and_flushes_their_segments() {
 }
 
 #[test]
+fn a_stdout_nobody_reads_stalls_no_request() {
+    // The user sees: when the log driver stops reading the host's stdout, requests are served
+    // as before; the host's log lines that do not fit its queue are dropped, and once stdout
+    // drains it says how many.
+    let host = faults().stalled_stdout().start();
+    let port = host.port();
+    // Each trap is a warning with the component's backtrace, a few hundred bytes: the pipe
+    // (64 KiB) is full long before the last one, so every later line would block the worker
+    // that logs it if the host wrote from the request's task.
+    let started = Instant::now();
+    for _ in 0..600 {
+        assert_eq!(get(port, "/trap").status, 500);
+    }
+    assert_eq!(get(port, "/ok").status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "{:?}",
+        started.elapsed()
+    );
+    host.read_stdout();
+    assert!(
+        host.wait_for_log("the component trapped", Duration::from_secs(10)),
+        "{}",
+        host.log()
+    );
+}
+
+#[test]
 fn a_component_flooding_stdout_cannot_forge_or_stall_the_hosts_log() {
     // The user sees: a component printing lines made to look like the host's gets them logged
     // as its own (prefixed with the service and the request's trace id, control characters

@@ -150,6 +150,8 @@ pub fn free_port() -> u16 {
 pub struct Host {
     child: Option<Child>,
     log: Arc<Mutex<String>>,
+    /// Whether the host's stdout is read: see [`TestHost::stalled_stdout`].
+    stdout_read: Arc<(Mutex<bool>, std::sync::Condvar)>,
     port: Option<u16>,
     admin_port: Option<u16>,
     named_ports: Vec<(String, u16)>,
@@ -164,6 +166,14 @@ impl Host {
     pub fn port(&self) -> u16 {
         self.port
             .expect("no port: give one with TestHost::port, or start with serve or application")
+    }
+
+    /// Starts reading the host's stdout ([`TestHost::stalled_stdout`]): what the host queued
+    /// reaches the log.
+    pub fn read_stdout(&self) {
+        let (read, changed) = &*self.stdout_read;
+        *read.lock().unwrap() = true;
+        changed.notify_all();
     }
 
     /// The admin listener's port ([`TestHost::admin`]).

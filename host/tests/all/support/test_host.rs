@@ -30,7 +30,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// What the host is started as.
@@ -60,6 +60,7 @@ pub struct TestHost {
     wait_for: Vec<u16>,
     daemon: Option<Daemon>,
     files: Vec<tempfile::NamedTempFile>,
+    stalled_stdout: bool,
 }
 
 impl TestHost {
@@ -74,7 +75,15 @@ impl TestHost {
             wait_for: Vec::new(),
             daemon: None,
             files: Vec::new(),
+            stalled_stdout: false,
         }
+    }
+
+    /// Nobody reads the host's stdout until [`Host::read_stdout`]: the pipe fills and stays
+    /// full, as a log driver that does not keep up leaves it.
+    pub fn stalled_stdout(mut self) -> TestHost {
+        self.stalled_stdout = true;
+        self
     }
 
     /// `xray-host serve --component <component> --listen 127.0.0.1:<port> --name <name>`, on a
@@ -232,7 +241,7 @@ impl TestHost {
     /// exits first).
     pub fn start(mut self) -> Host {
         let launch = self.launch();
-        let mut host = spawn(&launch.args, &self.env, &self.removed);
+        let mut host = spawn(&launch.args, &self.env, &self.removed, self.stalled_stdout);
         host.port = launch.port;
         host.admin_port = self.admin;
         host.named_ports = launch.named_ports;
@@ -414,8 +423,9 @@ fn command(args: &[String], env: &[(String, String)], removed: &[String], dir: &
     command
 }
 
-/// Spawns the host of [`command`]; its output is collected into the log.
-fn spawn(args: &[String], env: &[(String, String)], removed: &[String]) -> Host {
+/// Spawns the host of [`command`]; its output is collected into the log (its stdout only
+/// once [`Host::read_stdout`] is called, if `stalled`).
+fn spawn(args: &[String], env: &[(String, String)], removed: &[String], stalled: bool) -> Host {
     let dir = tempfile::tempdir().unwrap();
     let mut child = command(args, env, removed, dir.path())
         .stdout(Stdio::piped())
@@ -423,12 +433,24 @@ fn spawn(args: &[String], env: &[(String, String)], removed: &[String]) -> Host 
         .spawn()
         .expect("cannot start xray-host");
     let log = Arc::new(Mutex::new(String::new()));
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
+    let stdout_read = Arc::new((Mutex::new(!stalled), Condvar::new()));
+    let streams = [
+        (
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Some(stdout_read.clone()),
+        ),
+        (Box::new(child.stderr.take().unwrap()), None),
+    ];
+    for (stream, gate) in streams {
         let log = log.clone();
         std::thread::spawn(move || {
+            if let Some(gate) = gate {
+                let (read, changed) = &*gate;
+                let mut open = read.lock().unwrap();
+                while !*open {
+                    open = changed.wait(open).unwrap();
+                }
+            }
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
                 let mut log = log.lock().unwrap();
                 log.push_str(&line);
@@ -439,6 +461,7 @@ fn spawn(args: &[String], env: &[(String, String)], removed: &[String]) -> Host 
     Host {
         child: Some(child),
         log,
+        stdout_read,
         port: None,
         admin_port: None,
         named_ports: Vec::new(),
