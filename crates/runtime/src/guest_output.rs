@@ -13,10 +13,11 @@
 //! Every [`REPORT_INTERVAL`] the thread logs one warning per service naming how many lines and
 //! per-call warnings were dropped.
 //!
-//! Attribution: a WASI 0.2 instance serves one request at a time, so its lines carry that
-//! request's trace id ([`InstanceOutput::serve_one_request`]). A WASI 0.3 instance serves
-//! several at once and wasmtime's stdout and stderr streams do not say which task wrote, so
-//! its lines carry the service alone.
+//! Attribution: each write is attributed to the request whose task made it
+//! ([`crate::stdio_attribution`] tells [`InstanceOutput::set_writer`] before the write), so under
+//! reuse, also with several requests at once in a WASI 0.3 instance, each line carries the trace
+//! id of the request that printed it. A WASI 0.2 instance serves one request at a time, which
+//! [`InstanceOutput::serve_one_request`] notes when it starts, for writes nothing attributes.
 //!
 //! The per-call warnings the host logs about a component (a refused outgoing call, a refused
 //! wasi:otel span) pass through a [`LogLimiter`] of the same kind ([`ServiceOutput::warnings`]).
@@ -197,22 +198,27 @@ impl ServiceOutput {
         &self.warnings
     }
 
-    /// The streams of one new instance.
-    pub fn instance(self: &Arc<Self>) -> InstanceOutput {
+    /// The streams of one new instance of the component version `version` (its short content
+    /// hash, which its lines carry).
+    pub fn instance(self: &Arc<Self>, version: &str) -> InstanceOutput {
         InstanceOutput {
             shared: Arc::new(InstanceShared {
                 output: self.clone(),
+                version: Arc::from(version),
                 state: Mutex::new(InstanceState::default()),
             }),
+            guest_streams: Vec::new(),
         }
     }
 
-    /// One line of `stream` (without its newline), from the request traced as `trace_id` if
-    /// known; `cut` when the line was longer than [`MAX_LINE_BYTES`]. Never waits: a line over
-    /// the rate, or beyond what the service may have queued, is dropped and counted.
+    /// One line of `stream` (without its newline), printed by the component version
+    /// `version` (its short content hash) for the request traced as `trace_id` if known; `cut`
+    /// when the line was longer than [`MAX_LINE_BYTES`]. Never waits: a line over the rate, or
+    /// beyond what the service may have queued, is dropped and counted.
     pub fn emit(
         self: &Arc<Self>,
         stream: Stream,
+        version: Option<&Arc<str>>,
         trace_id: Option<TraceId>,
         line: &[u8],
         cut: bool,
@@ -233,6 +239,7 @@ impl ServiceOutput {
         let record = Line {
             output: self.clone(),
             stream,
+            version: version.cloned(),
             trace_id,
             bytes: line.to_vec(),
             cut,
@@ -261,6 +268,7 @@ impl ServiceOutput {
 struct Line {
     output: Arc<ServiceOutput>,
     stream: Stream,
+    version: Option<Arc<str>>,
     trace_id: Option<TraceId>,
     bytes: Vec<u8>,
     cut: bool,
@@ -325,6 +333,7 @@ fn write_line(line: Line) {
     tracing::info!(
         target: "component",
         service = %output.service,
+        version = line.version.as_deref(),
         stream = %line.stream.as_str(),
         trace_id = line.trace_id.as_ref().map(tracing::field::display),
         cut = line.cut.then_some(true),
@@ -423,13 +432,19 @@ impl LineBuffer {
 }
 
 /// The stdout and stderr of one instance, given to its store's WASI context.
-#[derive(Clone)]
 pub struct InstanceOutput {
     shared: Arc<InstanceShared>,
+    /// The table entries of the streams handed to the guest (`crate::stdio_attribution`); the
+    /// latest few, since a guest may ask for them again and entries are reused.
+    guest_streams: Vec<u32>,
 }
+
+/// How many handed-out streams [`InstanceOutput`] remembers.
+const REMEMBERED_GUEST_STREAMS: usize = 8;
 
 struct InstanceShared {
     output: Arc<ServiceOutput>,
+    version: Arc<str>,
     state: Mutex<InstanceState>,
 }
 
@@ -460,7 +475,42 @@ impl InstanceOutput {
 
     /// The request a WASI 0.2 instance serves now (one at a time): its lines carry its trace id.
     pub fn serve_one_request(&self, trace_id: TraceId) {
-        lock(&self.shared.state).trace_id = Some(trace_id);
+        self.set_writer(Some(trace_id));
+    }
+
+    /// The request whose task writes next (`None`: no request's). A line begun by another
+    /// request is logged as it stands first, as that request's.
+    pub fn set_writer(&self, writer: Option<TraceId>) {
+        let mut state = lock(&self.shared.state);
+        if state.trace_id == writer {
+            return;
+        }
+        let InstanceState {
+            stdout,
+            stderr,
+            trace_id,
+        } = &mut *state;
+        let (output, version) = (&self.shared.output, Some(&self.shared.version));
+        stdout
+            .finish(|line, cut| output.emit(Stream::Stdout, version, trace_id.clone(), line, cut));
+        stderr
+            .finish(|line, cut| output.emit(Stream::Stderr, version, trace_id.clone(), line, cut));
+        *trace_id = writer;
+    }
+
+    /// Notes that the table entry `rep` is a stream of this instance's stdout or stderr.
+    pub fn note_guest_stream(&mut self, rep: u32) {
+        if !self.guest_streams.contains(&rep) {
+            if self.guest_streams.len() == REMEMBERED_GUEST_STREAMS {
+                self.guest_streams.remove(0);
+            }
+            self.guest_streams.push(rep);
+        }
+    }
+
+    /// Whether the table entry `rep` is one [`Self::note_guest_stream`] noted.
+    pub fn is_guest_stream(&self, rep: u32) -> bool {
+        self.guest_streams.contains(&rep)
     }
 
     /// The service's sink (its warnings limiter, its counters).
@@ -482,7 +532,8 @@ impl InstanceShared {
             Stream::Stderr => stderr,
         };
         buffer.push(data, |line, cut| {
-            self.output.emit(stream, trace_id.clone(), line, cut)
+            self.output
+                .emit(stream, Some(&self.version), trace_id.clone(), line, cut)
         });
     }
 }
@@ -490,14 +541,14 @@ impl InstanceShared {
 impl Drop for InstanceShared {
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-        let output = &self.output;
+        let (output, version) = (&self.output, Some(&self.version));
         let trace_id = state.trace_id.clone();
         state
             .stdout
-            .finish(|line, cut| output.emit(Stream::Stdout, trace_id.clone(), line, cut));
+            .finish(|line, cut| output.emit(Stream::Stdout, version, trace_id.clone(), line, cut));
         state
             .stderr
-            .finish(|line, cut| output.emit(Stream::Stderr, trace_id.clone(), line, cut));
+            .finish(|line, cut| output.emit(Stream::Stderr, version, trace_id.clone(), line, cut));
     }
 }
 
@@ -669,7 +720,7 @@ mod tests {
     #[test]
     fn a_flood_is_dropped_and_counted_without_waiting() {
         let output = ServiceOutput::new("Flooding", 10);
-        let instance = output.instance();
+        let instance = output.instance("0123456789ab");
         let mut stream = instance.stdout();
         let started = Instant::now();
         for i in 0..10_000 {
@@ -689,7 +740,7 @@ mod tests {
         output
             .queued_bytes
             .store(MAX_QUEUED_BYTES_PER_SERVICE - 10, Ordering::Relaxed);
-        output.emit(Stream::Stderr, None, &[b'z'; 11], false);
+        output.emit(Stream::Stderr, None, None, &[b'z'; 11], false);
         assert_eq!(output.lines.dropped(), 1);
         assert_eq!(
             output.queued_bytes.load(Ordering::Relaxed),
@@ -700,7 +751,7 @@ mod tests {
     #[test]
     fn a_partial_line_is_written_when_the_instance_goes() {
         let output = ServiceOutput::new("Partial", 0);
-        let instance = output.instance();
+        let instance = output.instance("0123456789ab");
         let mut stream = instance.stderr();
         OutputStream::write(&mut stream, Bytes::from_static(b"no newline")).unwrap();
         assert_eq!(output.lines.dropped(), 0);

@@ -129,13 +129,13 @@ impl StoreFactory {
         &self.limits
     }
 
-    /// A fresh store for one instance: the service's environment and limits, a new resource
-    /// table, and no request yet.
-    pub fn new_store(&self) -> Store<HostState> {
+    /// A fresh store for one instance of the component version `version` (its short content
+    /// hash): the service's environment and limits, a new resource table, and no request yet.
+    pub fn new_store(&self, version: &str) -> Store<HostState> {
         let limits = &self.limits;
         let mut wasi = WasiCtx::builder();
         // Never the host's own stdout: lines, escaped, prefixed, rate-limited, never waited on.
-        let output = self.output.instance();
+        let output = self.output.instance(version);
         wasi.stdout(output.stdout()).stderr(output.stderr());
         for (key, value) in &self.env {
             wasi.env(key, value);

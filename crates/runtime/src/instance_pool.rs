@@ -212,7 +212,7 @@ impl HandlerState for InstanceFactory {
                 memory_budget::ADMISSION_WAIT,
             )
             .await?;
-        let mut store = self.stores.new_store();
+        let mut store = self.stores.new_store(self.component.content_hash.short());
         let fate = Arc::new(InstanceFate {
             memory_exhausted: store.data().limiter.memory_exhausted_flag(),
             budget_exhausted: store.data().limiter.budget_exhausted_flag(),

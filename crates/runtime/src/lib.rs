@@ -60,6 +60,7 @@ mod runtime;
 mod s3_source;
 mod server;
 mod service;
+mod stdio_attribution;
 mod swap;
 mod table;
 mod task_traces;

@@ -100,6 +100,9 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
             .context("failed to add WASI 0.2 to the linker")?;
+        crate::stdio_attribution::add_to_linker(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("failed to add the attributed stdout and stderr to the linker")?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
             .context("failed to add wasi:http 0.2 to the linker")?;

@@ -227,7 +227,7 @@ async fn check_instantiates(
             .await
             .context("the component imports the table capability")?;
     }
-    let mut store = stores.new_store();
+    let mut store = stores.new_store(component.content_hash.short());
     let timeout = stores.limits().request_timeout;
     tokio::time::timeout(timeout, component.pre.instantiate_async(&mut store))
         .await

@@ -136,6 +136,12 @@ fn sixteen_concurrent_requests_in_one_p3_instance_keep_their_own_traces() {
             .unwrap_or_else(|| panic!("no remote subsegment: {ours:#}"));
         assert_eq!(theirs["parent_id"], remote["id"], "{documents:#?}");
         assert_eq!(theirs["trace_id"], root);
+        // What it printed is logged as its own, although others printed in between.
+        let log = host.log();
+        for line in [format!("work r{i} begins"), format!("work r{i} ends")] {
+            let logged = format!("stream=stdout trace_id={root} {line}");
+            assert!(log.contains(&logged), "no {logged:?} in\n{log}");
+        }
     }
     // One instance served them all: it counted them 2..=17.
     assert_eq!(served_counts, (2..=17).collect(), "{}", host.log());

@@ -2,8 +2,8 @@
 //! tests. Each route does one thing the tests need to see under instance reuse:
 //!
 //! - `GET /work?id=ID&backend=URL&ms=N`: opens a subsegment `work-ID` annotated with `ID`,
-//!   writes `{SubAppId: ID}` to the table, waits `N` ms (so that requests overlap in one
-//!   instance), calls `URL` if given, and answers `{"id":ID,"served":N,"trace":"<header>"}`
+//!   writes `{SubAppId: ID}` to the table, prints `work ID begins`, waits `N` ms (so that
+//!   requests overlap in one instance), prints `work ID ends`, calls `URL` if given, and answers `{"id":ID,"served":N,"trace":"<header>"}`
 //!   (`N`: this request's place among the instance's requests; the header as the component
 //!   sees its request's trace).
 //! - `GET /count`: how many requests this instance has served (a global: shared under reuse).
@@ -167,6 +167,7 @@ async fn sleep(ms: u64) {
 async fn work(id: &str, served: u64, ms: u64, backend: Option<String>) -> (StatusCode, String) {
     let work = Subsegment::begin(&format!("work-{id}"));
     work.annotate("request_id", id);
+    println!("work {id} begins");
     if let Err(error) = table::put_item(&[("SubAppId", Value::Text(id.to_string()))]).await {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -174,6 +175,7 @@ async fn work(id: &str, served: u64, ms: u64, backend: Option<String>) -> (Statu
         );
     }
     sleep(ms).await;
+    println!("work {id} ends");
     if let Some(url) = backend {
         let request = http::Request::get(url)
             .body(EmptyBody::new())
