@@ -1,6 +1,7 @@
 //! The command line. Every flag has an environment variable, so an ECS task definition needs
 //! only environment variables.
 
+use crate::log_format::LogFormat;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use otlp_export::{ExporterChoice, OtlpConfig};
@@ -29,6 +30,17 @@ use xray_local::DaemonOptions;
 #[derive(Debug, Parser)]
 #[command(name = "xray-host", version, about, max_term_width = 100)]
 pub struct Cli {
+    /// How log lines are written to stdout: `text` for a terminal, `json` (one object per line,
+    /// with the request's X-Ray and W3C trace ids) for CloudWatch Logs. The ECS templates set
+    /// `json`.
+    #[arg(
+        long,
+        global = true,
+        env = "XRAY_HOST_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

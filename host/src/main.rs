@@ -4,12 +4,13 @@
 //! ([`cli`]), the manifest of a local run ([`manifest`]) and `xray-host check` ([`check`]);
 //! and what only the local run serves, composed here as listener sites: the frontend's files
 //! with its routes ([`frontend`], [`static_files`]) and the X-Ray daemon stand-in
-//! ([`stand_in_site`]); the log's writer, which never makes a request wait on stdout
-//! ([`log_output`]). Start-up order and shutdown are the library's (`xray_host_runtime::Host`).
+//! ([`stand_in_site`]); the log's format ([`log_format`]) and its writer, which never makes a
+//! request wait on stdout ([`log_output`]). Start-up order and shutdown are the library's (`xray_host_runtime::Host`).
 
 mod check;
 mod cli;
 mod frontend;
+mod log_format;
 mod log_output;
 mod manifest;
 mod stand_in_site;
@@ -17,6 +18,7 @@ mod static_files;
 
 use crate::cli::{Cli, Command, SHARED_STORE_FILE, store_file_for_service};
 use crate::frontend::Frontend;
+use crate::log_format::{JsonLines, LogFormat};
 use crate::log_output::LogOutput;
 use crate::manifest::Manifest;
 use crate::stand_in_site::StandInSite;
@@ -49,16 +51,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_writer(log_output.clone())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_target(false)
-        // Colours only on a terminal: CloudWatch Logs and log files would keep the escape codes.
-        .with_ansi(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .init();
+        .with_target(false);
+    match cli.log_format {
+        LogFormat::Text => subscriber
+            // Colours only on a terminal: CloudWatch Logs and log files would keep the codes.
+            .with_ansi(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .init(),
+        LogFormat::Json => subscriber.with_ansi(false).event_format(JsonLines).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

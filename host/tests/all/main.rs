@@ -15,6 +15,7 @@ mod faults;
 mod frontend;
 mod hardening;
 mod interop;
+mod logs;
 mod otlp_export;
 mod otlp_ingest;
 mod polyglot;
