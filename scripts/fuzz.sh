@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${1:-600}
 shift || true
-targets=${*:-trace_header traceparent forwarded_for loopback_authority daemon_address local_rules sampling_responses datagram xray_api guest_span otlp_traces table_item outbound_address otel_env component_pin cgroup_memory_limit deploy_settings}
+targets=${*:-trace_header traceparent forwarded_for loopback_authority daemon_address local_rules sampling_responses datagram xray_api guest_span otlp_traces table_item outbound_address otel_env component_pin cgroup_memory_limit deploy_settings ecs_metadata}
 
 ensure_cargo_tool cargo-fuzz "$cargo_fuzz_version" fuzz
 # libFuzzer's instrumentation flags are unstable rustc options; the stable toolchain accepts

@@ -48,6 +48,7 @@ pub const TARGETS: &[&str] = &[
     "guest_span",
     "otlp_traces",
     "deploy_settings",
+    "ecs_metadata",
     #[cfg(feature = "host")]
     "table_item",
     #[cfg(feature = "host")]
@@ -75,6 +76,7 @@ pub fn run(name: &str, data: &[u8]) {
         "guest_span" => guest_span(data),
         "otlp_traces" => otlp_traces(data),
         "deploy_settings" => deploy_settings(data),
+        "ecs_metadata" => ecs_metadata(data),
         #[cfg(feature = "host")]
         "table_item" => host::table_item(data),
         #[cfg(feature = "host")]
@@ -366,6 +368,54 @@ pub fn xray_api(data: &[u8]) {
     let _ = api::trace_summaries(&store, data, 200.0);
     let _ = api::batch_get_traces(&store, data);
     let _ = api::service_graph(&store, data);
+}
+
+/// A document of the ECS task metadata endpoint (`xray::ecs_metadata`), read as the container
+/// document and as the task document: reading never panics; a log group it names comes with
+/// the `awslogs` driver, is a name CloudWatch accepts, and has an ARN that ends with it and
+/// holds it as its seventh field (where the OTel collector reads it back); and the segment's
+/// groups come back the same from its OTLP resource through the OpenTelemetry mapping.
+pub fn ecs_metadata(data: &[u8]) {
+    use xray::document::{Aws, Entity};
+    use xray::ecs_metadata::{
+        ContainerMetadata, ECS_ORIGIN, TaskMetadata, ecs_task, is_log_group_name,
+    };
+    use xray::otel::mapping;
+    let container = serde_json::from_slice::<ContainerMetadata>(data).ok();
+    let task = serde_json::from_slice::<TaskMetadata>(data).ok();
+    let described = ecs_task(Some("fuzz"), container.as_ref(), task.as_ref());
+    for group in &described.cloudwatch_logs {
+        let driver = container.as_ref().and_then(|c| c.log_driver.as_deref());
+        assert_eq!(driver, Some("awslogs"), "{group:?}");
+        assert!(is_log_group_name(&group.log_group), "{group:?}");
+        let arn = group.arn.as_deref().expect("every group named has its ARN");
+        assert!(arn.starts_with("arn:"), "{arn}");
+        assert!(
+            arn.ends_with(&format!(":log-group:{}", group.log_group)),
+            "{arn}"
+        );
+        assert_eq!(arn.split(':').nth(6), Some(group.log_group.as_str()));
+    }
+    let mut segment = Entity::new(
+        "fuzz".into(),
+        SegmentId::parse("0123456789abcdef").expect("an id"),
+        1.0,
+        2.0,
+    );
+    segment.trace_id = TraceId::parse("1-5759e988-bd862e3fe1be46a994272793");
+    segment.origin = Some(ECS_ORIGIN.into());
+    segment.aws = Some(Aws {
+        ecs: Some(described.ecs.clone()),
+        cloudwatch_logs: described.cloudwatch_logs.clone(),
+        ..Aws::default()
+    });
+    serde_json::to_string(&segment).expect("the segment serializes");
+    let spans = mapping::segment_spans(&segment).expect("a segment has spans");
+    let back = mapping::document(&spans.spans[0], &spans.resource);
+    assert_eq!(
+        back.aws.map(|aws| aws.cloudwatch_logs).unwrap_or_default(),
+        described.cloudwatch_logs
+    );
 }
 
 /// The stand-in's OTLP/HTTP intake: the first byte picks protobuf or OTLP/JSON and whether the

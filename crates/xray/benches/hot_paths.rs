@@ -8,7 +8,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use std::hint::black_box;
 use std::sync::Arc;
-use xray::document::{AnnotationValue, EcsFields, HttpRequest};
+use xray::document::{AnnotationValue, CloudWatchLogGroup, EcsFields, HttpRequest};
 use xray::ids::{SegmentId, TraceId};
 use xray::request_trace::{CallEnd, CallStart, RequestTrace, Target};
 use xray::sampling::centralized::{CentralizedSampler, parse_rules_response};
@@ -159,6 +159,11 @@ fn segment(c: &mut Criterion) {
             cluster_arn: Some("arn:aws:ecs:us-east-1:123456789012:cluster/xray-ecs-dev".into()),
             ..EcsFields::default()
         }),
+        // What the templates' awslogs configuration gives every segment on ECS.
+        cloudwatch_logs: vec![CloudWatchLogGroup {
+            log_group: "/aws/ecs/xray-ecs/dev".into(),
+            arn: Some("arn:aws:logs:us-east-1:123456789012:log-group:/aws/ecs/xray-ecs/dev".into()),
+        }],
     };
     let mut group = c.benchmark_group("segment");
     group.bench_function("serialize_bff_request", |b| {

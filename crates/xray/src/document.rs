@@ -203,6 +203,10 @@ pub struct Aws {
     /// `aws.ecs` of a segment recorded on ECS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ecs: Option<EcsFields>,
+    /// `aws.cloudwatch_logs` of a segment: the log groups its service writes to, which the X-Ray
+    /// console's trace-to-logs view queries.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cloudwatch_logs: Vec<CloudWatchLogGroup>,
     /// The API operation of an AWS call, e.g. `PutItem`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
@@ -235,6 +239,19 @@ pub struct XraySdk {
     /// The centralized rule that sampled the request, when one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sampling_rule_name: Option<String>,
+}
+
+/// One entry of `aws.cloudwatch_logs` (the developer guide's segment document reference: "Array
+/// of objects that describe a single CloudWatch log group"), as the X-Ray SDKs' ECS plugins
+/// write it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CloudWatchLogGroup {
+    /// The log group's name.
+    pub log_group: String,
+    /// The log group's ARN, `arn:<partition>:logs:<region>:<account>:log-group:<name>`, when
+    /// known (a span's resource may name the group alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
 }
 
 /// `aws.ecs`, as the OTel collector reports it.

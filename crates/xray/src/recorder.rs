@@ -15,7 +15,7 @@ use crate::active_trace::{ActiveTrace, FinishTrace};
 use crate::daemon_address::DaemonAddress;
 use crate::document::Entity;
 use crate::document::{EcsFields, HttpRequest};
-use crate::ecs_metadata::{self, ECS_ORIGIN, METADATA_ENV};
+use crate::ecs_metadata::{self, ECS_ORIGIN, EcsTask, METADATA_ENV};
 use crate::emitter::Emitter;
 use crate::export::TraceExporter;
 use crate::forwarded_for;
@@ -107,7 +107,7 @@ pub struct Tracer {
     exporters: Vec<Arc<dyn TraceExporter>>,
     poller: Option<Arc<SamplingPoller>>,
     on_ecs: bool,
-    ecs: Arc<OnceLock<EcsFields>>,
+    ecs: Arc<OnceLock<EcsTask>>,
 }
 
 impl Tracer {
@@ -155,8 +155,8 @@ impl Tracer {
         if let Some(uri) = metadata_uri {
             let ecs = ecs.clone();
             tokio::spawn(async move {
-                let fields = ecs_metadata::fetch(&uri, Duration::from_secs(2)).await;
-                let _ = ecs.set(fields);
+                let task = ecs_metadata::fetch(&uri, Duration::from_secs(2)).await;
+                let _ = ecs.set(task);
             });
         }
         Arc::new(Self {
@@ -353,12 +353,16 @@ impl FinishTrace for Tracer {
         if self.exporters.is_empty() || !trace.sampled {
             return;
         }
+        let task = self.ecs.get();
         let identity = ServiceIdentity {
             name: name.to_string(),
             version: version.to_string(),
             origin: self.on_ecs.then(|| ECS_ORIGIN.to_string()),
-            ecs: match self.ecs.get() {
-                Some(ecs) => Some(ecs.clone()),
+            cloudwatch_logs: task
+                .map(|task| task.cloudwatch_logs.clone())
+                .unwrap_or_default(),
+            ecs: match task {
+                Some(task) => Some(task.ecs.clone()),
                 None if self.on_ecs => ecs_metadata::hostname().map(|container| EcsFields {
                     container: Some(container),
                     ..EcsFields::default()

@@ -10,7 +10,8 @@
 //! - strings the schema limits to 250 characters are cut there; names to 200.
 
 use crate::document::{
-    Aws, Cause, EcsFields, Entity, EntityKind, Http, HttpRequest, Metadata, ServiceVersion, XraySdk,
+    Aws, Cause, CloudWatchLogGroup, EcsFields, Entity, EntityKind, Http, HttpRequest, Metadata,
+    ServiceVersion, XraySdk,
 };
 use crate::ids::{SegmentId, TraceId};
 use crate::request_trace::{Annotated, FailureKind, RequestTrace, SubsegmentRecord};
@@ -36,6 +37,8 @@ pub struct ServiceIdentity {
     pub origin: Option<String>,
     /// `aws.ecs`, when running on ECS.
     pub ecs: Option<EcsFields>,
+    /// `aws.cloudwatch_logs`: the log groups the service writes to, when known.
+    pub cloudwatch_logs: Vec<CloudWatchLogGroup>,
 }
 
 /// The documents for a finished trace: independent subsegments first (if any had to be split
@@ -145,6 +148,7 @@ pub fn segment_entity(trace: &RequestTrace, identity: &ServiceIdentity) -> Entit
             sampling_rule_name: trace.rule_name.clone(),
         }),
         ecs: identity.ecs.clone(),
+        cloudwatch_logs: identity.cloudwatch_logs.clone(),
         ..Aws::default()
     });
     add_fields(&mut segment, &trace.segment, &flags);
@@ -245,6 +249,10 @@ mod tests {
                 container: Some("ip-10-0-0-1".into()),
                 ..EcsFields::default()
             }),
+            cloudwatch_logs: vec![CloudWatchLogGroup {
+                log_group: "/aws/ecs/app/dev".into(),
+                arn: Some("arn:aws:logs:us-west-2:111122223333:log-group:/aws/ecs/app/dev".into()),
+            }],
         }
     }
 
@@ -294,6 +302,11 @@ mod tests {
         assert_eq!(doc["aws"]["xray"]["sampling_rule_name"], "Default");
         assert_eq!(doc["aws"]["xray"]["sdk"], SDK_NAME);
         assert_eq!(doc["aws"]["ecs"]["container"], "ip-10-0-0-1");
+        assert_eq!(
+            doc["aws"]["cloudwatch_logs"],
+            json!([{"log_group": "/aws/ecs/app/dev",
+                    "arn": "arn:aws:logs:us-west-2:111122223333:log-group:/aws/ecs/app/dev"}])
+        );
         assert_eq!(doc["service"]["version"], "abc");
         assert!(doc.get("fault").is_none() && doc.get("error").is_none());
         assert_eq!(doc["subsegments"][0]["name"], "current-date");

@@ -11,6 +11,7 @@ mod application;
 mod architecture;
 mod daemon;
 mod deployment;
+mod ecs_metadata;
 mod faults;
 mod frontend;
 mod hardening;

@@ -2,14 +2,16 @@
 //! Python package) and botocore's SigV4 signer (`peers/otlp_receiver.py`): the application's
 //! spans decode, carry the conventions' attributes, connect to each other as the segments do and
 //! name the same trace; JSON and gzip decode too; signed exports verify for service `xray`; a
-//! refused export is retried, then counted, and never holds a request up.
+//! refused export is retried, then counted, and never holds a request up; on ECS the resource
+//! names the task's log group as X-Ray's OTLP endpoint reads it.
 
 use crate::support;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::documents::segment;
+use support::ecs_metadata::MetadataEndpoint;
 use support::peers::{Peer, peers_installed};
 use support::{Host, TestHost, component, free_port, get};
 
@@ -359,4 +361,61 @@ fn spans_still_queued_are_sent_at_shutdown() {
     );
     let spans = spans(&out, 1);
     assert_eq!(spans[0]["kind"], "SPAN_KIND_SERVER", "{spans:#?}");
+}
+
+#[test]
+fn on_ecs_the_resource_names_the_tasks_log_group_as_x_ray_reads_it() {
+    peers_installed();
+    let endpoint = MetadataEndpoint::fargate(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("received.jsonl");
+    let receiver_port = free_port();
+    let _receiver = Peer::otlp_receiver(receiver_port, &out, &[], &[]);
+    let host = TestHost::serve(&component("backend2"), "Backend #2")
+        .sample_everything()
+        .env("OTEL_TRACES_EXPORTER", "otlp")
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{receiver_port}"),
+        )
+        .env("OTEL_BSP_SCHEDULE_DELAY", "50")
+        .env("ECS_CONTAINER_METADATA_URI_V4", endpoint.uri())
+        .daemon_at("127.0.0.1:1")
+        .start();
+    endpoint.wait_until_read();
+    // The read is asynchronous: requests until an export carries what the task says.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let resource = loop {
+        assert_eq!(get(host.port(), "/").status, 200);
+        std::thread::sleep(Duration::from_millis(200));
+        let last = lines(&out)
+            .iter()
+            .flat_map(|line| {
+                line["request"]["resourceSpans"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .map(|spans| spans["resource"].clone())
+            .next_back();
+        match last {
+            Some(resource) if !attribute(&resource, "aws.ecs.task.arn").is_null() => {
+                break resource;
+            }
+            _ => assert!(Instant::now() < deadline, "{:#?}", lines(&out)),
+        }
+    };
+    // String arrays, as the semantic conventions define them.
+    assert_eq!(
+        attribute(&resource, "aws.log.group.names"),
+        json!({"values": [{"stringValue": "/aws/ecs/xray-host/dev"}]}),
+        "{resource:#}"
+    );
+    assert_eq!(
+        attribute(&resource, "aws.log.group.arns"),
+        json!({"values": [{"stringValue":
+            "arn:aws:logs:us-west-2:111122223333:log-group:/aws/ecs/xray-host/dev"}]}),
+        "{resource:#}"
+    );
+    assert_eq!(attribute(&resource, "cloud.platform"), "aws_ecs");
 }

@@ -28,6 +28,7 @@
 //! | resource attributes (segments only) | `metadata.default["otel.resource.<key>"]` |
 //! | resource `cloud.platform` (+ `aws.ecs.launchtype`) | `origin`, e.g. `AWS::ECS::Fargate` |
 //! | resource ECS attributes (`container.name`, `aws.ecs.task.arn`, …) | `aws.ecs` |
+//! | resource `aws.log.group.arns` (the name the ARN's seventh field), else `aws.log.group.names`: string arrays, or text split at `&` | `aws.cloudwatch_logs` |
 //! | resource `telemetry.sdk.language`, `.version` | `aws.xray.sdk` `opentelemetry for <language>`, `sdk_version` |
 //! | resource `service.version` | `service.version` |
 //! | `aws.xray.sampling_rule_name`, `enduser.id` | `aws.xray.sampling_rule_name`, `user` |
@@ -44,8 +45,8 @@
 
 use super::{Attributes, Event, ServiceSpans, Span, SpanKind, Status, Value};
 use crate::document::{
-    AnnotationValue, Aws, Cause, EcsFields, Entity, EntityKind, Exception, Http, HttpRequest,
-    HttpResponse, Namespace, ServiceVersion, StackFrame, XraySdk,
+    AnnotationValue, Aws, Cause, CloudWatchLogGroup, EcsFields, Entity, EntityKind, Exception,
+    Http, HttpRequest, HttpResponse, Namespace, ServiceVersion, StackFrame, XraySdk,
 };
 use crate::ids::{SegmentId, TraceId};
 use crate::names;
@@ -66,6 +67,12 @@ pub const SAMPLING_RULE_ATTRIBUTE: &str = "aws.xray.sampling_rule_name";
 pub const EMBEDDED_STORE: &str = "redb";
 /// Stack lines kept of an `exception.stacktrace`.
 pub const MAX_STACK_LINES: usize = 32;
+
+/// The resource attribute naming the service's log groups (the semantic conventions' AWS logs
+/// attributes, a string array), which X-Ray's OTLP endpoint reads into `aws.cloudwatch_logs`.
+pub const LOG_GROUP_NAMES: &str = "aws.log.group.names";
+/// The resource attribute holding the same log groups' ARNs (a string array).
+pub const LOG_GROUP_ARNS: &str = "aws.log.group.arns";
 
 /// `origin` ↔ resource `cloud.platform` and `aws.ecs.launchtype`.
 const ORIGINS: &[(&str, &str, Option<&str>)] = &[
@@ -155,6 +162,7 @@ fn entity(span: &Span, resource: &Attributes, is_segment: bool) -> Entity {
     if is_segment {
         entity.origin = origin(resource);
         aws.ecs = ecs(resource);
+        aws.cloudwatch_logs = cloudwatch_logs(resource);
         if let Some(language) = resource.text("telemetry.sdk.language") {
             aws.xray = Some(XraySdk {
                 sdk: format!("opentelemetry for {language}").into(),
@@ -486,6 +494,48 @@ fn ecs(resource: &Attributes) -> Option<EcsFields> {
     (on_ecs && ecs != EcsFields::default()).then_some(ecs)
 }
 
+/// `aws.cloudwatch_logs` from the resource, as the collector's `awsxray` exporter reads it: the
+/// ARNs when there are any (each group's name is its ARN's seventh field), else the names
+/// alone. A text value is a list joined by `&`, as `OTEL_RESOURCE_ATTRIBUTES` has to carry it.
+fn cloudwatch_logs(resource: &Attributes) -> Vec<CloudWatchLogGroup> {
+    if resource.text("cloud.provider").is_some_and(|p| p != "aws") {
+        return Vec::new();
+    }
+    let listed = |key: &str| -> Vec<String> {
+        match resource.get(key) {
+            Some(Value::Text(text)) => text
+                .split('&')
+                .filter(|item| !item.is_empty())
+                .map(str::to_string)
+                .collect(),
+            Some(Value::Array(_)) => resource
+                .texts(key)
+                .into_iter()
+                .filter(|item| !item.is_empty())
+                .map(str::to_string)
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let arns = listed(LOG_GROUP_ARNS);
+    if !arns.is_empty() {
+        return arns
+            .into_iter()
+            .map(|arn| CloudWatchLogGroup {
+                log_group: arn.split(':').nth(6).unwrap_or(&arn).to_string(),
+                arn: Some(arn),
+            })
+            .collect();
+    }
+    listed(LOG_GROUP_NAMES)
+        .into_iter()
+        .map(|log_group| CloudWatchLogGroup {
+            log_group,
+            arn: None,
+        })
+        .collect()
+}
+
 fn annotation(value: &Value) -> Option<AnnotationValue> {
     match value {
         Value::Text(text) => Some(AnnotationValue::Text(text.clone())),
@@ -627,6 +677,29 @@ fn resource(segment: &Entity) -> Attributes {
                 };
                 resource.push_text(*key, value);
             }
+        }
+    }
+    let groups = segment
+        .aws
+        .as_ref()
+        .map(|aws| aws.cloudwatch_logs.as_slice())
+        .unwrap_or_default();
+    if !groups.is_empty() {
+        let list = |item: fn(&CloudWatchLogGroup) -> Option<&String>| {
+            Value::Array(
+                groups
+                    .iter()
+                    .filter_map(item)
+                    .cloned()
+                    .map(Value::Text)
+                    .collect(),
+            )
+        };
+        resource.push(LOG_GROUP_NAMES, list(|group| Some(&group.log_group)));
+        // The ARNs only when every group has one: the way back (the collector's too) prefers
+        // them and would lose a group named alone.
+        if groups.iter().all(|group| group.arn.is_some()) {
+            resource.push(LOG_GROUP_ARNS, list(|group| group.arn.as_ref()));
         }
     }
     resource

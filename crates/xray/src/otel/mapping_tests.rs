@@ -452,6 +452,10 @@ fn recorded_segment() -> Entity {
             availability_zone: Some("eu-west-1a".into()),
             ..EcsFields::default()
         }),
+        cloudwatch_logs: vec![CloudWatchLogGroup {
+            log_group: "/aws/ecs/shop/dev".into(),
+            arn: Some("arn:aws:logs:eu-west-1:111122223333:log-group:/aws/ecs/shop/dev".into()),
+        }],
         ..Aws::default()
     });
     segment.fault = true;
@@ -645,6 +649,11 @@ fn a_segment_becomes_a_server_span_and_its_subsegments_client_and_internal_spans
     assert_eq!(resource.text("service.name"), Some("Backend #1"));
     assert_eq!(resource.text("cloud.platform"), Some("aws_ecs"));
     assert_eq!(resource.text("aws.ecs.launchtype"), Some("fargate"));
+    assert_eq!(resource.texts(LOG_GROUP_NAMES), vec!["/aws/ecs/shop/dev"]);
+    assert_eq!(
+        resource.texts(LOG_GROUP_ARNS),
+        vec!["arn:aws:logs:eu-west-1:111122223333:log-group:/aws/ecs/shop/dev"]
+    );
     let mut origin_only = recorded_segment();
     origin_only.aws = None;
     let resource = segment_spans(&origin_only).unwrap().resource;
@@ -655,6 +664,68 @@ fn a_segment_becomes_a_server_span_and_its_subsegments_client_and_internal_spans
     );
     origin_only.trace_id = None;
     assert!(segment_spans(&origin_only).is_none());
+}
+
+#[test]
+fn log_groups_come_from_the_arns_else_the_names_as_the_collector_reads_them() {
+    let server = span(SpanKind::Server, None, Vec::new());
+    let logs = |resource: Vec<(&str, Value)>| {
+        let resource = Attributes(
+            resource
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        );
+        serde_json::to_value(document(&server, &resource).aws.unwrap_or_default()).unwrap()
+            ["cloudwatch_logs"]
+            .clone()
+    };
+    let arn = "arn:aws:logs:us-west-2:111122223333:log-group:/ecs/a";
+    assert_eq!(
+        logs(vec![
+            (LOG_GROUP_NAMES, texts(&["ignored"])),
+            (LOG_GROUP_ARNS, texts(&[arn])),
+        ]),
+        json!([{"log_group": "/ecs/a", "arn": arn}])
+    );
+    assert_eq!(
+        logs(vec![(LOG_GROUP_NAMES, texts(&["/ecs/a", "", "/ecs/b"]))]),
+        json!([{"log_group": "/ecs/a"}, {"log_group": "/ecs/b"}])
+    );
+    // OTEL_RESOURCE_ATTRIBUTES can only carry text: a list joined by `&`.
+    assert_eq!(
+        logs(vec![(LOG_GROUP_NAMES, text("/ecs/a&&/ecs/b"))]),
+        json!([{"log_group": "/ecs/a"}, {"log_group": "/ecs/b"}])
+    );
+    assert_eq!(
+        logs(vec![(LOG_GROUP_ARNS, text("not-an-arn"))]),
+        json!([{"log_group": "not-an-arn", "arn": "not-an-arn"}])
+    );
+    assert_eq!(
+        logs(vec![
+            ("cloud.provider", text("gcp")),
+            (LOG_GROUP_NAMES, texts(&["/ecs/a"])),
+        ]),
+        json!(null)
+    );
+    assert_eq!(logs(vec![(LOG_GROUP_NAMES, Value::Int(3))]), json!(null));
+    // A group without an ARN is never dropped on the way back: then no ARN goes out at all.
+    let mut segment = recorded_segment();
+    segment
+        .aws
+        .as_mut()
+        .unwrap()
+        .cloudwatch_logs
+        .push(CloudWatchLogGroup {
+            log_group: "/other".into(),
+            arn: None,
+        });
+    let resource = segment_spans(&segment).unwrap().resource;
+    assert_eq!(
+        resource.texts(LOG_GROUP_NAMES),
+        vec!["/aws/ecs/shop/dev", "/other"]
+    );
+    assert!(resource.get(LOG_GROUP_ARNS).is_none());
 }
 
 /// Documents back into one tree: independent subsegments nested under their parents.

@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod daemon;
 pub mod documents;
+pub mod ecs_metadata;
 pub mod peers;
 pub mod schema;
 pub mod test_host;

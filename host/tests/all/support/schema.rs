@@ -30,6 +30,32 @@ pub fn validate_document(document: &Value) -> Result<(), String> {
                 .ok_or("x_forwarded_for must be a boolean")?;
         }
     }
+    if let Some(groups) = document.pointer("/aws/cloudwatch_logs") {
+        // The developer guide: an array of objects that each describe one CloudWatch log group,
+        // `log_group` its name and `arn` its ARN.
+        for group in groups
+            .as_array()
+            .ok_or("aws.cloudwatch_logs must be an array")?
+        {
+            let name = group
+                .get("log_group")
+                .and_then(Value::as_str)
+                .ok_or("aws.cloudwatch_logs[].log_group must be a string")?;
+            if name.is_empty() {
+                return Err("aws.cloudwatch_logs[].log_group must not be empty".into());
+            }
+            if let Some(arn) = group.get("arn") {
+                let arn = arn
+                    .as_str()
+                    .ok_or("aws.cloudwatch_logs[].arn must be a string")?;
+                if !arn.starts_with("arn:") || !arn.ends_with(&format!(":log-group:{name}")) {
+                    return Err(format!(
+                        "aws.cloudwatch_logs[].arn {arn:?} is not the ARN of log group {name:?}"
+                    ));
+                }
+            }
+        }
+    }
     validate_entity(document, !independent)
 }
 
