@@ -1,6 +1,9 @@
 //! The mixed application: the Rust BFF with the Python backends (componentize-py, WASI 0.3 by
 //! default, and their WASI 0.2 build), served by the same host, held to the Rust application's
-//! contracts and trace shape; and the Python guest library's errors, in both builds.
+//! contracts and trace shape; the Python guest library's errors, in both builds; and requests
+//! interleaved in one WASI 0.3 Python instance (`interleaving.rs`).
+
+mod interleaving;
 
 use crate::application::{check_backend_contracts, check_bff_contract};
 use crate::polyglot_js::js_component;

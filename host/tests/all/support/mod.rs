@@ -61,7 +61,10 @@ pub fn components() -> PathBuf {
 /// The Python components each build makes: `scripts/build-components.sh`'s `--python-wasi`
 /// value and the file names (without `.wasm`) it writes.
 const PYTHON_BUILDS: [(&str, &[&str]); 2] = [
-    ("0.3", &["backend1-py", "backend2-py", "faults-py"]),
+    (
+        "0.3",
+        &["backend1-py", "backend2-py", "faults-py", "interleave-py"],
+    ),
     ("0.2", &["backend1-py-p2", "backend2-py-p2", "faults-py-p2"]),
 ];
 
