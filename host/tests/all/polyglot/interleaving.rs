@@ -16,6 +16,9 @@ use support::{TestHost, get, python_component, request};
 
 const REQUESTS: usize = 16;
 
+/// The time between two requests' starts: sixteen of them fit in one wait of the component.
+const STAGGER: Duration = Duration::from_millis(50);
+
 /// The request's id as the component spells it: `req-01` to `req-16`, none a prefix of another,
 /// so finding one in another request's trace means the two crossed.
 fn request_id(index: usize) -> String {
@@ -53,6 +56,8 @@ fn sixteen_requests_interleaved_in_one_python_instance_each_record_into_their_ow
         .traced()
         .args(["--max-instance-reuse-count", "128"])
         .args(["--max-instance-concurrent-reuse-count", "16"])
+        // The warmed instance must not expire before the last request on a slow machine.
+        .args(["--idle-instance-timeout", "30s"])
         .start();
     let (port, daemon) = (host.port(), host.daemon());
     // One instance made before the burst, so that the sixteen find it ready rather than each
@@ -72,8 +77,13 @@ fn sixteen_requests_interleaved_in_one_python_instance_each_record_into_their_ow
             let (start, root) = (start.clone(), roots[i].clone());
             std::thread::spawn(move || {
                 let header = format!("Root={root};Sampled=1");
-                let path = format!("/interleave?id={}&ms=200", request_id(i));
+                let path = format!("/interleave?id={}&ms=1000", request_id(i));
                 start.wait();
+                // One after the other, all within the first request's first wait: wasmtime's
+                // handler gives a request to an instance only while every request in it waits,
+                // and starts another instance for one that arrives while Python runs (sixteen
+                // sent at the same instant spread over several instances).
+                std::thread::sleep(STAGGER * i as u32);
                 request(port, "GET", &path, &[("X-Amzn-Trace-Id", &header)], b"")
             })
         })
