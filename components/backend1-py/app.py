@@ -14,13 +14,17 @@ from reference_app import clock, last_access, service
 from reference_app.routes import Answer
 
 
-class IncomingHandler(service.JsonService):
-    """The component's `wasi:http/incoming-handler` export."""
+class Handler(service.JsonService):
+    """The component's WASI HTTP handler."""
 
-    def answer(self):
+    async def answer(self):
         # The manual subsegment the original's README shows by hand, around the backend's work.
         with xray_host.subsegment("current-date") as work:
-            last_access.record_last_access("backend1")
+            await last_access.record_last_access("backend1")
             date = clock.now().strftime("%Y/%m/%d")
             work.annotate("current_date", date)
         return Answer(200, json.dumps({"currentDate": date}, separators=(",", ":")))
+
+
+# The WASI 0.2 build looks its export up under this name (see reference_app.service).
+IncomingHandler = Handler

@@ -14,12 +14,16 @@ from reference_app import clock, last_access, service
 from reference_app.routes import Answer
 
 
-class IncomingHandler(service.JsonService):
-    """The component's `wasi:http/incoming-handler` export."""
+class Handler(service.JsonService):
+    """The component's WASI HTTP handler."""
 
-    def answer(self):
-        last_access.record_last_access("backend2")
+    async def answer(self):
+        await last_access.record_last_access("backend2")
         with xray_host.subsegment("current-time") as work:
             time = clock.now().strftime("%H:%M:%S")
             work.annotate("current_time", time)
         return Answer(200, json.dumps({"currentTime": time}, separators=(",", ":")))
+
+
+# The WASI 0.2 build looks its export up under this name (see reference_app.service).
+IncomingHandler = Handler

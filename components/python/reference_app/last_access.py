@@ -9,13 +9,13 @@ import xray_host
 from . import environment
 
 
-def record_last_access(sub_app_id):
+async def record_last_access(sub_app_id):
     """Records that `sub_app_id` was accessed now; a failure is logged and otherwise ignored,
     as the original did. `RECORD_LAST_ACCESS=off` skips the write."""
     if (environment.get("RECORD_LAST_ACCESS") or "").lower() == "off":
         return
     item = {"SubAppId": sub_app_id, "LastAccessed": str(int(time.time()))}
     try:
-        xray_host.put_item(item)
+        await xray_host.put_item(item)
     except xray_host.TableError as error:
         print(f"{sub_app_id}: could not record the last access: {error}", file=sys.stderr)

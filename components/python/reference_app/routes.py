@@ -18,9 +18,26 @@ class Answer:
         self.allow = allow
 
 
+def headers(answer):
+    """The response headers of `answer`, as wasi:http `fields` take them."""
+    fields = [("content-type", b"application/json")]
+    if answer.allow:
+        fields.append(("allow", answer.allow.encode()))
+    return fields
+
+
 def error_body(message, **extra):
     """`{"error": message, ...extra}` as compact JSON."""
     return json.dumps({"error": message, **extra}, separators=(",", ":"))
+
+
+def method_name(method):
+    """The name of a wasi:http `method` variant, from WASI 0.2's bindings or 0.3's (both call
+    the cases `Method_Get`, `Method_Post`, ..., and `Method_Other` carries its own name)."""
+    case = type(method).__name__
+    if case == "Method_Other":
+        return method.value
+    return case.removeprefix("Method_").upper()
 
 
 def conventional(method, path, main_paths):

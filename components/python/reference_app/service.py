@@ -1,80 +1,36 @@
-"""A `wasi:http/incoming-handler` that routes by the reference conventions and answers JSON.
+"""The handler of a reference service: routes by the reference conventions and answers JSON,
+exported as the WASI HTTP handler of the build.
 
-A service subclasses `JsonService`, names its paths in `main_paths` and implements `answer`
-for a GET on them; `/health`, 404 and 405 are answered here.
+A service subclasses `JsonService`, names its paths in `main_paths` and implements
+`async def answer()` for a GET on them; `/health`, 404 and 405 are answered here. The same
+source builds for both WASI versions (`scripts/build-components.sh --python-wasi 0.2|0.3`):
+the bindings of the build decide which export `JsonService` is (`http_p3` or `http_p2`), and
+componentize-py looks it up in the app by the export's name, `Handler` for WASI 0.3 and
+`IncomingHandler` for WASI 0.2, so an app names its subclass `Handler` and adds
+`IncomingHandler = Handler`.
 """
 
-from componentize_py_types import Ok
 from wit_world import exports
-from wit_world.imports.types import (
-    Fields,
-    IncomingRequest,
-    Method_Connect,
-    Method_Delete,
-    Method_Get,
-    Method_Head,
-    Method_Options,
-    Method_Other,
-    Method_Patch,
-    Method_Post,
-    Method_Put,
-    Method_Trace,
-    OutgoingBody,
-    OutgoingResponse,
-    ResponseOutparam,
-)
 
 from . import routes
 
-_METHOD_NAMES = {
-    Method_Get: "GET",
-    Method_Head: "HEAD",
-    Method_Post: "POST",
-    Method_Put: "PUT",
-    Method_Delete: "DELETE",
-    Method_Connect: "CONNECT",
-    Method_Options: "OPTIONS",
-    Method_Trace: "TRACE",
-    Method_Patch: "PATCH",
-}
-
-# wasi:io output streams take at most 4096 bytes per blocking write.
-_CHUNK = 4096
+# WASI 0.3's bindings export `wasi:http/handler` (`Handler`); WASI 0.2's export
+# `wasi:http/incoming-handler` (`IncomingHandler`) and have no `Handler`.
+if hasattr(exports, "Handler"):
+    from .http_p3 import Handler as _WasiHandler
+else:
+    from .http_p2 import Handler as _WasiHandler
 
 
-def _method_name(method):
-    if isinstance(method, Method_Other):
-        return method.value
-    return _METHOD_NAMES[type(method)]
-
-
-def send(response_out, answer):
-    """Sends `answer` (a `routes.Answer`) as the response."""
-    headers = [("content-type", b"application/json")]
-    if answer.allow:
-        headers.append(("allow", answer.allow.encode()))
-    response = OutgoingResponse(Fields.from_list(headers))
-    response.set_status_code(answer.status)
-    body = response.body()
-    ResponseOutparam.set(response_out, Ok(response))
-    data = answer.body.encode()
-    with body.write() as stream:
-        for start in range(0, len(data), _CHUNK):
-            stream.blocking_write_and_flush(data[start : start + _CHUNK])
-    OutgoingBody.finish(body, None)
-
-
-class JsonService(exports.IncomingHandler):
+class JsonService(_WasiHandler):
     """The handler of a reference service; see the module's documentation."""
 
     main_paths = ("/",)
 
-    def answer(self):
+    async def answer(self):
         """The `routes.Answer` to a GET on one of `main_paths`."""
         raise NotImplementedError
 
-    def handle(self, request: IncomingRequest, response_out: ResponseOutparam) -> None:
-        method = _method_name(request.method())
-        path = request.path_with_query() or "/"
-        answer = routes.conventional(method, path, self.main_paths)
-        send(response_out, answer or self.answer())
+    async def respond(self, method, path):
+        """The answer the conventions give, or else `answer()`'s."""
+        return routes.conventional(method, path, self.main_paths) or await self.answer()

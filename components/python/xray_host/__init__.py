@@ -6,8 +6,14 @@ plain scalars, metadata from anything `json.dumps` accepts, and the service's ta
 items as dicts. A call the host refuses raises `TracingError` or `TableError`, whose message
 names the problem, so a mistake shows up where it was made instead of as a missing field in
 the trace.
+
+The table calls are coroutines (`await put_item(...)`), and the open subsegments are tracked
+per request, so one library serves a WASI 0.3 component answering several requests at once
+as well as a WASI 0.2 one, whose synchronous handler drives the coroutines with
+`run_to_completion`.
 """
 
+from .completion import run_to_completion
 from .table import TableError, get_item, put_item
 from .tracing import (
     Subsegment,
@@ -29,6 +35,7 @@ __all__ = [
     "is_sampled",
     "metadata",
     "put_item",
+    "run_to_completion",
     "subsegment",
     "trace_header",
     "traced",

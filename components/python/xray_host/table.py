@@ -4,8 +4,15 @@ Values map to DynamoDB's kinds: `str` is S, `int`, `float` and `Decimal` are N, 
 `bool` is BOOL, `None` is NULL, lists and tuples are L, dicts are M, a set of strings is SS
 and a set of numbers NS. `get_item` gives numbers back as `Decimal`, which keeps DynamoDB's
 38 digits.
+
+`put_item` and `get_item` are coroutines: `await xray_host.put_item(item)`. In the WASI 0.3
+build the package's 0.3.0 table calls are `async func`s, for which componentize-py generates
+coroutine functions: the request awaiting the table lets the instance's other requests run
+meanwhile. In the WASI 0.2 build they wrap 0.2.0's synchronous calls, so they finish without
+ever suspending (see `run_to_completion`), and the same code serves both builds.
 """
 
+import inspect
 import math
 from decimal import Decimal
 
@@ -121,18 +128,24 @@ def _from_wit(item):
     return {name: value(index) for name, index in item.attributes}
 
 
-def put_item(item):
+async def _call(binding, argument):
+    """Calls a table binding, awaiting it when it is an `async func` (the package's 0.3.0),
+    and turns the host's refusal into a `TableError`."""
+    try:
+        result = binding(argument)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+    except Err as refusal:
+        raise TableError(refusal.value) from None
+
+
+async def put_item(item):
     """Writes `item` (a dict), replacing any item with the same key; raises `TableError`."""
-    try:
-        wit.put_item(_to_wit(item))
-    except Err as refusal:
-        raise TableError(refusal.value) from None
+    await _call(wit.put_item, _to_wit(item))
 
 
-def get_item(key):
+async def get_item(key):
     """The item with this key (a dict of the key attributes) as a dict, or None."""
-    try:
-        found = wit.get_item(_to_wit(key))
-    except Err as refusal:
-        raise TableError(refusal.value) from None
+    found = await _call(wit.get_item, _to_wit(key))
     return _from_wit(found) if found is not None else None

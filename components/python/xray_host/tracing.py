@@ -4,19 +4,28 @@ The host records the request's segment and every outgoing call by itself; this m
 subsegments around units of work, annotations and metadata. Subsegments nest: the innermost
 one opened by `subsegment` (or `traced`) receives `annotate` and `metadata` calls, and the
 request's segment receives them when none is open.
+
+"Innermost open" is per request: a WASI 0.3 instance serves several requests at once, their
+handlers interleaving at every `await`, so the open subsegments are kept in a `ContextVar`.
+componentize-py runs each call of the exported handler in a `contextvars.Context` of its own
+(and an asyncio task the handler creates copies its creator's), so a request sees only the
+subsegments it opened itself.
 """
 
 import contextlib
+import contextvars
 import functools
+import inspect
 import json
 import traceback
 
 from componentize_py_types import Err
 from wit_world.imports import tracing as wit
 
-# The subsegments opened by `subsegment` and not yet ended, innermost last. A component
-# handles one request per instance at a time, so module state is the request's state.
-_open = []
+# The subsegments opened by `subsegment` in this context and not yet ended, innermost last.
+# A tuple, never changed in place: an asyncio task started inside a subsegment keeps the
+# stack it was started with, whatever its creator opens or ends afterwards.
+_open = contextvars.ContextVar("xray_host_open_subsegments", default=())
 
 _EXPLANATIONS = {
     wit.TracingError_InvalidAnnotationKey: (
@@ -134,27 +143,42 @@ def subsegment(name):
 
     An exception leaving the block is recorded as the subsegment's fault, then re-raised.
     """
-    parent = _open[-1]._handle if _open else None
-    if parent is not None:
-        handle = _call(parent.begin_child, name)
+    stack = _open.get()
+    if stack:
+        handle = _call(stack[-1]._handle.begin_child, name)
     else:
         handle = _call(wit.current_segment().begin_subsegment, name)
     work = Subsegment(handle)
-    _open.append(work)
+    _open.set(stack + (work,))
     try:
         yield work
     except BaseException as error:
         work.fail(error)
         raise
     finally:
-        _open.remove(work)
+        # Back to the stack as it was when the block began (not `reset`, which refuses a
+        # token from another context, as when a generator is closed by the collector).
+        _open.set(stack)
         work.end()
 
 
 def traced(name=None):
-    """A decorator that runs the function inside a subsegment named `name` (or its own name)."""
+    """A decorator that runs the function inside a subsegment named `name` (or its own name).
+
+    A coroutine function (`async def`) gets a coroutine function whose subsegment lasts until
+    the coroutine returns, awaits included.
+    """
 
     def decorate(function):
+        if inspect.iscoroutinefunction(function):
+
+            @functools.wraps(function)
+            async def awaiting(*args, **kwargs):
+                with subsegment(name or function.__name__):
+                    return await function(*args, **kwargs)
+
+            return awaiting
+
         @functools.wraps(function)
         def wrapper(*args, **kwargs):
             with subsegment(name or function.__name__):
@@ -170,7 +194,8 @@ def traced(name=None):
 
 
 def _target():
-    return _open[-1]._handle if _open else wit.current_segment()
+    stack = _open.get()
+    return stack[-1]._handle if stack else wit.current_segment()
 
 
 def annotate(key, value):

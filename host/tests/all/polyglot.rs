@@ -1,22 +1,27 @@
-//! The mixed application: the Rust BFF with the Python backends (componentize-py, WASI 0.2),
-//! served by the same host, held to the Rust application's contracts and trace shape; and the
-//! Python guest library's errors.
+//! The mixed application: the Rust BFF with the Python backends (componentize-py, WASI 0.3 by
+//! default, and their WASI 0.2 build), served by the same host, held to the Rust application's
+//! contracts and trace shape; the Python guest library's errors, in both builds; and requests
+//! interleaved in one WASI 0.3 Python instance (`interleaving.rs`).
+
+mod interleaving;
 
 use crate::application::{check_backend_contracts, check_bff_contract};
 use crate::polyglot_js::js_component;
 use crate::support;
 
 use serde_json::Value;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 use support::documents::{segment, subsegment_named, subsegments};
 use support::schema::assert_valid;
 use support::{
-    Services, SharedApplication, TestHost, component, get, python_component, traced_application,
+    Services, SharedApplication, TestHost, component, get, python_component, python_p2_component,
+    traced_application,
 };
 
-/// The mixed application, traced into its own daemon stand-in with every request sampled,
-/// started once by the first test that asks for it.
+/// The mixed application (the Python backends on WASI 0.3), traced into its own daemon stand-in
+/// with every request sampled, started once by the first test that asks for it.
 fn mixed() -> &'static SharedApplication {
     static MIXED: OnceLock<SharedApplication> = OnceLock::new();
     MIXED.get_or_init(|| {
@@ -34,8 +39,37 @@ fn the_mixed_application_answers_the_rust_applications_contracts() {
     check_backend_contracts(app.one, app.two);
     check_bff_contract(app.front);
     assert!(
+        app.host.log().contains("abi=wasi:http 0.3"),
+        "the Python backends are WASI 0.3 components: {}",
+        app.host.log()
+    );
+}
+
+/// The WASI 0.2 build (`--python-wasi 0.2`), for hosts that serve only WASI 0.2: the same
+/// contracts and trace shape. Its host lives for this test alone (the statics are the
+/// applications several tests share).
+#[test]
+fn the_mixed_application_with_the_wasi_0_2_python_backends_answers_the_same_way() {
+    let host = TestHost::application_of(Services {
+        bff: component("bff"),
+        backend_1: python_p2_component("backend1-py"),
+        backend_2: python_p2_component("backend2-py"),
+    })
+    .traced()
+    .sample_everything()
+    .start();
+    let app = SharedApplication {
+        front: host.port(),
+        one: host.port_of("Backend #1"),
+        two: host.port_of("Backend #2"),
+        host,
+    };
+    check_backend_contracts(app.one, app.two);
+    check_bff_contract(app.front);
+    check_the_rust_applications_trace_shape(&app);
+    assert!(
         app.host.log().contains("abi=wasi:http 0.2"),
-        "the Python backends are WASI 0.2 components: {}",
+        "the -p2 builds are WASI 0.2 components: {}",
         app.host.log()
     );
 }
@@ -133,9 +167,23 @@ fn check_the_rust_applications_trace_shape(app: &SharedApplication) {
     assert!(top.iter().any(|s| s["id"] == call["id"]), "{backend_2:#}");
 }
 
+/// The test component of the guest library's errors, in both builds: the library is the same.
+fn faults_builds() -> [PathBuf; 2] {
+    [
+        python_component("faults-py"),
+        python_p2_component("faults-py"),
+    ]
+}
+
 #[test]
 fn the_python_guest_library_refuses_bad_input_with_a_clear_error() {
-    let host = TestHost::serve(&python_component("faults-py"), "Faults").start();
+    for faults in faults_builds() {
+        refuses_bad_input_with_a_clear_error(&faults);
+    }
+}
+
+fn refuses_bad_input_with_a_clear_error(faults: &Path) {
+    let host = TestHost::serve(faults, "Faults").start();
     let port = host.port();
 
     let bad_key = get(port, "/annotate?key=bad%20key");
@@ -176,7 +224,13 @@ fn the_python_guest_library_refuses_bad_input_with_a_clear_error() {
 
 #[test]
 fn python_subsegments_nest_and_record_the_exception_that_leaves_them() {
-    let host = TestHost::serve(&python_component("faults-py"), "Faults")
+    for faults in faults_builds() {
+        subsegments_nest_and_record_the_exception_that_leaves_them(&faults);
+    }
+}
+
+fn subsegments_nest_and_record_the_exception_that_leaves_them(faults: &Path) {
+    let host = TestHost::serve(faults, "Faults")
         .sample_everything()
         .traced()
         .start();

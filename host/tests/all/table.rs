@@ -11,7 +11,9 @@ use support::daemon::Daemon;
 use support::documents::subsegment_named;
 use support::peers::Peer;
 use support::schema::assert_valid;
-use support::{TestHost, component, free_port, get, python_component, request};
+use support::{
+    TestHost, component, free_port, get, python_component, python_p2_component, request,
+};
 
 const REGION: &str = "us-east-1";
 
@@ -63,13 +65,18 @@ impl Moto {
     }
 }
 
-/// The backends under test, backend 1 then backend 2: the Rust ones or the Python ones, which
-/// must write, trace and fail the same way.
+/// The backends under test, backend 1 then backend 2: the Rust ones or the Python ones (their
+/// WASI 0.3 build, whose table calls are `async func`s, and their WASI 0.2 build, whose calls
+/// hold the instance), which must write, trace and fail the same way.
 #[derive(Clone, Copy)]
 enum Backends {
     Rust,
     Python,
+    PythonP2,
 }
+
+/// Both builds of the Python backends.
+const PYTHON: [Backends; 2] = [Backends::Python, Backends::PythonP2];
 
 impl Backends {
     /// The component of backend `number` (1 or 2).
@@ -77,6 +84,7 @@ impl Backends {
         match self {
             Backends::Rust => component(&format!("backend{number}")),
             Backends::Python => python_component(&format!("backend{number}-py")),
+            Backends::PythonP2 => python_p2_component(&format!("backend{number}-py")),
         }
     }
 }
@@ -107,7 +115,9 @@ fn both_backends_record_their_last_access_in_dynamodb_traced_like_patch_all() {
 
 #[test]
 fn both_python_backends_record_their_last_access_in_dynamodb_traced_like_patch_all() {
-    record_the_last_access_in_dynamodb(Backends::Python);
+    PYTHON
+        .into_iter()
+        .for_each(record_the_last_access_in_dynamodb);
 }
 
 fn record_the_last_access_in_dynamodb(backends: Backends) {
@@ -220,7 +230,9 @@ fn a_missing_table_is_an_error_subsegment_and_the_backend_still_answers() {
 
 #[test]
 fn a_missing_table_is_an_error_subsegment_and_the_python_backend_still_answers() {
-    a_missing_table_is_an_error_subsegment(Backends::Python);
+    PYTHON
+        .into_iter()
+        .for_each(a_missing_table_is_an_error_subsegment);
 }
 
 fn a_missing_table_is_an_error_subsegment(backends: Backends) {
@@ -261,7 +273,9 @@ fn with_dynamodb_down_the_backend_answers_within_its_timeout_and_the_call_is_a_f
 
 #[test]
 fn with_dynamodb_down_the_python_backend_answers_within_its_timeout_and_the_call_is_a_fault() {
-    with_dynamodb_down_the_call_is_a_fault(Backends::Python);
+    PYTHON
+        .into_iter()
+        .for_each(with_dynamodb_down_the_call_is_a_fault);
 }
 
 fn with_dynamodb_down_the_call_is_a_fault(backends: Backends) {
@@ -295,7 +309,9 @@ fn with_dynamodb_hanging_the_backend_answers_within_the_operation_timeout_and_th
 
 #[test]
 fn with_dynamodb_hanging_the_python_backend_answers_within_the_operation_timeout() {
-    with_dynamodb_hanging_the_call_is_a_fault(Backends::Python);
+    PYTHON
+        .into_iter()
+        .for_each(with_dynamodb_hanging_the_call_is_a_fault);
 }
 
 /// A DynamoDB endpoint that accepts connections and reads requests but never answers.

@@ -59,10 +59,21 @@ pub fn components() -> PathBuf {
         .clone()
 }
 
+/// The Python components each build makes: `scripts/build-components.sh`'s `--python-wasi`
+/// value and the file names (without `.wasm`) it writes.
+const PYTHON_BUILDS: [(&str, &[&str]); 2] = [
+    (
+        "0.3",
+        &["backend1-py", "backend2-py", "faults-py", "interleave-py"],
+    ),
+    ("0.2", &["backend1-py-p2", "backend2-py-p2", "faults-py-p2"]),
+];
+
 /// The directory of the built Python components, where `scripts/build-components.sh` puts them
 /// (beside the Rust ones, whatever `XRAY_HOST_TEST_COMPONENTS` says). Runs
-/// `scripts/build-components.sh python` once per test binary when a Python component is missing
-/// or older than a Python source, so `cargo test` works on its own.
+/// `scripts/build-components.sh --python-wasi <version> python` once per test binary for each
+/// WASI version whose components are missing or older than a Python source, so `cargo test`
+/// works on its own.
 pub fn python_components() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
@@ -72,26 +83,33 @@ pub fn python_components() -> PathBuf {
                 .unwrap_or_else(|| workspace().join("target"))
                 .join("wasm32-wasip2")
                 .join("release");
-            let outputs = ["backend1-py", "backend2-py", "faults-py"].map(|name| {
-                std::fs::metadata(dir.join(format!("{name}.wasm")))
-                    .and_then(|m| m.modified())
-                    .ok()
-            });
-            let oldest = outputs.iter().min().copied().flatten();
             let newest_source = python_sources()
                 .iter()
                 .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
                 .max();
-            if oldest.is_none() || newest_source > oldest {
+            for (wasi, outputs) in PYTHON_BUILDS {
+                let oldest = outputs
+                    .iter()
+                    .map(|name| {
+                        std::fs::metadata(dir.join(format!("{name}.wasm")))
+                            .and_then(|m| m.modified())
+                            .ok()
+                    })
+                    .min()
+                    .flatten();
+                if oldest.is_some() && newest_source <= oldest {
+                    continue;
+                }
                 let status = Command::new("bash")
                     .arg(workspace().join("scripts/build-components.sh"))
-                    .arg("python")
+                    .args(["--python-wasi", wasi, "python"])
                     .current_dir(workspace())
                     .status()
                     .expect("cannot run scripts/build-components.sh");
                 assert!(
                     status.success(),
-                    "building the Python components failed (python3 -m venv, pip, componentize-py)"
+                    "building the Python components for WASI {wasi} failed \
+                     (python3 -m venv, pip, componentize-py)"
                 );
             }
             dir
@@ -127,9 +145,16 @@ fn python_sources() -> Vec<PathBuf> {
     out
 }
 
-/// The path of a built Python component, e.g. `python_component("backend1-py")`.
+/// The path of a built Python component, WASI 0.3 (the default build), e.g.
+/// `python_component("backend1-py")`.
 pub fn python_component(name: &str) -> PathBuf {
     python_components().join(format!("{name}.wasm"))
+}
+
+/// The path of a Python component's WASI 0.2 build (`--python-wasi 0.2`), e.g.
+/// `python_p2_component("backend1-py")` for `backend1-py-p2.wasm`.
+pub fn python_p2_component(name: &str) -> PathBuf {
+    python_components().join(format!("{name}-p2.wasm"))
 }
 
 /// The path of a built component, e.g. `component("backend1")`.

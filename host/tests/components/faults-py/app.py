@@ -17,7 +17,6 @@ from urllib.parse import parse_qs, urlsplit
 import xray_host
 from reference_app import service
 from reference_app.routes import Answer
-from wit_world.imports.types import IncomingRequest, ResponseOutparam
 
 
 def _plain(value):
@@ -41,19 +40,19 @@ def _outer():
             pass
 
 
-def _answer(path, query):
+async def _answer(path, query):
     if path == "/annotate":
         with xray_host.subsegment("annotate") as work:
             work.annotate(query.get("key", [""])[0], "value")
         return Answer(200, "annotated")
     if path == "/put-large":
-        xray_host.put_item({"SubAppId": "large", "Blob": "x" * 500_000})
+        await xray_host.put_item({"SubAppId": "large", "Blob": "x" * 500_000})
         return Answer(200, "stored")
     if path == "/put-item":
         key = {"SubAppId": query["id"][0]}
         item = {**key, "Nested": {"list": [1, 2.5, True, None, b"\x01"], "tags": {"a", "b"}}}
-        xray_host.put_item(item)
-        found = xray_host.get_item(key)
+        await xray_host.put_item(item)
+        found = await xray_host.get_item(key)
         return Answer(200, json.dumps(found, default=_plain, sort_keys=True))
     if path == "/nested":
         _outer()
@@ -61,13 +60,16 @@ def _answer(path, query):
     return Answer(404, "no such route")
 
 
-class IncomingHandler(service.JsonService):
+class Handler(service.JsonService):
     """Answers the routes above; every refusal as 400 naming the exception."""
 
-    def handle(self, request: IncomingRequest, response_out: ResponseOutparam) -> None:
-        target = urlsplit(request.path_with_query() or "/")
+    async def respond(self, method, path):
+        target = urlsplit(path)
         try:
-            answer = _answer(target.path, parse_qs(target.query))
+            return await _answer(target.path, parse_qs(target.query))
         except (xray_host.TracingError, xray_host.TableError) as error:
-            answer = Answer(400, f"{type(error).__name__} ({error.kind}): {error}")
-        service.send(response_out, answer)
+            return Answer(400, f"{type(error).__name__} ({error.kind}): {error}")
+
+
+# The WASI 0.2 build looks its export up under this name (see reference_app.service).
+IncomingHandler = Handler
