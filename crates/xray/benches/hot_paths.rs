@@ -19,7 +19,7 @@ use xray::request_trace::budget::RecordingLimits;
 use xray::request_trace::{CallEnd, CallStart, RequestTrace, Target};
 use xray::sampling::centralized::{CentralizedSampler, parse_rules_response};
 use xray::sampling::local::{LocalRules, LocalSampler};
-use xray::sampling::{OsRandom, Sampler, SamplingRequest, SystemClock};
+use xray::sampling::{FastRandom, Sampler, SamplingRequest, SystemClock};
 use xray::segment::{ServiceIdentity, documents};
 use xray::trace_header::TraceHeader;
 
@@ -76,7 +76,7 @@ fn sampling(c: &mut Criterion) {
         None,
         LocalSampler::new(LocalRules::builtin()),
         Arc::new(SystemClock),
-        Arc::new(OsRandom),
+        Arc::new(FastRandom),
     );
     group.bench_function("local_default_rule", |b| {
         b.iter(|| local.decide(black_box(&request)))
@@ -92,7 +92,7 @@ fn sampling(c: &mut Criterion) {
         Some(centralized),
         LocalSampler::new(LocalRules::builtin()),
         Arc::new(SystemClock),
-        Arc::new(OsRandom),
+        Arc::new(FastRandom),
     );
     group.bench_function("centralized_falls_through_to_default", |b| {
         b.iter(|| sampler.decide(black_box(&request)))

@@ -5,6 +5,8 @@
 //! - [`traceparent`]: W3C Trace Context's `traceparent`, and its ids as X-Ray's.
 //! - [`ids`]: [`TraceId`](ids::TraceId) and [`SegmentId`](ids::SegmentId), from the operating
 //!   system's CSPRNG, with their W3C (OpenTelemetry) forms.
+//! - `random` (private): the OS generator read through a per-thread buffer (ids), and a
+//!   per-thread fast generator (sampling draws): no system call and no lock per request.
 //! - [`loopback`]: whether a request is addressed to this machine's loopback (the local
 //!   endpoints' check against DNS rebinding).
 //! - [`names`]: X-Ray's rules for segment names and annotation keys, checked and made valid.
@@ -39,6 +41,7 @@ pub mod ids;
 pub mod loopback;
 pub mod names;
 pub mod otel;
+mod random;
 pub mod recorder;
 pub mod request_trace;
 pub mod sampling;

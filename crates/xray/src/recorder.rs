@@ -25,7 +25,7 @@ use crate::request_trace::{RequestTrace, now};
 use crate::sampling::centralized::CentralizedSampler;
 use crate::sampling::local::{LocalRules, LocalSampler};
 use crate::sampling::poller::SamplingPoller;
-use crate::sampling::{OsRandom, Sampler, SamplingRequest, SystemClock};
+use crate::sampling::{FastRandom, Sampler, SamplingRequest, SystemClock};
 use crate::segment::{ServiceIdentity, segment_entity};
 use crate::trace_header::{HEADER_NAME, SampledFlag, TraceHeader};
 use crate::traceparent::{self, TraceParent};
@@ -127,7 +127,7 @@ impl Tracer {
             exporters.insert(0, Arc::new(Emitter::start(options.daemon.udp.clone())));
         }
         let clock = Arc::new(SystemClock);
-        let random = Arc::new(OsRandom);
+        let random = Arc::new(FastRandom);
         let centralized = options.centralized_sampling.then(|| {
             // 24 hex digits, as the SDKs make it.
             let client_id = format!("{}{}", SegmentId::new(), &SegmentId::new().as_str()[..8]);
@@ -440,7 +440,7 @@ mod tests {
                 None,
                 LocalSampler::new(rules),
                 Arc::new(SystemClock),
-                Arc::new(OsRandom),
+                Arc::new(FastRandom),
             )),
             exporters: Vec::new(),
             poller: None,
