@@ -29,6 +29,8 @@
 //! - [`sdk_env`]: the X-Ray SDKs' other environment variables, with their meaning.
 //! - [`ecs_metadata`]: `origin` and `aws.ecs` from the ECS task metadata endpoint.
 //! - [`recorder`]: the per-process recorder tying them together.
+//! - `incoming` (private): what a request's trace headers say under the service's policy, and
+//!   the headers kept as sent for a request nothing records.
 
 pub mod active_trace;
 pub mod daemon_address;
@@ -38,6 +40,7 @@ pub mod emitter;
 pub mod export;
 pub mod forwarded_for;
 pub mod ids;
+mod incoming;
 pub mod loopback;
 pub mod names;
 pub mod otel;
