@@ -45,7 +45,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "target"
-HOST = TARGET / "release" / "xray-host"
+HOST = TARGET / "dist" / "xray-host"  # as shipped: scripts/bench.sh builds it (profile dist)
 NATIVE = TARGET / "release" / "native-backend2"
 WASM = TARGET / "wasm32-wasip2" / "release"
 STANDALONE = TARGET / "bench" / "backend2-standalone.wasm"

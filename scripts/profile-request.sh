@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 requests=${1:-2000}
 ensure_wasm_target
 ensure_debian_packages valgrind
-build_all
+# The host as shipped: profile dist (fat LTO, one codegen unit), in target/dist.
+build_all dist
 build_standalone_backend2
 
 work=$(mktemp -d)
@@ -32,7 +33,7 @@ pids="$pids $!"
 echo '{"version": 2, "default": {"fixed_target": 0, "rate": 1}, "rules": []}' >"$work/all.json"
 
 port=18401
-serve=(./target/release/xray-host serve --component target/bench/backend2-standalone.wasm
+serve=(./target/dist/xray-host serve --component target/bench/backend2-standalone.wasm
   --listen "127.0.0.1:$port" --name "Backend #2" --no-watch --sampling-rules "$work/all.json"
   --cache-dir "$work/cache" --table-store "$work/t.redb")
 # Compile once outside valgrind, so the profiled run loads from the cache.

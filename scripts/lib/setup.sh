@@ -50,11 +50,14 @@ cargo_deny_version=0.20.2
 cargo_fuzz_version=0.13.2
 
 # Builds the components and the host, release, into the shared target directory.
+# The components (release) and the host in profile $1 (release unless given; `dist` for the
+# binary that is shipped and measured, in target/dist).
 build_all() {
+  local profile=${1:-release}
   step "building the components (wasm32-wasip2)"
   cargo build --release --target wasm32-wasip2
-  step "building the host"
-  cargo build --release -p xray-host
+  step "building the host ($profile)"
+  cargo build --profile "$profile" -p xray-host
 }
 
 # Installs Debian packages that are missing (needs root or sudo).

@@ -1,6 +1,7 @@
 //! Criterion microbenchmarks of what the host does on every traced request besides running the
-//! component: reading and writing `X-Amzn-Trace-Id`, the sampling decision, and turning a
-//! finished trace into the documents sent to the daemon.
+//! component: reading and writing `X-Amzn-Trace-Id`, the sampling decision, a request's trace
+//! from its start to its response (traced, not sampled, X-Ray off), and turning a finished
+//! trace into the documents sent to the daemon.
 //!
 //! Run: `cargo bench -p xray --bench hot_paths` (or `scripts/bench.sh`, which runs it too).
 
@@ -8,12 +9,17 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use std::hint::black_box;
 use std::sync::Arc;
-use xray::document::{AnnotationValue, CloudWatchLogGroup, EcsFields, HttpRequest};
+use xray::active_trace::Responder;
+use xray::daemon_address::DaemonAddress;
+use xray::document::{AnnotationValue, CloudWatchLogGroup, EcsFields, Entity, HttpRequest};
+use xray::export::{ExportCounters, FlushFuture, TraceExporter};
 use xray::ids::{SegmentId, TraceId};
+use xray::recorder::{IncomingPolicy, Tracer, XrayOptions};
+use xray::request_trace::budget::RecordingLimits;
 use xray::request_trace::{CallEnd, CallStart, RequestTrace, Target};
 use xray::sampling::centralized::{CentralizedSampler, parse_rules_response};
 use xray::sampling::local::{LocalRules, LocalSampler};
-use xray::sampling::{OsRandom, Sampler, SamplingRequest, SystemClock};
+use xray::sampling::{FastRandom, Sampler, SamplingRequest, SystemClock};
 use xray::segment::{ServiceIdentity, documents};
 use xray::trace_header::TraceHeader;
 
@@ -70,7 +76,7 @@ fn sampling(c: &mut Criterion) {
         None,
         LocalSampler::new(LocalRules::builtin()),
         Arc::new(SystemClock),
-        Arc::new(OsRandom),
+        Arc::new(FastRandom),
     );
     group.bench_function("local_default_rule", |b| {
         b.iter(|| local.decide(black_box(&request)))
@@ -86,7 +92,7 @@ fn sampling(c: &mut Criterion) {
         Some(centralized),
         LocalSampler::new(LocalRules::builtin()),
         Arc::new(SystemClock),
-        Arc::new(OsRandom),
+        Arc::new(FastRandom),
     );
     group.bench_function("centralized_falls_through_to_default", |b| {
         b.iter(|| sampler.decide(black_box(&request)))
@@ -172,5 +178,100 @@ fn segment(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, trace_header, sampling, segment);
+/// An exporter that takes every segment and drops it: what the recorder costs, without the
+/// emitter's queue and socket.
+#[derive(Default)]
+struct Discard(ExportCounters);
+
+impl TraceExporter for Discard {
+    fn name(&self) -> &'static str {
+        "discard"
+    }
+    fn export(&self, segment: Entity) {
+        black_box(segment);
+    }
+    fn counters(&self) -> &ExportCounters {
+        &self.0
+    }
+    fn flush(&self, _timeout: std::time::Duration) -> FlushFuture<'_> {
+        Box::pin(async { true })
+    }
+}
+
+/// A recorder whose default rule samples `rate` of the requests (no reservoir), exporting to
+/// [`Discard`]; or the recorder of `--xray off`.
+fn recorder(rate: Option<f64>) -> Arc<Tracer> {
+    let Some(rate) = rate else {
+        return Tracer::disabled();
+    };
+    let rules = format!(r#"{{"version": 2, "default": {{"fixed_target": 0, "rate": {rate}}}}}"#);
+    let options = XrayOptions {
+        enabled: true,
+        daemon: DaemonAddress::default(),
+        local_rules: LocalRules::parse(&rules).expect("valid rules"),
+        centralized_sampling: false,
+        udp_segments: false,
+        recording_limits: RecordingLimits::default(),
+    };
+    Tracer::start(options, vec![Arc::new(Discard::default())])
+}
+
+/// What the host does for every request besides the component: the trace begun from the
+/// request's head, then (`respond`) the response recorded, its header set, and the segment
+/// finished and handed to the exporter when the guard drops. Traced: sampled at rate 1;
+/// unsampled: rate 0; off: `--xray off`.
+fn trace_start(c: &mut Criterion) {
+    let request = http::Request::builder()
+        .uri("/api/")
+        .header(
+            http::header::HOST,
+            "xray-ecs-dev-alb-123456.us-east-1.elb.amazonaws.com",
+        )
+        .header(
+            http::header::USER_AGENT,
+            "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0",
+        )
+        .body(())
+        .expect("a request");
+    let peer = Some("203.0.113.7:50000".parse().expect("an address"));
+    let version = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let mut group = c.benchmark_group("trace_start");
+    for (name, rate) in [
+        ("traced", Some(1.0)),
+        ("unsampled", Some(0.0)),
+        ("off", None),
+    ] {
+        let tracer = recorder(rate);
+        let begin = || {
+            tracer.begin(
+                "BFF",
+                request.method(),
+                request.uri(),
+                request.headers(),
+                peer,
+                IncomingPolicy::default(),
+            )
+        };
+        group.bench_function(format!("begin_{name}"), |b| b.iter(|| black_box(begin())));
+        group.bench_function(format!("request_{name}"), |b| {
+            b.iter(|| {
+                let trace = begin();
+                let mut response = http::Response::new(());
+                let guard = trace.respond(
+                    &mut response,
+                    Responder {
+                        service: "BFF",
+                        version,
+                        s3_version_id: None,
+                    },
+                );
+                drop(guard);
+                black_box(response)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, trace_header, sampling, trace_start, segment);
 criterion_main!(benches);

@@ -8,17 +8,23 @@
 //! X-Ray is off the calls are not recorded and no header is injected, but the component's own
 //! tracing calls are still checked, so a component behaves the same with X-Ray on or off.
 //!
+//! Nothing is made that nobody uses: with X-Ray off the request's trace (its ids, its model) is
+//! made only if the component asks for it, from the headers kept as sent; the response header is
+//! formatted when the response is ready; a trace that will not be sent (X-Ray off, or not
+//! sampled) records nothing about its response and its guard finishes nothing.
+//!
 //! The request ends with [`ActiveTrace::respond`]: it records the response, puts the
 //! `X-Amzn-Trace-Id` answer on it, and returns the [`SegmentGuard`] that finishes the segment
 //! (and hands it to the exporters) when the response body is done.
 
 use crate::document::{AnnotationValue, Exception};
 use crate::ids::{SegmentId, TraceId};
+use crate::incoming::SentHeaders;
 use crate::request_trace::guest_span::{FinishedSpan, SpanRefusal};
 use crate::request_trace::{CallEnd, CallStart, FailureKind, RequestTrace, Target, TraceError};
-use crate::trace_header::{HEADER_NAME, TraceHeader};
+use crate::trace_header::{HEADER_NAME, SampledFlag, TraceHeader};
 use crate::traceparent;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// What finishes a request's trace once its response is done: the recorder, which ends it and
 /// hands it to the exporters if it was sampled.
@@ -34,13 +40,29 @@ pub struct ActiveTrace {
 }
 
 struct Shared {
-    trace: Mutex<RequestTrace>,
+    /// The recorded model; for an unrecorded trace, made from `unborn` the first time it is
+    /// needed.
+    trace: OnceLock<Mutex<RequestTrace>>,
+    /// What an unrecorded trace is made from (X-Ray off, or detached).
+    unborn: Option<SentHeaders>,
     /// Whether X-Ray is on: calls are recorded and the header injected.
     record_calls: bool,
-    /// The `X-Amzn-Trace-Id` the response carries, when X-Ray is on.
-    response_header: Option<TraceHeader>,
+    /// The `X-Amzn-Trace-Id` the response carries.
+    response_header: ResponseHeader,
     /// Who finishes the trace; none for a detached one.
     finisher: Option<Arc<dyn FinishTrace>>,
+}
+
+/// What the response's `X-Amzn-Trace-Id` says, written from the trace when the response is
+/// ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResponseHeader {
+    /// No header (X-Ray off, a detached trace).
+    Omitted,
+    /// `Root=<trace id>`.
+    Root,
+    /// `Root=<trace id>;Sampled=<1|0>`: the caller sent `Sampled=?`.
+    RootAndDecision,
 }
 
 /// The trace context a component's OpenTelemetry SDK continues: the request's segment as the
@@ -83,12 +105,13 @@ impl ActiveTrace {
     pub(crate) fn new(
         trace: RequestTrace,
         record_calls: bool,
-        response_header: Option<TraceHeader>,
+        response_header: ResponseHeader,
         finisher: Option<Arc<dyn FinishTrace>>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
-                trace: Mutex::new(trace),
+                trace: OnceLock::from(Mutex::new(trace)),
+                unborn: None,
                 record_calls,
                 response_header,
                 finisher,
@@ -96,15 +119,25 @@ impl ActiveTrace {
         }
     }
 
+    /// The trace of a request nothing records (X-Ray off): no header, no finisher, and no
+    /// model until the component asks for its trace (then made from `sent`, so that it names
+    /// the trace the caller named, as with X-Ray on).
+    pub(crate) fn unrecorded(sent: SentHeaders) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                trace: OnceLock::new(),
+                unborn: Some(sent),
+                record_calls: false,
+                response_header: ResponseHeader::Omitted,
+                finisher: None,
+            }),
+        }
+    }
+
     /// A trace that records nothing and is never sent: for a throwaway instance (checking that
     /// a component instantiates), and for a call no request can be found for.
     pub fn detached() -> Self {
-        Self::new(
-            RequestTrace::new(TraceId::new(), SegmentId::new(), false),
-            false,
-            None,
-            None,
-        )
+        Self::unrecorded(SentHeaders::none())
     }
 
     /// Whether this is the last handle on the trace: the request it belongs to has ended and
@@ -125,7 +158,8 @@ impl ActiveTrace {
 
     /// Whether the trace is sent.
     pub fn is_sampled(&self) -> bool {
-        self.lock().sampled
+        // A trace not made yet is an unrecorded one: never sent.
+        self.shared.trace.get().is_some_and(|_| self.lock().sampled)
     }
 
     /// The `X-Amzn-Trace-Id` naming the segment as parent: what a component reads as its
@@ -280,6 +314,10 @@ impl ActiveTrace {
     /// Records on the segment why the host answered instead of the component: a fault with a
     /// cause of type `kind`.
     pub fn record_fault(&self, kind: &str, message: &str) {
+        if !self.shared.record_calls {
+            // Nothing would send it.
+            return;
+        }
         let exception = Exception::new(kind, message, false);
         let _ =
             self.lock()
@@ -295,6 +333,19 @@ impl ActiveTrace {
         response: &mut http::Response<B>,
         responder: Responder<'_>,
     ) -> SegmentGuard {
+        if let Some(value) = self
+            .response_header()
+            .and_then(|header| http::HeaderValue::try_from(header.to_string()).ok())
+        {
+            response.headers_mut().insert(HEADER_NAME, value);
+        }
+        // What is recorded from here on is read only by the finisher, for a sent segment.
+        if self.shared.finisher.is_none() || !self.is_sampled() {
+            return SegmentGuard {
+                trace: self.clone(),
+                finish: None,
+            };
+        }
         let content_length = response
             .headers()
             .get(http::header::CONTENT_LENGTH)
@@ -307,18 +358,9 @@ impl ActiveTrace {
                 trace.segment.metadata.host.component_s3_version_id = Some(version_id);
             }
         }
-        if let Some(value) = self
-            .shared
-            .response_header
-            .as_ref()
-            .and_then(|header| http::HeaderValue::from_str(&header.to_string()).ok())
-        {
-            response.headers_mut().insert(HEADER_NAME, value);
-        }
         SegmentGuard {
             trace: self.clone(),
-            service: responder.service.to_string(),
-            version: responder.version.to_string(),
+            finish: Some((responder.service.to_string(), responder.version.to_string())),
         }
     }
 
@@ -327,10 +369,22 @@ impl ActiveTrace {
         f(&mut self.lock())
     }
 
-    /// The `X-Amzn-Trace-Id` the response gets.
-    #[cfg(test)]
-    pub(crate) fn response_header(&self) -> Option<&TraceHeader> {
-        self.shared.response_header.as_ref()
+    /// The `X-Amzn-Trace-Id` the response gets, if any.
+    pub(crate) fn response_header(&self) -> Option<TraceHeader> {
+        let decision = match self.shared.response_header {
+            ResponseHeader::Omitted => return None,
+            ResponseHeader::Root => None,
+            ResponseHeader::RootAndDecision => Some(if self.is_sampled() {
+                SampledFlag::Yes
+            } else {
+                SampledFlag::No
+            }),
+        };
+        Some(TraceHeader {
+            root: Some(self.trace_id()),
+            sampled: decision,
+            ..TraceHeader::default()
+        })
     }
 
     fn begin(&self, call: CallStart<'_>) -> CallSpan {
@@ -360,10 +414,17 @@ impl ActiveTrace {
     }
 
     fn lock(&self) -> MutexGuard<'_, RequestTrace> {
+        let shared = &*self.shared;
+        let trace = shared.trace.get_or_init(|| {
+            let sent = shared.unborn.as_ref();
+            Mutex::new(
+                sent.expect("a recorded trace is made with its model")
+                    .trace(),
+            )
+        });
         // Only a panic while holding the lock poisons it; the data is still consistent enough
         // to record into.
-        self.shared
-            .trace
+        trace
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -382,23 +443,28 @@ fn refused(trace: &mut RequestTrace, result: Result<(), SpanRefusal>) -> Result<
 /// [`ActiveTrace::respond`].
 pub struct SegmentGuard {
     trace: ActiveTrace,
-    service: String,
-    version: String,
+    /// The service and component version the segment names, when it is to be finished and
+    /// sent; none for a trace nothing sends.
+    finish: Option<(String, String)>,
 }
 
 impl SegmentGuard {
     /// Notes that the response body was not sent to its end (the client went away or stopped
     /// reading, or the body failed): the segment says so in the host's metadata.
     pub fn note_response_incomplete(&self) {
-        self.trace.lock().segment.metadata.host.response_incomplete = true;
+        if self.finish.is_some() {
+            self.trace.lock().segment.metadata.host.response_incomplete = true;
+        }
     }
 }
 
 impl Drop for SegmentGuard {
     fn drop(&mut self) {
-        if let Some(finisher) = self.trace.shared.finisher.clone() {
+        if let (Some(finisher), Some((service, version))) =
+            (&self.trace.shared.finisher, &self.finish)
+        {
             self.trace
-                .with(|trace| finisher.finish(trace, &self.service, &self.version));
+                .with(|trace| finisher.finish(trace, service, version));
         }
     }
 }
@@ -454,7 +520,7 @@ mod tests {
 
     fn active(record_calls: bool) -> ActiveTrace {
         let trace = RequestTrace::new(TraceId::new(), SegmentId::new(), true);
-        ActiveTrace::new(trace, record_calls, None, None)
+        ActiveTrace::new(trace, record_calls, ResponseHeader::Omitted, None)
     }
 
     #[test]
@@ -532,9 +598,9 @@ mod tests {
         let finished = Arc::new(Finished::default());
         let answer = TraceHeader::parse("Root=1-5f84c7a1-0123456789abcdef01234567;Sampled=1");
         let trace = ActiveTrace::new(
-            RequestTrace::new(TraceId::new(), SegmentId::new(), true),
+            RequestTrace::new(answer.root.clone().unwrap(), SegmentId::new(), true),
             true,
-            Some(answer.clone()),
+            ResponseHeader::RootAndDecision,
             Some(finished.clone()),
         );
         let open = trace.begin_subsegment(Target::Segment, "work").unwrap();
@@ -590,6 +656,48 @@ mod tests {
             },
         ));
         assert!(response.headers().get(HEADER_NAME).is_none());
+    }
+
+    #[test]
+    fn an_unrecorded_trace_is_made_only_when_the_component_asks_and_names_the_callers_trace() {
+        let root = "1-5759e988-bd862e3fe1be46a994272793";
+        let mut headers = http::HeaderMap::new();
+        let sent = format!("Root={root};Parent=53995c3f42cd8ad8;Sampled=1");
+        headers.insert(HEADER_NAME, sent.parse().unwrap());
+        let limits = crate::request_trace::budget::RecordingLimits::default();
+        let trace = ActiveTrace::unrecorded(SentHeaders::keep(
+            &headers,
+            crate::incoming::IncomingTraceHeader::Trust,
+            limits,
+        ));
+        // What the host does for every request: nothing made, nothing answered.
+        trace.record_fault("deadline_exceeded", "too slow");
+        let mut response = http::Response::new(());
+        let guard = trace.respond(
+            &mut response,
+            Responder {
+                service: "s",
+                version: "v",
+                s3_version_id: None,
+            },
+        );
+        guard.note_response_incomplete();
+        drop(guard);
+        assert!(!trace.is_sampled());
+        assert!(response.headers().get(HEADER_NAME).is_none());
+        assert!(trace.shared.trace.get().is_none(), "no trace was made");
+        // The component asks: the caller's trace, never sampled, and nothing of the above.
+        assert_eq!(trace.trace_id(), root);
+        assert!(
+            trace
+                .own_header()
+                .starts_with(&format!("Root={root};Parent="))
+        );
+        assert!(!trace.is_sampled());
+        trace.with(|t| {
+            assert!(t.segment.failures.is_empty() && t.response.is_none());
+            assert_eq!(t.parent_id.as_ref().unwrap(), "53995c3f42cd8ad8");
+        });
     }
 
     #[test]

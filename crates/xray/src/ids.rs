@@ -1,8 +1,10 @@
 //! Trace and segment ids, drawn from the operating system's CSPRNG.
 //!
 //! Trace ids are echoed to clients in response headers, and predictable ones would let a client
-//! forge a traced request, so they never come from a seeded PRNG.
+//! forge a traced request, so they never come from a seeded PRNG. The bytes come from a
+//! per-thread buffer of the OS generator's output ([`crate::random`]), not a system call each.
 
+use crate::random::os_bytes;
 use serde::Serialize;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -27,7 +29,7 @@ impl TraceId {
         id.push_str("1-");
         push_hex(&mut id, &(seconds as u32).to_be_bytes());
         id.push('-');
-        push_hex(&mut id, &random_bytes::<12>());
+        push_hex(&mut id, &os_bytes::<12>());
         Self(id)
     }
 
@@ -105,7 +107,7 @@ impl SegmentId {
     #[allow(clippy::new_without_default)] // a default id would be a random one: say so at the call
     pub fn new() -> Self {
         let mut id = String::with_capacity(16);
-        push_hex(&mut id, &random_bytes::<8>());
+        push_hex(&mut id, &os_bytes::<8>());
         Self(id)
     }
 
@@ -170,14 +172,6 @@ macro_rules! text_id {
 
 text_id!(TraceId);
 text_id!(SegmentId);
-
-fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    // The OS generator only fails when the process cannot open it at all, which no request can
-    // recover from; treat it like an allocation failure.
-    getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
-    bytes
-}
 
 /// Appends `bytes` as lowercase hex. By hand rather than `format!("{b:02x}")` per byte: ids are
 /// made on every request, and the formatting machinery cost more than the random bytes (the

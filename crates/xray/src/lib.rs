@@ -5,6 +5,8 @@
 //! - [`traceparent`]: W3C Trace Context's `traceparent`, and its ids as X-Ray's.
 //! - [`ids`]: [`TraceId`](ids::TraceId) and [`SegmentId`](ids::SegmentId), from the operating
 //!   system's CSPRNG, with their W3C (OpenTelemetry) forms.
+//! - `random` (private): the OS generator read through a per-thread buffer (ids), and a
+//!   per-thread fast generator (sampling draws): no system call and no lock per request.
 //! - [`loopback`]: whether a request is addressed to this machine's loopback (the local
 //!   endpoints' check against DNS rebinding).
 //! - [`names`]: X-Ray's rules for segment names and annotation keys, checked and made valid.
@@ -27,6 +29,8 @@
 //! - [`sdk_env`]: the X-Ray SDKs' other environment variables, with their meaning.
 //! - [`ecs_metadata`]: `origin` and `aws.ecs` from the ECS task metadata endpoint.
 //! - [`recorder`]: the per-process recorder tying them together.
+//! - `incoming` (private): what a request's trace headers say under the service's policy, and
+//!   the headers kept as sent for a request nothing records.
 
 pub mod active_trace;
 pub mod daemon_address;
@@ -36,9 +40,11 @@ pub mod emitter;
 pub mod export;
 pub mod forwarded_for;
 pub mod ids;
+mod incoming;
 pub mod loopback;
 pub mod names;
 pub mod otel;
+mod random;
 pub mod recorder;
 pub mod request_trace;
 pub mod sampling;

@@ -11,7 +11,7 @@
 //!   body is done (or abandoned): the recorder closes what the component left open and sends the
 //!   segment to the exporters, if the request was sampled.
 
-use crate::active_trace::{ActiveTrace, FinishTrace};
+use crate::active_trace::{ActiveTrace, FinishTrace, ResponseHeader};
 use crate::daemon_address::DaemonAddress;
 use crate::document::Entity;
 use crate::document::{EcsFields, HttpRequest};
@@ -19,67 +19,22 @@ use crate::ecs_metadata::{self, ECS_ORIGIN, EcsTask, METADATA_ENV};
 use crate::emitter::Emitter;
 use crate::export::TraceExporter;
 use crate::forwarded_for;
-use crate::ids::{SegmentId, TraceId};
+use crate::ids::SegmentId;
+use crate::incoming::{Incoming, SentHeaders};
+pub use crate::incoming::{IncomingPolicy, IncomingTraceHeader};
 use crate::request_trace::budget::RecordingLimits;
 use crate::request_trace::{RequestTrace, now};
 use crate::sampling::centralized::CentralizedSampler;
 use crate::sampling::local::{LocalRules, LocalSampler};
 use crate::sampling::poller::SamplingPoller;
-use crate::sampling::{OsRandom, Sampler, SamplingRequest, SystemClock};
+use crate::sampling::{FastRandom, Sampler, SamplingRequest, SystemClock};
 use crate::segment::{ServiceIdentity, segment_entity};
-use crate::trace_header::{HEADER_NAME, SampledFlag, TraceHeader};
-use crate::traceparent::{self, TraceParent};
+use crate::trace_header::{HEADER_NAME, SampledFlag};
+use crate::traceparent;
 use http::HeaderMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-
-/// The longest incoming `tracestate` passed on (W3C: 32 entries; 512 characters is what its
-/// implementations are asked to propagate at least).
-const MAX_TRACE_STATE_BYTES: usize = 512;
-
-/// What a service makes of an incoming request's headers: a setting of the service (the
-/// [`Tracer`] serves the whole process), passed to [`Tracer::begin`] with each request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct IncomingPolicy {
-    /// The proxies in front of the service that append to `X-Forwarded-For` (1 behind the ALB):
-    /// the client is the entry before theirs; 0 ignores the header ([`forwarded_for`]).
-    pub trusted_proxies: usize,
-    /// Whether the caller's trace header is continued or a new trace started.
-    pub trace_header: IncomingTraceHeader,
-}
-
-/// What a service does with the incoming `X-Amzn-Trace-Id` and `traceparent`/`tracestate`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IncomingTraceHeader {
-    /// Continue the caller's trace: its root, parent and sampling decision (a service called
-    /// by services of the same application).
-    #[default]
-    Trust,
-    /// At the edge, where anyone can send a header: start a new trace, let the sampling rules
-    /// decide, and keep the ids the caller sent in the segment's host metadata
-    /// (`xray_host.incoming_trace_id`, `xray_host.incoming_parent_id`).
-    Restart,
-}
-
-impl IncomingTraceHeader {
-    /// `trust` or `restart`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text {
-            "trust" => Ok(Self::Trust),
-            "restart" => Ok(Self::Restart),
-            other => Err(format!("{other:?} is neither trust nor restart")),
-        }
-    }
-
-    /// The name [`IncomingTraceHeader::parse`] reads.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Trust => "trust",
-            Self::Restart => "restart",
-        }
-    }
-}
 
 /// How X-Ray is configured for the process.
 #[derive(Debug, Clone)]
@@ -127,7 +82,7 @@ impl Tracer {
             exporters.insert(0, Arc::new(Emitter::start(options.daemon.udp.clone())));
         }
         let clock = Arc::new(SystemClock);
-        let random = Arc::new(OsRandom);
+        let random = Arc::new(FastRandom);
         let centralized = options.centralized_sampling.then(|| {
             // 24 hex digits, as the SDKs make it.
             let client_id = format!("{}{}", SegmentId::new(), &SegmentId::new().as_str()[..8]);
@@ -238,6 +193,11 @@ impl Tracer {
 
     /// Starts the trace of an incoming request of `service`, as the service's `policy` says;
     /// the trace comes back here to be finished when its response is done.
+    ///
+    /// Only what will be used is made: with tracing off, nothing (the trace headers are kept
+    /// as sent, read only if the component asks for its trace); for a request not sampled, the
+    /// trace id and segment id that propagation and the response header need, but no
+    /// `http.request` record.
     pub fn begin(
         self: &Arc<Self>,
         service: &str,
@@ -247,58 +207,21 @@ impl Tracer {
         peer: Option<SocketAddr>,
         policy: IncomingPolicy,
     ) -> ActiveTrace {
-        let sent = headers
-            .get(HEADER_NAME)
-            .and_then(|v| v.to_str().ok())
-            .map(TraceHeader::parse)
-            .unwrap_or_default();
-        // W3C Trace Context, from an OpenTelemetry caller: continued when no X-Ray header names
-        // a trace; when both do, X-Ray's wins and both go downstream naming it.
-        let sent_w3c = headers
-            .get(traceparent::HEADER_NAME)
-            .and_then(|v| v.to_str().ok())
-            .and_then(TraceParent::parse);
-        // At the edge nothing the caller sent decides: it is noted, then ignored.
-        let (header, w3c, incoming) = match policy.trace_header {
-            IncomingTraceHeader::Trust => (sent, sent_w3c, None),
-            IncomingTraceHeader::Restart => {
-                let incoming = match (sent.root, sent_w3c) {
-                    (Some(root), _) => Some((root, sent.parent)),
-                    (None, Some(parent)) => Some((parent.trace_id, Some(parent.parent_id))),
-                    (None, None) => None,
-                };
-                (TraceHeader::default(), None, incoming)
-            }
-        };
-        let host = headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok());
-        let path = uri.path();
-        let (trace_id, parent_id, sampled_flag) = match (&header.root, &w3c) {
-            (Some(root), _) => (root.clone(), header.parent.clone(), header.sampled),
-            (None, Some(parent)) => (
-                parent.trace_id.clone(),
-                Some(parent.parent_id.clone()),
-                Some(if parent.sampled {
-                    SampledFlag::Yes
-                } else {
-                    SampledFlag::No
-                }),
-            ),
-            (None, None) => (TraceId::new(), None, header.sampled),
-        };
-        // `tracestate` belongs to the `traceparent` beside it: kept only for that trace.
-        let trace_state = w3c
-            .filter(|parent| parent.trace_id == trace_id)
-            .and_then(|_| headers.get(traceparent::STATE_HEADER_NAME))
-            .and_then(|v| v.to_str().ok())
-            .filter(|state| state.len() <= MAX_TRACE_STATE_BYTES)
-            .map(str::to_string);
-        let (sampled, rule_name) = match (self.enabled, sampled_flag) {
-            (false, _) => (false, None),
-            (true, Some(SampledFlag::Yes)) => (true, None),
-            (true, Some(SampledFlag::No)) => (false, None),
-            (true, _) => {
+        if !self.enabled {
+            let sent = SentHeaders::keep(headers, policy.trace_header, self.recording_limits);
+            return ActiveTrace::unrecorded(sent);
+        }
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let incoming = Incoming::read(
+            text(HEADER_NAME),
+            text(traceparent::HEADER_NAME),
+            text(traceparent::STATE_HEADER_NAME),
+            policy.trace_header,
+        );
+        let (sampled, rule_name) = match incoming.sampled_flag {
+            Some(SampledFlag::Yes) => (true, None),
+            Some(SampledFlag::No) => (false, None),
+            _ => {
                 let decision = self
                     .sampler
                     .as_ref()
@@ -306,43 +229,34 @@ impl Tracer {
                     .decide(&SamplingRequest {
                         service_name: service,
                         service_type: self.on_ecs.then_some(ECS_ORIGIN),
-                        host,
+                        host: headers
+                            .get(http::header::HOST)
+                            .and_then(|v| v.to_str().ok()),
                         method: Some(method.as_str()),
-                        url_path: Some(path),
+                        url_path: Some(uri.path()),
                     });
                 (decision.sampled, decision.rule_name)
             }
         };
-        let response_header = self.enabled.then(|| TraceHeader {
-            root: Some(trace_id.clone()),
-            // A caller that asked for the decision (`Sampled=?`) is told it.
-            sampled: (header.sampled == Some(SampledFlag::Requested)).then_some(if sampled {
-                SampledFlag::Yes
-            } else {
-                SampledFlag::No
-            }),
-            ..TraceHeader::default()
-        });
-        let mut trace = RequestTrace::new(trace_id, SegmentId::new(), sampled)
-            .with_limits(self.recording_limits);
-        trace.parent_id = parent_id;
-        trace.rule_name = rule_name;
-        trace.extra_header_fields = header.extra;
-        trace.trace_state = trace_state;
-        if let Some((incoming_trace_id, incoming_parent_id)) = incoming {
-            let notes = &mut trace.segment.metadata.host;
-            notes.incoming_trace_id = Some(incoming_trace_id);
-            notes.incoming_parent_id = incoming_parent_id;
+        // A caller that asked for the decision (`Sampled=?`) is told it.
+        let answer = if incoming.sampled_flag == Some(SampledFlag::Requested) {
+            ResponseHeader::RootAndDecision
+        } else {
+            ResponseHeader::Root
+        };
+        let mut trace = incoming.into_trace(sampled, rule_name, self.recording_limits);
+        if sampled {
+            // Only a sent segment shows it.
+            trace.set_request(incoming_request(
+                method,
+                uri,
+                headers,
+                peer,
+                policy.trusted_proxies,
+            ));
         }
-        trace.set_request(incoming_request(
-            method,
-            uri,
-            headers,
-            peer,
-            policy.trusted_proxies,
-        ));
         let finisher: Arc<dyn FinishTrace> = self.clone();
-        ActiveTrace::new(trace, self.enabled, response_header, Some(finisher))
+        ActiveTrace::new(trace, true, answer, Some(finisher))
     }
 }
 
@@ -419,6 +333,7 @@ fn incoming_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::TraceId;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -444,7 +359,7 @@ mod tests {
                 None,
                 LocalSampler::new(rules),
                 Arc::new(SystemClock),
-                Arc::new(OsRandom),
+                Arc::new(FastRandom),
             )),
             exporters: Vec::new(),
             poller: None,
@@ -662,7 +577,10 @@ mod tests {
             IncomingPolicy::default(),
         );
         assert_eq!(
-            api.response_header().map(ToString::to_string).as_deref(),
+            api.response_header()
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
             Some(format!("Root={ROOT};Sampled=1").as_str())
         );
         let health = tracer.begin(
@@ -893,6 +811,24 @@ mod tests {
             assert_eq!(IncomingTraceHeader::parse(name).unwrap().as_str(), name);
         }
         assert!(IncomingTraceHeader::parse("Restart").is_err());
+    }
+
+    #[test]
+    fn an_unsampled_request_keeps_what_propagation_needs_and_no_request_record() {
+        let start = begin_with(&tracer(0.0), &[("user-agent", "curl/8"), ("host", "h")]);
+        assert!(!start.is_sampled());
+        let trace = recorded(&start);
+        assert_eq!(trace.request, HttpRequest::default(), "not formatted");
+        assert_eq!(
+            start.response_header().map(|h| h.to_string()),
+            Some(format!("Root={}", trace.trace_id))
+        );
+        assert!(
+            trace
+                .downstream_header(None)
+                .to_string()
+                .ends_with("Sampled=0")
+        );
     }
 
     #[test]

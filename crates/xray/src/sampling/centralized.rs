@@ -13,13 +13,21 @@
 //!   sent by the poller when the rule's interval has passed, at most 25 per call.
 //! - **Expiry**: rules fetched more than an hour ago are not trusted: [`CentralizedSampler::decide`]
 //!   returns `None` and the local rules decide.
+//!
+//! A decision takes no lock: the rules are an immutable copy replaced whole when the poller
+//! changes them (every few seconds at most), each thread keeps the copy it read last and reads
+//! again, under the lock, only when the copy's generation moved; the counters are atomics
+//! shared by every copy.
 
+use super::reservoir::Reservoir;
 use super::wildcard::wildcard_match;
 pub use super::wire::StatisticsDocument;
 use super::wire::{GetSamplingRulesResponse, SamplingTargetsResponse};
-use super::{Decision, RandomSource, SamplingRequest};
+use super::{Decision, RandomSource, SamplingRequest, sampled_at};
 use anyhow::Context;
-use std::sync::Mutex;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Rules older than this are not used.
 pub const RULES_TTL_SECONDS: f64 = 3600.0;
@@ -114,12 +122,18 @@ struct RuleState {
     interval: f64,
     /// When the last target for this rule arrived (or the rule was first fetched).
     refreshed_at: f64,
-    /// The epoch second `used` counts in, and how many were taken from quota or borrowed in it.
-    second: i64,
-    used: u64,
-    requests: u64,
-    sampled: u64,
-    borrowed: u64,
+    /// What the rule counts; shared by every copy of the rules while the rule stays.
+    counters: Arc<Counters>,
+}
+
+/// What a rule counts, in atomics: decisions on every thread count without a lock.
+#[derive(Debug, Default)]
+struct Counters {
+    /// Requests taken from the quota or borrowed in the current second.
+    used: Reservoir,
+    requests: AtomicU64,
+    sampled: AtomicU64,
+    borrowed: AtomicU64,
 }
 
 impl RuleState {
@@ -130,55 +144,61 @@ impl RuleState {
             quota_ttl: None,
             interval: 10.0,
             refreshed_at: now,
-            second: i64::MIN,
-            used: 0,
-            requests: 0,
-            sampled: 0,
-            borrowed: 0,
+            counters: Arc::default(),
         }
     }
 
-    fn decide(&mut self, now: f64, random: &dyn RandomSource) -> bool {
-        self.requests += 1;
-        let second = now.floor() as i64;
-        if second != self.second {
-            self.second = second;
-            self.used = 0;
-        }
+    fn decide(&self, now: f64, random: &dyn RandomSource) -> bool {
+        let counters = &*self.counters;
+        counters.requests.fetch_add(1, Ordering::Relaxed);
         let quota_live = self.quota_ttl.is_some_and(|ttl| now <= ttl);
         match self.quota {
             Some(quota) if quota_live => {
-                if self.used < quota {
-                    self.used += 1;
-                    self.sampled += 1;
+                if counters.used.take(now, quota) {
+                    counters.sampled.fetch_add(1, Ordering::Relaxed);
                     return true;
                 }
             }
             _ => {
-                if self.definition.reservoir_size > 0 && self.used < 1 {
-                    self.used += 1;
-                    self.borrowed += 1;
+                if self.definition.reservoir_size > 0 && counters.used.take(now, 1) {
+                    counters.borrowed.fetch_add(1, Ordering::Relaxed);
                     return true;
                 }
             }
         }
-        if random.next_f64() < self.definition.fixed_rate {
-            self.sampled += 1;
+        if sampled_at(self.definition.fixed_rate, random) {
+            counters.sampled.fetch_add(1, Ordering::Relaxed);
             return true;
         }
         false
     }
 }
 
-struct State {
+/// The rules as of one change: never modified once published, so a decision reads them
+/// without a lock. A change (new rules, new targets) publishes a new copy.
+#[derive(Clone, Default)]
+struct Rules {
     rules: Vec<RuleState>,
     fetched_at: Option<f64>,
+}
+
+/// Where every sampler's generations come from: one sequence for the process, so that a
+/// generation also says which sampler it belongs to (a thread's cached copy is one sampler's).
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The rules this thread read last, and their generation (0: none yet).
+    static CACHED: RefCell<(u64, Option<Arc<Rules>>)> = const { RefCell::new((0, None)) };
 }
 
 /// The centralized rules of this process and their counters.
 pub struct CentralizedSampler {
     client_id: String,
-    state: Mutex<State>,
+    /// The current rules; the poller replaces them under this lock, decisions take it only
+    /// when the generation moved since their thread last read them.
+    current: Mutex<Arc<Rules>>,
+    /// The generation of `current`, set under the lock whenever it is replaced.
+    generation: AtomicU64,
 }
 
 impl CentralizedSampler {
@@ -186,10 +206,8 @@ impl CentralizedSampler {
     pub fn new(client_id: String) -> Self {
         Self {
             client_id,
-            state: Mutex::new(State {
-                rules: Vec::new(),
-                fetched_at: None,
-            }),
+            current: Mutex::new(Arc::default()),
+            generation: AtomicU64::new(GENERATIONS.fetch_add(1, Ordering::Relaxed)),
         }
     }
 
@@ -198,11 +216,49 @@ impl CentralizedSampler {
         &self.client_id
     }
 
+    fn lock(&self) -> MutexGuard<'_, Arc<Rules>> {
+        self.current.lock().expect("sampler lock poisoned")
+    }
+
+    /// Makes `rules` the current ones (under the lock `current` is).
+    fn publish(&self, current: &mut MutexGuard<'_, Arc<Rules>>, rules: Rules) {
+        **current = Arc::new(rules);
+        self.generation.store(
+            GENERATIONS.fetch_add(1, Ordering::Relaxed),
+            Ordering::Release,
+        );
+    }
+
+    /// Runs `f` on the current rules: this thread's copy when their generation has not moved
+    /// (no lock), else a fresh copy taken under the lock.
+    fn with_rules<R>(&self, f: impl FnOnce(&Rules) -> R) -> R {
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut f = Some(f);
+        let cached = CACHED.try_with(|cached| {
+            let mut cached = cached.borrow_mut();
+            let (cached_generation, rules) = &mut *cached;
+            if *cached_generation != generation || rules.is_none() {
+                let current = self.lock();
+                // Read under the lock, beside the rules it names.
+                *cached_generation = self.generation.load(Ordering::Relaxed);
+                *rules = Some(current.clone());
+            }
+            let f = f.take().expect("called once");
+            f(rules.as_deref().expect("just cached"))
+        });
+        if let Ok(result) = cached {
+            return result;
+        }
+        // The thread is being torn down and its cache is gone (`f` did not run).
+        let f = f.take().expect("not run");
+        f(&self.lock().clone())
+    }
+
     /// Replaces the rules with freshly fetched ones, keeping the quotas and counters of rules
     /// that are still there.
     pub fn apply_rules(&self, definitions: Vec<RuleDefinition>, now: f64) {
-        let mut state = self.state.lock().expect("sampler lock poisoned");
-        let mut old = std::mem::take(&mut state.rules);
+        let mut current = self.lock();
+        let mut old = current.rules.clone();
         let mut rules: Vec<RuleState> = definitions
             .into_iter()
             .map(|definition| {
@@ -230,14 +286,13 @@ impl CentralizedSampler {
                 .cmp(&key(b))
                 .then_with(|| a.definition.name.cmp(&b.definition.name))
         });
-        state.rules = rules;
-        state.fetched_at = Some(now);
+        let fetched_at = Some(now);
+        self.publish(&mut current, Rules { rules, fetched_at });
     }
 
     /// The rule names in the order they are tried.
     pub fn rule_names(&self) -> Vec<String> {
-        let state = self.state.lock().expect("sampler lock poisoned");
-        state
+        self.lock()
             .rules
             .iter()
             .map(|r| r.definition.name.clone())
@@ -251,40 +306,42 @@ impl CentralizedSampler {
         now: f64,
         random: &dyn RandomSource,
     ) -> Option<Decision> {
-        let mut state = self.state.lock().expect("sampler lock poisoned");
-        let fresh = state
-            .fetched_at
-            .is_some_and(|at| now - at <= RULES_TTL_SECONDS);
-        if !fresh || state.rules.is_empty() {
-            return None;
-        }
-        let rule = state
-            .rules
-            .iter_mut()
-            .find(|r| r.definition.matches(request))?;
-        let sampled = rule.decide(now, random);
-        Some(Decision {
-            sampled,
-            rule_name: Some(rule.definition.name.clone()),
+        self.with_rules(|state| {
+            let fresh = state
+                .fetched_at
+                .is_some_and(|at| now - at <= RULES_TTL_SECONDS);
+            if !fresh || state.rules.is_empty() {
+                return None;
+            }
+            let rule = state.rules.iter().find(|r| r.definition.matches(request))?;
+            let sampled = rule.decide(now, random);
+            Some(Decision {
+                sampled,
+                rule_name: Some(rule.definition.name.clone()),
+            })
         })
     }
 
     /// The statistics to report now, and resets their counters: rules that matched a request
     /// since the last report and whose interval has passed.
     pub fn take_statistics(&self, now: f64) -> Vec<StatisticsDocument> {
-        let mut state = self.state.lock().expect("sampler lock poisoned");
+        let state = self.lock();
         let mut documents = Vec::new();
-        for rule in &mut state.rules {
-            if rule.requests == 0 || now < rule.refreshed_at + rule.interval {
+        for rule in &state.rules {
+            let counters = &rule.counters;
+            if counters.requests.load(Ordering::Relaxed) == 0
+                || now < rule.refreshed_at + rule.interval
+            {
                 continue;
             }
+            let take = |counter: &AtomicU64| counter.swap(0, Ordering::Relaxed);
             documents.push(StatisticsDocument {
                 rule_name: rule.definition.name.clone(),
                 client_id: self.client_id.clone(),
                 timestamp: now.floor() as i64,
-                request_count: std::mem::take(&mut rule.requests),
-                sampled_count: std::mem::take(&mut rule.sampled),
-                borrow_count: std::mem::take(&mut rule.borrowed),
+                request_count: take(&counters.requests),
+                sampled_count: take(&counters.sampled),
+                borrow_count: take(&counters.borrowed),
             });
             if documents.len() == MAX_STATISTICS_PER_CALL {
                 break;
@@ -298,7 +355,8 @@ impl CentralizedSampler {
     pub fn apply_targets(&self, body: &[u8], now: f64) -> anyhow::Result<bool> {
         let answer: SamplingTargetsResponse = serde_json::from_slice(body)
             .context("the SamplingTargets answer is not a JSON object")?;
-        let mut state = self.state.lock().expect("sampler lock poisoned");
+        let mut current = self.lock();
+        let mut state = Rules::clone(&current);
         for target in answer.sampling_target_documents {
             let Some(rule) = state
                 .rules
@@ -319,10 +377,12 @@ impl CentralizedSampler {
             }
             rule.refreshed_at = now;
         }
-        Ok(match (answer.last_rule_modification, state.fetched_at) {
+        let changed = match (answer.last_rule_modification, state.fetched_at) {
             (Some(modified), Some(fetched)) => modified > fetched,
             _ => false,
-        })
+        };
+        self.publish(&mut current, state);
+        Ok(changed)
     }
 }
 

@@ -15,11 +15,11 @@
 //! every SDK). Rules are tried in file order; the first match decides with its own reservoir of
 //! `fixed_target` requests per second, then `rate`. Absent request attributes match any pattern.
 
+use super::reservoir::Reservoir;
 use super::wildcard::wildcard_match;
-use super::{Decision, RandomSource, SamplingRequest};
+use super::{Decision, RandomSource, SamplingRequest, sampled_at};
 use anyhow::{Context, bail};
 use serde_json::{Map, Value};
-use std::sync::Mutex;
 
 /// The built-in rules: one request per second, then 5 %.
 pub const DEFAULT_RULES: &str =
@@ -169,8 +169,8 @@ impl LocalRule {
 /// Decides with local rules; each rule keeps its own per-second reservoir.
 pub struct LocalSampler {
     rules: LocalRules,
-    /// Per rule (the default last): (the epoch second, requests taken from the reservoir in it).
-    reservoirs: Mutex<Vec<(i64, u64)>>,
+    /// Per rule (the default last), requests taken from its reservoir this second.
+    reservoirs: Vec<Reservoir>,
 }
 
 impl LocalSampler {
@@ -179,7 +179,7 @@ impl LocalSampler {
         let count = rules.rules.len() + 1;
         Self {
             rules,
-            reservoirs: Mutex::new(vec![(i64::MIN, 0); count]),
+            reservoirs: (0..count).map(|_| Reservoir::default()).collect(),
         }
     }
 
@@ -197,22 +197,9 @@ impl LocalSampler {
             .position(|rule| rule.matches(request))
             .unwrap_or(self.rules.rules.len());
         let rule = self.rules.rules.get(index).unwrap_or(&self.rules.default);
-        let second = now.floor() as i64;
-        let from_reservoir = {
-            let mut reservoirs = self.reservoirs.lock().expect("sampler lock poisoned");
-            let (reservoir_second, taken) = &mut reservoirs[index];
-            if *reservoir_second != second {
-                *reservoir_second = second;
-                *taken = 0;
-            }
-            let take = *taken < rule.fixed_target;
-            if take {
-                *taken += 1;
-            }
-            take
-        };
+        let from_reservoir = self.reservoirs[index].take(now, rule.fixed_target);
         Decision {
-            sampled: from_reservoir || random.next_f64() < rule.rate,
+            sampled: from_reservoir || sampled_at(rule.rate, random),
             rule_name: None,
         }
     }

@@ -10,10 +10,16 @@
 //!
 //! Time and randomness are injected ([`Clock`], [`RandomSource`]) so the reservoir, borrowing
 //! and fixed-rate mechanics are tested exactly.
+//!
+//! A decision takes no lock and makes no system call: the reservoirs are atomics
+//! (`reservoir.rs`), the centralized rules are read from a per-thread copy while they have not
+//! changed, and the draw comes from a per-thread fast generator ([`FastRandom`]), skipped when
+//! the rate decides alone (1 or more, 0 or less).
 
 pub mod centralized;
 pub mod local;
 pub mod poller;
+mod reservoir;
 pub mod wildcard;
 pub mod wire;
 
@@ -70,15 +76,26 @@ pub trait RandomSource: Send + Sync {
     fn next_f64(&self) -> f64;
 }
 
-/// The operating system's generator.
-pub struct OsRandom;
+/// A fast generator per thread (xoshiro256++), seeded from the operating system's: a sampling
+/// draw needs a uniform number, not a secret, and a system call per request cost more than the
+/// rest of the decision.
+pub struct FastRandom;
 
-impl RandomSource for OsRandom {
+impl RandomSource for FastRandom {
     fn next_f64(&self) -> f64 {
-        let mut bytes = [0u8; 8];
-        getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
-        // 53 random bits: every value is an exact double in [0, 1).
-        (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+        crate::random::fast_f64()
+    }
+}
+
+/// Whether a request is sampled at `rate`: a draw from `random` only when the rate does not
+/// decide alone (at 1 or more every request is, at 0 or less none is).
+pub(crate) fn sampled_at(rate: f64, random: &dyn RandomSource) -> bool {
+    if rate >= 1.0 {
+        true
+    } else if rate <= 0.0 {
+        false
+    } else {
+        random.next_f64() < rate
     }
 }
 
@@ -212,9 +229,26 @@ mod tests {
     }
 
     #[test]
-    fn os_random_numbers_are_in_the_unit_interval() {
-        let values: Vec<f64> = (0..1000).map(|_| OsRandom.next_f64()).collect();
+    fn fast_random_numbers_are_in_the_unit_interval() {
+        let values: Vec<f64> = (0..1000).map(|_| FastRandom.next_f64()).collect();
         assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
         assert!(values.iter().any(|v| *v < 0.5) && values.iter().any(|v| *v >= 0.5));
+    }
+
+    /// Panics when drawn from: a rate of 0 or 1 must decide without a draw.
+    struct NoDraw;
+
+    impl RandomSource for NoDraw {
+        fn next_f64(&self) -> f64 {
+            panic!("drew a number where the rate decides alone")
+        }
+    }
+
+    #[test]
+    fn a_rate_of_one_or_zero_decides_without_a_draw() {
+        assert!(sampled_at(1.0, &NoDraw));
+        assert!(!sampled_at(0.0, &NoDraw));
+        assert!(sampled_at(0.5, &ConstantRandom(0.49)));
+        assert!(!sampled_at(0.5, &ConstantRandom(0.5)));
     }
 }

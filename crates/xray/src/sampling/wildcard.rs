@@ -6,17 +6,36 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     if pattern == "*" {
         return true;
     }
+    // Methods, paths and host names are ASCII: compared as bytes, ignoring ASCII case, with no
+    // allocation (this runs for every rule a request is tried against).
+    if pattern.is_ascii() && text.is_ascii() {
+        return glob(pattern.as_bytes(), text.as_bytes(), b'*', b'?', |p, t| {
+            p.eq_ignore_ascii_case(t)
+        });
+    }
     let pattern: Vec<char> = pattern.chars().flat_map(char::to_lowercase).collect();
     let text: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
+    glob(&pattern, &text, '*', '?', |p, t| p == t)
+}
+
+/// Whether `text` matches `pattern`, where `star` matches any run and `any` one item, and
+/// `same` says whether two other items match.
+fn glob<T: Copy + PartialEq>(
+    pattern: &[T],
+    text: &[T],
+    star_item: T,
+    any: T,
+    same: impl Fn(&T, &T) -> bool,
+) -> bool {
     let (mut p, mut t) = (0, 0);
     // The last `*` seen and the text position it was tried at: on a mismatch, let that star
     // swallow one more character and retry. One backtrack point suffices for `*`/`?` patterns.
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
-        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
+        if p < pattern.len() && (pattern[p] == any || same(&pattern[p], &text[t])) {
             p += 1;
             t += 1;
-        } else if p < pattern.len() && pattern[p] == '*' {
+        } else if p < pattern.len() && pattern[p] == star_item {
             star = Some((p, t));
             p += 1;
         } else if let Some((star_p, star_t)) = star {
@@ -27,7 +46,7 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    pattern[p..].iter().all(|c| *c == '*')
+    pattern[p..].iter().all(|c| *c == star_item)
 }
 
 #[cfg(test)]
