@@ -267,6 +267,22 @@ pub struct CommonArgs {
     #[arg(long, env = "XRAY_HOST_ACCESS_LOG")]
     pub access_log: bool,
 
+    /// Request metrics per service, component version and route class (requests, errors,
+    /// throttles, faults, duration): `emf` writes them to stdout as CloudWatch Embedded Metric
+    /// Format lines, which CloudWatch Logs turns into metrics with no agent; `none` keeps them
+    /// in. Default: `emf` on ECS (`ECS_CONTAINER_METADATA_URI_V4` set), else `none`.
+    #[arg(long, env = "XRAY_HOST_METRICS", value_enum)]
+    pub metrics: Option<MetricsExport>,
+
+    /// How often the metrics are written (at most 60 s, CloudWatch's standard resolution); the
+    /// last ones are written at shutdown.
+    #[arg(long, env = "XRAY_HOST_METRICS_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub metrics_interval: Duration,
+
+    /// The CloudWatch namespace of the metrics.
+    #[arg(long, env = "XRAY_HOST_METRICS_NAMESPACE", default_value = "XrayHost")]
+    pub metrics_namespace: String,
+
     /// Lines of a component's stdout and stderr logged a second, per service, with bursts of
     /// five seconds' worth; more are dropped, counted in `GET /stats` and reported every 10 s.
     /// 0 drops them all.
@@ -450,7 +466,26 @@ pub struct CommonArgs {
     pub table_key: Vec<String>,
 }
 
+/// `--metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsExport {
+    /// CloudWatch Embedded Metric Format lines on stdout.
+    Emf,
+    /// No metrics written.
+    None,
+}
+
 impl CommonArgs {
+    /// Whether metrics are written as EMF: as `--metrics` says, by default on ECS only.
+    pub fn metrics_emf(&self) -> bool {
+        match self.metrics {
+            Some(choice) => choice == MetricsExport::Emf,
+            None => {
+                std::env::var_os(xray::ecs_metadata::METADATA_ENV).is_some_and(|v| !v.is_empty())
+            }
+        }
+    }
+
     /// The table settings; the embedded store is `default_store_file` in the data directory
     /// unless --table-store names another (see [`store_file_for_service`]).
     pub fn table_options(&self, default_store_file: &str) -> TableOptions {

@@ -92,6 +92,13 @@ impl LogOutput {
             .is_ok()
     }
 
+    /// Queues `line` as it is, with a newline: a document that must be a log event of its own
+    /// (an EMF line), not wrapped in the log's format.
+    pub fn write_raw(&self, mut line: String) {
+        line.push('\n');
+        self.queue(line.into_bytes());
+    }
+
     fn queue(&self, line: Vec<u8>) {
         let len = line.len();
         let queued = self.counts.queued_bytes.fetch_add(len, Ordering::Relaxed);

@@ -35,6 +35,7 @@ use xray_host_runtime::Host;
 use xray_host_runtime::HostEndpoint;
 use xray_host_runtime::Table;
 use xray_host_runtime::{Backend, ServerOptions, Site};
+use xray_host_runtime::{EmfReporter, LineSink};
 use xray_local::{DaemonOptions, DaemonStandIn};
 
 use std::io::IsTerminal;
@@ -76,7 +77,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = match runtime.block_on(run(cli)) {
+    let code = match runtime.block_on(run(cli, log_output.clone())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -88,7 +89,7 @@ fn main() -> ExitCode {
     code
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, log_output: LogOutput) -> anyhow::Result<()> {
     let (services, frontend, daemon, common, store_file) = match cli.command {
         Command::Serve(args) => {
             let service = args.service_config()?;
@@ -192,8 +193,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(addr) = common.admin_listen {
         sites.push(host.admin_site(addr)?);
     }
-    host.serve(sites, common.server_options(), shutdown_signal())
-        .await
+    // Metrics as EMF lines on stdout, through the log's writer: never waited on.
+    let metrics = common.metrics_emf().then(|| {
+        let sink: LineSink = Arc::new(move |line| log_output.write_raw(line));
+        EmfReporter::start(&common.metrics_namespace, common.metrics_interval, sink)
+    });
+    let served = host
+        .serve(sites, common.server_options(), shutdown_signal())
+        .await;
+    if let Some(metrics) = metrics {
+        metrics.finish();
+    }
+    served
 }
 
 /// The addresses of `host:port` (a daemon or collector the host sends to) as host endpoints,

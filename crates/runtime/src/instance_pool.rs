@@ -21,6 +21,7 @@
 
 use crate::host_state::{HostState, StoreFactory};
 use crate::memory_budget;
+use crate::metrics::VersionMetrics;
 use crate::runtime::{Abi, LoadedComponent};
 use std::future::Future;
 use std::pin::Pin;
@@ -138,6 +139,8 @@ pub struct ServedComponent {
     pub instances: ProxyHandler<InstanceFactory>,
     /// The S3 version id of the object it was read from, when its bucket is versioned.
     pub s3_version_id: Option<Arc<str>>,
+    /// Its request metrics ([`crate::metrics`]).
+    pub metrics: VersionMetrics,
 }
 
 impl std::ops::Deref for ServedComponent {
@@ -157,6 +160,7 @@ impl ServedComponent {
         reuse: &InstanceReuse,
     ) -> Self {
         let component = Arc::new(component);
+        let metrics = VersionMetrics::register(service, component.content_hash.short());
         let factory = InstanceFactory {
             service: service.into(),
             limits: reuse.resolve(component.abi),
@@ -168,6 +172,7 @@ impl ServedComponent {
             component,
             instances: ProxyHandler::new(factory),
             s3_version_id: None,
+            metrics,
         }
     }
 

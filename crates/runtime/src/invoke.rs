@@ -27,6 +27,7 @@ use crate::error_response::{ResponseBody, json_error};
 use crate::instance_pool::{InstanceFate, RequestTicket, ServedComponent};
 use crate::local_calls::LocalService;
 use crate::memory_budget::BudgetExhausted;
+use crate::metrics::RouteClass;
 use crate::request_body::LimitedBody;
 use crate::service::Service;
 use bytes::Bytes;
@@ -101,6 +102,7 @@ where
         .then(|| (request.method().clone(), request.uri().path().to_string()));
     // hyper sends no body in answer to HEAD: not sending it is not cutting it.
     let head_only = request.method() == http::Method::HEAD;
+    let route = RouteClass::of(request.uri().path());
     let trace = service.tracer.begin(
         service.name(),
         request.method(),
@@ -116,6 +118,7 @@ where
     let (mut response, permit) = serve(service, &component, request, &trace).await;
 
     let status = response.status().as_u16();
+    component.metrics.record(route, status, started.elapsed());
     response
         .headers_mut()
         .insert(VERSION_HEADER, component.version_header.clone());

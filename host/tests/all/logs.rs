@@ -1,5 +1,6 @@
-//! The host's log as an operator reads it: `--log-format json` lines that carry the trace of
-//! the request they belong to, so that a trace's lines can be found from its segment.
+//! The host's log and metrics as an operator reads them: `--log-format json` lines that carry
+//! the trace of the request they belong to, so that a trace's lines can be found from its
+//! segment; `--metrics emf` lines that CloudWatch turns into the services' request metrics.
 
 use crate::support;
 
@@ -78,4 +79,76 @@ fn json_lines_of_a_traced_request_carry_the_trace_id_of_its_segment() {
     assert_eq!(warning["service"], "Faults");
     assert_eq!(warning["AWS-XRAY-TRACE-ID"], trapped_root);
     assert_eq!(warning["trace_id"], w3c(&trapped_root));
+}
+
+#[test]
+fn emf_lines_are_cloudwatch_metrics_that_count_the_requests_sent() {
+    let host = TestHost::serve(&component("backend2"), "Backend #2")
+        .args(["--metrics", "emf", "--metrics-interval", "1s"])
+        .env("RECORD_LAST_ACCESS", "off")
+        .start();
+    let port = host.port();
+    for _ in 0..6 {
+        assert_eq!(get(port, "/").status, 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(get(port, "/health").status, 200);
+    }
+    assert_eq!(get(port, "/no-such-page").status, 404);
+
+    // Every request counted, across however many intervals they fell into.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (documents, totals) = loop {
+        let log = host.log();
+        let documents: Vec<String> = log
+            .lines()
+            .filter(|line| {
+                serde_json::from_str::<Value>(line).is_ok_and(|doc| doc.get("_aws").is_some())
+            })
+            .map(str::to_string)
+            .collect();
+        let mut totals = std::collections::BTreeMap::new();
+        for document in &documents {
+            let doc: Value = serde_json::from_str(document).unwrap();
+            let route = doc["RouteClass"].as_str().unwrap().to_string();
+            let entry = totals.entry(route).or_insert([0u64; 3]);
+            entry[0] += doc["Requests"].as_u64().unwrap();
+            entry[1] += doc["Errors"].as_u64().unwrap();
+            entry[2] += doc["Faults"].as_u64().unwrap();
+        }
+        if totals.values().map(|t| t[0]).sum::<u64>() == 10 || std::time::Instant::now() > deadline
+        {
+            break (documents, totals);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(totals["main"], [7, 1, 0], "{documents:#?}");
+    assert_eq!(totals["health"], [3, 0, 0], "{documents:#?}");
+
+    // Each line is an EMF document as CloudWatch's specification has it ...
+    let schema = support::workspace().join("host/tests/fixtures/cloudwatch-emf.schema.json");
+    support::peers::validate_json(&schema, &documents).unwrap_or_else(|e| panic!("{e}"));
+    for document in &documents {
+        let doc: Value = serde_json::from_str(document).unwrap();
+        // ... whose every dimension and metric is a member of the root, as it requires.
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "XrayHost");
+        for set in directive["Dimensions"].as_array().unwrap() {
+            for key in set.as_array().unwrap() {
+                assert!(doc[key.as_str().unwrap()].is_string(), "{key} in {doc}");
+            }
+        }
+        for metric in directive["Metrics"].as_array().unwrap() {
+            let value = &doc[metric["Name"].as_str().unwrap()];
+            let numbers = match value {
+                Value::Array(values) => values.len() <= 100 && values.iter().all(Value::is_number),
+                value => value.is_number(),
+            };
+            assert!(numbers, "{metric} in {doc}");
+        }
+        assert_eq!(doc["Service"], "Backend #2");
+        assert_eq!(doc["Version"].as_str().map(str::len), Some(12));
+        let requests = doc["Requests"].as_u64().unwrap() as usize;
+        assert_eq!(doc["Duration"].as_array().unwrap().len(), requests.min(100));
+    }
 }

@@ -170,3 +170,29 @@ pub fn sample_everything() -> tempfile::NamedTempFile {
     .unwrap();
     file
 }
+
+/// Validates each of `documents` against the JSON Schema in `schema` with the `jsonschema`
+/// package (`peers/validate_json.py`): what it reported, if any document failed.
+pub fn validate_json(schema: &Path, documents: &[String]) -> Result<(), String> {
+    use std::io::Write;
+    let script = workspace().join("host/tests/peers/validate_json.py");
+    let python = peers_installed().join("venv/bin/python");
+    let mut child = Command::new(python)
+        .arg(script)
+        .arg(schema)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cannot run peers/validate_json.py");
+    let mut stdin = child.stdin.take().unwrap();
+    for document in documents {
+        writeln!(stdin, "{document}").unwrap();
+    }
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+}

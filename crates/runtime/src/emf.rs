@@ -1,0 +1,226 @@
+//! The request metrics ([`crate::metrics`]) as CloudWatch Embedded Metric Format log lines:
+//! CloudWatch Logs turns each line into metrics with no agent and no API call.
+//!
+//! Every interval (at most a minute, CloudWatch's standard resolution) and once more at
+//! shutdown, each series that counted a request gets one line: a JSON object whose `_aws`
+//! member names the namespace, the dimension sets (`[Service, RouteClass]` and
+//! `[Service, Version, RouteClass]`) and the metrics, with the values beside it:
+//!
+//! - `Requests`, `Errors` (4xx, 429 included), `Throttles` (429), `Faults` (5xx): `Count`.
+//! - `Duration`: the time to the response head, `Milliseconds`. The specification allows an
+//!   array of at most 100 values per metric, from which CloudWatch computes the statistics and
+//!   percentiles; the host keeps a histogram, not every sample, so the array holds each
+//!   bucket's upper bound (the longest duration for the last bucket) repeated in proportion to
+//!   its count, 100 values in all. `Requests` carries the exact count.
+//!
+//! The lines go to stdout through the sink the binary gives ([`EmfReporter::start`]), which
+//! never waits on it.
+
+use crate::metrics::{self, BUCKET_BOUNDS_MS, Series, Snapshot};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::task::JoinHandle;
+
+/// The longest interval: CloudWatch stores standard-resolution metrics per minute.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
+/// Most values the specification allows in one metric's array.
+pub const MAX_VALUES: usize = 100;
+/// The metrics of every line, with their units.
+const METRICS: [(&str, &str); 5] = [
+    ("Requests", "Count"),
+    ("Errors", "Count"),
+    ("Throttles", "Count"),
+    ("Faults", "Count"),
+    ("Duration", "Milliseconds"),
+];
+
+/// Where the lines go: one complete JSON document per call, without a newline.
+pub type LineSink = Arc<dyn Fn(String) + Send + Sync>;
+
+/// Writes the metrics of every served version as EMF lines at an interval.
+pub struct EmfReporter {
+    namespace: Arc<str>,
+    sink: LineSink,
+    task: JoinHandle<()>,
+}
+
+impl EmfReporter {
+    /// Starts reporting every `interval` (at most [`MAX_INTERVAL`]) into `sink`, in the
+    /// CloudWatch namespace `namespace`.
+    pub fn start(namespace: &str, interval: Duration, sink: LineSink) -> EmfReporter {
+        let namespace: Arc<str> = namespace.into();
+        let interval = interval.clamp(Duration::from_millis(100), MAX_INTERVAL);
+        let task = tokio::spawn({
+            let (namespace, sink) = (namespace.clone(), sink.clone());
+            async move {
+                let mut ticks = tokio::time::interval(interval);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticks.tick().await;
+                loop {
+                    ticks.tick().await;
+                    report(&namespace, &sink);
+                }
+            }
+        });
+        EmfReporter {
+            namespace,
+            sink,
+            task,
+        }
+    }
+
+    /// Stops the interval and writes what was counted since the last report: the last lines
+    /// of a process that is shutting down.
+    pub fn finish(self) {
+        self.task.abort();
+        report(&self.namespace, &self.sink);
+    }
+}
+
+fn report(namespace: &str, sink: &LineSink) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    for (series, snapshot) in metrics::take_all() {
+        if snapshot.requests > 0 {
+            sink(document(namespace, now, &series, &snapshot).to_string());
+        }
+    }
+}
+
+/// One series' EMF document at `timestamp_ms`.
+pub fn document(namespace: &str, timestamp_ms: u64, series: &Series, counts: &Snapshot) -> Value {
+    let metrics: Vec<Value> = METRICS
+        .iter()
+        .map(|(name, unit)| json!({"Name": name, "Unit": unit}))
+        .collect();
+    json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["Service", "RouteClass"], ["Service", "Version", "RouteClass"]],
+                "Metrics": metrics,
+            }],
+        },
+        "Service": &*series.service,
+        "Version": &*series.version,
+        "RouteClass": series.route.as_str(),
+        "Requests": counts.requests,
+        "Errors": counts.errors,
+        "Throttles": counts.throttles,
+        "Faults": counts.faults,
+        "Duration": duration_values(counts),
+    })
+}
+
+/// [`MAX_VALUES`] values (fewer when fewer requests were counted) spread over the histogram's
+/// buckets in proportion to their counts, each the bucket's upper bound in milliseconds.
+pub fn duration_values(counts: &Snapshot) -> Vec<f64> {
+    let total: u64 = counts.buckets.iter().sum();
+    if total == 0 {
+        return Vec::new();
+    }
+    let wanted = total.min(MAX_VALUES as u64);
+    let longest_ms = counts.duration_max_us as f64 / 1_000.0;
+    let mut values = Vec::with_capacity(wanted as usize);
+    // Largest remainders: each bucket gets its floor share, the rest go to the largest
+    // fractions, so the shares add up to `wanted` and a bucket with requests is not lost
+    // unless it is under one share.
+    let shares: Vec<(usize, u64, u64)> = counts
+        .buckets
+        .iter()
+        .enumerate()
+        .map(|(i, &count)| {
+            let exact = u128::from(count) * u128::from(wanted);
+            let floor = (exact / u128::from(total)) as u64;
+            let remainder = (exact % u128::from(total)) as u64;
+            (i, floor, remainder)
+        })
+        .collect();
+    let mut extra = wanted - shares.iter().map(|(_, floor, _)| floor).sum::<u64>();
+    let mut by_remainder: Vec<&(usize, u64, u64)> = shares.iter().collect();
+    by_remainder.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    let mut counts_out = vec![0u64; shares.len()];
+    for (i, floor, _) in &shares {
+        counts_out[*i] = *floor;
+    }
+    for (i, _, remainder) in by_remainder {
+        if extra == 0 || *remainder == 0 {
+            break;
+        }
+        counts_out[*i] += 1;
+        extra -= 1;
+    }
+    for (i, count) in counts_out.into_iter().enumerate() {
+        let value = BUCKET_BOUNDS_MS
+            .get(i)
+            .map(|bound| (*bound as f64).min(longest_ms.max(0.0)))
+            .unwrap_or(longest_ms);
+        values.extend(std::iter::repeat_n(value, count as usize));
+    }
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{RequestCounters, RouteClass};
+
+    fn snapshot(durations_ms: &[u64], statuses: &[u16]) -> Snapshot {
+        let counters = RequestCounters::default();
+        for (ms, status) in durations_ms.iter().zip(statuses) {
+            counters.record(*status, Duration::from_millis(*ms));
+        }
+        counters.take()
+    }
+
+    #[test]
+    fn a_document_names_its_dimensions_and_metrics_and_carries_their_values() {
+        let series = Series {
+            service: "Backend #2".into(),
+            version: "0123456789ab".into(),
+            route: RouteClass::Main,
+            counters: RequestCounters::default(),
+        };
+        let counts = snapshot(&[3, 30, 300], &[200, 404, 500]);
+        let doc = document("XrayHost", 1_795_534_205_000, &series, &counts);
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "XrayHost");
+        assert_eq!(doc["_aws"]["Timestamp"], 1_795_534_205_000u64);
+        for set in directive["Dimensions"].as_array().unwrap() {
+            for key in set.as_array().unwrap() {
+                assert!(doc[key.as_str().unwrap()].is_string(), "{key}");
+            }
+        }
+        for metric in directive["Metrics"].as_array().unwrap() {
+            assert!(!doc[metric["Name"].as_str().unwrap()].is_null(), "{metric}");
+        }
+        assert_eq!(doc["Service"], "Backend #2");
+        assert_eq!(doc["RouteClass"], "main");
+        assert_eq!(doc["Requests"], 3);
+        assert_eq!(doc["Errors"], 1);
+        assert_eq!(doc["Faults"], 1);
+        assert_eq!(doc["Duration"], json!([5.0, 50.0, 300.0]));
+    }
+
+    #[test]
+    fn durations_become_at_most_a_hundred_values_in_proportion() {
+        // 900 fast requests, 100 slow ones.
+        let mut durations = vec![1u64; 900];
+        durations.extend([700u64; 100]);
+        let statuses = vec![200u16; 1000];
+        let values = duration_values(&snapshot(&durations, &statuses));
+        assert_eq!(values.len(), MAX_VALUES);
+        assert_eq!(values.iter().filter(|v| **v == 2.0).count(), 90);
+        assert_eq!(values.iter().filter(|v| **v == 700.0).count(), 10);
+        // A single rare bucket still shows when it has a share.
+        let mut durations = vec![1u64; 199];
+        durations.push(40_000);
+        let values = duration_values(&snapshot(&durations, &vec![200; 200]));
+        assert_eq!(values.len(), MAX_VALUES);
+        assert!(values.contains(&40_000.0), "{values:?}");
+    }
+}
