@@ -142,7 +142,8 @@ pub fn duration_values(counts: &Snapshot) -> Vec<f64> {
         .collect();
     let mut extra = wanted - shares.iter().map(|(_, floor, _)| floor).sum::<u64>();
     let mut by_remainder: Vec<&(usize, u64, u64)> = shares.iter().collect();
-    by_remainder.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    // Ties go to the slower bucket: the tail is what an operator looks for.
+    by_remainder.sort_by(|a, b| b.2.cmp(&a.2).then(b.0.cmp(&a.0)));
     let mut counts_out = vec![0u64; shares.len()];
     for (i, floor, _) in &shares {
         counts_out[*i] = *floor;
