@@ -184,6 +184,7 @@ fn through_wasi_otel(case: &Case) -> Value {
         version: "v".into(),
         origin: None,
         ecs: None,
+        cloudwatch_logs: Vec::new(),
     };
     let segment = serde_json::to_value(segment_entity(&trace, &identity)).unwrap();
     segment["subsegments"][0].clone()
