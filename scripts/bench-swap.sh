@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 runs=${1:-5}
 ensure_wasm_target
-build_all
+build_all release
 
 python3 - "$runs" <<'PYTHON'
 import json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.request

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 duration=${1:-10}
 ensure_wasm_target
 ensure_debian_packages wrk
-build_all
+build_all release
 
 work=$(mktemp -d)
 pids=""

@@ -22,7 +22,7 @@ case "${1:-}" in
 esac
 
 ensure_wasm_target
-build_all
+build_all release
 if [ "$manifest" = scripts/local-app-polyglot.toml ]; then
   scripts/build-components.sh python js
 fi

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-120}
 ensure_wasm_target
 ensure_debian_packages wrk
-build_all
+build_all release
 
 # The stand-in runs in its own process, so the host's memory is measured alone.
 work=$(mktemp -d)

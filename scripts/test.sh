@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 ensure_wasm_target
 ensure_debian_packages chromium shellcheck
-build_all
+build_all release
 # The Python and JavaScript components (and componentize-py and componentize-js, pinned, on
 # first use); the tests would build them when missing, this only makes the first test faster.
 scripts/build-components.sh python js
