@@ -16,7 +16,11 @@ Started by scripts/bench.sh, which builds and installs what this needs first. Th
 3. Export modes: the same component traced with its segments sent as UDP datagrams (`xray`),
    as OTLP/HTTP protobuf spans (`otlp`, to a sink that answers 200), and both, against X-Ray
    off: the server's CPU time per request (user + system, from /proc), as a ratio to X-Ray off.
-4. Serverless figures: process start to the first 200 (with and without the compiled-component
+4. Observability modes: the same component traced, with the host's log as text or JSON (with
+   and without an access-log line per request, the one line the host writes per request) and
+   with the request metrics written as CloudWatch EMF lines, against all of them off: the
+   server's CPU time per request, as a ratio to that.
+5. Serverless figures: process start to the first 200 (with and without the compiled-component
    cache), resident memory of an idle host, and the criterion figures of one request through
    the instance pool and the tracing hot paths (from target/criterion).
 
@@ -45,7 +49,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "target"
-HOST = TARGET / "dist" / "xray-host"  # as shipped: scripts/bench.sh builds it (profile dist)
+# As shipped (profile dist), unless scripts/bench.sh was asked for another profile.
+HOST = TARGET / os.environ.get("XRAY_HOST_BENCH_PROFILE", "dist") / "xray-host"
 NATIVE = TARGET / "release" / "native-backend2"
 WASM = TARGET / "wasm32-wasip2" / "release"
 STANDALONE = TARGET / "bench" / "backend2-standalone.wasm"
@@ -572,6 +577,34 @@ def export_mode_factories(log_dir, rules, sink, otlp, cache):
     ]
 
 
+def observability_mode_factories(log_dir, rules, sink, cache):
+    """Backend 2's GET /, traced, with each log format and metrics export, against both off."""
+    env = {"AWS_XRAY_DAEMON_ADDRESS": sink.address, "XRAY_HOST_CACHE_DIR": cache}
+
+    def variant(name, port, *extra):
+        def start():
+            stack = Stack(name, f"http://127.0.0.1:{port}/", log_dir)
+            stack.start(host_command(STANDALONE, port, "Backend #2", rules,
+                                     "--table-store", f"{cache}/o{port}.redb", *extra), env)
+            return stack
+
+        return start
+
+    return [
+        variant("logs text, metrics none", 18401, "--log-format", "text", "--metrics", "none"),
+        variant("logs json", 18402, "--log-format", "json", "--metrics", "none"),
+        variant("access log, text", 18403, "--access-log", "--log-format", "text",
+                "--metrics", "none"),
+        variant("access log, json", 18404, "--access-log", "--log-format", "json",
+                "--metrics", "none"),
+        # A 10 s interval rather than the default minute, so that a run writes lines too.
+        variant("metrics emf (every 10 s)", 18405, "--log-format", "text", "--metrics", "emf",
+                "--metrics-interval", "10s"),
+        variant("logs json + metrics emf", 18406, "--log-format", "json", "--metrics", "emf",
+                "--metrics-interval", "10s"),
+    ]
+
+
 def print_cpu_table(title, summary, baseline):
     print(f"\n{title}")
     header = f"{'variant':44} {'req/s':>9} {'p99 ms':>8} {'CPU us/req':>11} {'x off':>7} {'errors':>7}"
@@ -758,7 +791,8 @@ def main():
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--starts", type=int, default=10, help="cold starts per variant (median)")
     parser.add_argument("--out", type=Path, default=TARGET / "bench", help="where results go")
-    parser.add_argument("--only", choices=["export-modes", "whole-application"],
+    parser.add_argument("--only",
+                        choices=["export-modes", "observability-modes", "whole-application"],
                         help="run only this section (and write only its results)")
     args = parser.parse_args()
 
@@ -789,6 +823,16 @@ def main():
         write_csv(args.out / "export-modes.csv", [("export modes", modes)], [])
         return 0
 
+    if args.only == "observability-modes":
+        observability = run_section("observability modes, backend 2 GET /",
+                                    observability_mode_factories(log_dir, rules, sink, cache),
+                                    args, sink)
+        print_cpu_table("Observability modes, backend 2 GET /, traced (CPU time of the host "
+                        "per request)", observability, "logs text, metrics none")
+        write_csv(args.out / "observability-modes.csv",
+                  [("observability modes", observability)], [])
+        return 0
+
     if args.only == "whole-application":
         whole = run_section("whole application, GET /api/ (every request traced)",
                             whole_application_factories(log_dir, rules, sink, cache), args, sink)
@@ -815,6 +859,10 @@ def main():
     modes = run_section("export modes, backend 2 GET /",
                         export_mode_factories(log_dir, rules, sink, otlp, cache), args, sink)
     sections.append(("export modes", modes))
+    observability = run_section("observability modes, backend 2 GET /",
+                                observability_mode_factories(log_dir, rules, sink, cache),
+                                args, sink)
+    sections.append(("observability modes", observability))
 
     print("\n== serverless figures")
     extra = serverless(args.starts, sink, rules) + criterion_rows()
@@ -835,6 +883,8 @@ def main():
     )
     print_cpu_table("Export modes, backend 2 GET / (CPU time of the host per request)",
                     modes, "X-Ray off")
+    print_cpu_table("Observability modes, backend 2 GET /, traced (CPU time of the host per "
+                    "request)", observability, "logs text, metrics none")
     print("\nServerless figures and hot paths (medians)")
     for name, value, unit in extra:
         print(f"  {name:64} {value:10.2f} {unit}")
