@@ -8,7 +8,8 @@
 # Not part of the test run. Takes about 15 minutes (plus about 8 for the wasmtime CLI, once).
 #
 # Usage: scripts/bench.sh [--profile dist|release] [--seconds N] [--rounds N] [--connections N]
-#                         [--starts N] [--only export-modes|observability-modes|whole-application]
+#                         [--starts N]
+#                         [--only export-modes|observability-modes|polyglot-components|whole-application]
 #
 # --profile: the host's build profile. `dist` (the default) is what the Dockerfile ships: fat
 # LTO, one codegen unit, about 25 minutes of CPU for a first build. `release` is what the
