@@ -16,9 +16,9 @@
 //! The lines go to stdout through the sink the binary gives ([`EmfReporter::start`]), which
 //! never waits on it.
 
-use crate::metrics::{self, BUCKET_BOUNDS_MS, Series, Snapshot};
+use crate::metrics::{self, BUCKET_BOUNDS_MS, Deltas, Series, Snapshot};
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinHandle;
 
@@ -42,6 +42,9 @@ pub type LineSink = Arc<dyn Fn(String) + Send + Sync>;
 pub struct EmfReporter {
     namespace: Arc<str>,
     sink: LineSink,
+    /// What this reporter read last: the counters are shared with other readers and never
+    /// reset, so each line carries the difference.
+    read: Arc<Mutex<Deltas>>,
     task: JoinHandle<()>,
 }
 
@@ -51,21 +54,23 @@ impl EmfReporter {
     pub fn start(namespace: &str, interval: Duration, sink: LineSink) -> EmfReporter {
         let namespace: Arc<str> = namespace.into();
         let interval = interval.clamp(Duration::from_millis(100), MAX_INTERVAL);
+        let read = Arc::new(Mutex::new(Deltas::new()));
         let task = tokio::spawn({
-            let (namespace, sink) = (namespace.clone(), sink.clone());
+            let (namespace, sink, read) = (namespace.clone(), sink.clone(), read.clone());
             async move {
                 let mut ticks = tokio::time::interval(interval);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 ticks.tick().await;
                 loop {
                     ticks.tick().await;
-                    report(&namespace, &sink);
+                    report(&namespace, &sink, &read);
                 }
             }
         });
         EmfReporter {
             namespace,
             sink,
+            read,
             task,
         }
     }
@@ -74,16 +79,20 @@ impl EmfReporter {
     /// of a process that is shutting down.
     pub fn finish(self) {
         self.task.abort();
-        report(&self.namespace, &self.sink);
+        report(&self.namespace, &self.sink, &self.read);
     }
 }
 
-fn report(namespace: &str, sink: &LineSink) {
+fn report(namespace: &str, sink: &LineSink, read: &Mutex<Deltas>) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    for (series, snapshot) in metrics::take_all() {
+    let deltas = read
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .advance(metrics::snapshot_all());
+    for (series, snapshot) in deltas {
         if snapshot.requests > 0 {
             sink(document(namespace, now, &series, &snapshot).to_string());
         }
@@ -175,7 +184,7 @@ mod tests {
         for (ms, status) in durations_ms.iter().zip(statuses) {
             counters.record(*status, Duration::from_millis(*ms));
         }
-        counters.take()
+        counters.snapshot()
     }
 
     #[test]
@@ -184,6 +193,7 @@ mod tests {
             service: "Backend #2".into(),
             version: "0123456789ab".into(),
             route: RouteClass::Main,
+            registered_at: std::time::SystemTime::UNIX_EPOCH,
             counters: RequestCounters::default(),
         };
         let counts = snapshot(&[3, 30, 300], &[200, 404, 500]);

@@ -53,7 +53,7 @@ mod keep_alive;
 mod limits;
 mod local_calls;
 mod memory_budget;
-mod metrics;
+pub mod metrics;
 mod network_policy;
 mod outbound;
 mod p3_client;
