@@ -79,10 +79,7 @@ fn main() -> ExitCode {
         .with(lines)
         .with(trace_log_tee.clone())
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match async_runtime(cli.worker_threads) {
         Ok(runtime) => runtime,
         Err(error) => {
             tracing::error!("cannot start the async runtime: {error}");
@@ -100,6 +97,27 @@ fn main() -> ExitCode {
     // The last lines (the shutdown's, or why the host could not start) are still queued.
     log_output.flush(LOG_FLUSH_TIMEOUT);
     code
+}
+
+/// The tokio runtime: `worker_threads` workers (by default one per CPU the process may use,
+/// which honours its CPU affinity and its cgroup's CPU quota), or, for one, tokio's
+/// current-thread runtime, which runs every task on the main thread: with one CPU (a 1-vCPU
+/// Fargate task, a host pinned to one core) a second worker could only take turns with the
+/// first, and handing a task from one thread to the other costs wake-ups and system calls.
+fn async_runtime(worker_threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = worker_threads
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    }
 }
 
 async fn run(cli: Cli, log_output: LogOutput, trace_log_tee: TraceLogTee) -> anyhow::Result<()> {
