@@ -184,7 +184,7 @@ fn an_exception_out_of_a_python_handler_is_a_500_and_the_shared_instance_serves_
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs(),
-        0xe5ca_9e
+        0x00e5_ca9e
     );
     let raised = request(
         port,
