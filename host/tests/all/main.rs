@@ -26,4 +26,5 @@ mod swap;
 mod table;
 mod trace_budget;
 mod tracing;
+mod warm_instances;
 mod wasi_otel;
