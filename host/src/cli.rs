@@ -258,7 +258,7 @@ pub struct CommonArgs {
     pub max_instance_concurrent_reuse_count: Option<usize>,
 
     /// Instances made ahead of requests, in the background, and kept ready for the next ones;
-    /// 0 makes none. Each holds its memory (about 15 MB for a JavaScript component) within the
+    /// 0 makes none. Each holds its memory (about 10 MB for a JavaScript component) within the
     /// instance memory budget, which bounds how many are made. [default: 2 where instances
     /// serve one request each (WASI 0.2 without reuse, and JavaScript), else 0]
     #[arg(long, env = "XRAY_HOST_WARM_INSTANCES", value_name = "N")]

@@ -61,7 +61,7 @@ const P3_CONCURRENT: usize = 16;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Instances kept ready for a version whose instances serve one request each: enough for a
 /// burst of two requests to start without instantiating, few enough to cost little memory
-/// (two instances of a JavaScript engine, about 30 MB).
+/// (two instances of a JavaScript engine, about 20 MB).
 const WARM_SINGLE_USE: usize = 2;
 
 /// Instance reuse as it applies to one component: every setting decided.
