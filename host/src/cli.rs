@@ -268,6 +268,13 @@ pub struct CommonArgs {
     )]
     pub max_instance_concurrent_reuse_count: Option<usize>,
 
+    /// Instances made ahead of requests, in the background, and kept ready for the next ones;
+    /// 0 makes none. Each holds its memory (about 10 MB for a JavaScript component) within the
+    /// instance memory budget, which bounds how many are made. [default: 2 where instances
+    /// serve one request each (WASI 0.2 without reuse, and JavaScript), else 0]
+    #[arg(long, env = "XRAY_HOST_WARM_INSTANCES", value_name = "N")]
+    pub warm_instances: Option<usize>,
+
     /// Time an idle instance is kept for the next request (e.g. 1s, 250ms).
     #[arg(long, env = "XRAY_HOST_IDLE_INSTANCE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub idle_instance_timeout: Duration,
@@ -612,6 +619,7 @@ impl CommonArgs {
             max_reuse_count: self.max_instance_reuse_count,
             max_concurrent_reuse_count: self.max_instance_concurrent_reuse_count,
             idle_timeout: Some(self.idle_instance_timeout),
+            warm_instances: self.warm_instances,
         }
     }
 

@@ -13,6 +13,7 @@
 //! max_instance_reuse_count = 1              # optional: overrides the flag of that name, as do
 //!                                           # max_instance_concurrent_reuse_count,
 //!                                           # idle_instance_timeout ("1s"),
+//!                                           # warm_instances,
 //!                                           # trusted_proxies and
 //!                                           # incoming_trace_header ("trust" or "restart")
 //!
@@ -74,6 +75,8 @@ struct ServiceEntry {
     max_instance_concurrent_reuse_count: Option<usize>,
     /// Overrides `--idle-instance-timeout` for this service (e.g. "1s", "250ms").
     idle_instance_timeout: Option<String>,
+    /// Overrides `--warm-instances` for this service.
+    warm_instances: Option<usize>,
     /// Overrides `--trusted-proxies` for this service.
     trusted_proxies: Option<usize>,
     /// Overrides `--incoming-trace-header` for this service: "trust" or "restart".
@@ -88,6 +91,9 @@ impl ServiceEntry {
         }
         if let Some(count) = self.max_instance_concurrent_reuse_count {
             reuse.max_concurrent_reuse_count = Some(count);
+        }
+        if let Some(count) = self.warm_instances {
+            reuse.warm_instances = Some(count);
         }
         if let Some(text) = &self.idle_instance_timeout {
             reuse.idle_timeout = Some(parse_duration(text).context("idle_instance_timeout")?);

@@ -11,7 +11,9 @@
 //!   retried): `segments` for the UDP segments, `exporters` keyed by exporter name; and
 //!   `guest_output`, keyed by service: the lines of its component's stdout and stderr written,
 //!   dropped and cut, and the host's warnings about its calls dropped
-//!   ([`crate::guest_output`]).
+//!   ([`crate::guest_output`]); and `warm_instances`, keyed by service: the warm pool of the
+//!   version it serves, its target, the instances ready, hits and misses
+//!   ([`crate::warm_instances`]).
 
 use crate::error_response::{ResponseBody, json_error, json_response};
 use crate::server::{HandlerFuture, SiteHandler};
@@ -132,6 +134,10 @@ impl Admin {
                     .map(|e| (e.name().to_string(), e.counters().to_json()))
                     .collect();
                 let components: Vec<_> = selected.iter().map(|s| s.version_report()).collect();
+                let warm_instances: serde_json::Map<_, _> = selected
+                    .iter()
+                    .map(|s| (s.name().to_string(), s.warm_instances_report()))
+                    .collect();
                 let guest_output: serde_json::Map<_, _> = selected
                     .iter()
                     .map(|s| (s.name().to_string(), s.guest_output_report()))
@@ -146,6 +152,7 @@ impl Admin {
                         "components": components,
                         "guest_output": guest_output,
                         "instance_memory": memory,
+                        "warm_instances": warm_instances,
                     }),
                 )
             }

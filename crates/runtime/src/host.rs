@@ -106,7 +106,10 @@ impl HostBuilder {
         let max_instances = self.max_instances.unwrap_or_else(|| {
             self.services
                 .iter()
-                .map(|c| c.limits.max_concurrent_requests as u32)
+                // Instances ready ahead of requests take slots too.
+                .map(|c| {
+                    (c.limits.max_concurrent_requests + c.reuse.warm_instances_at_most()) as u32
+                })
                 .sum::<u32>()
                 + SPARE_INSTANCES
         });

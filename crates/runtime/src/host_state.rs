@@ -164,7 +164,7 @@ impl StoreFactory {
         // (a busy loop) cannot hold a worker thread, and the requests' deadlines can fire; once
         // every request of the instance is past its deadline, a guest still running is stopped
         // with an interrupt trap.
-        store.set_epoch_deadline(TIME_SLICE_TICKS);
+        restart_time_slice(&mut store);
         store.epoch_deadline_callback(|store| match store.data().deadline {
             Some(deadline) if Instant::now() >= deadline => Ok(UpdateDeadline::Interrupt),
             _ => Ok(UpdateDeadline::YieldCustom(
@@ -174,4 +174,10 @@ impl StoreFactory {
         });
         store
     }
+}
+
+/// Gives the guest of `store` a whole time slice from now: for a new store, and for an instance
+/// made ahead of its request (whose slice would otherwise have run out while it waited).
+pub fn restart_time_slice(store: &mut Store<HostState>) {
+    store.set_epoch_deadline(TIME_SLICE_TICKS);
 }

@@ -8,7 +8,8 @@
 //!   instance serves up to 128 requests, 16 at a time; a WASI 0.2 instance one (a fresh
 //!   instance per request, as before reuse existed). An idle instance is kept one second.
 //! - [`InstanceFactory`]: a new store (the service's limits, environment and capabilities) and
-//!   instance, instantiation bounded by the request timeout.
+//!   instance, instantiation bounded by the request timeout; taken ready from the version's
+//!   warm pool ([`crate::warm_instances`]) when it has one.
 //! - [`InstanceWorker`]: registers each accepted request's trace under its task (so capability
 //!   calls are attributed, see [`crate::task_traces`]), gives each its deadline, and logs an
 //!   instance that failed. A trap or memory exhaustion in a shared instance fails the requests
@@ -17,12 +18,14 @@
 //!   are all past their deadline (a guest that never yields cannot keep it).
 //!
 //! A swap makes a new [`ServedComponent`] with its own instances: requests that started on the
-//! old version finish there, and its instances are dropped once idle.
+//! old version finish there, and its instances are dropped once idle; its warm instances are
+//! dropped at once ([`ServedComponent::retire`]).
 
-use crate::host_state::{HostState, StoreFactory};
+use crate::host_state::{self, HostState, StoreFactory};
 use crate::memory_budget;
 use crate::metrics::VersionMetrics;
 use crate::runtime::{Abi, LoadedComponent};
+use crate::warm_instances::{MakeInstance, WarmPool, WarmPoolReport};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -32,7 +35,8 @@ use std::time::{Duration, Instant};
 use wasmtime::component::GuestTaskId;
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::handler::{
-    HandlerState, Instance, ProxyHandler, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
+    HandlerState, Instance, Proxy, ProxyHandler, ShouldAccept, WorkerExpiration, WorkerState,
+    WorkerStatus,
 };
 use xray::active_trace::ActiveTrace;
 
@@ -47,12 +51,18 @@ pub struct InstanceReuse {
     pub max_concurrent_reuse_count: Option<usize>,
     /// How long an idle instance is kept for the next request (`--idle-instance-timeout`).
     pub idle_timeout: Option<Duration>,
+    /// Instances made ahead of requests and kept ready (`--warm-instances`; 0 makes none).
+    pub warm_instances: Option<usize>,
 }
 
 /// The defaults of `wasmtime serve` 48.
 const P3_REUSE: usize = 128;
 const P3_CONCURRENT: usize = 16;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Instances kept ready for a version whose instances serve one request each: enough for a
+/// burst of two requests to start without instantiating, few enough to cost little memory
+/// (two instances of a JavaScript engine, about 20 MB).
+const WARM_SINGLE_USE: usize = 2;
 
 /// Instance reuse as it applies to one component: every setting decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,9 +73,17 @@ pub struct ReuseLimits {
     pub requests_at_once: usize,
     /// How long an idle instance is kept.
     pub idle_timeout: Duration,
+    /// Instances made ahead of requests and kept ready.
+    pub warm_instances: usize,
 }
 
 impl InstanceReuse {
+    /// The most instances a version of any ABI keeps ready under these settings (what the
+    /// pooling allocator must have slots for besides the requests').
+    pub fn warm_instances_at_most(&self) -> usize {
+        self.warm_instances.unwrap_or(WARM_SINGLE_USE)
+    }
+
     /// The settings for a component of `abi`: what was configured, else `wasmtime serve`'s
     /// defaults for that ABI.
     pub fn resolve(&self, abi: Abi) -> ReuseLimits {
@@ -73,10 +91,19 @@ impl InstanceReuse {
             Abi::P3 => (P3_REUSE, P3_CONCURRENT),
             Abi::P2 => (1, 1),
         };
+        let requests_per_instance = self.max_reuse_count.unwrap_or(reuse).max(1);
+        // A reused instance is made once per many requests: keeping spares of it ready would
+        // cost memory for little. A single-use one is made for every request.
+        let warm = if requests_per_instance == 1 {
+            WARM_SINGLE_USE
+        } else {
+            0
+        };
         ReuseLimits {
-            requests_per_instance: self.max_reuse_count.unwrap_or(reuse).max(1),
+            requests_per_instance,
             requests_at_once: self.max_concurrent_reuse_count.unwrap_or(concurrent).max(1),
             idle_timeout: self.idle_timeout.unwrap_or(IDLE_TIMEOUT),
+            warm_instances: self.warm_instances.unwrap_or(warm),
         }
     }
 }
@@ -161,12 +188,17 @@ impl ServedComponent {
     ) -> Self {
         let component = Arc::new(component);
         let metrics = VersionMetrics::register(service, component.content_hash.short());
-        let factory = InstanceFactory {
+        let limits = reuse.resolve(component.abi);
+        let maker = Arc::new(InstanceMaker {
             service: service.into(),
-            limits: reuse.resolve(component.abi),
             component: component.clone(),
             stores,
             initial_memory: AtomicUsize::new(0),
+        });
+        let factory = InstanceFactory {
+            warm: WarmPool::start(service, limits.warm_instances, maker.clone()),
+            maker,
+            limits,
         };
         Self {
             component,
@@ -186,27 +218,53 @@ impl ServedComponent {
     pub fn reuse(&self) -> ReuseLimits {
         self.instances.state().limits
     }
+
+    /// Its warm pool's figures, for `/stats`.
+    pub fn warm_report(&self) -> WarmPoolReport {
+        self.instances.state().warm.report()
+    }
+
+    /// Takes the version out of service (it was swapped out): its warm instances are dropped
+    /// now, giving their memory back, rather than when its last request ends. Returns how many.
+    pub fn retire(&self) -> usize {
+        self.instances.state().warm.close()
+    }
 }
 
-/// Makes the instances of one component version.
+impl Drop for ServedComponent {
+    fn drop(&mut self) {
+        // The refill task holds the pool; closing it ends the task and drops what it made.
+        self.retire();
+    }
+}
+
+/// Gives wasmtime's instance handler the instances of one component version: from the warm
+/// pool when it has one ready, else made on the spot.
 pub struct InstanceFactory {
+    maker: Arc<InstanceMaker>,
+    limits: ReuseLimits,
+    warm: Arc<WarmPool<ReadyInstance>>,
+}
+
+/// Makes instances of one component version, for requests and for the warm pool alike.
+pub struct InstanceMaker {
     service: String,
     component: Arc<LoadedComponent>,
     stores: Arc<StoreFactory>,
-    limits: ReuseLimits,
     /// The most memory an instance of this component has held once instantiated: what a new
     /// one needs room for in the process's budget.
     initial_memory: AtomicUsize,
 }
 
-impl HandlerState for InstanceFactory {
-    type StoreData = HostState;
-    type WorkerExpiration = InstanceExpiry;
-    type WorkerState = InstanceWorker;
+/// An instantiated component in its store, not yet serving.
+pub struct ReadyInstance {
+    store: Store<HostState>,
+    proxy: Proxy,
+    fate: Arc<InstanceFate>,
+}
 
-    async fn instantiate(
-        &self,
-    ) -> wasmtime::Result<Instance<HostState, InstanceExpiry, InstanceWorker>> {
+impl InstanceMaker {
+    async fn instantiate(&self) -> wasmtime::Result<ReadyInstance> {
         let timeout = self.stores.limits().request_timeout;
         // Room in the process's budget for what an instance of this component starts with; its
         // growth is then drawn as it happens (see `crate::memory_budget`).
@@ -233,6 +291,50 @@ impl HandlerState for InstanceFactory {
             })??;
         self.initial_memory
             .fetch_max(store.data().limiter.reserved(), Ordering::Relaxed);
+        Ok(ReadyInstance { store, proxy, fate })
+    }
+}
+
+impl MakeInstance for InstanceMaker {
+    type Instance = ReadyInstance;
+
+    fn has_room_for_a_spare(&self) -> bool {
+        let budget = self.stores.budget();
+        let Some(limit) = budget.limit() else {
+            return true;
+        };
+        // The spare, and one more that a request finding the pool empty would make.
+        let two = self
+            .initial_memory
+            .load(Ordering::Relaxed)
+            .saturating_mul(2);
+        budget.used().saturating_add(two) <= limit
+    }
+
+    async fn make(&self) -> anyhow::Result<ReadyInstance> {
+        self.instantiate().await.map_err(anyhow::Error::from)
+    }
+}
+
+impl HandlerState for InstanceFactory {
+    type StoreData = HostState;
+    type WorkerExpiration = InstanceExpiry;
+    type WorkerState = InstanceWorker;
+
+    async fn instantiate(
+        &self,
+    ) -> wasmtime::Result<Instance<HostState, InstanceExpiry, InstanceWorker>> {
+        let ReadyInstance {
+            mut store,
+            proxy,
+            fate,
+        } = match self.warm.take() {
+            Some(ready) => ready,
+            None => self.maker.instantiate().await?,
+        };
+        // A warm instance's time slice was counted from when it was made.
+        host_state::restart_time_slice(&mut store);
+        let timeout = self.maker.stores.limits().request_timeout;
         Ok(Instance {
             store,
             proxy,
@@ -243,8 +345,8 @@ impl HandlerState for InstanceFactory {
                 timer: None,
             },
             state: InstanceWorker {
-                service: self.service.clone(),
-                abi: self.component.abi,
+                service: self.maker.service.clone(),
+                abi: self.maker.component.abi,
                 max_reuse: self.limits.requests_per_instance,
                 max_concurrent: self.limits.requests_at_once,
                 request_timeout: timeout,

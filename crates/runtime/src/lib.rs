@@ -20,6 +20,7 @@
 //! - [`admin`]: the loopback-only admin endpoint (reload, versions).
 //! - [`invoke`]: running one request, and what a failure answers.
 //! - [`instance_pool`]: the instances of a served component: reuse, deadlines, failures.
+//! - [`warm_instances`]: instances made ahead of requests, refilled in the background.
 //! - [`host_state`]: the per-instance store data every host capability reads.
 //! - [`guest_output`]: a component's stdout and stderr as escaped, rate-limited log lines, and
 //!   the rate limit on the host's per-call warnings.
@@ -66,6 +67,7 @@ mod stdio_attribution;
 mod swap;
 mod table;
 mod task_traces;
+mod warm_instances;
 
 // The API the binary, the benchmarks and the fuzz targets use; everything else stays inside.
 pub use admin::Admin;

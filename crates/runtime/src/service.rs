@@ -132,6 +132,7 @@ impl Service {
             requests_per_instance = reuse.requests_per_instance,
             requests_at_once = reuse.requests_at_once,
             idle_ms = reuse.idle_timeout.as_millis() as u64,
+            warm_instances = reuse.warm_instances,
             compiled = if served.from_cache { "from cache" } else { "now" },
             "component loaded"
         );
@@ -178,6 +179,15 @@ impl Service {
             "pinned_sha256": self.config.pin.as_ref().map(|pin| pin.hash().as_str()),
             "source": self.config.component.to_string(),
         })
+    }
+
+    /// The warm pool of the version served now, for `/stats`: its version, how many instances
+    /// it keeps ready, how many are, and how requests found it (see [`crate::warm_instances`]).
+    pub fn warm_instances_report(&self) -> serde_json::Value {
+        let current = self.component.current();
+        let mut report = serde_json::to_value(current.warm_report()).unwrap_or_default();
+        report["version"] = current.content_hash.short().into();
+        report
     }
 
     /// The counters of the component's output and of the host's warnings about its calls, for

@@ -139,6 +139,9 @@ pub async fn reload<L: ComponentLoader>(loader: &L, trigger: &str) -> ReloadOutc
             let from_cache = component.from_cache;
             let to = component.content_hash.short().to_string();
             let old = loader.slot().replace(component);
+            // Requests already on the old version finish there; its spare instances would
+            // only hold memory until its last request ends.
+            let warm_dropped = old.retire();
             let ms = (started.elapsed().as_secs_f64() * 1e5).round() / 100.0;
             let now = loader.slot().current();
             tracing::info!(
@@ -149,6 +152,7 @@ pub async fn reload<L: ComponentLoader>(loader: &L, trigger: &str) -> ReloadOutc
                 s3_version_id = now.s3_version_id.as_deref().unwrap_or("none"),
                 compiled = if from_cache { "from cache" } else { "now" },
                 ms,
+                warm_dropped,
                 "component swapped ({trigger})"
             );
             ReloadOutcome::Swapped {

@@ -27,4 +27,5 @@ mod swap;
 mod table;
 mod trace_budget;
 mod tracing;
+mod warm_instances;
 mod wasi_otel;

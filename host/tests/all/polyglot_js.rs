@@ -49,7 +49,7 @@ pub(crate) fn js_component(name: &str) -> PathBuf {
 /// compiled into it once, by a host started for that alone before any test's, and the tests'
 /// hosts (started in parallel) find it there instead of each compiling it at the same time in
 /// a fresh cache of its own, which could outlast their wait for the host to listen.
-fn shared_cache() -> (&'static str, String) {
+pub(crate) fn shared_cache() -> (&'static str, String) {
     const CACHE_DIR: &str = "XRAY_HOST_CACHE_DIR";
     static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
     let dir = CACHE.get_or_init(|| {
@@ -64,7 +64,7 @@ fn shared_cache() -> (&'static str, String) {
 }
 
 /// Serves JavaScript component `name` as `service`, with the module's shared cache.
-fn serve_js(name: &str, service: &str) -> TestHost {
+pub(crate) fn serve_js(name: &str, service: &str) -> TestHost {
     let (cache, cache_dir) = shared_cache();
     TestHost::serve(&js_component(name), service).env(cache, cache_dir)
 }
