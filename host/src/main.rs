@@ -153,6 +153,7 @@ async fn run(cli: Cli, log_output: LogOutput) -> anyhow::Result<()> {
         exporters.push(Arc::new(OtlpExporter::start(config).await?));
     }
     let tracer = Tracer::start(xray_options, exporters);
+    xray_host_runtime::register_trace_exporters(&tracer);
     let host = Host::builder(Table::start(&common.table_options(&store_file)))
         .services(services)
         .host_endpoints(own)

@@ -21,11 +21,13 @@
 
 use crate::host_state::{HostState, StoreFactory};
 use crate::memory_budget;
+use crate::metric_sources;
 use crate::metrics::VersionMetrics;
+use crate::pool_metrics::{PendingCause, PoolMetrics, RetireCause};
 use crate::runtime::{Abi, LoadedComponent};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -161,7 +163,12 @@ impl ServedComponent {
     ) -> Self {
         let component = Arc::new(component);
         let metrics = VersionMetrics::register(service, component.content_hash.short());
+        // Listed for the reporters while the factory (and so this version) or an instance of
+        // it is alive.
+        let pool_metrics = Arc::new(PoolMetrics::new(service, component.content_hash.short()));
+        metric_sources::register(pool_metrics.clone());
         let factory = InstanceFactory {
+            metrics: pool_metrics,
             service: service.into(),
             limits: reuse.resolve(component.abi),
             component: component.clone(),
@@ -194,6 +201,7 @@ pub struct InstanceFactory {
     component: Arc<LoadedComponent>,
     stores: Arc<StoreFactory>,
     limits: ReuseLimits,
+    metrics: Arc<PoolMetrics>,
     /// The most memory an instance of this component has held once instantiated: what a new
     /// one needs room for in the process's budget.
     initial_memory: AtomicUsize,
@@ -224,6 +232,7 @@ impl HandlerState for InstanceFactory {
             ..InstanceFate::default()
         });
         // A start function that loops is stopped with the request that waits for it.
+        let started = Instant::now();
         let proxy = tokio::time::timeout(timeout, self.component.pre.instantiate_async(&mut store))
             .await
             .map_err(|_| {
@@ -233,6 +242,8 @@ impl HandlerState for InstanceFactory {
             })??;
         self.initial_memory
             .fetch_max(store.data().limiter.reserved(), Ordering::Relaxed);
+        self.metrics.created(started.elapsed());
+        let cause = Arc::new(PendingCause::default());
         Ok(Instance {
             store,
             proxy,
@@ -241,6 +252,7 @@ impl HandlerState for InstanceFactory {
                 idle_timeout: self.limits.idle_timeout,
                 request_timeout: timeout,
                 timer: None,
+                cause: cause.clone(),
             },
             state: InstanceWorker {
                 service: self.service.clone(),
@@ -249,6 +261,9 @@ impl HandlerState for InstanceFactory {
                 max_concurrent: self.limits.requests_at_once,
                 request_timeout: timeout,
                 fate,
+                metrics: self.metrics.clone(),
+                cause,
+                served: AtomicU64::new(0),
             },
         })
     }
@@ -264,6 +279,11 @@ pub struct InstanceWorker {
     max_concurrent: usize,
     request_timeout: Duration,
     fate: Arc<InstanceFate>,
+    metrics: Arc<PoolMetrics>,
+    /// Why it will be dropped, as first seen here or by its expiry.
+    cause: Arc<PendingCause>,
+    /// Requests it accepted.
+    served: AtomicU64,
 }
 
 impl WorkerState for InstanceWorker {
@@ -272,6 +292,9 @@ impl WorkerState for InstanceWorker {
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
         if total >= self.max_reuse || self.fate.retired.load(Ordering::Relaxed) {
+            if !self.fate.retired.load(Ordering::Relaxed) {
+                self.cause.note(RetireCause::ReuseLimit);
+            }
             ShouldAccept::Never
         } else if concurrent >= self.max_concurrent {
             ShouldAccept::No
@@ -286,6 +309,7 @@ impl WorkerState for InstanceWorker {
         ticket: RequestTicket,
         task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        self.served.fetch_add(1, Ordering::Relaxed);
         let state = store.data_mut();
         state.traces.insert(task, ticket.trace.clone());
         if self.abi == Abi::P2 {
@@ -298,6 +322,13 @@ impl WorkerState for InstanceWorker {
     }
 
     fn drop(&self, _store: Store<HostState>, result: wasmtime::Result<()>) {
+        let cause = if result.is_err() || self.fate.retired.load(Ordering::Relaxed) {
+            RetireCause::Failed
+        } else {
+            self.cause.get()
+        };
+        self.metrics
+            .retired(cause, self.served.load(Ordering::Relaxed));
         let failure = result.err().map(|error| {
             tracing::warn!(
                 service = %self.service,
@@ -317,6 +348,8 @@ pub struct InstanceExpiry {
     idle_timeout: Duration,
     request_timeout: Duration,
     timer: Option<(Instant, Pin<Box<tokio::time::Sleep>>)>,
+    /// Shared with the instance's worker, which counts the retirement.
+    cause: Arc<PendingCause>,
 }
 
 impl WorkerExpiration for InstanceExpiry {
@@ -334,6 +367,10 @@ impl WorkerExpiration for InstanceExpiry {
                 WorkerStatus::Requests | WorkerStatus::PostReturn => self.request_timeout,
             };
         if Instant::now() >= expires {
+            self.cause.note(match status {
+                WorkerStatus::Idle => RetireCause::Idle,
+                WorkerStatus::Requests | WorkerStatus::PostReturn => RetireCause::Deadline,
+            });
             return Poll::Ready(());
         }
         let timer = match &mut self.timer {
