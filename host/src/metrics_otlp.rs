@@ -133,15 +133,13 @@ fn resource(
 
 /// An EMF dimension's name as an OpenTelemetry attribute.
 fn attribute_name(dimension: &str) -> String {
-    if dimension.contains('.') {
-        // Already an OpenTelemetry name: a component's own attribute.
-        return dimension.to_string();
-    }
     match dimension {
         "Operation" => "db.operation.name".into(),
-        other => {
+        // The host's own dimensions; anything else is a component's attribute, already an
+        // OpenTelemetry name.
+        host @ ("Backend" | "Cause" | "Exporter" | "Rule") => {
             let mut snake = String::from("xray_host.");
-            for (i, c) in other.chars().enumerate() {
+            for (i, c) in host.chars().enumerate() {
                 if c.is_uppercase() && i > 0 {
                     snake.push('_');
                 }
@@ -149,6 +147,7 @@ fn attribute_name(dimension: &str) -> String {
             }
             snake
         }
+        other => other.to_string(),
     }
 }
 
@@ -178,6 +177,7 @@ fn metric(
             Kind::Sum { monotonic: true },
             PointValue::Int(i64::try_from(*count).unwrap_or(i64::MAX)),
         ),
+        Value::Sum(total) => (Kind::Sum { monotonic: true }, PointValue::Double(*total)),
         Value::Gauge(level) => (Kind::Gauge, PointValue::Double(*level)),
         Value::Histogram(counts) => (
             Kind::Histogram,
@@ -211,7 +211,8 @@ mod tests {
     fn dimensions_become_attribute_names() {
         assert_eq!(attribute_name("Operation"), "db.operation.name");
         assert_eq!(attribute_name("Cause"), "xray_host.cause");
-        assert_eq!(attribute_name("MetricGroup"), "xray_host.metric_group");
+        assert_eq!(attribute_name("Exporter"), "xray_host.exporter");
         assert_eq!(attribute_name("http.route"), "http.route");
+        assert_eq!(attribute_name("kind"), "kind");
     }
 }

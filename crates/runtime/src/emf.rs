@@ -133,6 +133,7 @@ pub fn source_documents(namespace: &str, timestamp_ms: u64, source: &SourceReadi
     for reading in &source.readings {
         let worth_a_line = match &reading.value {
             metric_sources::Value::Counter(change) => *change > 0,
+            metric_sources::Value::Sum(change) => *change > 0.0,
             metric_sources::Value::Histogram(counts) => counts.count() > 0,
             metric_sources::Value::Gauge(_) => true,
         };
@@ -171,6 +172,7 @@ pub fn source_documents(namespace: &str, timestamp_ms: u64, source: &SourceReadi
                 metrics.push(json!({"Name": &*reading.name, "Unit": reading.unit.emf()}));
                 let value = match &reading.value {
                     metric_sources::Value::Counter(change) => json!(change),
+                    metric_sources::Value::Sum(change) => json!(change),
                     metric_sources::Value::Gauge(level) => json!(level),
                     metric_sources::Value::Histogram(counts) => json!(histogram_values(counts)),
                 };

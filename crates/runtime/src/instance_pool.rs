@@ -19,6 +19,7 @@
 //! A swap makes a new [`ServedComponent`] with its own instances: requests that started on the
 //! old version finish there, and its instances are dropped once idle.
 
+use crate::guest_metrics::GuestMetrics;
 use crate::host_state::{HostState, StoreFactory};
 use crate::memory_budget;
 use crate::metric_sources;
@@ -167,8 +168,11 @@ impl ServedComponent {
         // it is alive.
         let pool_metrics = Arc::new(PoolMetrics::new(service, component.content_hash.short()));
         metric_sources::register(pool_metrics.clone());
+        let guest_metrics = Arc::new(GuestMetrics::new(service, component.content_hash.short()));
+        metric_sources::register(guest_metrics.clone());
         let factory = InstanceFactory {
             metrics: pool_metrics,
+            guest_metrics,
             service: service.into(),
             limits: reuse.resolve(component.abi),
             component: component.clone(),
@@ -202,6 +206,8 @@ pub struct InstanceFactory {
     stores: Arc<StoreFactory>,
     limits: ReuseLimits,
     metrics: Arc<PoolMetrics>,
+    /// What its instances export through wasi:otel.
+    guest_metrics: Arc<GuestMetrics>,
     /// The most memory an instance of this component has held once instantiated: what a new
     /// one needs room for in the process's budget.
     initial_memory: AtomicUsize,
@@ -226,6 +232,7 @@ impl HandlerState for InstanceFactory {
             )
             .await?;
         let mut store = self.stores.new_store(self.component.content_hash.short());
+        store.data_mut().guest_metrics = Some(self.guest_metrics.clone());
         let fate = Arc::new(InstanceFate {
             memory_exhausted: store.data().limiter.memory_exhausted_flag(),
             budget_exhausted: store.data().limiter.budget_exhausted_flag(),

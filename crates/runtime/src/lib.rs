@@ -45,6 +45,7 @@ mod component_source;
 mod emf;
 mod error_response;
 mod export_metrics;
+mod guest_metrics;
 mod guest_output;
 mod host;
 mod host_state;
@@ -94,6 +95,9 @@ pub use table::{Table, TableOptions};
 /// The parsers of outside input that the fuzz targets (`crates/fuzzing`) reach directly.
 pub mod parsers {
     pub use crate::capabilities::table::{WitItem, WitValue, item_from_wit, item_to_wit};
+    pub use crate::guest_metrics::{
+        ExportedPoint, ExportedValue, GuestMetrics, InstanceReports, MAX_SERIES,
+    };
     pub use crate::memory_budget::parse_cgroup_memory_limit;
     pub use crate::network_policy::{
         AddressPolicy, HostEndpoint, Refusal, TargetHost, canonical, embedded_ipv4, judged,

@@ -31,8 +31,8 @@ pub enum Unit {
     Seconds,
     /// Bytes.
     Bytes,
-    /// What a component named, passed on as written to OTLP and as `None` to EMF, which
-    /// accepts only its own list.
+    /// What a component named (UCUM), passed on as written to OTLP; EMF gets its own name for
+    /// `ms`, `s`, `By` and counts, `None` for the rest (it accepts only its own list).
     Other(String),
 }
 
@@ -44,18 +44,15 @@ impl Unit {
             Unit::Milliseconds => "Milliseconds",
             Unit::Seconds => "Seconds",
             Unit::Bytes => "Bytes",
-            Unit::Other(_) => "None",
-        }
-    }
-
-    /// The unit a component names with OpenTelemetry's (UCUM) spelling, when EMF has it.
-    pub fn from_ucum(unit: &str) -> Unit {
-        match unit {
-            "ms" => Unit::Milliseconds,
-            "s" => Unit::Seconds,
-            "By" => Unit::Bytes,
-            "1" | "" => Unit::Count("1"),
-            other => Unit::Other(other.to_string()),
+            Unit::Other(unit) => match unit.as_str() {
+                "ms" => "Milliseconds",
+                "s" => "Seconds",
+                "By" => "Bytes",
+                "1" => "Count",
+                // UCUM's annotations (`{request}`) count things.
+                count if count.starts_with('{') && count.ends_with('}') => "Count",
+                _ => "None",
+            },
         }
     }
 }
@@ -65,6 +62,8 @@ impl Unit {
 pub enum Value {
     /// A count that only grows: cumulative since the source was registered.
     Counter(u64),
+    /// The same in any number (a component's sum): cumulative since registered.
+    Sum(f64),
     /// A level that goes up and down (instances live): its value now.
     Gauge(f64),
     /// A distribution, cumulative since the source was registered.
@@ -335,6 +334,7 @@ fn difference(now: &Value, before: &Value) -> Value {
         (Value::Counter(now), Value::Counter(before)) => {
             Value::Counter(now.saturating_sub(*before))
         }
+        (Value::Sum(now), Value::Sum(before)) => Value::Sum((now - before).max(0.0)),
         (Value::Histogram(now), Value::Histogram(before)) if now.bounds == before.bounds => {
             Value::Histogram(HistogramCounts {
                 bounds: now.bounds.clone(),
