@@ -123,3 +123,35 @@ impl MetricSource for TableMetrics {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_failures_and_durations_are_counted_per_operation() {
+        let table = TableMetrics::new("embedded");
+        table.call(Operation::PutItem, Duration::from_millis(3), false);
+        table.call(Operation::PutItem, Duration::from_millis(30), true);
+        table.call(Operation::GetItem, Duration::from_millis(1), false);
+        let readings = table.read();
+        let value = |name: &str, operation: &str| {
+            readings
+                .iter()
+                .find(|r| r.name == name && r.attributes[0].1 == operation)
+                .map(|r| r.value.clone())
+                .unwrap()
+        };
+        assert_eq!(value("TableCalls", "PutItem"), Value::Counter(2));
+        assert_eq!(value("TableFailures", "PutItem"), Value::Counter(1));
+        assert_eq!(value("TableCalls", "GetItem"), Value::Counter(1));
+        let Value::Histogram(durations) = value("TableDuration", "PutItem") else {
+            panic!()
+        };
+        assert_eq!(durations.count(), 2);
+        assert_eq!(
+            table.dimensions(),
+            vec![("Backend", "embedded".to_string())]
+        );
+    }
+}
