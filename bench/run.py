@@ -13,15 +13,22 @@ Started by scripts/bench.sh, which builds and installs what this needs first. Th
    imports WASI only): xray-host traced (instances reused, as wasmtime serve does for WASI 0.3),
    with X-Ray off, and with reuse off (a fresh instance per request); `wasmtime serve` on the
    same file with its default reuse (the anchor); and a native hyper server.
-3. Export modes: the same component traced with its segments sent as UDP datagrams (`xray`),
+3. The original's languages one component at a time: the Python backend 2 on WASI 0.2 (a fresh
+   instance per request, and reuse) and on WASI 0.3 (reuse, 16 at once), and the JavaScript BFF
+   in front of the Rust backends, with the Rust BFF's row beside it.
+4. Export modes: the same component traced with its segments sent as UDP datagrams (`xray`),
    as OTLP/HTTP protobuf spans (`otlp`, to a sink that answers 200), and both, against X-Ray
    off: the server's CPU time per request (user + system, from /proc), as a ratio to X-Ray off.
-4. Serverless figures: process start to the first 200 (with and without the compiled-component
+5. Observability modes: the same component traced, with the host's log as text or JSON (with
+   and without an access-log line per request, the one line the host writes per request) and
+   with the request metrics written as CloudWatch EMF lines, against all of them off: the
+   server's CPU time per request, as a ratio to that.
+6. Serverless figures: process start to the first 200 (with and without the compiled-component
    cache), resident memory of an idle host, and the criterion figures of one request through
    the instance pool and the tracing hot paths (from target/criterion).
 
-Variants of a section run in interleaved rounds (A B C D, A B C D, ...) and each figure is the
-median of the rounds, so a noisy moment hits every variant alike. With two or more cores the
+Variants of a section run in interleaved rounds (A B C D, C A D B, ...: every round in a new
+order) and each figure is the median of the rounds, so a noisy moment hits every variant alike. With two or more cores the
 load generator, the UDP sink and the DynamoDB stand-in run on core 0 and the servers under test
 on the others.
 """
@@ -32,6 +39,7 @@ import http.client
 import http.server
 import json
 import os
+import random
 import re
 import shutil
 import socket
@@ -45,7 +53,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "target"
-HOST = TARGET / "dist" / "xray-host"  # as shipped: scripts/bench.sh builds it (profile dist)
+# As shipped (profile dist), unless scripts/bench.sh was asked for another profile.
+HOST = TARGET / os.environ.get("XRAY_HOST_BENCH_PROFILE", "dist") / "xray-host"
 NATIVE = TARGET / "release" / "native-backend2"
 WASM = TARGET / "wasm32-wasip2" / "release"
 STANDALONE = TARGET / "bench" / "backend2-standalone.wasm"
@@ -273,8 +282,12 @@ def measure(stacks, rounds, seconds, connections, sink):
     cpu = {stack.name: 0.0 for stack in stacks}
     for stack in stacks:
         run_wrk(stack.url, 3, connections)  # warm-up: connections, caches, JITs
+    # The order is shuffled every round (seeded, so a run can be repeated): a variant that
+    # always ran right after the heaviest one would carry its after-effects (page cache,
+    # frequency, the sink's backlog) in every round.
+    order = random.Random(20261203)
     for round_number in range(rounds):
-        for stack in stacks:
+        for stack in order.sample(stacks, len(stacks)):
             before = sink.count
             cpu_before = stack.cpu_seconds()
             result = run_wrk(stack.url, seconds, connections)
@@ -380,7 +393,8 @@ def ours_three_processes(log_dir, base, rules, sink, cache):
 
 def ours_one_process(log_dir, base, rules, sink, cache,
                      components=("bff.wasm", "backend1.wasm", "backend2.wasm"),
-                     label="xray-host, 1 process (xray-host run)", backend_keys=""):
+                     label="xray-host, 1 process (xray-host run)", backend_keys="",
+                     bff_keys=""):
     stack = Stack(label, f"http://127.0.0.1:{base}/api/", log_dir)
     b1, b2 = base + 1, base + 2
     bff, backend1, backend2 = (WASM / c for c in components)
@@ -392,6 +406,7 @@ name = "BFF"
 component = "{bff}"
 env = {{ BACKEND_1_URL = "http://127.0.0.1:{b1}", BACKEND_2_URL = "http://127.0.0.1:{b2}" }}
 allow_outbound = ["http://127.0.0.1:{b1}", "http://127.0.0.1:{b2}"]
+{bff_keys}
 
 [[service]]
 name = "Backend #1"
@@ -467,7 +482,8 @@ def original(log_dir, base, rules, sink, production):
 
 def whole_application_factories(log_dir, rules, sink, cache):
     """The whole application under each stack, as functions that start it: ours (three
-    processes, one process, one process in the original's languages), then the original's."""
+    processes, one process, one process in the original's languages with the Python backends
+    on WASI 0.3 and on WASI 0.2), then the original's (gunicorn, then the dev servers)."""
     return [
         lambda: ours_three_processes(log_dir, 18100, rules, sink, cache),
         lambda: ours_one_process(log_dir, 18110, rules, sink, cache),
@@ -478,9 +494,22 @@ def whole_application_factories(log_dir, rules, sink, cache):
             # The Python backends keep their interpreter between requests (one at a time, as
             # WASI 0.2 instances serve); the JavaScript BFF cannot (docs/javascript-components.md).
             backend_keys="max_instance_reuse_count = 128"),
+        lambda: ours_one_process(
+            log_dir, 18150, rules, sink, cache,
+            components=("bff-js.wasm", "backend1-py-p2.wasm", "backend2-py-p2.wasm"),
+            label="xray-host, JS BFF + Python (WASI 0.2) backends",
+            backend_keys="max_instance_reuse_count = 128"),
         lambda: original(log_dir, 18120, rules, sink, production=True),
         lambda: original(log_dir, 18130, rules, sink, production=False),
     ]
+
+
+def whole_application_pairs(whole):
+    """(ours, original) pairs to compare: each of ours against gunicorn, then against the dev
+    servers; the original's two variants come last in `whole`."""
+    names = list(whole)
+    ours, (gunicorn, dev) = names[:-2], names[-2:]
+    return [(name, gunicorn) for name in ours] + [(name, dev) for name in ours]
 
 
 def one_component_factories(log_dir, rules, sink, cache):
@@ -511,7 +540,44 @@ def one_component_factories(log_dir, rules, sink, cache):
                              "--env", "RECORD_LAST_ACCESS=off",
                              "--table-store", f"{cache}/t3.redb")),
         variant("wasmtime serve", 18204, wasmtime_serve(18204)),
+        # With epoch interruption on, as our deadlines need: like for like with ours.
+        variant("wasmtime serve -Wtimeout=30s", 18207, wasmtime_serve(18207, "-Wtimeout=30s")),
         variant("native hyper (ceiling)", 18205, [NATIVE, "127.0.0.1:18205"]),
+    ]
+
+
+def polyglot_component_factories(log_dir, rules, sink, cache):
+    """The original's languages one component at a time: the Python backend 2 (GET /) on WASI
+    0.2 with a fresh instance per request and with reuse, and on WASI 0.3 with reuse; the
+    JavaScript BFF (GET /api/) in front of the Rust backends, in one process, so that its row
+    differs from the Rust application's by the BFF alone."""
+    env = {"AWS_XRAY_DAEMON_ADDRESS": sink.address, "XRAY_HOST_CACHE_DIR": cache}
+
+    def python(name, port, component, *extra):
+        def start():
+            stack = Stack(name, f"http://127.0.0.1:{port}/", log_dir)
+            stack.start(host_command(WASM / component, port, "Backend #2", rules,
+                                     "--env", "RECORD_LAST_ACCESS=off",
+                                     "--table-store", f"{cache}/p{port}.redb", *extra), env)
+            return stack
+
+        return start
+
+    return [
+        python("Python backend 2, WASI 0.2, fresh instance", 18501, "backend2-py-p2.wasm",
+               "--max-instance-reuse-count", "1"),
+        python("Python backend 2, WASI 0.2, reuse 128", 18502, "backend2-py-p2.wasm",
+               "--max-instance-reuse-count", "128"),
+        python("Python backend 2, WASI 0.3, reuse 128 / 16", 18503, "backend2-py.wasm",
+               "--max-instance-reuse-count", "128",
+               "--max-instance-concurrent-reuse-count", "16"),
+        lambda: ours_one_process(
+            log_dir, 18510, rules, sink, cache,
+            components=("bff-js.wasm", "backend1.wasm", "backend2.wasm"),
+            label="JS BFF + Rust backends, fresh instance"),
+        lambda: ours_one_process(
+            log_dir, 18520, rules, sink, cache,
+            label="Rust BFF + Rust backends (for reference)"),
     ]
 
 
@@ -569,6 +635,34 @@ def export_mode_factories(log_dir, rules, sink, otlp, cache):
         variant("xray (UDP segments)", 18302, "xray"),
         variant("otlp (OTLP/HTTP protobuf)", 18303, "otlp"),
         variant("xray + otlp", 18304, "xray,otlp"),
+    ]
+
+
+def observability_mode_factories(log_dir, rules, sink, cache):
+    """Backend 2's GET /, traced, with each log format and metrics export, against both off."""
+    env = {"AWS_XRAY_DAEMON_ADDRESS": sink.address, "XRAY_HOST_CACHE_DIR": cache}
+
+    def variant(name, port, *extra):
+        def start():
+            stack = Stack(name, f"http://127.0.0.1:{port}/", log_dir)
+            stack.start(host_command(STANDALONE, port, "Backend #2", rules,
+                                     "--table-store", f"{cache}/o{port}.redb", *extra), env)
+            return stack
+
+        return start
+
+    return [
+        variant("logs text, metrics none", 18401, "--log-format", "text", "--metrics", "none"),
+        variant("logs json", 18402, "--log-format", "json", "--metrics", "none"),
+        variant("access log, text", 18403, "--access-log", "--log-format", "text",
+                "--metrics", "none"),
+        variant("access log, json", 18404, "--access-log", "--log-format", "json",
+                "--metrics", "none"),
+        # A 10 s interval rather than the default minute, so that a run writes lines too.
+        variant("metrics emf (every 10 s)", 18405, "--log-format", "text", "--metrics", "emf",
+                "--metrics-interval", "10s"),
+        variant("logs json + metrics emf", 18406, "--log-format", "json", "--metrics", "emf",
+                "--metrics-interval", "10s"),
     ]
 
 
@@ -684,12 +778,14 @@ def criterion_rows():
 
 def print_table(title, summary, baselines):
     print(f"\n{title}")
-    header = f"{'variant':44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'mem MiB':>8} {'errors':>7} {'seg/req':>7}"
+    header = (f"{'variant':44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} "
+              f"{'mem MiB':>8} {'errors':>7} {'seg/req':>7}")
     print(header)
     print("-" * len(header))
     for name, s in summary.items():
         print(
             f"{name:44} {s['rps']:9.0f} {s['p50']:8.2f} {s['p99']:8.2f} "
+            f"{s['cpu_us_per_request']:11.1f} "
             f"{s['memory_mib']:8.1f} {s['errors']:7d} {s['segments_per_request']:7.2f}"
         )
     for ours, theirs in baselines:
@@ -758,7 +854,9 @@ def main():
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--starts", type=int, default=10, help="cold starts per variant (median)")
     parser.add_argument("--out", type=Path, default=TARGET / "bench", help="where results go")
-    parser.add_argument("--only", choices=["export-modes", "whole-application"],
+    parser.add_argument("--only",
+                        choices=["export-modes", "observability-modes", "polyglot-components",
+                                 "whole-application"],
                         help="run only this section (and write only its results)")
     args = parser.parse_args()
 
@@ -789,12 +887,30 @@ def main():
         write_csv(args.out / "export-modes.csv", [("export modes", modes)], [])
         return 0
 
+    if args.only == "observability-modes":
+        observability = run_section("observability modes, backend 2 GET /",
+                                    observability_mode_factories(log_dir, rules, sink, cache),
+                                    args, sink)
+        print_cpu_table("Observability modes, backend 2 GET /, traced (CPU time of the host "
+                        "per request)", observability, "logs text, metrics none")
+        write_csv(args.out / "observability-modes.csv",
+                  [("observability modes", observability)], [])
+        return 0
+
+    if args.only == "polyglot-components":
+        polyglot = run_section("the original's languages, one component at a time",
+                               polyglot_component_factories(log_dir, rules, sink, cache),
+                               args, sink)
+        print_table("The original's languages, one component at a time", polyglot, [])
+        write_csv(args.out / "polyglot-components.csv",
+                  [("polyglot components", polyglot)], [])
+        return 0
+
     if args.only == "whole-application":
         whole = run_section("whole application, GET /api/ (every request traced)",
                             whole_application_factories(log_dir, rules, sink, cache), args, sink)
-        names = list(whole)
         print_table("Whole application, GET /api/, every request traced", whole,
-                    [(names[0], names[3]), (names[1], names[3]), (names[2], names[3])])
+                    whole_application_pairs(whole)[:4])
         write_csv(args.out / "whole-application.csv", [("whole application", whole)], [])
         return 0
 
@@ -812,29 +928,39 @@ def main():
         sink,
     )
     sections.append(("one component", single))
+    polyglot = run_section("the original's languages, one component at a time",
+                           polyglot_component_factories(log_dir, rules, sink, cache), args, sink)
+    sections.append(("polyglot components", polyglot))
     modes = run_section("export modes, backend 2 GET /",
                         export_mode_factories(log_dir, rules, sink, otlp, cache), args, sink)
     sections.append(("export modes", modes))
+    observability = run_section("observability modes, backend 2 GET /",
+                                observability_mode_factories(log_dir, rules, sink, cache),
+                                args, sink)
+    sections.append(("observability modes", observability))
 
     print("\n== serverless figures")
     extra = serverless(args.starts, sink, rules) + criterion_rows()
 
-    names = list(whole)
     print_table(
         "Whole application, GET /api/ through BFF -> backend 1 -> backend 2, every request traced",
         whole,
-        [(names[0], names[3]), (names[1], names[3]), (names[2], names[3]), (names[0], names[4]),
-         (names[1], names[4]), (names[2], names[4])],
+        whole_application_pairs(whole),
     )
-    names = list(single)
+    traced, off, reuse_off = "xray-host, traced", "xray-host, X-Ray off", "xray-host, traced, reuse off"
+    serve, serve_timeout = "wasmtime serve", "wasmtime serve -Wtimeout=30s"
+    native = "native hyper (ceiling)"
     print_table(
         "One component, backend 2 GET / (the same standalone .wasm; native returns the same JSON)",
         single,
-        [(names[0], names[4]), (names[1], names[4]), (names[0], names[1]), (names[2], names[4]),
-         (names[0], names[5]), (names[4], names[5])],
+        [(traced, serve), (off, serve), (traced, off), (reuse_off, serve),
+         (traced, serve_timeout), (off, serve_timeout), (traced, native), (serve, native)],
     )
+    print_table("The original's languages, one component at a time", polyglot, [])
     print_cpu_table("Export modes, backend 2 GET / (CPU time of the host per request)",
                     modes, "X-Ray off")
+    print_cpu_table("Observability modes, backend 2 GET /, traced (CPU time of the host per "
+                    "request)", observability, "logs text, metrics none")
     print("\nServerless figures and hot paths (medians)")
     for name, value, unit in extra:
         print(f"  {name:64} {value:10.2f} {unit}")

@@ -1,22 +1,52 @@
 #!/usr/bin/env bash
-# Where a traced request's time goes in xray-host: runs the host under valgrind's callgrind
-# (which counts instructions, so the figures repeat on a noisy machine), serving backend 2's
-# standalone build with every request traced to a local UDP sink, sends REQUESTS sequential
-# requests after a warm-up (only those are counted), and prints the functions with the largest
-# inclusive and exclusive costs per request. Not part of the test run.
+# Where a request's time goes, per request, for xray-host traced, xray-host with X-Ray off and
+# `wasmtime serve`, all serving backend 2's standalone build (the same file) with sequential
+# requests after a warm-up (only those are counted):
 #
-# Usage: scripts/profile-request.sh [REQUESTS]   (default 2000; the output file is kept in
-# target/bench/callgrind.out for callgrind_annotate or kcachegrind)
+# - callgrind (the default): instructions per request, and the functions with the largest
+#   inclusive and exclusive costs. Instructions repeat on a noisy machine, unlike time.
+# - --syscalls: system calls per request by name (strace -c, attached after the warm-up to
+#   every thread), and context switches per request (the kernel's counts of every thread).
+#
+# Traced requests go to a local UDP sink standing in for the daemon, every one sampled. Not
+# part of the test run; docs/performance.md holds the figures.
+#
+# Usage: scripts/profile-request.sh [--profile dist|release] [--target traced|off|serve]
+#                                   [--syscalls] [REQUESTS]
+#   --profile  the host's build profile: dist (default) as shipped, or release as the tests
+#              build it (already built, so quick)
+#   --target   what serves: xray-host traced (default), xray-host --xray off, wasmtime serve
+#              (the wasmtime CLI scripts/bench.sh installs under .local/tools)
+#   REQUESTS   counted requests (default 2000); callgrind's output stays in
+#              target/bench/callgrind-<target>.out for callgrind_annotate or kcachegrind
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/setup.sh
 . scripts/lib/setup.sh
 
-requests=${1:-2000}
+profile=dist
+target=traced
+mode=callgrind
+requests=2000
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --profile) profile=${2:?--profile takes dist or release}; shift 2 ;;
+    --target) target=${2:?--target takes traced, off or serve}; shift 2 ;;
+    --syscalls) mode=syscalls; shift ;;
+    [0-9]*) requests=$1; shift ;;
+    *) echo "unknown argument $1 (see the usage at the top of $0)" >&2; exit 2 ;;
+  esac
+done
+case "$profile" in dist | release) ;; *) echo "--profile takes dist or release" >&2; exit 2 ;; esac
+
+wasmtime=.local/tools/bin/wasmtime
 ensure_wasm_target
-ensure_debian_packages valgrind
-# The host as shipped: profile dist (fat LTO, one codegen unit), in target/dist.
-build_all dist
+if [ "$mode" = callgrind ]; then
+  ensure_debian_packages valgrind
+else
+  ensure_debian_packages strace
+fi
+build_all "$profile"
 build_standalone_backend2
 
 work=$(mktemp -d)
@@ -33,32 +63,34 @@ pids="$pids $!"
 echo '{"version": 2, "default": {"fixed_target": 0, "rate": 1}, "rules": []}' >"$work/all.json"
 
 port=18401
-serve=(./target/dist/xray-host serve --component target/bench/backend2-standalone.wasm
-  --listen "127.0.0.1:$port" --name "Backend #2" --no-watch --sampling-rules "$work/all.json"
-  --cache-dir "$work/cache" --table-store "$work/t.redb")
-# Compile once outside valgrind, so the profiled run loads from the cache.
-AWS_XRAY_DAEMON_ADDRESS=127.0.0.1:2998 "${serve[@]}" >/dev/null 2>&1 &
-host=$!
-wait_for_port "$port" 60
-kill -TERM "$host"
-wait "$host" 2>/dev/null || true
+component=target/bench/backend2-standalone.wasm
+host=(./target/"$profile"/xray-host serve --component "$component" --listen "127.0.0.1:$port"
+  --name "Backend #2" --no-watch --sampling-rules "$work/all.json" --cache-dir "$work/cache"
+  --table-store "$work/t.redb")
+case "$target" in
+  traced) serve=("${host[@]}") ;;
+  off) serve=("${host[@]}" --xray off) ;;
+  serve)
+    if ! [ -x "$wasmtime" ]; then
+      echo "no $wasmtime: scripts/bench.sh installs it (cargo install wasmtime-cli, about 8 minutes)" >&2
+      exit 2
+    fi
+    # As scripts/bench.sh runs it: the pooling allocator, WASI CLI imports, default reuse.
+    # Except under callgrind: valgrind cannot reserve the pool's terabytes of address space
+    # ("mmap failed to reserve"), so there each instance is allocated on demand; with 128
+    # requests per instance that is a small part of a request's cost.
+    if [ "$mode" = callgrind ]; then
+      serve=("$wasmtime" serve -Scli --addr "127.0.0.1:$port" "$component")
+    else
+      serve=("$wasmtime" serve -Scli -Opooling-allocator --addr "127.0.0.1:$port" "$component")
+    fi
+    ;;
+  *) echo "--target takes traced, off or serve" >&2; exit 2 ;;
+esac
 
-step "serving under callgrind"
-out=target/bench/callgrind.out
-AWS_XRAY_DAEMON_ADDRESS=127.0.0.1:2998 RUST_LOG=info valgrind --tool=callgrind \
-  --instr-atstart=no --callgrind-out-file="$out" "${serve[@]}" >"$work/host.log" 2>&1 &
-host=$!
-pids="$pids $host"
-wait_for_port "$port" 300
-python3 - "$port" 200 <<'PY'
-import http.client, sys
-connection = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
-for _ in range(int(sys.argv[2])):
-    connection.request("GET", "/")
-    assert connection.getresponse().read()
-PY
-callgrind_control -i on "$host" >/dev/null
-python3 - "$port" "$requests" <<'PY'
+# Sends $2 sequential GET / on one keep-alive connection to port $1.
+send_requests() {
+  python3 - "$1" "$2" <<'PY'
 import http.client, sys
 connection = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
 for _ in range(int(sys.argv[2])):
@@ -66,13 +98,86 @@ for _ in range(int(sys.argv[2])):
     response = connection.getresponse()
     assert response.status == 200 and response.read()
 PY
-callgrind_control -i off "$host" >/dev/null
-kill -TERM "$host"
-wait "$host" 2>/dev/null || true
+}
 
-total=$(callgrind_annotate "$out" | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
-echo "instructions per request: $(( total / requests ))"
-step "largest inclusive costs (the request path from the top)"
-callgrind_annotate --inclusive=yes "$out" | sed -n '/file:function/,$p' | head -45 || true
-step "largest exclusive costs (where the instructions are spent)"
-callgrind_annotate "$out" | sed -n '/file:function/,$p' | head -30 || true
+# Waits (up to 10 minutes: compiling under valgrind is slow) for process $1 to listen on port
+# $2; fails at once, with its log, if it exits first.
+wait_for_server() {
+  for _ in $(seq 600); do
+    if wait_for_port "$2" 1; then return 0; fi
+    if ! kill -0 "$1" 2>/dev/null; then
+      echo "the server exited before it listened; its log:" >&2
+      tail -20 "$work/server.log" >&2
+      return 1
+    fi
+  done
+  echo "the server did not listen on port $2 within 10 minutes" >&2
+  return 1
+}
+
+# Context switches (voluntary + involuntary) of every thread of process $1 so far.
+context_switches() {
+  cat /proc/"$1"/task/*/status 2>/dev/null |
+    awk '/^(non)?voluntary_ctxt_switches/ { total += $2 } END { print total + 0 }'
+}
+
+if [ "$target" != serve ]; then
+  # Compile once outside the tools, so the measured run loads from the cache.
+  AWS_XRAY_DAEMON_ADDRESS=127.0.0.1:2998 "${serve[@]}" >/dev/null 2>&1 &
+  first=$!
+  wait_for_port "$port" 120
+  kill -TERM "$first"
+  wait "$first" 2>/dev/null || true
+fi
+
+if [ "$mode" = callgrind ]; then
+  step "serving ($target) under callgrind"
+  out=target/bench/callgrind-$target.out
+  AWS_XRAY_DAEMON_ADDRESS=127.0.0.1:2998 RUST_LOG=info valgrind --tool=callgrind \
+    --instr-atstart=no --callgrind-out-file="$out" "${serve[@]}" >"$work/server.log" 2>&1 &
+  server=$!
+  pids="$pids $server"
+  wait_for_server "$server" "$port"
+  send_requests "$port" 200
+  callgrind_control -i on "$server" >/dev/null
+  send_requests "$port" "$requests"
+  callgrind_control -i off "$server" >/dev/null
+  kill -TERM "$server"
+  wait "$server" 2>/dev/null || true
+
+  total=$(callgrind_annotate "$out" | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+  echo "$target: instructions per request: $(( total / requests ))"
+  step "largest inclusive costs (the request path from the top)"
+  callgrind_annotate --inclusive=yes "$out" | sed -n '/file:function/,$p' | head -45 || true
+  step "largest exclusive costs (where the instructions are spent)"
+  callgrind_annotate "$out" | sed -n '/file:function/,$p' | head -30 || true
+else
+  step "serving ($target), system calls under strace -c"
+  AWS_XRAY_DAEMON_ADDRESS=127.0.0.1:2998 "${serve[@]}" >"$work/server.log" 2>&1 &
+  server=$!
+  pids="$pids $server"
+  wait_for_server "$server" "$port"
+  send_requests "$port" 500
+  # Context switches first, without strace, whose stops would add their own.
+  switches_before=$(context_switches "$server")
+  send_requests "$port" "$requests"
+  switches_after=$(context_switches "$server")
+  # -f with -p attaches to every thread of the process, the ones it starts later included.
+  strace -c -f -p "$server" -o "$work/strace.txt" 2>"$work/strace.log" &
+  tracer=$!
+  pids="$pids $tracer"
+  sleep 1
+  send_requests "$port" "$requests"
+  kill -INT "$tracer"
+  wait "$tracer" 2>/dev/null || true
+  # strace -c's table: % time, seconds, usecs/call, calls, [errors,] syscall.
+  awk -v requests="$requests" -v target="$target" '
+    $1 ~ /^[0-9.]+$/ && $4 ~ /^[0-9]+$/ {
+      if ($NF == "total") total = $4 / requests
+      else printf "  %-24s %8.2f per request\n", $NF, $4 / requests
+    }
+    END { printf "%s: system calls per request: %.2f\n", target, total }
+  ' "$work/strace.txt"
+  awk -v a="$switches_after" -v b="$switches_before" -v r="$requests" -v target="$target" \
+    'BEGIN { printf "%s: context switches per request: %.2f\n", target, (a - b) / r }'
+fi

@@ -41,6 +41,17 @@ pub struct Cli {
         default_value_t
     )]
     pub log_format: LogFormat,
+    /// Threads that run requests (tokio's workers). Default: one per CPU the process may use
+    /// (its CPU affinity and its cgroup's quota count). With one, every request runs on the
+    /// main thread (tokio's current-thread runtime), which saves the wake-ups between threads
+    /// that a single CPU cannot use anyway.
+    #[arg(
+        long,
+        global = true,
+        env = "XRAY_HOST_WORKER_THREADS",
+        value_name = "N"
+    )]
+    pub worker_threads: Option<usize>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -5,11 +5,14 @@
 //! and what only the local run serves, composed here as listener sites: the frontend's files
 //! with its routes ([`frontend`], [`static_files`]) and the X-Ray daemon stand-in
 //! ([`stand_in_site`]); the log's format ([`log_format`]) and its writer, which never makes a
-//! request wait on stdout ([`log_output`]); the runtime's metrics as OTLP readings
-//! ([`metrics_otlp`]). Start-up order and shutdown are the library's (`xray_host_runtime::Host`).
+//! request wait on stdout ([`log_output`]); the copy of each trace's log lines into the
+//! stand-in ([`trace_log_tee`]) and the request counters its metrics panel reads
+//! ([`console_metrics`]); the runtime's metrics as OTLP readings ([`metrics_otlp`]). Start-up
+//! order and shutdown are the library's (`xray_host_runtime::Host`).
 
 mod check;
 mod cli;
+mod console_metrics;
 mod frontend;
 mod log_format;
 mod log_output;
@@ -17,6 +20,7 @@ mod manifest;
 mod metrics_otlp;
 mod stand_in_site;
 mod static_files;
+mod trace_log_tee;
 
 use crate::cli::{Cli, Command, MetricsExport, SHARED_STORE_FILE, store_file_for_service};
 use crate::frontend::Frontend;
@@ -25,11 +29,13 @@ use crate::log_output::LogOutput;
 use crate::manifest::Manifest;
 use crate::stand_in_site::StandInSite;
 use crate::static_files::StaticFiles;
+use crate::trace_log_tee::TraceLogTee;
 use anyhow::Context;
 use clap::Parser;
 use otlp_export::{OtlpExporter, OtlpMetricsExporter};
 use std::process::ExitCode;
 use std::sync::Arc;
+use tracing_subscriber::prelude::*;
 use xray::export::TraceExporter;
 use xray::recorder::Tracer;
 use xray_host_runtime::Admin;
@@ -38,7 +44,7 @@ use xray_host_runtime::HostEndpoint;
 use xray_host_runtime::Table;
 use xray_host_runtime::{Backend, ServerOptions, Site};
 use xray_host_runtime::{EmfReporter, ExporterMetrics, LineSink};
-use xray_local::{DaemonOptions, DaemonStandIn};
+use xray_local::DaemonStandIn;
 
 use std::io::IsTerminal;
 
@@ -57,24 +63,28 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let subscriber = tracing_subscriber::fmt()
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(log_output.clone())
-        .with_env_filter(
+        .with_target(false);
+    let lines = match cli.log_format {
+        LogFormat::Text => lines
+            // Colours only on a terminal: CloudWatch Logs and log files would keep the codes.
+            .with_ansi(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .boxed(),
+        LogFormat::Json => lines.with_ansi(false).event_format(JsonLines).boxed(),
+    };
+    // Beside the log's writer, after the same filter: a trace's lines in the local console are
+    // the ones its log shows.
+    let trace_log_tee = TraceLogTee::default();
+    tracing_subscriber::registry()
+        .with(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_target(false);
-    match cli.log_format {
-        LogFormat::Text => subscriber
-            // Colours only on a terminal: CloudWatch Logs and log files would keep the codes.
-            .with_ansi(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-            .init(),
-        LogFormat::Json => subscriber.with_ansi(false).event_format(JsonLines).init(),
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+        .with(lines)
+        .with(trace_log_tee.clone())
+        .init();
+    let runtime = match async_runtime(cli.worker_threads) {
         Ok(runtime) => runtime,
         Err(error) => {
             tracing::error!("cannot start the async runtime: {error}");
@@ -82,7 +92,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = match runtime.block_on(run(cli, log_output.clone())) {
+    let code = match runtime.block_on(run(cli, log_output.clone(), trace_log_tee)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -94,7 +104,28 @@ fn main() -> ExitCode {
     code
 }
 
-async fn run(cli: Cli, log_output: LogOutput) -> anyhow::Result<()> {
+/// The tokio runtime: `worker_threads` workers (by default one per CPU the process may use,
+/// which honours its CPU affinity and its cgroup's CPU quota), or, for one, tokio's
+/// current-thread runtime, which runs every task on the main thread: with one CPU (a 1-vCPU
+/// Fargate task, a host pinned to one core) a second worker could only take turns with the
+/// first, and handing a task from one thread to the other costs wake-ups and system calls.
+fn async_runtime(worker_threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = worker_threads
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    }
+}
+
+async fn run(cli: Cli, log_output: LogOutput, trace_log_tee: TraceLogTee) -> anyhow::Result<()> {
     let (services, frontend, daemon, common, store_file) = match cli.command {
         Command::Serve(args) => {
             let service = args.service_config()?;
@@ -114,7 +145,9 @@ async fn run(cli: Cli, log_output: LogOutput) -> anyhow::Result<()> {
         Command::Healthcheck(args) => return healthcheck(&args).await,
         Command::Check(args) => return crate::check::run(&args).await,
         Command::Daemon(args) => {
-            let site = stand_in_site(args.listen, &args.options()).await?;
+            // Apart from any host: no lines and no counters to show.
+            let stand_in = DaemonStandIn::start(&args.options()).await?;
+            let site = stand_in_site(args.listen, stand_in);
             let options = ServerOptions {
                 max_header_bytes: 16 * 1024,
                 header_read_timeout: std::time::Duration::from_secs(30),
@@ -126,8 +159,12 @@ async fn run(cli: Cli, log_output: LogOutput) -> anyhow::Result<()> {
         }
     };
     // The stand-in starts first, so that the services' first segments and sampling calls find it.
-    let daemon_site = match daemon {
-        Some(options) => Some(stand_in_site(options.listen, &options).await?),
+    let stand_in = match &daemon {
+        Some(options) => {
+            let stand_in = DaemonStandIn::start(options).await?;
+            trace_log_tee.send_to(stand_in.collect_log_lines());
+            Some(stand_in)
+        }
         None => None,
     };
     if let Some(addr) = common.admin_listen {
@@ -144,9 +181,9 @@ async fn run(cli: Cli, log_output: LogOutput) -> anyhow::Result<()> {
             .map(|addr| HostEndpoint::new("admin endpoint", addr)),
     );
     own.extend(
-        daemon_site
+        daemon
             .as_ref()
-            .map(|site| HostEndpoint::new("X-Ray daemon stand-in", site.addr)),
+            .map(|options| HostEndpoint::new("X-Ray daemon stand-in", options.listen)),
     );
     let xray_options = common.xray_options()?;
     own.extend(resolve_endpoint("X-Ray daemon (UDP)", &xray_options.daemon.udp, false).await);
@@ -206,7 +243,11 @@ async fn run(cli: Cli, log_output: LogOutput) -> anyhow::Result<()> {
             })),
         });
     }
-    sites.extend(daemon_site);
+    if let (Some(options), Some(stand_in)) = (daemon, stand_in) {
+        // The panel reads the counters of the services this host loaded.
+        stand_in.watch_metrics(Arc::new(console_metrics::HostRequestCounters));
+        sites.push(stand_in_site(options.listen, stand_in));
+    }
     if let Some(addr) = common.admin_listen {
         sites.push(host.admin_site(addr)?);
     }
@@ -285,15 +326,12 @@ fn otlp_authority(endpoint: &str) -> Option<String> {
     Some(format!("{}:{port}", uri.host()?))
 }
 
-/// Starts the daemon stand-in and makes it a site on `addr`.
-async fn stand_in_site(
-    addr: std::net::SocketAddr,
-    options: &DaemonOptions,
-) -> anyhow::Result<Site> {
-    Ok(Site {
+/// The daemon stand-in as a site on `addr`.
+fn stand_in_site(addr: std::net::SocketAddr, stand_in: Arc<DaemonStandIn>) -> Site {
+    Site {
         addr,
-        backend: Backend::Handler(Arc::new(StandInSite(DaemonStandIn::start(options).await?))),
-    })
+        backend: Backend::Handler(Arc::new(StandInSite(stand_in))),
+    }
 }
 
 /// `xray-host healthcheck`: exit 0 when the URL answers 2xx within the timeout.

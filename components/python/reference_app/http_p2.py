@@ -46,4 +46,8 @@ class Handler(exports.IncomingHandler):
     def handle(self, request: IncomingRequest, response_out: ResponseOutparam) -> None:
         method = routes.method_name(request.method())
         path = request.path_with_query() or "/"
-        send(response_out, xray_host.run_to_completion(self.respond(method, path)))
+        try:
+            answer = xray_host.run_to_completion(self.respond(method, path))
+        except Exception as error:  # noqa: BLE001 - see `routes.escaped`
+            answer = routes.escaped(error)
+        send(response_out, answer)

@@ -49,4 +49,8 @@ class Handler(exports.Handler):
     async def handle(self, request: Request) -> Response:
         method = routes.method_name(request.get_method())
         path = request.get_path_with_query() or "/"
-        return response(await self.respond(method, path))
+        try:
+            answer = await self.respond(method, path)
+        except Exception as error:  # noqa: BLE001 - see `routes.escaped`
+            answer = routes.escaped(error)
+        return response(answer)

@@ -3,6 +3,10 @@
 method is 405 with `Allow`, anything else is 404, always with a JSON body."""
 
 import json
+import sys
+import traceback
+
+import xray_host
 
 HEALTH_PATH = "/health"
 HEALTH_BODY = '{"status":"ok"}'
@@ -51,3 +55,19 @@ def conventional(method, path, main_paths):
     if path == HEALTH_PATH:
         return Answer(200, HEALTH_BODY)
     return None
+
+
+def escaped(error):
+    """The answer to a request whose handler raised `error`: 500, with the exception's type
+    (never its message, which may hold data) in the body; the traceback goes to stderr (the
+    host logs it with the request's trace id) and the exception into the segment's cause.
+
+    Catching it here, rather than letting it leave the export, matters under WASI 0.3: an
+    exception that leaves `handle` traps the instance, which fails every request it is serving
+    at that moment, not only this one."""
+    traceback.print_exception(error, file=sys.stderr)
+    try:
+        xray_host.record_fault(error)
+    except xray_host.TracingError as refused:
+        print(f"the fault was not recorded in the trace: {refused}", file=sys.stderr)
+    return Answer(500, error_body("internal error", exception=type(error).__name__))

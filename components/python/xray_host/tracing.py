@@ -208,6 +208,12 @@ def metadata(key, value, namespace="default"):
     _call(_target().add_metadata, namespace, key, json.dumps(value, allow_nan=False))
 
 
+def record_fault(error):
+    """Flags the request's segment as a fault with `error` (an exception) as its cause: for an
+    exception the handler did not catch, which the host would otherwise see as a trap."""
+    _call(wit.current_segment().record_failure, wit.FailureKind.FAULT, _exception(error))
+
+
 def trace_header():
     """The `X-Amzn-Trace-Id` value of the request's segment."""
     return wit.current_segment().trace_header()

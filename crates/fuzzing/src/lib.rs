@@ -45,6 +45,7 @@ pub const TARGETS: &[&str] = &[
     "sampling_responses",
     "datagram",
     "xray_api",
+    "console_logs_query",
     "guest_span",
     "otlp_traces",
     "deploy_settings",
@@ -75,6 +76,7 @@ pub fn run(name: &str, data: &[u8]) {
         "sampling_responses" => sampling_responses(data),
         "datagram" => datagram_intake(data),
         "xray_api" => xray_api(data),
+        "console_logs_query" => console_logs_query(data),
         "guest_span" => guest_span(data),
         "otlp_traces" => otlp_traces(data),
         "deploy_settings" => deploy_settings(data),
@@ -372,6 +374,37 @@ pub fn xray_api(data: &[u8]) {
     let _ = api::trace_summaries(&store, data, 200.0);
     let _ = api::batch_get_traces(&store, data);
     let _ = api::service_graph(&store, data);
+}
+
+/// The query of the console's `GET /console/logs` (`xray_local::console_api`): reading never
+/// panics; an id it accepts is an X-Ray trace id, read back the same from either form, and
+/// names the lines kept for it.
+pub fn console_logs_query(data: &[u8]) {
+    use xray_local::console_api::{logs, trace_id_of_query};
+    use xray_local::trace_logs::{TraceLogLine, TraceLogStore};
+    let query = text(data);
+    let Ok(id) = trace_id_of_query(Some(&query)) else {
+        return;
+    };
+    assert_eq!(TraceId::parse(id.as_str()).as_ref(), Some(&id), "{query:?}");
+    let w3c = format!("trace_id={}", id.to_w3c());
+    assert_eq!(trace_id_of_query(Some(&w3c)).ok().as_ref(), Some(&id));
+    let store = TraceLogStore::new(1);
+    store.add(
+        id.as_str(),
+        TraceLogLine {
+            time: 0.0,
+            level: "INFO".into(),
+            service: None,
+            version: None,
+            source: "stdout".into(),
+            message: query.clone(),
+            cut: false,
+        },
+    );
+    let answer = logs(&store, true, Some(&query)).expect("an accepted query is answered");
+    assert_eq!(answer.trace_id, id.as_str());
+    assert_eq!(answer.lines.lines.len(), 1, "{query:?}");
 }
 
 /// A document of the ECS task metadata endpoint (`xray::ecs_metadata`), read as the container

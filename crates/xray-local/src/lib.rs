@@ -6,19 +6,25 @@
 //!   the X-Ray API calls the AWS CLI makes ([`api`], [`filter`]), and the trace console, a page
 //!   served at `/` that reads the same API;
 //! - TCP too: OTLP/HTTP traces on `/v1/traces` ([`otlp_ingest`]), turned into X-Ray documents
-//!   ([`span_documents`]) in the same store, so OpenTelemetry services appear beside ours.
+//!   ([`span_documents`]) in the same store, so OpenTelemetry services appear beside ours;
+//! - and, when it runs in the host's process, the console's own endpoints ([`console_api`]): the
+//!   log lines each trace printed, which the host hands it ([`trace_logs`]), and a metrics panel
+//!   per service read from the host's counters through a [`service_metrics::ServiceMetricsSource`].
 //!
 //! The TCP side has no authentication: it answers only requests addressed to a loopback name
 //! (or, served on another address on purpose, to that address), so a web page cannot reach it
 //! through a browser under a name of its own (DNS rebinding); see [`xray::loopback`].
 
 pub mod api;
+pub mod console_api;
 pub mod datagram;
 pub mod filter;
 pub mod otlp_ingest;
 pub mod sampling_service;
+pub mod service_metrics;
 pub mod span_documents;
 pub mod store;
+pub mod trace_logs;
 
 use api::ApiError;
 use bytes::Bytes;
@@ -28,11 +34,13 @@ use http_body_util::{BodyExt, Full, Limited};
 use sampling_service::SamplingService;
 use serde::Serialize;
 use serde_json::{Value, json};
+use service_metrics::{MetricsHistory, SAMPLE_INTERVAL, ServiceMetricsSource};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use store::TraceStore;
 use tokio::net::UdpSocket;
+use trace_logs::TraceLogStore;
 use xray::loopback::{AuthorityHost, authority_host, is_loopback_authority, refused_authority};
 use xray::request_trace::now;
 use xray::sampling::wire::SamplingTargetsRequest;
@@ -64,6 +72,11 @@ pub struct DaemonStandIn {
     store: Arc<TraceStore>,
     sampling: SamplingService,
     rejected_logged: AtomicU64,
+    /// The log lines of each trace, when the host hands them over ([`Self::collect_log_lines`]).
+    trace_logs: Arc<TraceLogStore>,
+    collecting_log_lines: AtomicBool,
+    /// The metrics panel's history, once the host gives a source ([`Self::watch_metrics`]).
+    metrics: Mutex<Option<MetricsHistory>>,
 }
 
 impl DaemonStandIn {
@@ -97,19 +110,60 @@ impl DaemonStandIn {
                 options.listen
             );
         }
-        let stand_in = Arc::new(Self {
-            listen: options.listen,
-            store: Arc::new(TraceStore::new(options.max_traces)),
-            sampling,
-            rejected_logged: AtomicU64::new(0),
-        });
+        let stand_in = Arc::new(Self::new(options.listen, options.max_traces, sampling));
         tokio::spawn(stand_in.clone().receive(socket));
         Ok(stand_in)
+    }
+
+    fn new(listen: SocketAddr, max_traces: usize, sampling: SamplingService) -> Self {
+        Self {
+            listen,
+            store: Arc::new(TraceStore::new(max_traces)),
+            sampling,
+            rejected_logged: AtomicU64::new(0),
+            // As many traces' lines as traces kept: a trace's lines outlive it little.
+            trace_logs: Arc::new(TraceLogStore::new(max_traces)),
+            collecting_log_lines: AtomicBool::new(false),
+            metrics: Mutex::new(None),
+        }
     }
 
     /// The traces.
     pub fn store(&self) -> &TraceStore {
         &self.store
+    }
+
+    /// The store of each trace's log lines, for the host of the same process to add to; from
+    /// now on the console shows them (before, it says the stand-in gets none).
+    pub fn collect_log_lines(&self) -> Arc<TraceLogStore> {
+        self.collecting_log_lines.store(true, Ordering::Relaxed);
+        self.trace_logs.clone()
+    }
+
+    /// Reads `source` every [`SAMPLE_INTERVAL`] for the console's metrics panel, from now until
+    /// the stand-in is dropped.
+    pub fn watch_metrics(self: &Arc<Self>, source: Arc<dyn ServiceMetricsSource>) {
+        let mut history = MetricsHistory::new(source.bucket_bounds_ms());
+        history.record(now(), source.read());
+        *lock(&self.metrics) = Some(history);
+        let stand_in: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(SAMPLE_INTERVAL);
+            // A late tick (a busy machine) is one longer interval, not a burst of short ones:
+            // each interval is divided by its own length.
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(stand_in) = stand_in.upgrade() else {
+                    return;
+                };
+                let reading = source.read();
+                if let Some(history) = lock(&stand_in.metrics).as_mut() {
+                    history.record(now(), reading);
+                }
+            }
+        });
     }
 
     async fn receive(self: Arc<Self>, socket: UdpSocket) {
@@ -159,6 +213,18 @@ impl DaemonStandIn {
                 "/console.js" => asset(CONSOLE_JS, "text/javascript; charset=utf-8"),
                 "/console.css" => asset(CONSOLE_CSS, "text/css; charset=utf-8"),
                 "/status" => json_response(StatusCode::OK, &self.store.counts()),
+                console_api::LOGS_PATH => match console_api::logs(
+                    &self.trace_logs,
+                    self.collecting_log_lines.load(Ordering::Relaxed),
+                    request.uri().query(),
+                ) {
+                    Ok(answer) => json_response(StatusCode::OK, &answer),
+                    Err(why) => json_error(StatusCode::BAD_REQUEST, "bad_trace_id", &why),
+                },
+                console_api::METRICS_PATH => {
+                    let panel = lock(&self.metrics).as_ref().map(MetricsHistory::panel);
+                    json_response(StatusCode::OK, &console_api::metrics(panel))
+                }
                 _ => json_error(StatusCode::NOT_FOUND, "not_found", "no such page"),
             };
         }
@@ -203,6 +269,14 @@ impl DaemonStandIn {
             Err(error) => api_error(error),
         }
     }
+}
+
+/// The lock, also after a panic elsewhere held it: the history is replaced whole, never left
+/// half-written.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Refuses a request not addressed to a loopback name (DNS rebinding: a page on a hostile name
@@ -439,12 +513,11 @@ mod tests {
             );
         }
         // Bound to one address, it answers that address and loopback, not others.
-        let specific = DaemonStandIn {
-            listen: "10.1.2.3:2000".parse().unwrap(),
-            store: Arc::new(TraceStore::new(1)),
-            sampling: SamplingService::parse(sampling_service::DEFAULT_RULES, now()).unwrap(),
-            rejected_logged: AtomicU64::new(0),
-        };
+        let specific = DaemonStandIn::new(
+            "10.1.2.3:2000".parse().unwrap(),
+            1,
+            SamplingService::parse(sampling_service::DEFAULT_RULES, now()).unwrap(),
+        );
         assert_eq!(
             status_for(&specific, &["10.1.2.3:2000"], "/").await,
             StatusCode::OK

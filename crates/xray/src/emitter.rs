@@ -1,55 +1,59 @@
 //! Sends segment documents to the X-Ray daemon over UDP (xray-spec §3.1): one document per
 //! datagram, after the header line `{"format":"json","version":1}`.
 //!
-//! A request never waits for the daemon: documents go into a bounded queue that one task drains.
-//! When the queue is full the document is dropped and counted; when sending fails (the daemon
-//! address does not resolve, the network refuses) one line is logged, and one more when it works
-//! again.
+//! A request never waits for the daemon, nor for its segment's JSON: the finished segment goes
+//! into a bounded queue as it is, and one task drains it: it takes every segment waiting (up to
+//! [`MAX_BATCH`]), writes their documents into datagram buffers it keeps from batch to batch,
+//! and sends them together ([`crate::udp_batch`]: one `sendmmsg` on Linux). When the queue is
+//! full the segment is dropped and counted; when sending fails (the daemon address does not
+//! resolve, the network refuses) one line is logged, and one more when it works again.
 
 use crate::document::Entity;
 use crate::export::{ExportCounters, FlushFuture, TraceExporter};
 use crate::segment::{DATAGRAM_HEADER, segment_documents};
+use crate::udp_batch::{MAX_BATCH, send_batch};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-/// Documents waiting to be sent before new ones are dropped.
+/// Segments waiting to be sent before new ones are dropped.
 pub const QUEUE_CAPACITY: usize = 4096;
 
-/// The handle requests use to emit documents.
+/// The handle requests use to emit segments.
 #[derive(Clone)]
 pub struct Emitter {
-    queue: mpsc::Sender<String>,
+    queue: mpsc::Sender<Entity>,
     stats: Arc<ExportCounters>,
 }
 
 impl Emitter {
     /// Starts the sending task for the daemon at `address` (`host:port`, UDP).
     pub fn start(address: String) -> Self {
-        let (queue, documents) = mpsc::channel(QUEUE_CAPACITY);
+        let (queue, segments) = mpsc::channel(QUEUE_CAPACITY);
         let stats = Arc::new(ExportCounters::default());
-        tokio::spawn(send_loop(address, documents, stats.clone()));
+        tokio::spawn(send_loop(address, segments, stats.clone()));
         Self { queue, stats }
     }
 
-    /// Queues a document; never blocks.
-    pub fn emit(&self, document: String) {
+    /// Queues a finished segment; never blocks. Its documents are written and sent by the
+    /// emitter's task.
+    fn queue(&self, segment: Entity) {
         self.stats.pending.fetch_add(1, Ordering::SeqCst);
-        if self.queue.try_send(document).is_err() {
+        if self.queue.try_send(segment).is_err() {
             self.stats.pending.fetch_sub(1, Ordering::SeqCst);
             self.stats
-                .count_dropped(1, "X-Ray segment documents (UDP)", QUEUE_CAPACITY);
+                .count_dropped(1, "X-Ray segments (UDP)", QUEUE_CAPACITY);
         }
     }
 
-    /// The counters.
+    /// The counters: `sent` and `failed` count datagrams, `dropped` and `pending` segments.
     pub fn stats(&self) -> &ExportCounters {
         &self.stats
     }
 
-    /// Waits until every queued document was sent (or failed), for at most `timeout`: called at
+    /// Waits until every queued segment was sent (or failed), for at most `timeout`: called at
     /// shutdown so that the last requests' segments are not lost. Returns whether it drained.
     pub async fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
@@ -70,9 +74,7 @@ impl TraceExporter for Emitter {
     }
 
     fn export(&self, segment: Entity) {
-        for document in segment_documents(segment) {
-            self.emit(document);
-        }
+        self.queue(segment);
     }
 
     fn counters(&self) -> &ExportCounters {
@@ -86,7 +88,7 @@ impl TraceExporter for Emitter {
 
 async fn send_loop(
     address: String,
-    mut documents: mpsc::Receiver<String>,
+    mut segments: mpsc::Receiver<Entity>,
     stats: Arc<ExportCounters>,
 ) {
     let socket = match UdpSocket::bind("0.0.0.0:0").await {
@@ -95,7 +97,7 @@ async fn send_loop(
             tracing::error!(
                 "cannot open a UDP socket for X-Ray segments ({error}); segments are not sent"
             );
-            while documents.recv().await.is_some() {
+            while segments.recv().await.is_some() {
                 stats.pending.fetch_sub(1, Ordering::SeqCst);
                 stats.failed.fetch_add(1, Ordering::Relaxed);
             }
@@ -103,29 +105,39 @@ async fn send_loop(
         }
     };
     let failing = AtomicBool::new(false);
-    let mut datagram = Vec::with_capacity(64 * 1024);
     let mut target = Resolved::default();
-    while let Some(document) = documents.recv().await {
-        datagram.clear();
-        datagram.extend_from_slice(DATAGRAM_HEADER.as_bytes());
-        datagram.extend_from_slice(document.as_bytes());
-        let sent = match target.get(&address).await {
-            Ok(peer) => socket
-                .send_to(&datagram, peer)
-                .await
-                .inspect_err(|_| target.forget()),
-            Err(error) => Err(error),
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut datagrams = Datagrams::default();
+    while segments.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let taken = batch.len() as u64;
+        datagrams.clear();
+        for segment in batch.drain(..) {
+            for document in segment_documents(segment) {
+                datagrams.push(&document);
+            }
+        }
+        let outcome = match target.get(&address).await {
+            Ok(peer) => send_batch(&socket, peer, datagrams.filled()).await,
+            Err(error) => datagrams
+                .filled()
+                .iter()
+                .map(|_| Err(std::io::Error::new(error.kind(), error.to_string())))
+                .collect(),
         };
-        stats.pending.fetch_sub(1, Ordering::SeqCst);
-        match sent {
-            Ok(_) => {
-                stats.sent.fetch_add(1, Ordering::Relaxed);
+        let first_error = outcome.iter().find_map(|sent| sent.as_ref().err());
+        let failed = outcome.iter().filter(|sent| sent.is_err()).count() as u64;
+        stats
+            .sent
+            .fetch_add(outcome.len() as u64 - failed, Ordering::Relaxed);
+        stats.failed.fetch_add(failed, Ordering::Relaxed);
+        match first_error {
+            None => {
                 if failing.swap(false, Ordering::Relaxed) {
                     tracing::info!("X-Ray segments reach the daemon at {address} again");
                 }
             }
-            Err(error) => {
-                stats.failed.fetch_add(1, Ordering::Relaxed);
+            Some(error) => {
+                target.forget();
                 if !failing.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         "cannot send X-Ray segments to the daemon at {address} ({error}); requests \
@@ -134,6 +146,38 @@ async fn send_loop(
                 }
             }
         }
+        // Counted last, so that `flush` returns only once the batch's outcome is counted.
+        stats.pending.fetch_sub(taken, Ordering::SeqCst);
+    }
+}
+
+/// The datagrams of one batch, in buffers kept from batch to batch: after the first batches
+/// no datagram allocates.
+#[derive(Default)]
+struct Datagrams {
+    buffers: Vec<Vec<u8>>,
+    filled: usize,
+}
+
+impl Datagrams {
+    fn clear(&mut self) {
+        self.filled = 0;
+    }
+
+    /// Appends a datagram: the header line, then `document`.
+    fn push(&mut self, document: &str) {
+        if self.filled == self.buffers.len() {
+            self.buffers.push(Vec::with_capacity(4096));
+        }
+        let buffer = &mut self.buffers[self.filled];
+        buffer.clear();
+        buffer.extend_from_slice(DATAGRAM_HEADER.as_bytes());
+        buffer.extend_from_slice(document.as_bytes());
+        self.filled += 1;
+    }
+
+    fn filled(&self) -> &[Vec<u8>] {
+        &self.buffers[..self.filled]
     }
 }
 
@@ -189,33 +233,46 @@ impl Resolved {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::SegmentId;
+
+    /// A segment named `name` whose document is `{"name":…,"id":…,"start_time":1.0,"end_time":2.0}`.
+    fn segment(name: &str) -> Entity {
+        Entity::new(
+            name.into(),
+            SegmentId::parse("0123456789abcdef").unwrap(),
+            1.0,
+            2.0,
+        )
+    }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn sends_one_datagram_per_document_with_the_header_line() {
+    async fn sends_one_datagram_per_document_with_the_header_line_in_order() {
         let daemon = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         daemon
             .set_read_timeout(Some(std::time::Duration::from_secs(5)))
             .unwrap();
         let emitter = Emitter::start(daemon.local_addr().unwrap().to_string());
-        emitter.emit(r#"{"id":"a"}"#.into());
-        emitter.emit(r#"{"id":"b"}"#.into());
+        // More than one batch, queued at once, so that the task sends them in batches.
+        let names: Vec<String> = (0..MAX_BATCH * 2 + 7).map(|i| format!("s{i}")).collect();
+        for name in &names {
+            emitter.export(segment(name));
+        }
         let mut buffer = [0u8; 65536];
-        for id in ["a", "b"] {
+        for name in &names {
             let received = tokio::task::block_in_place(|| daemon.recv(&mut buffer)).unwrap();
             let text = std::str::from_utf8(&buffer[..received]).unwrap();
             assert_eq!(
                 text,
-                format!("{{\"format\":\"json\",\"version\":1}}\n{{\"id\":\"{id}\"}}")
+                format!(
+                    "{{\"format\":\"json\",\"version\":1}}\n{{\"name\":\"{name}\",\"id\":\"0123456789abcdef\",\"start_time\":1.0,\"end_time\":2.0}}"
+                )
             );
         }
-        // The emitter counts a datagram after sending it: the count may trail the receipt.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while emitter.stats().sent.load(Ordering::Relaxed) < 2
-            && std::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        assert_eq!(emitter.stats().sent.load(Ordering::Relaxed), 2);
+        assert!(emitter.flush(Duration::from_secs(5)).await);
+        assert_eq!(
+            emitter.stats().sent.load(Ordering::Relaxed),
+            names.len() as u64
+        );
     }
 
     #[tokio::test]
@@ -223,7 +280,7 @@ mod tests {
         let emitter = Emitter::start("no-such-daemon.invalid:2000".into());
         let started = std::time::Instant::now();
         for _ in 0..10_000 {
-            emitter.emit("{}".into());
+            emitter.export(segment("s"));
         }
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
         let stats = emitter.stats();

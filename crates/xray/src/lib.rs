@@ -52,3 +52,4 @@ pub mod sdk_env;
 pub mod segment;
 pub mod trace_header;
 pub mod traceparent;
+mod udp_batch;

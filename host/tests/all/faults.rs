@@ -61,6 +61,22 @@ fn a_looping_component_is_stopped_at_its_deadline_with_504() {
 }
 
 #[test]
+fn on_one_worker_thread_a_looping_component_stalls_no_other_request() {
+    // `--worker-threads 1` runs every request on the main thread (tokio's current-thread
+    // runtime, the default on one CPU): the loop must yield at every time slice for the
+    // healthy request to be answered while it runs.
+    let host = faults()
+        .args(["--worker-threads", "1", "--request-timeout", "1500ms"])
+        .start();
+    let port = host.port();
+    let response = fails_alone(&host, port, "/loop");
+    assert_eq!(response.status, 504, "{}", response.body);
+    assert_eq!(response.json()["error"], "deadline_exceeded");
+    let trapped = fails_alone(&host, port, "/trap");
+    assert_eq!(trapped.status, 500, "{}", trapped.body);
+}
+
+#[test]
 fn a_memory_hungry_component_fails_its_request_with_500() {
     let host = faults().args(["--max-memory-mib", "32"]).start();
     let port = host.port();

@@ -9,6 +9,7 @@ mod support;
 
 mod application;
 mod architecture;
+mod console;
 mod daemon;
 mod deployment;
 mod ecs_metadata;

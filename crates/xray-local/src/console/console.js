@@ -1,6 +1,7 @@
 // The local trace console. It reads the same X-Ray API the AWS CLI uses (POST /TraceSummaries,
-// /Traces, /ServiceGraph) and builds every element with textContent, never HTML from data, so
-// names, URLs and annotations from segments are always shown as text.
+// /Traces, /ServiceGraph), and the stand-in's own GET /console/logs (a trace's log lines) and
+// GET /console/metrics (the panel per service). It builds every element with textContent,
+// never HTML from data, so names, URLs, annotations and log lines are always shown as text.
 "use strict";
 
 const REFRESH_MS = 2000;
@@ -60,6 +61,8 @@ async function refresh() {
     filterError.textContent = error.message;
     filterError.hidden = false;
   }
+  refreshMetrics();
+  if (selectedTrace) showLogs(selectedTrace);
   try {
     const graph = await api("/ServiceGraph", range());
     showMap(document.getElementById("service-map"), graphColumns(graph.Services));
@@ -98,9 +101,9 @@ function showList(summaries) {
     body.append(row);
   }
   if (pendingOpen && summaries.length) {
-    const wanted = pendingOpen === "newest"
-      ? summaries[0].Id
-      : decodeURIComponent(pendingOpen.replace(/^trace=/, ""));
+    const named = decodeURIComponent(pendingOpen.replace(/^trace=/, ""));
+    // Either form of the id, as for the search box: a JSON log line gives the W3C one.
+    const wanted = pendingOpen === "newest" ? summaries[0].Id : traceIdOf(named) || named;
     pendingOpen = "";
     openTrace(wanted);
   }
@@ -200,13 +203,15 @@ function label(entity) {
   return entity.name;
 }
 
+// Opens the trace `id`; whether the stand-in keeps it.
 async function openTrace(id) {
+  const answer = await api("/Traces", { TraceIds: [id] });
+  const trace = answer.Traces[0];
+  if (!trace) return false;
   selectedTrace = id;
   document.querySelectorAll("#trace-list tbody tr").forEach((row) =>
     row.classList.toggle("selected", row.dataset.traceId === id));
-  const answer = await api("/Traces", { TraceIds: [id] });
-  const trace = answer.Traces[0];
-  if (!trace) return;
+  showLogs(id);
   const segments = trace.Segments.map((s) => JSON.parse(s.Document));
   segments.sort((a, b) => a.start_time - b.start_time);
   document.getElementById("trace").hidden = false;
@@ -239,11 +244,165 @@ async function openTrace(id) {
   const raw = document.getElementById("raw");
   raw.replaceChildren();
   for (const segment of segments) raw.append(el("pre", null, JSON.stringify(segment, null, 2)));
+  return true;
+}
+
+// A trace id as typed or pasted: the X-Ray form, or the W3C form of the JSON log's `trace_id`.
+function traceIdOf(text) {
+  const id = text.trim().toLowerCase();
+  if (/^1-[0-9a-f]{8}-[0-9a-f]{24}$/.test(id)) return id;
+  if (/^[0-9a-f]{32}$/.test(id)) return `1-${id.slice(0, 8)}-${id.slice(8)}`;
+  return null;
+}
+
+async function search(event) {
+  event.preventDefault();
+  const error = document.getElementById("search-error");
+  const typed = document.getElementById("search-id").value;
+  const id = traceIdOf(typed);
+  error.hidden = true;
+  if (!id) {
+    error.textContent = "Not a trace id: give 1-<8 hex digits>-<24 hex digits>, or 32 hex digits.";
+    error.hidden = false;
+    return;
+  }
+  let found = false;
+  try {
+    found = await openTrace(id);
+  } catch (failure) {
+    error.textContent = failure.message;
+    error.hidden = false;
+    return;
+  }
+  if (found) {
+    history.replaceState(null, "", `#trace=${encodeURIComponent(id)}`);
+  } else {
+    error.textContent = `The stand-in keeps no trace ${id}: it may be older than the traces kept, or not sent here.`;
+    error.hidden = false;
+  }
+}
+
+function clock(seconds) {
+  const time = new Date(seconds * 1000);
+  return `${time.toLocaleTimeString([], { hour12: false })}.${String(time.getMilliseconds()).padStart(3, "0")}`;
+}
+
+// The trace's log lines, beside its timeline.
+async function showLogs(id) {
+  let answer;
+  try {
+    const response = await fetch(`/console/logs?trace_id=${encodeURIComponent(id)}`);
+    answer = await response.json();
+    if (!response.ok) throw new Error(answer.message || `HTTP ${response.status}`);
+  } catch (error) {
+    answer = { Lines: [], DroppedLines: 0, Note: `The log lines could not be read: ${error.message}` };
+  }
+  if (id !== selectedTrace) return;
+  const list = document.getElementById("trace-logs");
+  list.replaceChildren();
+  for (const line of answer.Lines) {
+    const item = el("li", `log-line level-${line.Level.toLowerCase()}`);
+    item.append(
+      el("span", "log-time", clock(line.Time)),
+      el("span", "log-level", line.Level),
+      el("span", "log-service", line.Service || ""),
+      el("span", "log-source", line.Source),
+      el("span", "log-message", line.Message + (line.Cut ? " …" : "")),
+    );
+    list.append(item);
+  }
+  const count = answer.Lines.length;
+  document.getElementById("log-count").textContent = answer.DroppedLines
+    ? `${count} kept, ${answer.DroppedLines} more not kept`
+    : `${count}`;
+  const note = document.getElementById("logs-note");
+  note.textContent = answer.Note || "This trace printed no log lines.";
+  note.hidden = count > 0;
+}
+
+function percent(ratio) {
+  return `${(ratio * 100).toFixed(ratio > 0 && ratio < 0.1 ? 1 : 0)}%`;
+}
+
+// Bars scaled to the largest value, each with its own title for the exact number.
+function bars(className, values, titles) {
+  const box = el("div", className);
+  const top = Math.max(...values, 0);
+  values.forEach((value, i) => {
+    const bar = el("div", "bar-cell");
+    const fill = el("div", value > 0 ? "fill" : "fill empty");
+    fill.style.height = `${top > 0 ? Math.max((value / top) * 100, value > 0 ? 4 : 0) : 0}%`;
+    bar.title = titles[i];
+    bar.append(fill);
+    box.append(bar);
+  });
+  return box;
+}
+
+function bucketLabel(bucket, previous) {
+  if (bucket.BelowMs === null || bucket.BelowMs === undefined) return `≥${previous} ms`;
+  return `<${bucket.BelowMs} ms`;
+}
+
+// The panel per service: requests per second, error rate and the latency histogram.
+async function refreshMetrics() {
+  let answer;
+  try {
+    answer = await (await fetch("/console/metrics")).json();
+  } catch (_) {
+    return; // Shown again at the next refresh.
+  }
+  const cards = document.getElementById("metric-cards");
+  const note = document.getElementById("metrics-note");
+  cards.replaceChildren();
+  note.hidden = answer.Services.length > 0;
+  note.textContent = answer.Note || "No service has answered yet.";
+  document.getElementById("metrics-window").textContent = answer.Collected
+    ? `last ${Math.round(answer.WindowSeconds)} s`
+    : "";
+  for (const service of answer.Services) {
+    const card = el("div", service.Faults ? "metric-card fault" : service.Errors ? "metric-card error" : "metric-card");
+    card.dataset.service = service.Service;
+    card.append(el("h3", "metric-service", service.Service));
+    const numbers = el("div", "metric-numbers");
+    const number = (value, label, className) => {
+      const box = el("div", `metric ${className}`);
+      box.append(el("span", "metric-value", value), el("span", "metric-label", label));
+      return box;
+    };
+    numbers.append(
+      number(service.RequestsPerSecond.toFixed(2), "requests/s", "rps"),
+      number(percent(service.ErrorRate), `errors (${service.Errors} 4xx, ${service.Faults} 5xx)`, "error-rate"),
+      number(service.Requests ? `${service.AverageMs.toFixed(1)} ms` : "–", `mean of ${service.Requests}`, "mean"),
+    );
+    card.append(numbers);
+    card.append(el("span", "chart-label", "requests per second"));
+    // A chart of fixed width from the first reading: the newest second always at the right.
+    const empty = Math.max((answer.Slots || 0) - service.PerSecond.length, 0);
+    card.append(bars("rate-chart",
+      Array(empty).fill(0).concat(service.PerSecond.map((p) => p.RequestsPerSecond)),
+      Array(empty).fill("not read yet").concat(service.PerSecond.map((p) =>
+        `${clock(p.End)}: ${p.RequestsPerSecond.toFixed(2)} requests/s, ${percent(p.ErrorRate)} errors`))));
+    card.append(el("span", "chart-label", "latency"));
+    const labels = service.LatencyHistogram.map((bucket, i) =>
+      bucketLabel(bucket, i > 0 ? service.LatencyHistogram[i - 1].BelowMs : 0));
+    card.append(bars("histogram", service.LatencyHistogram.map((b) => b.Count),
+      service.LatencyHistogram.map((b, i) => `${labels[i]}: ${b.Count}`)));
+    const axis = el("div", "histogram-axis");
+    labels.forEach((label, i) => {
+      const tick = el("span", "bucket");
+      tick.append(el("span", "bucket-label", label), el("span", "bucket-count", service.LatencyHistogram[i].Count));
+      axis.append(tick);
+    });
+    card.append(axis);
+    cards.append(card);
+  }
 }
 
 window.addEventListener("load", () => {
   document.getElementById("range").addEventListener("change", refresh);
   document.getElementById("filter").addEventListener("change", refresh);
+  document.getElementById("search").addEventListener("submit", search);
   refresh();
   setInterval(refresh, REFRESH_MS);
 });

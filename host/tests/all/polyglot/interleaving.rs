@@ -164,3 +164,64 @@ fn sixteen_requests_interleaved_in_one_python_instance_each_record_into_their_ow
         }
     }
 }
+
+#[test]
+fn an_exception_out_of_a_python_handler_is_a_500_and_the_shared_instance_serves_on() {
+    let host = TestHost::serve(&python_component("interleave-py"), "Interleave")
+        .sample_everything()
+        .traced()
+        .args(["--max-instance-reuse-count", "128"])
+        .args(["--idle-instance-timeout", "30s"])
+        .start();
+    let (port, daemon) = (host.port(), host.daemon());
+    let first = get(port, "/interleave?id=before&ms=1");
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.json()["served"], 1, "{}", first.body);
+
+    let root = format!(
+        "1-{:08x}-{:024x}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        0xe5ca_9e
+    );
+    let raised = request(
+        port,
+        "GET",
+        "/raise",
+        &[("X-Amzn-Trace-Id", &format!("Root={root};Sampled=1"))],
+        b"",
+    );
+    // The reference handler answered, not the host's trap answer.
+    assert_eq!(raised.status, 500, "{}", raised.body);
+    assert_eq!(
+        raised.json(),
+        serde_json::json!({"error": "internal error", "exception": "ValueError"}),
+        "{}",
+        host.log()
+    );
+    // The exception is the segment's fault, with the Python stack, and its traceback is logged
+    // as the request's.
+    let documents = daemon.trace(&root, 1, Duration::from_secs(10));
+    let segment = &documents[0];
+    assert_valid(segment);
+    assert_eq!(segment["fault"], true, "{segment:#}");
+    let exception = &segment["cause"]["exceptions"][0];
+    assert_eq!(exception["type"], "ValueError", "{segment:#}");
+    assert_eq!(exception["message"], "raised on purpose", "{segment:#}");
+    assert!(
+        host.wait_for_log(
+            &format!("stream=stderr trace_id={root} ValueError: raised on purpose"),
+            Duration::from_secs(5)
+        ),
+        "{}",
+        host.log()
+    );
+
+    // The instance did not trap: the next request is its third.
+    let next = get(port, "/interleave?id=after&ms=1");
+    assert_eq!(next.status, 200, "{}", next.body);
+    assert_eq!(next.json()["served"], 3, "{}", host.log());
+    assert!(!host.log().contains("instance failed"), "{}", host.log());
+}

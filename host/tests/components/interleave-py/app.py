@@ -10,6 +10,9 @@ the item back. Every wait lets the instance's other requests run. The answer is
 this request, as seen after the waits, what the table gave back, and the most requests the
 instance has had in its handler at once so far.
 
+`GET /raise` raises `ValueError` out of the handler, which the reference handler answers 500
+(the instance serves on). Every answer counts the instance's requests in `served`.
+
 WASI 0.3 only (`scripts/build-components.sh` does not build it for 0.2): a WASI 0.2 handler
 cannot wait.
 """
@@ -27,6 +30,7 @@ from wit_world.imports import monotonic_clock
 # one instance.
 _inside = 0
 _most = 0
+_served = 0
 
 
 async def _pause(milliseconds):
@@ -51,8 +55,11 @@ class Handler(service.JsonService):
     """Answers `/interleave`; anything else is 404."""
 
     async def respond(self, method, path):
-        global _inside, _most
+        global _inside, _most, _served
+        _served += 1
         target = urlsplit(path)
+        if target.path == "/raise":
+            raise ValueError("raised on purpose")
         if target.path != "/interleave":
             return Answer(404, "no such route")
         query = parse_qs(target.query)
@@ -62,4 +69,4 @@ class Handler(service.JsonService):
             answer = await _interleave(query["id"][0], int(query.get("ms", ["50"])[0]))
         finally:
             _inside -= 1
-        return Answer(200, json.dumps({**answer, "most_at_once": _most}))
+        return Answer(200, json.dumps({**answer, "most_at_once": _most, "served": _served}))
