@@ -285,15 +285,19 @@ pub struct CommonArgs {
     #[arg(long, env = "XRAY_HOST_ACCESS_LOG")]
     pub access_log: bool,
 
-    /// Request metrics per service, component version and route class (requests, errors,
-    /// throttles, faults, duration): `emf` writes them to stdout as CloudWatch Embedded Metric
-    /// Format lines, which CloudWatch Logs turns into metrics with no agent; `none` keeps them
-    /// in. Default: `emf` on ECS (`ECS_CONTAINER_METADATA_URI_V4` set), else `none`.
+    /// Where the metrics go (requests, errors, throttles, faults and duration per service,
+    /// component version and route class; the instance pool, the table, the exporters, the
+    /// refused outgoing calls; the components' own wasi:otel metrics): `emf` writes them to
+    /// stdout as CloudWatch Embedded Metric Format lines, which CloudWatch Logs turns into
+    /// metrics with no agent; `otlp` posts them as OTLP metrics to the endpoint the
+    /// OTEL_EXPORTER_OTLP_[METRICS_]* variables name; `none` keeps them in. Default:
+    /// OTEL_METRICS_EXPORTER (`otlp` or `none`) when set, else `emf` on ECS
+    /// (`ECS_CONTAINER_METADATA_URI_V4` set), else `none`.
     #[arg(long, env = "XRAY_HOST_METRICS", value_enum)]
     pub metrics: Option<MetricsExport>,
 
-    /// How often the metrics are written (at most 60 s, CloudWatch's standard resolution); the
-    /// last ones are written at shutdown.
+    /// How often the metrics are written or exported (at most 60 s, CloudWatch's standard
+    /// resolution); the last ones are written at shutdown.
     #[arg(long, env = "XRAY_HOST_METRICS_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub metrics_interval: Duration,
 
@@ -489,19 +493,57 @@ pub struct CommonArgs {
 pub enum MetricsExport {
     /// CloudWatch Embedded Metric Format lines on stdout.
     Emf,
+    /// OTLP metrics posted to the OTLP/HTTP metrics endpoint.
+    Otlp,
     /// No metrics written.
     None,
 }
 
+/// Where metrics go, from `--metrics` (`flag`), else OTEL_METRICS_EXPORTER (`variable`), else
+/// EMF when the host runs on ECS.
+fn metrics_export(
+    flag: Option<MetricsExport>,
+    variable: Option<&str>,
+    on_ecs: bool,
+) -> anyhow::Result<MetricsExport> {
+    if let Some(choice) = flag {
+        return Ok(choice);
+    }
+    match variable.map(str::trim) {
+        None | Some("") => Ok(if on_ecs {
+            MetricsExport::Emf
+        } else {
+            MetricsExport::None
+        }),
+        Some("otlp") => Ok(MetricsExport::Otlp),
+        Some("none") => Ok(MetricsExport::None),
+        Some(other) => anyhow::bail!(
+            "OTEL_METRICS_EXPORTER={other:?}: this host exports metrics as `otlp` or not at all \
+             (`none`); for CloudWatch Embedded Metric Format lines use --metrics emf"
+        ),
+    }
+}
+
 impl CommonArgs {
-    /// Whether metrics are written as EMF: as `--metrics` says, by default on ECS only.
-    pub fn metrics_emf(&self) -> bool {
-        match self.metrics {
-            Some(choice) => choice == MetricsExport::Emf,
-            None => {
-                std::env::var_os(xray::ecs_metadata::METADATA_ENV).is_some_and(|v| !v.is_empty())
-            }
-        }
+    /// Where metrics go: as `--metrics` says, else as OTEL_METRICS_EXPORTER says, else EMF on
+    /// ECS only.
+    pub fn metrics_export(&self) -> anyhow::Result<MetricsExport> {
+        metrics_export(
+            self.metrics,
+            std::env::var("OTEL_METRICS_EXPORTER").ok().as_deref(),
+            std::env::var_os(xray::ecs_metadata::METADATA_ENV).is_some_and(|v| !v.is_empty()),
+        )
+    }
+
+    /// The OTLP metrics exporter's configuration: the OTEL_EXPORTER_OTLP_METRICS_* variables,
+    /// else the general ones, signed with SigV4 when --otlp-sigv4 says so.
+    pub fn metrics_otlp_config(&self) -> anyhow::Result<OtlpConfig> {
+        OtlpConfig::from_env_for(
+            otlp_export::config::Signal::Metrics,
+            |name| std::env::var(name).ok(),
+            self.otlp_sigv4,
+        )
+        .context("the OTLP metrics exporter's configuration")
     }
 
     /// The table settings; the embedded store is `default_store_file` in the data directory
@@ -831,6 +873,24 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_go_where_the_flag_then_the_variable_then_the_platform_says() {
+        use MetricsExport::{Emf, Otlp};
+        assert_eq!(metrics_export(Some(Emf), Some("otlp"), false).unwrap(), Emf);
+        assert_eq!(metrics_export(None, Some("otlp"), true).unwrap(), Otlp);
+        assert_eq!(
+            metrics_export(None, Some("none"), true).unwrap(),
+            MetricsExport::None
+        );
+        assert_eq!(metrics_export(None, None, true).unwrap(), Emf);
+        assert_eq!(
+            metrics_export(None, Some(""), false).unwrap(),
+            MetricsExport::None
+        );
+        let error = metrics_export(None, Some("prometheus"), false).unwrap_err();
+        assert!(error.to_string().contains("--metrics emf"), "{error}");
+    }
     use clap::CommandFactory;
 
     #[test]

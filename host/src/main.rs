@@ -7,7 +7,8 @@
 //! ([`stand_in_site`]); the log's format ([`log_format`]) and its writer, which never makes a
 //! request wait on stdout ([`log_output`]); the copy of each trace's log lines into the
 //! stand-in ([`trace_log_tee`]) and the request counters its metrics panel reads
-//! ([`console_metrics`]). Start-up order and shutdown are the library's (`xray_host_runtime::Host`).
+//! ([`console_metrics`]); the runtime's metrics as OTLP readings ([`metrics_otlp`]). Start-up
+//! order and shutdown are the library's (`xray_host_runtime::Host`).
 
 mod check;
 mod cli;
@@ -16,11 +17,12 @@ mod frontend;
 mod log_format;
 mod log_output;
 mod manifest;
+mod metrics_otlp;
 mod stand_in_site;
 mod static_files;
 mod trace_log_tee;
 
-use crate::cli::{Cli, Command, SHARED_STORE_FILE, store_file_for_service};
+use crate::cli::{Cli, Command, MetricsExport, SHARED_STORE_FILE, store_file_for_service};
 use crate::frontend::Frontend;
 use crate::log_format::{JsonLines, LogFormat};
 use crate::log_output::LogOutput;
@@ -30,7 +32,7 @@ use crate::static_files::StaticFiles;
 use crate::trace_log_tee::TraceLogTee;
 use anyhow::Context;
 use clap::Parser;
-use otlp_export::OtlpExporter;
+use otlp_export::{OtlpExporter, OtlpMetricsExporter};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing_subscriber::prelude::*;
@@ -41,10 +43,13 @@ use xray_host_runtime::Host;
 use xray_host_runtime::HostEndpoint;
 use xray_host_runtime::Table;
 use xray_host_runtime::{Backend, ServerOptions, Site};
-use xray_host_runtime::{EmfReporter, LineSink};
+use xray_host_runtime::{EmfReporter, ExporterMetrics, LineSink};
 use xray_local::DaemonStandIn;
 
 use std::io::IsTerminal;
+
+/// How long the last OTLP metrics export may take at shutdown.
+const OTLP_METRICS_FINISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long the process waits at exit for its last log lines to be written.
 const LOG_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -183,6 +188,17 @@ async fn run(cli: Cli, log_output: LogOutput, trace_log_tee: TraceLogTee) -> any
     let xray_options = common.xray_options()?;
     own.extend(resolve_endpoint("X-Ray daemon (UDP)", &xray_options.daemon.udp, false).await);
     own.extend(resolve_endpoint("X-Ray daemon (TCP)", &xray_options.daemon.tcp, false).await);
+    // Checked before anything starts: a bad OTEL_METRICS_EXPORTER stops the host here.
+    let metrics_export = common.metrics_export()?;
+    let metrics_otlp_config = match metrics_export {
+        MetricsExport::Otlp => Some(common.metrics_otlp_config()?),
+        _ => None,
+    };
+    if let Some(config) = &metrics_otlp_config
+        && let Some(authority) = otlp_authority(&config.endpoint)
+    {
+        own.extend(resolve_endpoint("OTLP metrics endpoint", &authority, true).await);
+    }
     if let Some(config) = common.otlp_config()? {
         if let Some(authority) = otlp_authority(&config.endpoint) {
             own.extend(resolve_endpoint("OTLP collector", &authority, true).await);
@@ -190,6 +206,7 @@ async fn run(cli: Cli, log_output: LogOutput, trace_log_tee: TraceLogTee) -> any
         exporters.push(Arc::new(OtlpExporter::start(config).await?));
     }
     let tracer = Tracer::start(xray_options, exporters);
+    xray_host_runtime::register_trace_exporters(&tracer);
     let host = Host::builder(Table::start(&common.table_options(&store_file)))
         .services(services)
         .host_endpoints(own)
@@ -235,15 +252,36 @@ async fn run(cli: Cli, log_output: LogOutput, trace_log_tee: TraceLogTee) -> any
         sites.push(host.admin_site(addr)?);
     }
     // Metrics as EMF lines on stdout, through the log's writer: never waited on.
-    let metrics = common.metrics_emf().then(|| {
+    let emf = (metrics_export == MetricsExport::Emf).then(|| {
         let sink: LineSink = Arc::new(move |line| log_output.write_raw(line));
         EmfReporter::start(&common.metrics_namespace, common.metrics_interval, sink)
     });
+    let otlp_metrics = match metrics_otlp_config {
+        Some(config) => {
+            let exporter = OtlpMetricsExporter::start(
+                config,
+                common.metrics_interval.min(EmfReporter::MAX_INTERVAL),
+                Arc::new(metrics_otlp::collect),
+            )
+            .await?;
+            let counters = exporter.counters();
+            xray_host_runtime::metric_sources::register_for_process(Arc::new(
+                ExporterMetrics::new("otlp_metrics", move || {
+                    xray_host_runtime::read_export_counters(&counters)
+                }),
+            ));
+            Some(exporter)
+        }
+        None => None,
+    };
     let served = host
         .serve(sites, common.server_options(), shutdown_signal())
         .await;
-    if let Some(metrics) = metrics {
-        metrics.finish();
+    if let Some(emf) = emf {
+        emf.finish();
+    }
+    if let Some(exporter) = otlp_metrics {
+        exporter.finish(OTLP_METRICS_FINISH_TIMEOUT).await;
     }
     served
 }

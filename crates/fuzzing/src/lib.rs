@@ -60,6 +60,8 @@ pub const TARGETS: &[&str] = &[
     "component_pin",
     #[cfg(feature = "host")]
     "cgroup_memory_limit",
+    #[cfg(feature = "host")]
+    "guest_metrics",
 ];
 
 /// Runs the target `name` on `data`.
@@ -89,6 +91,8 @@ pub fn run(name: &str, data: &[u8]) {
         "component_pin" => host::component_pin(data),
         #[cfg(feature = "host")]
         "cgroup_memory_limit" => host::cgroup_memory_limit(data),
+        #[cfg(feature = "host")]
+        "guest_metrics" => host::guest_metrics(data),
         other => panic!("no fuzz target {other}"),
     }
 }
@@ -507,6 +511,7 @@ pub fn otlp_intake(data: &[u8]) -> Option<otlp_ingest::OtlpAnswer> {
 #[cfg(feature = "host")]
 mod host {
     use super::text;
+    use serde_json::{Value, json};
 
     /// `XRAY_HOST_COMPONENT_SHA256`: a pin that parses is 64 lowercase hex digits, and parses
     /// back to itself.
@@ -661,6 +666,81 @@ mod host {
         }
     }
 
+    /// A component's wasi:otel metric exports (`xray_host_runtime::parsers::GuestMetrics`): a
+    /// JSON list of exports, each a list of points `{"name", "unit", "attributes": [[k, v]],
+    /// "sum"|"gauge": number, "cumulative": bool, "monotonic": bool, "bounds", "counts",
+    /// "max"}` (or, for other bytes, the text as every name and value). Keeping never panics;
+    /// the store holds at most its bound of series, and every histogram it reads has one count
+    /// more than bounds.
+    pub fn guest_metrics(data: &[u8]) {
+        use xray_host_runtime::metric_sources::{MetricSource, Value as Read};
+        use xray_host_runtime::parsers::{
+            ExportedPoint, ExportedValue, GuestMetrics, InstanceReports, MAX_SERIES,
+        };
+        let exports = serde_json::from_slice::<Vec<Vec<Value>>>(data).unwrap_or_else(|_| {
+            let text = text(data);
+            vec![vec![
+                json!({"name": text, "unit": text, "attributes": [[text, text]], "sum": 1.5}),
+                json!({"name": text, "bounds": [1.0], "counts": [1, 2], "cumulative": true}),
+            ]]
+        });
+        let number = |v: &Value| v.as_f64().unwrap_or(0.0);
+        let point = |p: &Value| ExportedPoint {
+            name: p["name"].as_str().unwrap_or_default().to_string(),
+            description: String::new(),
+            unit: p["unit"].as_str().unwrap_or_default().to_string(),
+            attributes: p["attributes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|kv| {
+                    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                    (text(&kv[0]), text(&kv[1]))
+                })
+                .collect(),
+            value: if let Some(sum) = p.get("sum") {
+                ExportedValue::Sum {
+                    monotonic: p["monotonic"].as_bool().unwrap_or(true),
+                    cumulative: p["cumulative"].as_bool().unwrap_or(false),
+                    value: number(sum),
+                }
+            } else if let Some(gauge) = p.get("gauge") {
+                ExportedValue::Gauge(number(gauge))
+            } else {
+                ExportedValue::Histogram {
+                    cumulative: p["cumulative"].as_bool().unwrap_or(false),
+                    bounds: p["bounds"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(number)
+                        .collect(),
+                    counts: p["counts"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|c| c.as_u64().unwrap_or(0))
+                        .collect(),
+                    sum: number(&p["sum_of_values"]),
+                    max: p.get("max").map(number),
+                }
+            },
+        };
+        let store = GuestMetrics::new("Fuzz", "000000000000");
+        let mut reports = InstanceReports::default();
+        for export in exports {
+            let _ = store.record(&mut reports, export.iter().map(point).collect());
+        }
+        let readings = store.read();
+        // The series, and the count of refusals.
+        assert!(readings.len() <= MAX_SERIES + 1, "{}", readings.len());
+        for reading in readings {
+            if let Read::Histogram(h) = reading.value {
+                assert_eq!(h.counts.len(), h.bounds.len() + 1, "{h:?}");
+            }
+        }
+    }
+
     /// The OpenTelemetry variables: the first line is `OTEL_TRACES_EXPORTER`, the rest is
     /// `NAME=value` lines (`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_RESOURCE_ATTRIBUTES`, …). Parsing
     /// never panics; a parsed header list, written back percent-encoded, parses to the same.
@@ -679,6 +759,7 @@ mod host {
                 .map(|(_, value)| value.clone())
         };
         let _ = OtlpConfig::from_env(lookup, false);
+        let _ = OtlpConfig::from_env_for(otlp_export::config::Signal::Metrics, lookup, false);
         if let Ok(pairs) = parse_key_values(&text) {
             let written: Vec<String> = pairs
                 .iter()

@@ -9,6 +9,9 @@
 //! - `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS`, `…_PROTOCOL` (`http/protobuf`, `http/json`),
 //!   `…_COMPRESSION` (`gzip`, `none`), `…_TIMEOUT` (milliseconds): the traces-specific variable
 //!   wins over the general one.
+//! - The same for metrics ([`Signal::Metrics`], `OTEL_METRICS_EXPORTER=otlp`):
+//!   `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, else the general endpoint with `/v1/metrics`, and
+//!   `OTEL_EXPORTER_OTLP_METRICS_HEADERS` and so on.
 //! - `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_SDK_DISABLED`.
 //! - `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`,
 //!   `OTEL_BSP_EXPORT_TIMEOUT`: the batch span processor's settings, with the SDKs' defaults.
@@ -22,6 +25,33 @@ use std::time::Duration;
 
 /// The default OTLP/HTTP traces endpoint (a collector on the same host or task).
 pub const DEFAULT_ENDPOINT: &str = "http://localhost:4318/v1/traces";
+
+/// What an OTLP exporter sends: its variables and its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Spans, to `/v1/traces`.
+    Traces,
+    /// Metrics, to `/v1/metrics`.
+    Metrics,
+}
+
+impl Signal {
+    /// The signal's word in the variables' names (`TRACES`).
+    fn variable_word(self) -> &'static str {
+        match self {
+            Signal::Traces => "TRACES",
+            Signal::Metrics => "METRICS",
+        }
+    }
+
+    /// The path appended to `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/v1/traces",
+            Signal::Metrics => "/v1/metrics",
+        }
+    }
+}
 
 /// Which exporters `OTEL_TRACES_EXPORTER` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,36 +174,42 @@ impl OtlpConfig {
     /// command line's `--otlp-endpoint` and `--otlp-protocol` and win over the variables;
     /// `sigv4` is `--otlp-sigv4`.
     pub fn from_env(var: impl Fn(&str) -> Option<String>, sigv4: bool) -> anyhow::Result<Self> {
-        // The traces-specific variable wins over the general one; empty means unset.
-        let either = |specific: &str, general: &str| -> Option<(String, String)> {
-            [specific, general].into_iter().find_map(|name| {
+        Self::from_env_for(Signal::Traces, var, sigv4)
+    }
+
+    /// As [`OtlpConfig::from_env`], for `signal`: its own variables
+    /// (`OTEL_EXPORTER_OTLP_METRICS_*`) win over the general ones, and the general endpoint
+    /// gets its path.
+    pub fn from_env_for(
+        signal: Signal,
+        var: impl Fn(&str) -> Option<String>,
+        sigv4: bool,
+    ) -> anyhow::Result<Self> {
+        let specific = |what: &str| format!("OTEL_EXPORTER_OTLP_{}_{what}", signal.variable_word());
+        // The signal-specific variable wins over the general one; empty means unset.
+        let either = |own: &str, general: &str| -> Option<(String, String)> {
+            [own, general].into_iter().find_map(|name| {
                 var(name)
                     .filter(|value| !value.trim().is_empty())
                     .map(|value| (name.to_string(), value))
             })
         };
         let endpoint = match (
-            var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").filter(|v| !v.trim().is_empty()),
+            var(&specific("ENDPOINT")).filter(|v| !v.trim().is_empty()),
             var("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|v| !v.trim().is_empty()),
         ) {
-            (Some(traces), _) => checked_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces.trim())?,
+            (Some(own), _) => checked_url(&specific("ENDPOINT"), own.trim())?,
             (None, Some(base)) => {
                 let base = checked_url("OTEL_EXPORTER_OTLP_ENDPOINT", base.trim())?;
-                format!("{}/v1/traces", base.trim_end_matches('/'))
+                format!("{}{}", base.trim_end_matches('/'), signal.path())
             }
-            (None, None) => DEFAULT_ENDPOINT.to_string(),
+            (None, None) => format!("http://localhost:4318{}", signal.path()),
         };
-        let headers = match either(
-            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-            "OTEL_EXPORTER_OTLP_HEADERS",
-        ) {
+        let headers = match either(&specific("HEADERS"), "OTEL_EXPORTER_OTLP_HEADERS") {
             Some((name, value)) => parse_key_values(&value).with_context(|| name.clone())?,
             None => Vec::new(),
         };
-        let protocol = match either(
-            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-            "OTEL_EXPORTER_OTLP_PROTOCOL",
-        ) {
+        let protocol = match either(&specific("PROTOCOL"), "OTEL_EXPORTER_OTLP_PROTOCOL") {
             None => Protocol::Protobuf,
             Some((name, value)) => match value.trim() {
                 "http/protobuf" => Protocol::Protobuf,
@@ -185,10 +221,7 @@ impl OtlpConfig {
                 other => bail!("{name}={other:?}: use http/protobuf or http/json"),
             },
         };
-        let gzip = match either(
-            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-            "OTEL_EXPORTER_OTLP_COMPRESSION",
-        ) {
+        let gzip = match either(&specific("COMPRESSION"), "OTEL_EXPORTER_OTLP_COMPRESSION") {
             None => false,
             Some((name, value)) => match value.trim() {
                 "gzip" => true,
@@ -196,10 +229,7 @@ impl OtlpConfig {
                 other => bail!("{name}={other:?}: use gzip or none"),
             },
         };
-        let timeout = match either(
-            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-            "OTEL_EXPORTER_OTLP_TIMEOUT",
-        ) {
+        let timeout = match either(&specific("TIMEOUT"), "OTEL_EXPORTER_OTLP_TIMEOUT") {
             None => Duration::from_secs(10),
             Some((name, value)) => milliseconds(&name, &value)?,
         };
@@ -362,6 +392,43 @@ mod tests {
             "{error}"
         );
         assert!(ExporterChoice::parse("none,otlp").is_err());
+    }
+
+    #[test]
+    fn metrics_have_their_own_variables_and_path() {
+        let metrics = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            OtlpConfig::from_env_for(
+                Signal::Metrics,
+                |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+                false,
+            )
+        };
+        assert_eq!(
+            metrics(&[]).unwrap().endpoint,
+            "http://localhost:4318/v1/metrics"
+        );
+        let base = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")];
+        assert_eq!(
+            metrics(&base).unwrap().endpoint,
+            "http://collector:4318/v1/metrics"
+        );
+        let own = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://other:9000/m"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:9000/t"),
+        ];
+        assert_eq!(metrics(&own).unwrap().endpoint, "http://other:9000/m");
+        let error = metrics(&[("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc")]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -293,13 +293,13 @@ fn split_batch(batch: Vec<ServiceSpans>, size: usize) -> Vec<Vec<ServiceSpans>> 
     parts
 }
 
-fn is_retryable(status: http::StatusCode) -> bool {
+pub(crate) fn is_retryable(status: http::StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 502 | 503 | 504)
 }
 
 /// `backoff` less up to a fifth, so many hosts refused together do not retry together. Jitter
 /// needs no cryptographic randomness: the clock's sub-second digits will do.
-fn jittered(backoff: Duration) -> Duration {
+pub(crate) fn jittered(backoff: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -308,8 +308,8 @@ fn jittered(backoff: Duration) -> Duration {
 }
 
 /// The request body: protobuf or OTLP/JSON, gzip-compressed when configured.
-pub fn encode(
-    request: &ExportTraceServiceRequest,
+pub fn encode<M: Message + serde::Serialize>(
+    request: &M,
     protocol: Protocol,
     gzip: bool,
 ) -> anyhow::Result<Bytes> {
@@ -327,7 +327,7 @@ pub fn encode(
 
 /// Posts bodies to the endpoint: one HTTP/1.1 client (TLS for `https`), the configured headers,
 /// and the signature when SigV4 is on.
-struct Transport {
+pub(crate) struct Transport {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     endpoint: http::Uri,
     headers: http::HeaderMap,
@@ -336,15 +336,15 @@ struct Transport {
 }
 
 /// What the endpoint answered.
-struct Answer {
-    status: http::StatusCode,
-    retry_after: Option<Duration>,
+pub(crate) struct Answer {
+    pub(crate) status: http::StatusCode,
+    pub(crate) retry_after: Option<Duration>,
     body: Bytes,
     signed_with: Option<SignedWith>,
 }
 
 impl Transport {
-    fn new(config: &OtlpConfig, signer: Option<Signer>) -> anyhow::Result<Self> {
+    pub(crate) fn new(config: &OtlpConfig, signer: Option<Signer>) -> anyhow::Result<Self> {
         let endpoint: http::Uri = config.endpoint.parse().context("the OTLP endpoint")?;
         let mut headers = http::HeaderMap::new();
         for (name, value) in &config.headers {
@@ -400,7 +400,7 @@ impl Transport {
         })
     }
 
-    async fn post(&self, body: Bytes) -> anyhow::Result<Answer> {
+    pub(crate) async fn post(&self, body: Bytes) -> anyhow::Result<Answer> {
         let mut request = http::Request::post(self.endpoint.clone())
             .body(Full::new(body.clone()))
             .context("the export request")?;
@@ -453,7 +453,7 @@ impl Answer {
 
     /// Why the endpoint refused, for the log: the status, the start of its message, and for
     /// 401 and 403 what the request was signed with (never the secret).
-    fn refusal(&self, endpoint: &str) -> String {
+    pub(crate) fn refusal(&self, endpoint: &str) -> String {
         let message: String = String::from_utf8_lossy(&self.body)
             .chars()
             .take(300)

@@ -1,6 +1,8 @@
 //! SigV4 for X-Ray's own OTLP endpoint (`https://xray.<region>.amazonaws.com/v1/traces`,
-//! service `xray`), with credentials from the AWS SDK's default chain: the task role on ECS,
-//! the environment or a profile on a laptop.
+//! service `xray`), and for another AWS service's OTLP endpoint (metrics): the service signed
+//! for is the endpoint's first label (`<service>.<region>.amazonaws.com`). Credentials come
+//! from the AWS SDK's default chain: the task role on ECS, the environment or a profile on a
+//! laptop.
 
 use anyhow::{Context, bail};
 use aws_config::BehaviorVersion;
@@ -11,13 +13,16 @@ use aws_sigv4::sign::v4;
 use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
 
-/// The service name X-Ray's OTLP endpoint is signed for.
+/// The service name X-Ray's OTLP endpoint is signed for, and any endpoint that is not an AWS
+/// service's.
 pub const SERVICE: &str = "xray";
 
 /// Signs export requests; credentials are fetched once and again shortly before they expire.
 pub struct Signer {
     provider: SharedCredentialsProvider,
     region: String,
+    /// The service signed for.
+    service: String,
     cached: Mutex<Option<Credentials>>,
 }
 
@@ -50,7 +55,9 @@ impl Signer {
             "SigV4 signing is on but the AWS SDK found no credentials provider; give the task a \
              role, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
         })?;
-        Ok(Self::new(provider, region))
+        let mut signer = Self::new(provider, region);
+        signer.service = service_of(endpoint).unwrap_or_else(|| SERVICE.to_string());
+        Ok(signer)
     }
 
     /// A signer with these credentials (tests, and callers that already have them).
@@ -58,6 +65,7 @@ impl Signer {
         Self {
             provider,
             region,
+            service: SERVICE.to_string(),
             cached: Mutex::new(None),
         }
     }
@@ -84,7 +92,7 @@ impl Signer {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.region)
-            .name(SERVICE)
+            .name(&self.service)
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
@@ -139,14 +147,26 @@ impl Signer {
     }
 }
 
-/// The region in `https://xray.<region>.amazonaws.com/...`, if the endpoint is X-Ray's.
+/// The region in `https://<service>.<region>.amazonaws.com/...`, if the endpoint is an AWS
+/// service's (X-Ray's for traces).
 pub fn region_of(endpoint: &str) -> Option<String> {
+    aws_service_and_region(endpoint).map(|(_, region)| region)
+}
+
+/// The service in `https://<service>.<region>.amazonaws.com/...`, if the endpoint is an AWS
+/// service's: the name its requests are signed for.
+pub fn service_of(endpoint: &str) -> Option<String> {
+    aws_service_and_region(endpoint).map(|(service, _)| service)
+}
+
+fn aws_service_and_region(endpoint: &str) -> Option<(String, String)> {
     let uri: http::Uri = endpoint.parse().ok()?;
     let host = uri.host()?;
-    let rest = host.strip_prefix("xray.")?;
+    let (service, rest) = host.split_once('.')?;
     let (region, domain) = rest.split_once('.')?;
     let is_aws = domain.starts_with("amazonaws.") || domain.starts_with("api.aws");
-    (is_aws && !region.is_empty()).then(|| region.to_string())
+    (is_aws && !region.is_empty() && !service.is_empty())
+        .then(|| (service.to_string(), region.to_string()))
 }
 
 fn credentials_source(credentials: &Credentials) -> String {
@@ -172,6 +192,15 @@ mod tests {
         );
         assert_eq!(region_of("http://localhost:4318/v1/traces"), None);
         assert_eq!(region_of("https://xray.example.com/v1/traces"), None);
+        assert_eq!(
+            service_of("https://xray.eu-west-1.amazonaws.com/v1/traces").as_deref(),
+            Some("xray")
+        );
+        assert_eq!(
+            service_of("https://monitoring.eu-west-1.amazonaws.com/v1/metrics").as_deref(),
+            Some("monitoring")
+        );
+        assert_eq!(service_of("http://localhost:4318/v1/metrics"), None);
     }
 
     #[tokio::test]

@@ -13,10 +13,22 @@
 //!   bucket's upper bound (the longest duration for the last bucket) repeated in proportion to
 //!   its count, 100 values in all. `Requests` carries the exact count.
 //!
+//! The other sources of [`crate::metric_sources`] (the instance pool, the table, the exporters,
+//! the refused outgoing calls, the components' own metrics) get one line per source and
+//! attribute set at each interval: the source's dimensions (`Service` and `Version` where they
+//! apply; a set without `Version` too) and the reading's attributes (`Cause`, `Operation`) as
+//! dimensions, a `MetricGroup` member naming the source, counters as the change since the last
+//! line, gauges as they are, histograms as values like `Duration`'s. A line is written when a
+//! counter or histogram changed, or for a gauge of a source still listed.
+//!
 //! The lines go to stdout through the sink the binary gives ([`EmfReporter::start`]), which
 //! never waits on it.
 
+use crate::metric_sources::{
+    self, Attributes, HistogramCounts, Reading, SourceDeltas, SourceReading,
+};
 use crate::metrics::{self, BUCKET_BOUNDS_MS, Deltas, Series, Snapshot};
+use serde_json::Map;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,6 +36,11 @@ use tokio::task::JoinHandle;
 
 /// The longest interval: CloudWatch stores standard-resolution metrics per minute.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
+
+impl EmfReporter {
+    /// The longest interval a reporter of the metrics uses ([`MAX_INTERVAL`]).
+    pub const MAX_INTERVAL: Duration = MAX_INTERVAL;
+}
 /// Most values the specification allows in one metric's array.
 pub const MAX_VALUES: usize = 100;
 /// The metrics of every line, with their units.
@@ -44,7 +61,7 @@ pub struct EmfReporter {
     sink: LineSink,
     /// What this reporter read last: the counters are shared with other readers and never
     /// reset, so each line carries the difference.
-    read: Arc<Mutex<Deltas>>,
+    read: Arc<Mutex<Read>>,
     task: JoinHandle<()>,
 }
 
@@ -54,7 +71,7 @@ impl EmfReporter {
     pub fn start(namespace: &str, interval: Duration, sink: LineSink) -> EmfReporter {
         let namespace: Arc<str> = namespace.into();
         let interval = interval.clamp(Duration::from_millis(100), MAX_INTERVAL);
-        let read = Arc::new(Mutex::new(Deltas::new()));
+        let read = Arc::new(Mutex::new(Read::default()));
         let task = tokio::spawn({
             let (namespace, sink, read) = (namespace.clone(), sink.clone(), read.clone());
             async move {
@@ -83,20 +100,114 @@ impl EmfReporter {
     }
 }
 
-fn report(namespace: &str, sink: &LineSink, read: &Mutex<Deltas>) {
+/// What one reporter read last, of the request series and of the other sources.
+#[derive(Default)]
+struct Read {
+    requests: Deltas,
+    sources: SourceDeltas,
+}
+
+fn report(namespace: &str, sink: &LineSink, read: &Mutex<Read>) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let deltas = read
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .advance(metrics::snapshot_all());
-    for (series, snapshot) in deltas {
+    let mut read = read.lock().unwrap_or_else(|e| e.into_inner());
+    for (series, snapshot) in read.requests.advance(metrics::snapshot_all()) {
         if snapshot.requests > 0 {
             sink(document(namespace, now, &series, &snapshot).to_string());
         }
     }
+    for source in read.sources.advance(metric_sources::read_all()) {
+        for doc in source_documents(namespace, now, &source) {
+            sink(doc.to_string());
+        }
+    }
+}
+
+/// The EMF documents of one source's readings (changes since the last report): one per
+/// attribute set that has something to say.
+pub fn source_documents(namespace: &str, timestamp_ms: u64, source: &SourceReading) -> Vec<Value> {
+    let dimensions = source.source.dimensions();
+    let mut by_attributes: Vec<(&Attributes, Vec<&Reading>)> = Vec::new();
+    for reading in &source.readings {
+        let worth_a_line = match &reading.value {
+            metric_sources::Value::Counter(change) => *change > 0,
+            metric_sources::Value::Sum(change) => *change > 0.0,
+            metric_sources::Value::Histogram(counts) => counts.count() > 0,
+            metric_sources::Value::Gauge(_) => true,
+        };
+        if !worth_a_line {
+            continue;
+        }
+        match by_attributes
+            .iter_mut()
+            .find(|(attributes, _)| **attributes == reading.attributes)
+        {
+            Some((_, readings)) => readings.push(reading),
+            None => by_attributes.push((&reading.attributes, vec![reading])),
+        }
+    }
+    by_attributes
+        .into_iter()
+        .map(|(attributes, readings)| {
+            let mut root = Map::new();
+            let mut full: Vec<String> = Vec::new();
+            for (name, value) in &dimensions {
+                root.insert(name.to_string(), json!(value));
+                full.push(name.to_string());
+            }
+            for (name, value) in attributes {
+                root.insert(name.to_string(), json!(value));
+                full.push(name.to_string());
+            }
+            // Per service across its versions as well, as for the requests.
+            let mut sets = vec![];
+            if full.iter().any(|d| d == "Version") {
+                sets.push(full.iter().filter(|d| *d != "Version").cloned().collect());
+            }
+            sets.push(full);
+            let mut metrics = Vec::new();
+            for reading in readings {
+                metrics.push(json!({"Name": &*reading.name, "Unit": reading.unit.emf()}));
+                let value = match &reading.value {
+                    metric_sources::Value::Counter(change) => json!(change),
+                    metric_sources::Value::Sum(change) => json!(change),
+                    metric_sources::Value::Gauge(level) => json!(level),
+                    metric_sources::Value::Histogram(counts) => json!(histogram_values(counts)),
+                };
+                root.insert(reading.name.to_string(), value);
+            }
+            root.insert("MetricGroup".into(), json!(source.source.group()));
+            root.insert(
+                "_aws".into(),
+                json!({
+                    "Timestamp": timestamp_ms,
+                    "CloudWatchMetrics": [{
+                        "Namespace": namespace,
+                        "Dimensions": sets,
+                        "Metrics": metrics,
+                    }],
+                }),
+            );
+            Value::Object(root)
+        })
+        .collect()
+}
+
+/// A histogram's counts as at most [`MAX_VALUES`] values, each bucket's upper bound (the
+/// largest value for the last bucket, and for any bucket whose bound is past it).
+pub fn histogram_values(counts: &HistogramCounts) -> Vec<f64> {
+    let largest = counts
+        .max
+        .unwrap_or_else(|| counts.bounds.last().copied().unwrap_or(0.0));
+    spread(&counts.counts, |i| {
+        counts
+            .bounds
+            .get(i)
+            .map(|bound| bound.min(largest))
+            .unwrap_or(largest)
+    })
 }
 
 /// One series' EMF document at `timestamp_ms`.
@@ -114,6 +225,7 @@ pub fn document(namespace: &str, timestamp_ms: u64, series: &Series, counts: &Sn
                 "Metrics": metrics,
             }],
         },
+        "MetricGroup": "Requests",
         "Service": &*series.service,
         "Version": &*series.version,
         "RouteClass": series.route.as_str(),
@@ -128,18 +240,28 @@ pub fn document(namespace: &str, timestamp_ms: u64, series: &Series, counts: &Sn
 /// [`MAX_VALUES`] values (fewer when fewer requests were counted) spread over the histogram's
 /// buckets in proportion to their counts, each the bucket's upper bound in milliseconds.
 pub fn duration_values(counts: &Snapshot) -> Vec<f64> {
-    let total: u64 = counts.buckets.iter().sum();
+    let longest_ms = counts.duration_max_us as f64 / 1_000.0;
+    spread(&counts.buckets, |i| {
+        BUCKET_BOUNDS_MS
+            .get(i)
+            .map(|bound| (*bound as f64).min(longest_ms.max(0.0)))
+            .unwrap_or(longest_ms)
+    })
+}
+
+/// [`MAX_VALUES`] values (fewer when fewer were counted) spread over `buckets` in proportion to
+/// their counts, each `value_of` its bucket's index.
+fn spread(buckets: &[u64], value_of: impl Fn(usize) -> f64) -> Vec<f64> {
+    let total: u64 = buckets.iter().sum();
     if total == 0 {
         return Vec::new();
     }
     let wanted = total.min(MAX_VALUES as u64);
-    let longest_ms = counts.duration_max_us as f64 / 1_000.0;
     let mut values = Vec::with_capacity(wanted as usize);
     // Largest remainders: each bucket gets its floor share, the rest go to the largest
     // fractions, so the shares add up to `wanted` and a bucket with requests is not lost
     // unless it is under one share.
-    let shares: Vec<(usize, u64, u64)> = counts
-        .buckets
+    let shares: Vec<(usize, u64, u64)> = buckets
         .iter()
         .enumerate()
         .map(|(i, &count)| {
@@ -165,11 +287,7 @@ pub fn duration_values(counts: &Snapshot) -> Vec<f64> {
         extra -= 1;
     }
     for (i, count) in counts_out.into_iter().enumerate() {
-        let value = BUCKET_BOUNDS_MS
-            .get(i)
-            .map(|bound| (*bound as f64).min(longest_ms.max(0.0)))
-            .unwrap_or(longest_ms);
-        values.extend(std::iter::repeat_n(value, count as usize));
+        values.extend(std::iter::repeat_n(value_of(i), count as usize));
     }
     values
 }

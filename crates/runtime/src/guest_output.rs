@@ -192,6 +192,17 @@ impl ServiceOutput {
         })
     }
 
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        &self.service
+    }
+
+    /// The limiter of the component's own lines (stdout, stderr, wasi:otel log records): log
+    /// one only when [`LogLimiter::allow`] says so.
+    pub fn lines(&self) -> &LogLimiter {
+        &self.lines
+    }
+
     /// The limiter of the host's per-call warnings about this service's component: log one only
     /// when [`LogLimiter::allow`] says so.
     pub fn warnings(&self) -> &LogLimiter {
@@ -511,6 +522,11 @@ impl InstanceOutput {
     /// Whether the table entry `rep` is one [`Self::note_guest_stream`] noted.
     pub fn is_guest_stream(&self, rep: u32) -> bool {
         self.guest_streams.contains(&rep)
+    }
+
+    /// The component version's short content hash, which its lines carry.
+    pub fn version(&self) -> &str {
+        &self.shared.version
     }
 
     /// The service's sink (its warnings limiter, its counters).

@@ -6,6 +6,7 @@
 //! the requests an instance serves share its memory (the guest's globals) but never a trace:
 //! every capability call is attributed to the request that made it ([`crate::task_traces`]).
 
+use crate::guest_metrics::{GuestMetrics, InstanceReports};
 use crate::guest_output::{InstanceOutput, ServiceOutput};
 use crate::limits::{InstanceLimiter, Limits};
 use crate::memory_budget::MemoryBudget;
@@ -44,6 +45,10 @@ pub struct HostState {
     pub deadline: Option<Instant>,
     /// The service's table.
     pub service_table: Arc<Table>,
+    /// Where the component version's wasi:otel metrics are kept (set by the instance pool).
+    pub guest_metrics: Option<Arc<GuestMetrics>>,
+    /// What this instance exported of its cumulative wasi:otel metrics.
+    pub guest_metric_reports: InstanceReports,
 }
 
 impl WasiView for HostState {
@@ -157,6 +162,8 @@ impl StoreFactory {
             traces: TaskTraces::default(),
             deadline: None,
             service_table: self.table.clone(),
+            guest_metrics: None,
+            guest_metric_reports: InstanceReports::default(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);

@@ -21,14 +21,17 @@
 //! old version finish there, and its instances are dropped once idle; its warm instances are
 //! dropped at once ([`ServedComponent::retire`]).
 
+use crate::guest_metrics::GuestMetrics;
 use crate::host_state::{self, HostState, StoreFactory};
 use crate::memory_budget;
+use crate::metric_sources;
 use crate::metrics::VersionMetrics;
+use crate::pool_metrics::{PendingCause, PoolMetrics, RetireCause};
 use crate::runtime::{Abi, LoadedComponent};
 use crate::warm_instances::{MakeInstance, WarmPool, WarmPoolReport};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -189,7 +192,15 @@ impl ServedComponent {
         let component = Arc::new(component);
         let metrics = VersionMetrics::register(service, component.content_hash.short());
         let limits = reuse.resolve(component.abi);
+        // Listed for the reporters while the factory (and so this version) or an instance of
+        // it is alive.
+        let pool_metrics = Arc::new(PoolMetrics::new(service, component.content_hash.short()));
+        metric_sources::register(pool_metrics.clone());
+        let guest_metrics = Arc::new(GuestMetrics::new(service, component.content_hash.short()));
+        metric_sources::register(guest_metrics.clone());
         let maker = Arc::new(InstanceMaker {
+            metrics: pool_metrics,
+            guest_metrics,
             service: service.into(),
             component: component.clone(),
             stores,
@@ -251,6 +262,9 @@ pub struct InstanceMaker {
     service: String,
     component: Arc<LoadedComponent>,
     stores: Arc<StoreFactory>,
+    metrics: Arc<PoolMetrics>,
+    /// What its instances export through wasi:otel.
+    guest_metrics: Arc<GuestMetrics>,
     /// The most memory an instance of this component has held once instantiated: what a new
     /// one needs room for in the process's budget.
     initial_memory: AtomicUsize,
@@ -276,12 +290,14 @@ impl InstanceMaker {
             )
             .await?;
         let mut store = self.stores.new_store(self.component.content_hash.short());
+        store.data_mut().guest_metrics = Some(self.guest_metrics.clone());
         let fate = Arc::new(InstanceFate {
             memory_exhausted: store.data().limiter.memory_exhausted_flag(),
             budget_exhausted: store.data().limiter.budget_exhausted_flag(),
             ..InstanceFate::default()
         });
         // A start function that loops is stopped with the request that waits for it.
+        let started = Instant::now();
         let proxy = tokio::time::timeout(timeout, self.component.pre.instantiate_async(&mut store))
             .await
             .map_err(|_| {
@@ -291,6 +307,7 @@ impl InstanceMaker {
             })??;
         self.initial_memory
             .fetch_max(store.data().limiter.reserved(), Ordering::Relaxed);
+        self.metrics.created(started.elapsed());
         Ok(ReadyInstance { store, proxy, fate })
     }
 }
@@ -335,6 +352,7 @@ impl HandlerState for InstanceFactory {
         // A warm instance's time slice was counted from when it was made.
         host_state::restart_time_slice(&mut store);
         let timeout = self.maker.stores.limits().request_timeout;
+        let cause = Arc::new(PendingCause::default());
         Ok(Instance {
             store,
             proxy,
@@ -343,6 +361,7 @@ impl HandlerState for InstanceFactory {
                 idle_timeout: self.limits.idle_timeout,
                 request_timeout: timeout,
                 timer: None,
+                cause: cause.clone(),
             },
             state: InstanceWorker {
                 service: self.maker.service.clone(),
@@ -351,6 +370,9 @@ impl HandlerState for InstanceFactory {
                 max_concurrent: self.limits.requests_at_once,
                 request_timeout: timeout,
                 fate,
+                metrics: self.maker.metrics.clone(),
+                cause,
+                served: AtomicU64::new(0),
             },
         })
     }
@@ -366,6 +388,11 @@ pub struct InstanceWorker {
     max_concurrent: usize,
     request_timeout: Duration,
     fate: Arc<InstanceFate>,
+    metrics: Arc<PoolMetrics>,
+    /// Why it will be dropped, as first seen here or by its expiry.
+    cause: Arc<PendingCause>,
+    /// Requests it accepted.
+    served: AtomicU64,
 }
 
 impl WorkerState for InstanceWorker {
@@ -374,6 +401,9 @@ impl WorkerState for InstanceWorker {
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
         if total >= self.max_reuse || self.fate.retired.load(Ordering::Relaxed) {
+            if !self.fate.retired.load(Ordering::Relaxed) {
+                self.cause.note(RetireCause::ReuseLimit);
+            }
             ShouldAccept::Never
         } else if concurrent >= self.max_concurrent {
             ShouldAccept::No
@@ -388,6 +418,7 @@ impl WorkerState for InstanceWorker {
         ticket: RequestTicket,
         task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        self.served.fetch_add(1, Ordering::Relaxed);
         let state = store.data_mut();
         state.traces.insert(task, ticket.trace.clone());
         if self.abi == Abi::P2 {
@@ -400,6 +431,13 @@ impl WorkerState for InstanceWorker {
     }
 
     fn drop(&self, _store: Store<HostState>, result: wasmtime::Result<()>) {
+        let cause = if result.is_err() || self.fate.retired.load(Ordering::Relaxed) {
+            RetireCause::Failed
+        } else {
+            self.cause.get()
+        };
+        self.metrics
+            .retired(cause, self.served.load(Ordering::Relaxed));
         let failure = result.err().map(|error| {
             tracing::warn!(
                 service = %self.service,
@@ -419,6 +457,8 @@ pub struct InstanceExpiry {
     idle_timeout: Duration,
     request_timeout: Duration,
     timer: Option<(Instant, Pin<Box<tokio::time::Sleep>>)>,
+    /// Shared with the instance's worker, which counts the retirement.
+    cause: Arc<PendingCause>,
 }
 
 impl WorkerExpiration for InstanceExpiry {
@@ -436,6 +476,10 @@ impl WorkerExpiration for InstanceExpiry {
                 WorkerStatus::Requests | WorkerStatus::PostReturn => self.request_timeout,
             };
         if Instant::now() >= expires {
+            self.cause.note(match status {
+                WorkerStatus::Idle => RetireCause::Idle,
+                WorkerStatus::Requests | WorkerStatus::PostReturn => RetireCause::Deadline,
+            });
             return Poll::Ready(());
         }
         let timer = match &mut self.timer {

@@ -45,6 +45,8 @@ mod component_pin;
 mod component_source;
 mod emf;
 mod error_response;
+mod export_metrics;
+mod guest_metrics;
 mod guest_output;
 mod host;
 mod host_state;
@@ -54,10 +56,12 @@ mod keep_alive;
 mod limits;
 mod local_calls;
 mod memory_budget;
+pub mod metric_sources;
 pub mod metrics;
 mod network_policy;
 mod outbound;
 mod p3_client;
+mod pool_metrics;
 mod request_body;
 mod runtime;
 mod s3_source;
@@ -77,6 +81,7 @@ pub use component_pin::ComponentPin;
 pub use component_source::ComponentSource;
 pub use emf::{EmfReporter, LineSink};
 pub use error_response::{ResponseBody, full_body, json_error};
+pub use export_metrics::{ExporterMetrics, read as read_export_counters, register_trace_exporters};
 pub use host::{Host, HostBuilder};
 pub use instance_pool::InstanceReuse;
 pub use invoke::invoke;
@@ -92,6 +97,9 @@ pub use table::{Table, TableOptions};
 /// The parsers of outside input that the fuzz targets (`crates/fuzzing`) reach directly.
 pub mod parsers {
     pub use crate::capabilities::table::{WitItem, WitValue, item_from_wit, item_to_wit};
+    pub use crate::guest_metrics::{
+        ExportedPoint, ExportedValue, GuestMetrics, InstanceReports, MAX_SERIES,
+    };
     pub use crate::memory_budget::parse_cgroup_memory_limit;
     pub use crate::network_policy::{
         AddressPolicy, HostEndpoint, Refusal, TargetHost, canonical, embedded_ipv4, judged,

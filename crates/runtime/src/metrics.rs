@@ -55,40 +55,44 @@ impl RouteClass {
     }
 }
 
-/// The counters of one service, version and route class.
+/// The status classes a series counts apart: `1xx` to `5xx`, by the status's first digit.
+pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The index in [`STATUS_CLASSES`] of `status`'s class; a status past 599 counts as `5xx`.
+fn status_class(status: u16) -> usize {
+    usize::from(status / 100).clamp(1, STATUS_CLASSES.len()) - 1
+}
+
+/// The counters of one status class of a series.
+#[derive(Default)]
+struct ClassCounters {
+    requests: AtomicU64,
+    duration_sum_us: AtomicU64,
+    buckets: [AtomicU64; BUCKET_BOUNDS_MS.len() + 1],
+}
+
+/// The counters of one service, version and route class: per status class, so that the OTLP
+/// histogram can carry the class as an attribute; the totals are their sums.
 #[derive(Default)]
 pub struct RequestCounters {
-    requests: AtomicU64,
-    errors: AtomicU64,
+    by_class: [ClassCounters; STATUS_CLASSES.len()],
     throttles: AtomicU64,
-    faults: AtomicU64,
-    duration_sum_us: AtomicU64,
     duration_max_us: AtomicU64,
     /// The smallest duration, stored as `u64::MAX - µs` so that zero means "none yet" and
     /// `fetch_max` keeps the minimum.
     duration_min_inverted: AtomicU64,
-    buckets: [AtomicU64; BUCKET_BOUNDS_MS.len() + 1],
 }
 
 impl RequestCounters {
     /// Counts one answered request.
     pub fn record(&self, status: u16, duration: Duration) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        match status {
-            429 => {
-                self.errors.fetch_add(1, Ordering::Relaxed);
-                self.throttles.fetch_add(1, Ordering::Relaxed);
-            }
-            400..=499 => {
-                self.errors.fetch_add(1, Ordering::Relaxed);
-            }
-            500..=599 => {
-                self.faults.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => {}
+        let class = &self.by_class[status_class(status)];
+        class.requests.fetch_add(1, Ordering::Relaxed);
+        if status == 429 {
+            self.throttles.fetch_add(1, Ordering::Relaxed);
         }
         let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
-        self.duration_sum_us.fetch_add(micros, Ordering::Relaxed);
+        class.duration_sum_us.fetch_add(micros, Ordering::Relaxed);
         self.duration_max_us.fetch_max(micros, Ordering::Relaxed);
         self.duration_min_inverted
             .fetch_max(u64::MAX - micros, Ordering::Relaxed);
@@ -97,23 +101,46 @@ impl RequestCounters {
             .iter()
             .position(|bound| millis < *bound)
             .unwrap_or(BUCKET_BOUNDS_MS.len());
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        class.buckets[bucket].fetch_add(1, Ordering::Relaxed);
     }
 
     /// What was counted since the counters were made. Requests counted while this runs land
     /// in this snapshot or the next, never in neither.
     pub fn snapshot(&self) -> Snapshot {
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let by_class: [ClassSnapshot; STATUS_CLASSES.len()] =
+            std::array::from_fn(|i| ClassSnapshot {
+                requests: read(&self.by_class[i].requests),
+                duration_sum_us: read(&self.by_class[i].duration_sum_us),
+                buckets: std::array::from_fn(|b| read(&self.by_class[i].buckets[b])),
+            });
         let min_inverted = read(&self.duration_min_inverted);
-        Snapshot {
-            requests: read(&self.requests),
-            errors: read(&self.errors),
-            throttles: read(&self.throttles),
-            faults: read(&self.faults),
-            duration_sum_us: read(&self.duration_sum_us),
-            duration_max_us: read(&self.duration_max_us),
-            duration_min_us: (min_inverted != 0).then(|| u64::MAX - min_inverted),
-            buckets: std::array::from_fn(|i| read(&self.buckets[i])),
+        Snapshot::from_classes(
+            by_class,
+            read(&self.throttles),
+            read(&self.duration_max_us),
+            (min_inverted != 0).then(|| u64::MAX - min_inverted),
+        )
+    }
+}
+
+/// The counts of one status class.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClassSnapshot {
+    /// Requests answered with a status of the class.
+    pub requests: u64,
+    /// Sum of their durations, µs.
+    pub duration_sum_us: u64,
+    /// Their requests per bucket of [`BUCKET_BOUNDS_MS`] (and the last, unbounded one).
+    pub buckets: [u64; BUCKET_BOUNDS_MS.len() + 1],
+}
+
+impl ClassSnapshot {
+    fn since(&self, earlier: &ClassSnapshot) -> ClassSnapshot {
+        ClassSnapshot {
+            requests: self.requests.saturating_sub(earlier.requests),
+            duration_sum_us: self.duration_sum_us.saturating_sub(earlier.duration_sum_us),
+            buckets: std::array::from_fn(|i| self.buckets[i].saturating_sub(earlier.buckets[i])),
         }
     }
 }
@@ -139,22 +166,40 @@ pub struct Snapshot {
     pub duration_min_us: Option<u64>,
     /// Requests per bucket of [`BUCKET_BOUNDS_MS`] (and the last, unbounded one).
     pub buckets: [u64; BUCKET_BOUNDS_MS.len() + 1],
+    /// The same per status class, in the order of [`STATUS_CLASSES`].
+    pub by_class: [ClassSnapshot; STATUS_CLASSES.len()],
 }
 
 impl Snapshot {
+    /// The totals of `by_class`, with the other counts as given.
+    fn from_classes(
+        by_class: [ClassSnapshot; STATUS_CLASSES.len()],
+        throttles: u64,
+        duration_max_us: u64,
+        duration_min_us: Option<u64>,
+    ) -> Snapshot {
+        Snapshot {
+            requests: by_class.iter().map(|c| c.requests).sum(),
+            errors: by_class[3].requests,
+            throttles,
+            faults: by_class[4].requests,
+            duration_sum_us: by_class.iter().map(|c| c.duration_sum_us).sum(),
+            duration_max_us,
+            duration_min_us,
+            buckets: std::array::from_fn(|b| by_class.iter().map(|c| c.buckets[b]).sum()),
+            by_class,
+        }
+    }
+
     /// What was counted between `earlier` and this snapshot of the same series. The longest
     /// and shortest durations stay the series' own, since those have no difference.
     pub fn since(&self, earlier: &Snapshot) -> Snapshot {
-        Snapshot {
-            requests: self.requests.saturating_sub(earlier.requests),
-            errors: self.errors.saturating_sub(earlier.errors),
-            throttles: self.throttles.saturating_sub(earlier.throttles),
-            faults: self.faults.saturating_sub(earlier.faults),
-            duration_sum_us: self.duration_sum_us.saturating_sub(earlier.duration_sum_us),
-            duration_max_us: self.duration_max_us,
-            duration_min_us: self.duration_min_us,
-            buckets: std::array::from_fn(|i| self.buckets[i].saturating_sub(earlier.buckets[i])),
-        }
+        Snapshot::from_classes(
+            std::array::from_fn(|i| self.by_class[i].since(&earlier.by_class[i])),
+            self.throttles.saturating_sub(earlier.throttles),
+            self.duration_max_us,
+            self.duration_min_us,
+        )
     }
 }
 
@@ -352,6 +397,9 @@ mod tests {
         assert_eq!(interval.duration_sum_us, 3_000);
         assert_eq!(interval.buckets.iter().sum::<u64>(), 1);
         assert_eq!(interval.buckets[2], 1);
+        assert_eq!(interval.by_class[1].requests, 1);
+        assert_eq!(later.by_class.clone().map(|c| c.requests), [0, 2, 0, 2, 1]);
+        assert_eq!(later.by_class[4].duration_sum_us, 40_000_000);
     }
 
     fn counts_of(all: &[(Arc<Series>, Snapshot)], service: &str, route: RouteClass) -> Option<u64> {

@@ -33,6 +33,7 @@
 use crate::allow_list::AllowList;
 use crate::guest_output::ServiceOutput;
 use crate::local_calls::LocalServices;
+use crate::metric_sources::{MetricSource, Reading, Unit, Value};
 use crate::network_policy::{AddressPolicy, HostEndpoint, Refusal, TargetHost};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -46,6 +47,7 @@ use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -139,6 +141,8 @@ impl StdError for AddressRefused {}
 /// allow-list covers the URL.
 struct AddressCheck {
     service: Arc<str>,
+    /// The refusals counted for the reporters.
+    refused: Arc<RefusedCalls>,
     allow_list: AllowList,
     policy: AddressPolicy,
     /// Rate-limits the refusal warnings.
@@ -180,6 +184,7 @@ impl AddressCheck {
 
     /// Logs and returns the refusal of `address` for `host`: which rule, and what to change.
     fn refuse(&self, host: &str, address: IpAddr, port: u16, refusal: Refusal) -> AddressRefused {
+        self.refused.count(Refused::Address);
         if self.output.warnings().allow() {
             tracing::warn!(
                 service = %self.service,
@@ -299,8 +304,11 @@ impl OutboundHttp {
         resolver: Arc<dyn Resolve>,
         output: Arc<ServiceOutput>,
     ) -> Arc<Self> {
+        let refused = Arc::new(RefusedCalls::new(service));
+        crate::metric_sources::register(refused.clone());
         let check = Arc::new(AddressCheck {
             service: service.into(),
+            refused,
             output,
             allow_list: config.allow_list.clone(),
             policy: AddressPolicy {
@@ -363,6 +371,7 @@ impl OutboundHttp {
     ) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
         let uri = request.uri().clone();
         if !self.config.allow_list.allows(&uri) {
+            self.check.refused.count(Refused::AllowList);
             if self.check.output.warnings().allow() {
                 tracing::warn!(
                     service = %self.service,
@@ -539,6 +548,64 @@ impl WasiHttpHooks for OutboundHooks {
             }
             result
         })
+    }
+}
+
+/// Which check refused an outgoing call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// The URL is not on the allow-list.
+    AllowList,
+    /// Every address the name resolved to is one the policy refuses.
+    Address,
+}
+
+/// The outgoing calls one service was refused, by check: a [`MetricSource`] per service.
+struct RefusedCalls {
+    service: String,
+    allow_list: AtomicU64,
+    address: AtomicU64,
+}
+
+impl RefusedCalls {
+    fn new(service: &str) -> RefusedCalls {
+        RefusedCalls {
+            service: service.to_string(),
+            allow_list: AtomicU64::new(0),
+            address: AtomicU64::new(0),
+        }
+    }
+
+    fn count(&self, refused: Refused) {
+        match refused {
+            Refused::AllowList => &self.allow_list,
+            Refused::Address => &self.address,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl MetricSource for RefusedCalls {
+    fn group(&self) -> &'static str {
+        "Outbound"
+    }
+
+    fn dimensions(&self) -> Vec<(&'static str, String)> {
+        vec![("Service", self.service.clone())]
+    }
+
+    fn read(&self) -> Vec<Reading> {
+        [("allow_list", &self.allow_list), ("address", &self.address)]
+            .into_iter()
+            .map(|(rule, count)| Reading {
+                name: "OutboundRefused".into(),
+                otel_name: "xray_host.outbound.refused".into(),
+                description: "Outgoing calls refused, by the check that refused them".into(),
+                unit: Unit::Count("{call}"),
+                attributes: vec![("Rule".into(), rule.to_string())],
+                value: Value::Counter(count.load(Ordering::Relaxed)),
+            })
+            .collect()
     }
 }
 

@@ -193,15 +193,37 @@ fn outgoing_calls_are_denied_unless_allowed() {
     assert_eq!(response.body, "error ErrorCode::HttpRequestDenied");
     assert!(denied_host.wait_for_log("outgoing call refused", Duration::from_secs(5)));
 
-    let allowed_host = faults().args(["--allow-outbound", &url]).start();
+    let allowed_host = faults()
+        .args(["--allow-outbound", &url])
+        .args(["--metrics", "emf", "--metrics-interval", "1s"])
+        .start();
     let allowed = allowed_host.port();
     assert_eq!(get(allowed, &query).body, "status 200");
     // Same host, another port: still denied.
     let other = format!("/fetch?url=http://127.0.0.1:{}/", free_port());
-    assert_eq!(
-        get(allowed, &other).body,
-        "error ErrorCode::HttpRequestDenied"
-    );
+    for _ in 0..2 {
+        assert_eq!(
+            get(allowed, &other).body,
+            "error ErrorCode::HttpRequestDenied"
+        );
+    }
+    // Both refusals counted for the service, by the rule that refused them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        let refused: u64 = allowed_host
+            .log()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|doc| doc["MetricGroup"] == "Outbound" && doc["Service"] == "Faults")
+            .filter(|doc| doc["Rule"] == "allow_list")
+            .filter_map(|doc| doc["OutboundRefused"].as_u64())
+            .sum();
+        if refused >= 2 || std::time::Instant::now() > deadline {
+            break refused;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(refused, 2, "{}", allowed_host.log());
 }
 
 #[test]

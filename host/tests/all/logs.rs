@@ -110,13 +110,21 @@ fn emf_lines_are_cloudwatch_metrics_that_count_the_requests_sent() {
         let mut totals = std::collections::BTreeMap::new();
         for document in &documents {
             let doc: Value = serde_json::from_str(document).unwrap();
+            if doc["MetricGroup"] != "Requests" {
+                continue;
+            }
             let route = doc["RouteClass"].as_str().unwrap().to_string();
             let entry = totals.entry(route).or_insert([0u64; 3]);
             entry[0] += doc["Requests"].as_u64().unwrap();
             entry[1] += doc["Errors"].as_u64().unwrap();
             entry[2] += doc["Faults"].as_u64().unwrap();
         }
-        if totals.values().map(|t| t[0]).sum::<u64>() == 10 || std::time::Instant::now() > deadline
+        let instances_made = documents.iter().any(|document| {
+            let doc: Value = serde_json::from_str(document).unwrap();
+            doc["MetricGroup"] == "InstancePool" && doc["InstancesCreated"].as_u64() > Some(0)
+        });
+        if (totals.values().map(|t| t[0]).sum::<u64>() == 10 && instances_made)
+            || std::time::Instant::now() > deadline
         {
             break (documents, totals);
         }
@@ -146,9 +154,34 @@ fn emf_lines_are_cloudwatch_metrics_that_count_the_requests_sent() {
             };
             assert!(numbers, "{metric} in {doc}");
         }
+        if doc["MetricGroup"] != "Requests" {
+            continue;
+        }
         assert_eq!(doc["Service"], "Backend #2");
         assert_eq!(doc["Version"].as_str().map(str::len), Some(12));
         let requests = doc["Requests"].as_u64().unwrap() as usize;
         assert_eq!(doc["Duration"].as_array().unwrap().len(), requests.min(100));
+    }
+
+    // The instance pool's lines: every instance made was counted, and its instantiation
+    // time with it; with instances of WASI 0.2 serving one request each, one per request.
+    let pool: Vec<Value> = documents
+        .iter()
+        .map(|document| serde_json::from_str::<Value>(document).unwrap())
+        .filter(|doc| doc["MetricGroup"] == "InstancePool")
+        .collect();
+    let created: u64 = pool
+        .iter()
+        .filter_map(|doc| doc["InstancesCreated"].as_u64())
+        .sum();
+    assert!(created >= 1, "{pool:#?}");
+    let timed: usize = pool
+        .iter()
+        .filter_map(|doc| doc["InstantiationTime"].as_array().map(Vec::len))
+        .sum();
+    assert_eq!(timed as u64, created.min(100), "{pool:#?}");
+    for doc in &pool {
+        assert_eq!(doc["Service"], "Backend #2", "{doc}");
+        assert_eq!(doc["Version"].as_str().map(str::len), Some(12), "{doc}");
     }
 }

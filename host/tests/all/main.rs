@@ -20,6 +20,7 @@ mod interop;
 mod logs;
 mod otlp_export;
 mod otlp_ingest;
+mod otlp_metrics;
 mod polyglot;
 mod polyglot_js;
 mod reuse;

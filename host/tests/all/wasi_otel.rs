@@ -1,6 +1,8 @@
 //! `wasi:otel`: a component instrumented with the OpenTelemetry SDK through wasi:otel
 //! (`test_otel`, spin-sdk 7, WASI 0.3) reports its spans into the request's trace, as
-//! subsegments of the request's segment, also when one instance serves several requests at once.
+//! subsegments of the request's segment, also when one instance serves several requests at once;
+//! its log records are the service's attributed lines and its metrics are EMF lines with the
+//! service's dimensions, bounded.
 
 use crate::support;
 
@@ -209,11 +211,11 @@ fn a_span_of_another_trace_is_refused_without_failing_the_request_and_logs_and_m
     let (root, _) = new_trace(201);
     let answer = traced_get(port, "/signals", &root);
     assert_eq!(answer.status, 200, "{}\n{}", answer.body, host.log());
-    let refused = answer.json()["metrics_export"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(refused.contains("not collected"), "{refused}");
+    assert_eq!(
+        answer.json()["metrics_export"],
+        Value::Null,
+        "the metrics are taken"
+    );
     assert!(
         host.wait_for_log("a log record from the component", Duration::from_secs(5)),
         "{}",
@@ -228,4 +230,125 @@ fn a_span_of_another_trace_is_refused_without_failing_the_request_and_logs_and_m
     assert!(line.contains(&root) && line.contains("WARN"), "{line}");
     // A plain request still works afterwards.
     assert_eq!(get(port, "/spans?id=z").status, 200);
+}
+
+#[test]
+fn a_components_metrics_are_emf_lines_with_its_dimensions_and_its_log_records_attributed_lines() {
+    let host = TestHost::serve(&component("test_otel"), "Otel")
+        .sample_everything()
+        .traced()
+        .args(["--metrics", "emf", "--metrics-interval", "1s"])
+        .args(["--log-format", "json"])
+        .start();
+    let port = host.port();
+    let (root, w3c) = new_trace(300);
+    for _ in 0..3 {
+        let answer = traced_get(port, "/signals", &root);
+        assert_eq!(answer.status, 200, "{}\n{}", answer.body, host.log());
+        assert_eq!(
+            answer.json()["metrics_export"],
+            Value::Null,
+            "{}",
+            answer.body
+        );
+    }
+    // More series than a component version may have: refused with the reason, and counted.
+    let flood = get(port, "/metrics-flood");
+    let refused = flood.json()["metrics_export"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", flood.body))
+        .to_string();
+    assert!(
+        refused.contains("not kept") && refused.contains("series"),
+        "{refused}"
+    );
+
+    let lines = |log: &str| -> Vec<Value> {
+        log.lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (documents, orders) = loop {
+        let documents: Vec<Value> = lines(&host.log())
+            .into_iter()
+            .filter(|doc| doc["MetricGroup"] == "Component")
+            .collect();
+        let orders: f64 = documents
+            .iter()
+            .filter_map(|doc| doc["app.orders"].as_f64())
+            .sum();
+        if orders >= 6.0 || std::time::Instant::now() > deadline {
+            break (documents, orders);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Three exports of 2 orders, delta: 6 in all, under the service's dimensions and the
+    // component's own attribute.
+    assert_eq!(orders, 6.0, "{documents:#?}");
+    let order_line = documents
+        .iter()
+        .find(|doc| doc.get("app.orders").is_some())
+        .unwrap();
+    assert_eq!(order_line["Service"], "Otel");
+    assert_eq!(order_line["Version"].as_str().map(str::len), Some(12));
+    assert_eq!(order_line["app.kind"], "test");
+    let dimensions = &order_line["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
+    assert!(
+        dimensions
+            .as_array()
+            .unwrap()
+            .contains(&json!(["Service", "Version", "app.kind"])),
+        "{order_line:#}"
+    );
+    // The histogram: two values per export, in milliseconds.
+    let latency: Vec<f64> = documents
+        .iter()
+        .filter_map(|doc| doc["app.latency"].as_array())
+        .flatten()
+        .map(number)
+        .collect();
+    assert_eq!(latency.len(), 6, "{documents:#?}");
+    assert!(
+        latency.contains(&10.0) && latency.contains(&55.0),
+        "{latency:?}"
+    );
+    let refusals = |documents: &[Value]| -> u64 {
+        documents
+            .iter()
+            .filter_map(|doc| doc["ComponentMetricsRefused"].as_u64())
+            .sum()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut all = documents;
+    while refusals(&all) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        all = lines(&host.log())
+            .into_iter()
+            .filter(|doc| doc["MetricGroup"] == "Component")
+            .collect();
+    }
+    // 70 series asked for, 64 kept at most, the orders' and the latency's among them.
+    assert_eq!(refusals(&all), 70 - (64 - 2), "{all:#?}");
+    let schema = support::workspace().join("host/tests/fixtures/cloudwatch-emf.schema.json");
+    let texts: Vec<String> = all.iter().map(Value::to_string).collect();
+    support::peers::validate_json(&schema, &texts).unwrap_or_else(|e| panic!("{e}"));
+
+    // The log record: the service's line, with the version and the request's trace.
+    let record = lines(&host.log())
+        .into_iter()
+        .find(|line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("a log record from the component"))
+        })
+        .unwrap_or_else(|| panic!("{}", host.log()));
+    assert_eq!(record["service"], "Otel", "{record}");
+    assert_eq!(
+        record["version"].as_str().map(str::len),
+        Some(12),
+        "{record}"
+    );
+    assert_eq!(record["AWS-XRAY-TRACE-ID"], root, "{record}");
+    assert_eq!(record["trace_id"], w3c, "{record}");
 }

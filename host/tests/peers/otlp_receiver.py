@@ -1,11 +1,13 @@
-"""An OTLP/HTTP traces receiver for the host's export tests, built on the official definitions.
+"""An OTLP/HTTP traces and metrics receiver for the host's export tests, built on the official
+definitions.
 
 Usage: otlp_receiver.py PORT OUT_FILE [--refuse 503,429,...] [--sigv4 REGION]
 
-Every POST to /v1/traces is decoded with the opentelemetry-proto package's generated classes
-(protobuf, or OTLP/JSON turned into the same message), gunzipped first when its
-Content-Encoding says gzip, and appended to OUT_FILE as one JSON line: the content type, the
-encoding, the signature check and the request as a dict with its ids in hex. The first answers
+Every POST to /v1/traces (or /v1/metrics) is decoded with the opentelemetry-proto package's
+generated classes, ExportTraceServiceRequest (or ExportMetricsServiceRequest) (protobuf, or
+OTLP/JSON turned into the same message), gunzipped first when its Content-Encoding says gzip,
+and appended to OUT_FILE as one JSON line: the path, the content type, the encoding, the
+signature check and the request as a dict with its ids in hex. The first answers
 may be refusals (--refuse, each status once, with Retry-After: 1); then 200 with an empty
 ExportTraceServiceResponse. With --sigv4, the Authorization header is checked with botocore's
 SigV4 signer for service `xray` in REGION with the credentials in AWS_ACCESS_KEY_ID and
@@ -24,10 +26,20 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from google.protobuf import json_format
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+
+# The messages of each signal's path: the request, and the answer to a success.
+SIGNALS = {
+    "/v1/traces": (ExportTraceServiceRequest, ExportTraceServiceResponse),
+    "/v1/metrics": (ExportMetricsServiceRequest, ExportMetricsServiceResponse),
+}
 
 PORT = int(sys.argv[1])
 OUT = sys.argv[2]
@@ -103,10 +115,11 @@ class Handler(BaseHTTPRequestHandler):
             return
         raw = gzip.decompress(body) if self.headers.get("Content-Encoding") == "gzip" else body
         content_type = self.headers.get("Content-Type", "")
-        message = ExportTraceServiceRequest()
+        request_type, response_type = SIGNALS.get(self.path, SIGNALS["/v1/traces"])
+        message = request_type()
         if content_type == "application/x-protobuf":
             message.ParseFromString(raw)
-            answer = ExportTraceServiceResponse().SerializeToString()
+            answer = response_type().SerializeToString()
         elif content_type == "application/json":
             json_format.Parse(json.dumps(hex_ids_to_base64(json.loads(raw))), message)
             answer = b"{}"
@@ -116,6 +129,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.record(
             {
+                "path": self.path,
                 "content_type": content_type,
                 "encoding": self.headers.get("Content-Encoding"),
                 "signature": signature,

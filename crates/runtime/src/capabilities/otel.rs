@@ -5,9 +5,13 @@
 //! - `tracing`: every span becomes a subsegment of the request's trace (the mapping is in
 //!   [`xray::request_trace::guest_span`]); `outer-span-context` is the request's segment, so the component's
 //!   root spans are its children.
-//! - `logs`: each record is written to the host's log with the request's trace id.
-//! - `metrics`: not collected; `export` says so with an error, rather than dropping the data
-//!   silently.
+//! - `logs`: each record is written to the host's log as the component's stdout lines are:
+//!   with the service, the component version and the request's trace id, through the same
+//!   per-service rate limit.
+//! - `metrics`: sums, gauges and explicit-bucket histograms are kept per component version in
+//!   a bounded store ([`crate::guest_metrics`]) that the EMF and OTLP reporters write with the
+//!   service's dimensions; what breaks a bound (too many series, an exponential histogram) is
+//!   refused with an error the component sees, and counted.
 //!
 //! One instance serves several requests at once (WASI 0.3), so every call finds the request it
 //! belongs to from the calling task, as the tracing interface's `current-segment` does
@@ -16,6 +20,7 @@
 //! per request: the component's mistake never fails the request, and it cannot reach another
 //! request's trace.
 
+use crate::guest_metrics::{ExportedPoint, ExportedValue};
 use crate::host_state::HostState;
 use crate::task_traces::calling_request;
 use wasmtime::component::{Access, HasSelf, Linker};
@@ -130,7 +135,16 @@ impl logs::Host for HostState {}
 
 impl logs::HostWithStore<HostState> for HasSelf<HostState> {
     fn on_emit(mut access: Access<'_, HostState, Self>, record: logs::LogRecord) {
+        // Bounded like the component's stdout: past the service's rate, dropped and counted.
+        if !access.get().output.service().lines().allow() {
+            return;
+        }
         let trace_id = calling_trace(&mut access).map(|trace| trace.trace_id());
+        let output = &access.get().output;
+        let (service, version) = (
+            output.service().name().to_string(),
+            output.version().to_string(),
+        );
         let trace_id = trace_id.as_ref().map_or("", |id| id.as_str());
         let body = record.body.as_deref().map(log_text).unwrap_or_default();
         let severity = record.severity_text.as_deref().unwrap_or("");
@@ -140,6 +154,8 @@ impl logs::HostWithStore<HostState> for HasSelf<HostState> {
             ($level:ident) => {
                 tracing::$level!(
                     target: "component",
+                    service = %service,
+                    version = %version,
                     trace_id,
                     span_id = ?span_id,
                     severity = ?severity,
@@ -159,13 +175,104 @@ impl logs::HostWithStore<HostState> for HasSelf<HostState> {
 }
 
 impl metrics::Host for HostState {
-    fn export(&mut self, _metrics: metrics::ResourceMetrics) -> Result<(), metrics::Error> {
-        Err(
-            "metrics are not collected by this host (it records traces only): \
-             nothing was exported; configure the component's meter provider without the \
-             wasi:otel exporter"
-                .into(),
-        )
+    fn export(&mut self, exported: metrics::ResourceMetrics) -> Result<(), metrics::Error> {
+        let Some(store) = self.guest_metrics.clone() else {
+            return Err("this instance keeps no metrics (it is not served)".into());
+        };
+        store.record(&mut self.guest_metric_reports, exported_points(exported))
+    }
+}
+
+/// The points of an export, one per data point, in the store's terms.
+fn exported_points(exported: metrics::ResourceMetrics) -> Vec<ExportedPoint> {
+    use metrics::MetricData as D;
+    let mut points = Vec::new();
+    for metric in exported.scope_metrics.into_iter().flat_map(|s| s.metrics) {
+        let point = |attributes: Vec<types::KeyValue>, value| ExportedPoint {
+            name: metric.name.clone(),
+            description: metric.description.clone(),
+            unit: metric.unit.clone(),
+            attributes: attribute_texts(attributes),
+            value,
+        };
+        match metric.data {
+            D::F64Sum(sum) | D::U64Sum(sum) | D::S64Sum(sum) => {
+                let cumulative = cumulative(sum.temporality);
+                for p in sum.data_points {
+                    points.push(point(
+                        p.attributes,
+                        ExportedValue::Sum {
+                            monotonic: sum.is_monotonic,
+                            cumulative,
+                            value: number(p.value),
+                        },
+                    ));
+                }
+            }
+            D::F64Gauge(gauge) | D::U64Gauge(gauge) | D::S64Gauge(gauge) => {
+                for p in gauge.data_points {
+                    points.push(point(p.attributes, ExportedValue::Gauge(number(p.value))));
+                }
+            }
+            D::F64Histogram(histogram)
+            | D::U64Histogram(histogram)
+            | D::S64Histogram(histogram) => {
+                let cumulative = cumulative(histogram.temporality);
+                for p in histogram.data_points {
+                    points.push(point(
+                        p.attributes,
+                        ExportedValue::Histogram {
+                            cumulative,
+                            bounds: p.bounds,
+                            counts: p.bucket_counts,
+                            sum: number(p.sum),
+                            max: p.max.map(number),
+                        },
+                    ));
+                }
+            }
+            D::F64ExponentialHistogram(histogram)
+            | D::U64ExponentialHistogram(histogram)
+            | D::S64ExponentialHistogram(histogram) => {
+                for p in histogram.data_points {
+                    points.push(point(
+                        p.attributes,
+                        ExportedValue::Unsupported(
+                            "exponential histograms are not kept; use explicit buckets",
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    points
+}
+
+/// Attributes with their JSON-encoded values decoded: a string as its text, anything else as
+/// its JSON (the dimension's value).
+fn attribute_texts(attributes: Vec<types::KeyValue>) -> Vec<(String, String)> {
+    attributes
+        .into_iter()
+        .map(|kv| {
+            let text = match serde_json::from_str::<serde_json::Value>(&kv.value) {
+                Ok(serde_json::Value::String(text)) => text,
+                _ => kv.value,
+            };
+            (kv.key, text)
+        })
+        .collect()
+}
+
+fn cumulative(temporality: metrics::Temporality) -> bool {
+    // Low-memory is delta for sums and histograms of synchronous instruments.
+    matches!(temporality, metrics::Temporality::Cumulative)
+}
+
+fn number(value: metrics::MetricNumber) -> f64 {
+    match value {
+        metrics::MetricNumber::F64(x) => x,
+        metrics::MetricNumber::S64(n) => n as f64,
+        metrics::MetricNumber::U64(n) => n as f64,
     }
 }
 

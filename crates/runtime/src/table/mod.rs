@@ -10,12 +10,15 @@
 pub mod dynamodb;
 pub mod embedded;
 pub mod item;
+pub mod metrics;
 
 use dynamodb::{CallFailure, DynamoDbTable, FailureKind};
 use embedded::StoreOnDemand;
 use item::{Item, ItemError, validate};
+use metrics::{Operation, TableMetrics};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 use xray::active_trace::{ActiveTrace, CallSpan};
 use xray::document::Exception;
 use xray::request_trace::{CallEnd, FailureKind as TraceFailure};
@@ -67,6 +70,8 @@ enum Backend {
 pub struct Table {
     backend: Backend,
     key: Vec<String>,
+    /// Listed for the reporters while the table lives ([`crate::metric_sources`]).
+    metrics: Arc<TableMetrics>,
 }
 
 impl Table {
@@ -86,9 +91,15 @@ impl Table {
                 table: options.embedded_table.clone(),
             },
         };
+        let metrics = Arc::new(TableMetrics::new(match backend {
+            Backend::DynamoDb(_) => "dynamodb",
+            Backend::Embedded { .. } => "embedded",
+        }));
+        crate::metric_sources::register(metrics.clone());
         Arc::new(Self {
             backend,
             key: options.key_attributes.clone(),
+            metrics,
         })
     }
 
@@ -111,6 +122,14 @@ impl Table {
     pub async fn put(&self, item: Item, trace: &ActiveTrace) -> Result<(), TableError> {
         let keys: Vec<&str> = self.key.iter().map(String::as_str).collect();
         validate(&item, &keys).map_err(item_error)?;
+        let started = Instant::now();
+        let result = self.put_valid(item, trace).await;
+        self.metrics
+            .call(Operation::PutItem, started.elapsed(), result.is_err());
+        result
+    }
+
+    async fn put_valid(&self, item: Item, trace: &ActiveTrace) -> Result<(), TableError> {
         match &self.backend {
             Backend::DynamoDb(table) => {
                 let call = trace.begin_aws_call("DynamoDB", "PutItem", table.name());
@@ -136,6 +155,14 @@ impl Table {
     pub async fn get(&self, key: Item, trace: &ActiveTrace) -> Result<Option<Item>, TableError> {
         let keys: Vec<&str> = self.key.iter().map(String::as_str).collect();
         validate(&key, &keys).map_err(item_error)?;
+        let started = Instant::now();
+        let result = self.get_valid(key, trace).await;
+        self.metrics
+            .call(Operation::GetItem, started.elapsed(), result.is_err());
+        result
+    }
+
+    async fn get_valid(&self, key: Item, trace: &ActiveTrace) -> Result<Option<Item>, TableError> {
         match &self.backend {
             Backend::DynamoDb(table) => {
                 let call = trace.begin_aws_call("DynamoDB", "GetItem", table.name());

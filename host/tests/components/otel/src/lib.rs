@@ -8,8 +8,12 @@
 //!   event). Answers the outer span context, the two span ids and how many requests this
 //!   instance has served (a global: shared under reuse) as JSON.
 //! - `GET /foreign`: a span of a trace of its own (no parent), which the host must refuse.
-//! - `GET /signals`: a log record through `wasi:otel/logs`, and an empty metrics export through
-//!   `wasi:otel/metrics`; answers what the export returned.
+//! - `GET /signals`: a log record through `wasi:otel/logs`, and through `wasi:otel/metrics` an
+//!   export of a delta sum `app.orders` (2, attribute `app.kind` = `test`) and a delta
+//!   histogram `app.latency` (ms, buckets up to 10 and 100: one value in each of the first two,
+//!   sum 60); answers what the export returned.
+//! - `GET /metrics-flood`: one export of 70 series of `app.visits`, each with its own
+//!   `app.customer`: more series than the host keeps; answers what the export returned.
 //!
 //! Contexts are passed explicitly rather than through `Context::current()`: one instance runs
 //! several requests at once, and the SDK's current context is per thread, not per request.
@@ -69,6 +73,7 @@ async fn handle(request: Request) -> impl IntoResponse {
             )
         }
         "/signals" => (StatusCode::OK, signals()),
+        "/metrics-flood" => (StatusCode::OK, metrics_flood()),
         _ => (StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#.into()),
     }
 }
@@ -141,14 +146,93 @@ fn signals() -> String {
         span_id: None,
         trace_flags: None,
     });
-    let exported = metrics::export(&metrics::ResourceMetrics {
+    let orders = metrics::Metric {
+        name: "app.orders".into(),
+        description: "Orders taken".into(),
+        unit: "{order}".into(),
+        data: metrics::MetricData::U64Sum(metrics::Sum {
+            data_points: vec![metrics::SumDataPoint {
+                attributes: vec![types::KeyValue {
+                    key: "app.kind".into(),
+                    value: r#""test""#.into(),
+                }],
+                value: metrics::MetricNumber::U64(2),
+                exemplars: Vec::new(),
+            }],
+            start_time: now,
+            time: now,
+            temporality: metrics::Temporality::Delta,
+            is_monotonic: true,
+        }),
+    };
+    let latency = metrics::Metric {
+        name: "app.latency".into(),
+        description: "Time to take an order".into(),
+        unit: "ms".into(),
+        data: metrics::MetricData::F64Histogram(metrics::Histogram {
+            data_points: vec![metrics::HistogramDataPoint {
+                attributes: Vec::new(),
+                count: 2,
+                bounds: vec![10.0, 100.0],
+                bucket_counts: vec![1, 1, 0],
+                min: Some(metrics::MetricNumber::F64(5.0)),
+                max: Some(metrics::MetricNumber::F64(55.0)),
+                sum: metrics::MetricNumber::F64(60.0),
+                exemplars: Vec::new(),
+            }],
+            start_time: now,
+            time: now,
+            temporality: metrics::Temporality::Delta,
+        }),
+    };
+    let exported = export(vec![orders, latency]);
+    serde_json::json!({ "metrics_export": exported.err() }).to_string()
+}
+
+fn metrics_flood() -> String {
+    let now = datetime(SystemTime::now());
+    let visits = metrics::Metric {
+        name: "app.visits".into(),
+        description: String::new(),
+        unit: "{visit}".into(),
+        data: metrics::MetricData::U64Sum(metrics::Sum {
+            data_points: (0..70)
+                .map(|customer| metrics::SumDataPoint {
+                    attributes: vec![types::KeyValue {
+                        key: "app.customer".into(),
+                        value: format!("\"{customer}\""),
+                    }],
+                    value: metrics::MetricNumber::U64(1),
+                    exemplars: Vec::new(),
+                })
+                .collect(),
+            start_time: now,
+            time: now,
+            temporality: metrics::Temporality::Delta,
+            is_monotonic: true,
+        }),
+    };
+    let exported = export(vec![visits]);
+    serde_json::json!({ "metrics_export": exported.err() }).to_string()
+}
+
+/// Exports `metrics` in one scope, as an SDK's exporter would.
+fn export(metrics: Vec<metrics::Metric>) -> Result<(), String> {
+    metrics::export(&metrics::ResourceMetrics {
         resource: types::Resource {
             attributes: Vec::new(),
             schema_url: None,
         },
-        scope_metrics: Vec::new(),
-    });
-    serde_json::json!({ "metrics_export": exported.err() }).to_string()
+        scope_metrics: vec![metrics::ScopeMetrics {
+            scope: types::InstrumentationScope {
+                name: "otel-test".into(),
+                version: None,
+                schema_url: None,
+                attributes: Vec::new(),
+            },
+            metrics,
+        }],
+    })
 }
 
 /// The component's tracer, over one provider for the instance's lifetime.
