@@ -574,7 +574,11 @@ def polyglot_component_factories(log_dir, rules, sink, cache):
         lambda: ours_one_process(
             log_dir, 18510, rules, sink, cache,
             components=("bff-js.wasm", "backend1.wasm", "backend2.wasm"),
-            label="JS BFF + Rust backends, fresh instance"),
+            label="JS BFF + Rust backends, no warm pool", bff_keys="warm_instances = 0"),
+        lambda: ours_one_process(
+            log_dir, 18530, rules, sink, cache,
+            components=("bff-js.wasm", "backend1.wasm", "backend2.wasm"),
+            label="JS BFF + Rust backends, warm pool (2)", bff_keys="warm_instances = 2"),
         lambda: ours_one_process(
             log_dir, 18520, rules, sink, cache,
             label="Rust BFF + Rust backends (for reference)"),
@@ -638,9 +642,10 @@ def export_mode_factories(log_dir, rules, sink, otlp, cache):
     ]
 
 
-def observability_mode_factories(log_dir, rules, sink, cache):
+def observability_mode_factories(log_dir, rules, sink, otlp, cache):
     """Backend 2's GET /, traced, with each log format and metrics export, against both off."""
-    env = {"AWS_XRAY_DAEMON_ADDRESS": sink.address, "XRAY_HOST_CACHE_DIR": cache}
+    env = {"AWS_XRAY_DAEMON_ADDRESS": sink.address, "XRAY_HOST_CACHE_DIR": cache,
+           "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint}
 
     def variant(name, port, *extra):
         def start():
@@ -662,6 +667,8 @@ def observability_mode_factories(log_dir, rules, sink, cache):
         variant("metrics emf (every 10 s)", 18405, "--log-format", "text", "--metrics", "emf",
                 "--metrics-interval", "10s"),
         variant("logs json + metrics emf", 18406, "--log-format", "json", "--metrics", "emf",
+                "--metrics-interval", "10s"),
+        variant("metrics otlp (every 10 s)", 18407, "--log-format", "text", "--metrics", "otlp",
                 "--metrics-interval", "10s"),
     ]
 
@@ -889,7 +896,7 @@ def main():
 
     if args.only == "observability-modes":
         observability = run_section("observability modes, backend 2 GET /",
-                                    observability_mode_factories(log_dir, rules, sink, cache),
+                                    observability_mode_factories(log_dir, rules, sink, otlp, cache),
                                     args, sink)
         print_cpu_table("Observability modes, backend 2 GET /, traced (CPU time of the host "
                         "per request)", observability, "logs text, metrics none")
@@ -935,7 +942,7 @@ def main():
                         export_mode_factories(log_dir, rules, sink, otlp, cache), args, sink)
     sections.append(("export modes", modes))
     observability = run_section("observability modes, backend 2 GET /",
-                                observability_mode_factories(log_dir, rules, sink, cache),
+                                observability_mode_factories(log_dir, rules, sink, otlp, cache),
                                 args, sink)
     sections.append(("observability modes", observability))
 
