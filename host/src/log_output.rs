@@ -279,7 +279,15 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5));
         // The writer holds one batch (at most 64 KiB of lines), the queue the rest of what fits.
         let dropped = output.dropped();
-        let batch_lines = (MAX_BATCH_BYTES / b"line 0000\n".len()) as u64 + 1;
+        // The most lines a batch can hold: from the first, until their bytes reach its size.
+        let mut batch_bytes = 0;
+        let batch_lines = (0..total)
+            .take_while(|i| {
+                let fits = batch_bytes < MAX_BATCH_BYTES;
+                batch_bytes += format!("line {i}\n").len();
+                fits
+            })
+            .count() as u64;
         assert!((8000 - batch_lines..=8000).contains(&dropped), "{dropped}");
         *open.lock().unwrap() = true;
         assert!(output.flush(Duration::from_secs(30)));
