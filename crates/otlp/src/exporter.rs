@@ -28,7 +28,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
 use xray::document::Entity;
@@ -194,64 +194,39 @@ impl Worker {
                 return;
             }
         };
-        let give_up_at = Instant::now() + self.config.batch.export_timeout;
-        let mut backoff = Duration::from_secs(1);
-        // Why the last try failed, for the line logged when the batch is given up.
-        let mut last_failure;
-        loop {
-            let outcome = self.transport.post(body.clone()).await;
-            let wait = match outcome {
-                Ok(answer) if answer.status.is_success() => {
-                    let rejected = answer.rejected_spans(self.config.protocol);
+        let answer = self
+            .transport
+            .post_with_retries(
+                body,
+                &self.config.endpoint,
+                self.config.batch.export_timeout,
+                "the batch",
+                &self.counters.retried,
+            )
+            .await;
+        match answer {
+            Ok(answer) => {
+                let rejected = answer.rejected_spans(self.config.protocol);
+                self.counters
+                    .sent
+                    .fetch_add(count.saturating_sub(rejected.0), Ordering::Relaxed);
+                if rejected.0 > 0 {
                     self.counters
-                        .sent
-                        .fetch_add(count.saturating_sub(rejected.0), Ordering::Relaxed);
-                    if rejected.0 > 0 {
-                        self.counters
-                            .failed
-                            .fetch_add(rejected.0, Ordering::Relaxed);
-                        tracing::warn!(
-                            "the OTLP endpoint {} took the batch but rejected {} of its {count} \
-                             spans: {}",
-                            self.config.endpoint,
-                            rejected.0,
-                            rejected.1
-                        );
-                    }
-                    if self.failing.swap(false, Ordering::Relaxed) {
-                        tracing::info!("OTLP spans reach {} again", self.config.endpoint);
-                    }
-                    return;
+                        .failed
+                        .fetch_add(rejected.0, Ordering::Relaxed);
+                    tracing::warn!(
+                        "the OTLP endpoint {} took the batch but rejected {} of its {count} \
+                         spans: {}",
+                        self.config.endpoint,
+                        rejected.0,
+                        rejected.1
+                    );
                 }
-                Ok(answer) if is_retryable(answer.status) => {
-                    last_failure = format!("it answered {}", answer.status);
-                    answer.retry_after.unwrap_or_else(|| jittered(backoff))
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("OTLP spans reach {} again", self.config.endpoint);
                 }
-                Ok(answer) => {
-                    self.give_up(count, &answer.refusal(&self.config.endpoint));
-                    return;
-                }
-                Err(error) => {
-                    // Unreachable, no answer in time, or no credentials to sign with: all may
-                    // pass, so they are retried like a 503.
-                    last_failure = format!("{error:#}");
-                    jittered(backoff)
-                }
-            };
-            if Instant::now() + wait > give_up_at {
-                self.give_up(
-                    count,
-                    &format!(
-                        "the OTLP endpoint {} did not take the batch within \
-                         OTEL_BSP_EXPORT_TIMEOUT ({:?}) of retries (the last try: {last_failure})",
-                        self.config.endpoint, self.config.batch.export_timeout
-                    ),
-                );
-                return;
             }
-            self.counters.retried.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(wait).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            Err(why) => self.give_up(count, &why),
         }
     }
 
@@ -398,6 +373,46 @@ impl Transport {
             timeout: config.timeout,
             signer,
         })
+    }
+
+    /// Posts `body` until the endpoint takes it (a 2xx answer, returned), retrying what may
+    /// pass (a retryable status, honouring its `Retry-After`; no answer; no credentials yet)
+    /// with a jittered exponential backoff and counting each retry in `retried`, for at most
+    /// `export_timeout`. Otherwise, why it gave up: a refusal, or `what` (the batch, the
+    /// metrics) not taken in time; `endpoint` is the endpoint as configured, for those
+    /// messages.
+    pub(crate) async fn post_with_retries(
+        &self,
+        body: Bytes,
+        endpoint: &str,
+        export_timeout: Duration,
+        what: &str,
+        retried: &AtomicU64,
+    ) -> Result<Answer, String> {
+        let give_up_at = Instant::now() + export_timeout;
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let (wait, last_failure) = match self.post(body.clone()).await {
+                Ok(answer) if answer.status.is_success() => return Ok(answer),
+                Ok(answer) if is_retryable(answer.status) => (
+                    answer.retry_after.unwrap_or_else(|| jittered(backoff)),
+                    format!("it answered {}", answer.status),
+                ),
+                Ok(answer) => return Err(answer.refusal(endpoint)),
+                // Unreachable, no answer in time, or no credentials to sign with: all may
+                // pass, so they are retried like a 503.
+                Err(error) => (jittered(backoff), format!("{error:#}")),
+            };
+            if Instant::now() + wait > give_up_at {
+                return Err(format!(
+                    "the OTLP endpoint {endpoint} did not take {what} within OTEL_BSP_EXPORT_TIMEOUT \
+                     ({export_timeout:?}) of retries (the last try: {last_failure})"
+                ));
+            }
+            retried.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
     }
 
     pub(crate) async fn post(&self, body: Bytes) -> anyhow::Result<Answer> {

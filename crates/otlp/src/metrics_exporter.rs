@@ -9,17 +9,14 @@
 //! in data points ([`ExportCounters`]).
 
 use crate::config::OtlpConfig;
-use crate::exporter::{Transport, encode, is_retryable, jittered};
+use crate::exporter::{Transport, encode};
 use crate::metrics::{ResourceReadings, export_request};
 use crate::sigv4::Signer;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::task::JoinHandle;
 use xray::export::ExportCounters;
-
-/// The longest wait between two tries of one export.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Reads the host's metrics now.
 pub type Collect = Arc<dyn Fn() -> Vec<ResourceReadings> + Send + Sync>;
@@ -129,41 +126,24 @@ impl Sender {
                 return;
             }
         };
-        let give_up_at = Instant::now() + self.config.batch.export_timeout;
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            let (wait, last_failure) = match self.transport.post(body.clone()).await {
-                Ok(answer) if answer.status.is_success() => {
-                    self.counters.sent.fetch_add(points, Ordering::Relaxed);
-                    if self.failing.swap(false, Ordering::Relaxed) {
-                        tracing::info!("OTLP metrics reach {} again", self.config.endpoint);
-                    }
-                    return;
+        let answer = self
+            .transport
+            .post_with_retries(
+                body,
+                &self.config.endpoint,
+                self.config.batch.export_timeout,
+                "the metrics",
+                &self.counters.retried,
+            )
+            .await;
+        match answer {
+            Ok(_) => {
+                self.counters.sent.fetch_add(points, Ordering::Relaxed);
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("OTLP metrics reach {} again", self.config.endpoint);
                 }
-                Ok(answer) if is_retryable(answer.status) => (
-                    answer.retry_after.unwrap_or_else(|| jittered(backoff)),
-                    format!("it answered {}", answer.status),
-                ),
-                Ok(answer) => {
-                    self.give_up(points, &answer.refusal(&self.config.endpoint));
-                    return;
-                }
-                Err(error) => (jittered(backoff), format!("{error:#}")),
-            };
-            if Instant::now() + wait > give_up_at {
-                self.give_up(
-                    points,
-                    &format!(
-                        "the OTLP endpoint {} did not take the metrics within \
-                         OTEL_BSP_EXPORT_TIMEOUT ({:?}) of retries (the last try: {last_failure})",
-                        self.config.endpoint, self.config.batch.export_timeout
-                    ),
-                );
-                return;
             }
-            self.counters.retried.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(wait).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            Err(why) => self.give_up(points, &why),
         }
     }
 
