@@ -44,7 +44,7 @@ pub struct Cli {
     /// Threads that run requests (tokio's workers). Default: one per CPU the process may use
     /// (its CPU affinity and its cgroup's quota count). With one, every request runs on the
     /// main thread (tokio's current-thread runtime), which saves the wake-ups between threads
-    /// that a single CPU cannot use anyway.
+    /// that a single CPU cannot use anyway. 0 is the default.
     #[arg(
         long,
         global = true,

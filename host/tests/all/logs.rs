@@ -88,13 +88,7 @@ fn emf_lines_are_cloudwatch_metrics_that_count_the_requests_sent() {
         .env("RECORD_LAST_ACCESS", "off")
         .start();
     let port = host.port();
-    for _ in 0..6 {
-        assert_eq!(get(port, "/").status, 200);
-    }
-    for _ in 0..3 {
-        assert_eq!(get(port, "/health").status, 200);
-    }
-    assert_eq!(get(port, "/no-such-page").status, 404);
+    support::send_metrics_mix(port);
 
     // Every request counted, across however many intervals they fell into.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::peers::{Peer, peers_installed};
-use support::{TestHost, component, free_port, get};
+use support::{TestHost, component, free_port};
 
 /// The last metrics request the receiver decoded, if any.
 fn last_metrics(out: &Path) -> Option<Value> {
@@ -79,13 +79,7 @@ fn otlp_metrics_decode_with_the_official_definitions_and_count_the_requests_sent
         .env("RECORD_LAST_ACCESS", "off")
         .start();
     let port = host.port();
-    for _ in 0..6 {
-        assert_eq!(get(port, "/").status, 200);
-    }
-    for _ in 0..3 {
-        assert_eq!(get(port, "/health").status, 200);
-    }
-    assert_eq!(get(port, "/no-such-page").status, 404);
+    support::send_metrics_mix(port);
 
     // The sums are cumulative: the last export holds every request.
     let expected = vec![

@@ -326,6 +326,18 @@ impl Response {
     }
 }
 
+/// The requests the metrics tests count on a reference backend: 6 `GET /` (200), 3
+/// `GET /health` (200, route class `health`) and one `GET /no-such-page` (404, an error).
+pub fn send_metrics_mix(port: u16) {
+    for _ in 0..6 {
+        assert_eq!(get(port, "/").status, 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(get(port, "/health").status, 200);
+    }
+    assert_eq!(get(port, "/no-such-page").status, 404);
+}
+
 /// `GET http://127.0.0.1:<port><path>`.
 pub fn get(port: u16, path: &str) -> Response {
     request(port, "GET", path, &[], b"")
