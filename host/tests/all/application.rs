@@ -307,15 +307,24 @@ pub(crate) fn assert_a_backend_not_on_the_allow_list_is_refused_by_the_host(bff:
         .start();
     let port = host.port();
     let response = get(port, "/api/");
-    assert_eq!(response.status, 502, "{}", response.body);
+    assert_eq!(
+        response.status,
+        502,
+        "{}\n{}\nbackend 1: {}\nbackend 2: {}",
+        response.body,
+        host.log(),
+        backend_1.log(),
+        backend_2.log()
+    );
     let body = response.json();
-    assert_eq!(body["backend"], "Backend #2");
+    assert_eq!(body["backend"], "Backend #2", "{body}\n{}", host.log());
     assert!(
         body["error"].as_str().unwrap().contains("does not allow"),
-        "{body}"
+        "{body}\n{}",
+        host.log()
     );
     assert!(
-        host.wait_for_log("outgoing call refused", Duration::from_secs(5)),
+        host.wait_for_log("outgoing call refused", Duration::from_secs(10)),
         "{}",
         host.log()
     );

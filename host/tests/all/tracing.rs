@@ -340,12 +340,12 @@ fn a_call_to_the_credentials_endpoint_is_refused_whatever_the_url_form() {
             "{url}"
         );
     }
-    assert!(host.wait_for_log("outgoing call refused", Duration::from_secs(5)));
-    let log = host.log();
-    let line = log
-        .lines()
-        .find(|l| l.contains("outgoing call refused") && l.contains("2852039170"))
-        .unwrap_or_else(|| panic!("{log}"));
+    let line = host
+        .wait_for_log_line(
+            |l| l.contains("outgoing call refused") && l.contains("2852039170"),
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|| panic!("{}", host.log()));
     assert!(
         line.contains("Faults") && line.contains("169.254.170.2"),
         "{line}"

@@ -241,6 +241,26 @@ impl Host {
         false
     }
 
+    /// Waits until the log has a line for which `matches` holds, and returns it. The host's
+    /// lines reach the log through its writer thread and our reader, so a line logged after
+    /// another may arrive a moment later: wait for the very line a test needs.
+    pub fn wait_for_log_line(
+        &self,
+        matches: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.log().lines().find(|line| matches(line)) {
+                return Some(line.to_string());
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
