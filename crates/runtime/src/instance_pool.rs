@@ -431,6 +431,16 @@ impl WorkerState for InstanceWorker {
     }
 
     fn drop(&self, _store: Store<HostState>, result: wasmtime::Result<()>) {
+        if result.as_ref().is_err_and(|error| was_cancelled(error)) {
+            // The worker's task was dropped, not failed: the runtime is shutting down after the
+            // in-flight requests finished or were cut off (which the server logs). An instance
+            // dropped then is no failure worth a warning with a backtrace.
+            self.metrics
+                .retired(RetireCause::Other, self.served.load(Ordering::Relaxed));
+            tracing::debug!(service = %self.service, "an instance was dropped at shutdown");
+            self.fate.end(Some("the host shut down".to_string()));
+            return;
+        }
         let cause = if result.is_err() || self.fate.retired.load(Ordering::Relaxed) {
             RetireCause::Failed
         } else {
@@ -450,6 +460,28 @@ impl WorkerState for InstanceWorker {
         });
         self.fate.end(failure);
     }
+}
+
+/// The error wasmtime's instance handler hands [`WorkerState::drop`] when the worker's task
+/// ended without finishing, whether it panicked or was dropped.
+const WORKER_ENDED_EARLY: &str = "worker panicked";
+
+/// Set once the server has stopped serving: from then on the runtime drops the workers' tasks.
+static SHUT_DOWN: AtomicBool = AtomicBool::new(false);
+
+/// Notes that the process stopped serving (its in-flight requests finished or were cut off):
+/// instances dropped from now on are dropped by the runtime's shutdown, not failed.
+pub fn note_shutdown() {
+    SHUT_DOWN.store(true, Ordering::Relaxed);
+}
+
+/// Whether `error` is the runtime dropping the worker's task at shutdown. The handler reports a
+/// dropped task and a panicked one alike (a panic, too, drops the task after tokio catches
+/// it), so only the shutdown tells them apart.
+fn was_cancelled(error: &wasmtime::Error) -> bool {
+    SHUT_DOWN.load(Ordering::Relaxed)
+        && error.chain().count() == 1
+        && error.to_string() == WORKER_ENDED_EARLY
 }
 
 /// When an instance is dropped: idle past the idle timeout, or busy past every deadline.

@@ -169,6 +169,7 @@ async fn serve_bound(
             options.shutdown_timeout
         ),
     }
+    crate::instance_pool::note_shutdown();
     Ok(())
 }
 

@@ -356,6 +356,37 @@ fn sigterm_lets_in_flight_requests_finish_then_exits() {
 }
 
 #[test]
+fn sigterm_drops_idle_reused_instances_without_reporting_a_failure() {
+    // The user sees: stopping a host whose WASI 0.3 instances wait idle for the next request
+    // logs the shutdown, not one "instance failed" warning with a backtrace per instance.
+    let mut host = TestHost::serve(&component("backend2"), "Backend #2")
+        .args(["--idle-instance-timeout", "60s"])
+        .start();
+    let port = host.port();
+    let requests: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || get(port, "/").status))
+        .collect();
+    for request in requests {
+        assert_eq!(request.join().unwrap(), 200);
+    }
+    host.terminate();
+    assert_eq!(
+        host.wait_exit(Duration::from_secs(10)),
+        Some(true),
+        "{}",
+        host.log()
+    );
+    assert!(
+        host.wait_for_log("all in-flight requests finished", Duration::from_secs(2)),
+        "{}",
+        host.log()
+    );
+    let log = host.log();
+    assert!(!log.contains("failed and was dropped"), "{log}");
+    assert!(!log.contains("WARN"), "{log}");
+}
+
+#[test]
 fn sigterm_cuts_off_requests_that_outlive_the_shutdown_timeout() {
     let mut host = faults().args(["--shutdown-timeout", "500ms"]).start();
     let port = host.port();
