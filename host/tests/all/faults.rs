@@ -293,16 +293,16 @@ fn a_wildcard_allow_list_reaches_neither_loopback_nor_the_hosts_own_endpoints() 
     }
 
     // One line per refusal, naming the service, the rule and what to change.
-    let log = host.log();
     let line = |service: &str, rule: &str| {
-        log.lines()
-            .find(|l| {
+        host.wait_for_log_line(
+            |l| {
                 l.contains("outgoing call refused")
                     && l.contains(service)
                     && l.contains(&format!("rule=\"{rule}\""))
-            })
-            .unwrap_or_else(|| panic!("no {rule} refusal for {service}:\n{log}"))
-            .to_string()
+            },
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|| panic!("no {rule} refusal for {service}:\n{}", host.log()))
     };
     let wildcard = line("Wild", "loopback-by-wildcard");
     assert!(
@@ -314,14 +314,16 @@ fn a_wildcard_allow_list_reaches_neither_loopback_nor_the_hosts_own_endpoints() 
         own.contains("admin endpoint") || own.contains("daemon stand-in"),
         "{own}"
     );
-    assert!(
-        log.contains(&format!("admin endpoint (127.0.0.1:{admin})")),
-        "{log}"
-    );
-    assert!(
-        log.contains(&format!("X-Ray daemon stand-in (127.0.0.1:{stand_in})")),
-        "{log}"
-    );
+    for named in [
+        format!("admin endpoint (127.0.0.1:{admin})"),
+        format!("X-Ray daemon stand-in (127.0.0.1:{stand_in})"),
+    ] {
+        assert!(
+            host.wait_for_log(&named, Duration::from_secs(10)),
+            "{named}: {}",
+            host.log()
+        );
+    }
 
     // The host serves on, and its admin endpoint still answers its operator.
     assert_eq!(get(wild, "/ok").body, "ok");

@@ -261,6 +261,19 @@ impl Host {
         }
     }
 
+    /// Waits until `text` occurs `count` times in the log; the number of times it does then
+    /// (more than `count` if more arrived, fewer if the time ran out).
+    pub fn wait_for_log_count(&self, text: &str, count: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self.log().matches(text).count();
+            if seen >= count || Instant::now() >= deadline {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
