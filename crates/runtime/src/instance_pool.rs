@@ -23,6 +23,7 @@
 
 use crate::guest_metrics::GuestMetrics;
 use crate::host_state::{self, HostState, StoreFactory};
+use crate::lazy_timer;
 use crate::memory_budget;
 use crate::metric_sources;
 use crate::metrics::VersionMetrics;
@@ -488,7 +489,7 @@ fn was_cancelled(error: &wasmtime::Error) -> bool {
 pub struct InstanceExpiry {
     idle_timeout: Duration,
     request_timeout: Duration,
-    timer: Option<(Instant, Pin<Box<tokio::time::Sleep>>)>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Shared with the instance's worker, which counts the retirement.
     cause: Arc<PendingCause>,
 }
@@ -514,13 +515,11 @@ impl WorkerExpiration for InstanceExpiry {
             });
             return Poll::Ready(());
         }
-        let timer = match &mut self.timer {
-            Some((at, timer)) if *at == expires => timer,
-            slot => {
-                let timer = Box::pin(tokio::time::sleep_until(expires.into()));
-                &mut slot.insert((expires, timer)).1
-            }
-        };
-        timer.as_mut().poll(cx)
+        // One timer for the instance's life, re-armed lazily (each accepted request moves the
+        // expiry later).
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(expires.into())));
+        lazy_timer::poll_until(timer.as_mut(), expires.into(), cx)
     }
 }

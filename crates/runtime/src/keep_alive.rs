@@ -24,6 +24,7 @@
 //! body is dropped, which ends the segment (marked as cut) and frees the place. The timer
 //! exists only while a write waits: a client that keeps reading never pays for it.
 
+use crate::lazy_timer;
 use http_body::{Body, Frame, SizeHint};
 use std::io;
 use std::pin::Pin;
@@ -203,10 +204,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for TimedStream<S> {
         let sleep = this
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if sleep.deadline() != deadline {
-            sleep.as_mut().reset(deadline);
-        }
-        match sleep.as_mut().poll(cx) {
+        match lazy_timer::poll_until(sleep.as_mut(), deadline, cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "no complete request head within the header read timeout, or idle past the \

@@ -53,6 +53,7 @@ mod host_state;
 mod instance_pool;
 mod invoke;
 mod keep_alive;
+mod lazy_timer;
 mod limits;
 mod local_calls;
 mod memory_budget;
