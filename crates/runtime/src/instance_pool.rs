@@ -299,13 +299,24 @@ impl InstanceMaker {
         });
         // A start function that loops is stopped with the request that waits for it.
         let started = Instant::now();
-        let proxy = tokio::time::timeout(timeout, self.component.pre.instantiate_async(&mut store))
-            .await
-            .map_err(|_| {
-                wasmtime::format_err!(
-                    "the component did not finish instantiating within {timeout:?} (--request-timeout)"
-                )
-            })??;
+        let proxy = match tokio::time::timeout(
+            timeout,
+            self.component.pre.instantiate_async(&mut store),
+        )
+        .await
+        {
+            Err(_) => wasmtime::bail!(
+                "the component did not finish instantiating within {timeout:?} (--request-timeout)"
+            ),
+            // Admission checked for room without taking it, so instances admitted together
+            // can outgrow the budget while they start: that is the budget's refusal (503),
+            // not the component's failure.
+            Ok(Err(_)) if fate.budget_exhausted.load(Ordering::Relaxed) => {
+                let limit = self.stores.budget().limit().unwrap_or(usize::MAX);
+                return Err(memory_budget::BudgetExhausted { limit }.into());
+            }
+            Ok(instantiated) => instantiated?,
+        };
         self.initial_memory
             .fetch_max(store.data().limiter.reserved(), Ordering::Relaxed);
         self.metrics.created(started.elapsed());
