@@ -496,6 +496,12 @@ fn was_cancelled(error: &wasmtime::Error) -> bool {
         && error.to_string() == WORKER_ENDED_EARLY
 }
 
+/// How long past its newest request's deadline a busy instance is dropped. Without it the
+/// instance's expiry and that request's deadline fall due at the same moment, and whichever is
+/// seen first decides between a 504 for that request and a 500 for every request on the
+/// instance.
+const EXPIRY_GRACE: Duration = Duration::from_secs(1);
+
 /// When an instance is dropped: idle past the idle timeout, or busy past every deadline.
 pub struct InstanceExpiry {
     idle_timeout: Duration,
@@ -516,8 +522,12 @@ impl WorkerExpiration for InstanceExpiry {
             + match status {
                 WorkerStatus::Idle => self.idle_timeout,
                 // `start` is when the most recent request was accepted: past its deadline, every
-                // request of the instance is.
-                WorkerStatus::Requests | WorkerStatus::PostReturn => self.request_timeout,
+                // request of the instance is. The grace lets each request's own deadline answer
+                // it first (504, and the instance serves on); only an instance whose requests
+                // could not be stopped by their deadlines is dropped, failing them all.
+                WorkerStatus::Requests | WorkerStatus::PostReturn => {
+                    self.request_timeout + EXPIRY_GRACE
+                }
             };
         if Instant::now() >= expires {
             self.cause.note(match status {
@@ -532,5 +542,47 @@ impl WorkerExpiration for InstanceExpiry {
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(expires.into())));
         lazy_timer::poll_until(timer.as_mut(), expires.into(), cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expiry(request_timeout: Duration) -> Pin<Box<InstanceExpiry>> {
+        Box::pin(InstanceExpiry {
+            idle_timeout: Duration::from_secs(1),
+            request_timeout,
+            timer: None,
+            cause: Arc::default(),
+        })
+    }
+
+    fn poll(expiry: &mut Pin<Box<InstanceExpiry>>, status: WorkerStatus, start: Instant) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        expiry.as_mut().poll(&mut cx, status, start).is_ready()
+    }
+
+    #[tokio::test]
+    async fn a_busy_instance_outlives_its_newest_requests_deadline_by_the_grace() {
+        let timeout = Duration::from_secs(30);
+        let mut expiry = expiry(timeout);
+        // The newest request is just past its deadline: its own timer answers it, and the
+        // instance stays.
+        let at_deadline = Instant::now() - timeout - Duration::from_millis(10);
+        assert!(!poll(&mut expiry, WorkerStatus::Requests, at_deadline));
+        // Past the grace too: the instance is dropped, counted as past its deadlines.
+        let past_grace = Instant::now() - timeout - EXPIRY_GRACE - Duration::from_millis(10);
+        assert!(poll(&mut expiry, WorkerStatus::Requests, past_grace));
+        assert_eq!(expiry.cause.get(), RetireCause::Deadline);
+    }
+
+    #[tokio::test]
+    async fn an_idle_instance_expires_at_the_idle_timeout() {
+        let mut expiry = expiry(Duration::from_secs(30));
+        assert!(!poll(&mut expiry, WorkerStatus::Idle, Instant::now()));
+        let idle_since = Instant::now() - Duration::from_millis(1010);
+        assert!(poll(&mut expiry, WorkerStatus::Idle, idle_since));
+        assert_eq!(expiry.cause.get(), RetireCause::Idle);
     }
 }
