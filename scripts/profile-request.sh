@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Where a request's time goes, per request, for xray-host traced, xray-host with X-Ray off and
-# `wasmtime serve`, all serving backend 2's standalone build (the same file) with sequential
-# requests after a warm-up (only those are counted):
+# `wasmtime serve`, all serving backend 2's standalone build (the same file), or for the whole
+# application in one process (`xray-host run`, GET /api/), with sequential requests after a
+# warm-up (only those are counted):
 #
 # - callgrind (the default): instructions per request, and the functions with the largest
 #   inclusive and exclusive costs. Instructions repeat on a noisy machine, unlike time.
@@ -16,7 +17,9 @@
 #   --profile  the host's build profile: dist (default) as shipped, or release as the tests
 #              build it (already built, so quick)
 #   --target   what serves: xray-host traced (default), xray-host --xray off, wasmtime serve
-#              (the wasmtime CLI scripts/bench.sh installs under .local/tools)
+#              (the wasmtime CLI scripts/bench.sh installs under .local/tools), or application:
+#              the BFF and both backends as shipped in one traced `xray-host run`, as
+#              bench/run.py's one-process row (the DynamoDB write off)
 #   REQUESTS   counted requests (default 2000); callgrind's output stays in
 #              target/bench/callgrind-<target>.out for callgrind_annotate or kcachegrind
 set -euo pipefail
@@ -31,7 +34,7 @@ requests=2000
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile=${2:?--profile takes dist or release}; shift 2 ;;
-    --target) target=${2:?--target takes traced, off or serve}; shift 2 ;;
+    --target) target=${2:?--target takes traced, off, serve or application}; shift 2 ;;
     --syscalls) mode=syscalls; shift ;;
     [0-9]*) requests=$1; shift ;;
     *) echo "unknown argument $1 (see the usage at the top of $0)" >&2; exit 2 ;;
@@ -63,6 +66,7 @@ pids="$pids $!"
 echo '{"version": 2, "default": {"fixed_target": 0, "rate": 1}, "rules": []}' >"$work/all.json"
 
 port=18401
+path=/
 component=target/bench/backend2-standalone.wasm
 host=(./target/"$profile"/xray-host serve --component "$component" --listen "127.0.0.1:$port"
   --name "Backend #2" --no-watch --sampling-rules "$work/all.json" --cache-dir "$work/cache"
@@ -85,16 +89,46 @@ case "$target" in
       serve=("$wasmtime" serve -Scli -Opooling-allocator --addr "127.0.0.1:$port" "$component")
     fi
     ;;
-  *) echo "--target takes traced, off or serve" >&2; exit 2 ;;
+  application)
+    path=/api/
+    wasm=$PWD/target/wasm32-wasip2/release
+    cat >"$work/app.toml" <<EOF
+[[service]]
+name = "BFF"
+component = "$wasm/bff.wasm"
+env = { BACKEND_1_URL = "http://127.0.0.1:$((port + 1))", BACKEND_2_URL = "http://127.0.0.1:$((port + 2))" }
+allow_outbound = ["http://127.0.0.1:$((port + 1))", "http://127.0.0.1:$((port + 2))"]
+
+[[service]]
+name = "Backend #1"
+component = "$wasm/backend1.wasm"
+listen = "127.0.0.1:$((port + 1))"
+env = { RECORD_LAST_ACCESS = "off" }
+
+[[service]]
+name = "Backend #2"
+component = "$wasm/backend2.wasm"
+listen = "127.0.0.1:$((port + 2))"
+env = { RECORD_LAST_ACCESS = "off" }
+
+[frontend]
+listen = "127.0.0.1:$port"
+dir = "$PWD/frontend"
+routes = { "/api" = "BFF" }
+EOF
+    serve=(./target/"$profile"/xray-host run --manifest "$work/app.toml" --no-watch
+      --sampling-rules "$work/all.json" --cache-dir "$work/cache" --table-store "$work/t.redb")
+    ;;
+  *) echo "--target takes traced, off, serve or application" >&2; exit 2 ;;
 esac
 
-# Sends $2 sequential GET / on one keep-alive connection to port $1.
+# Sends $2 sequential GET $path on one keep-alive connection to port $1.
 send_requests() {
-  python3 - "$1" "$2" <<'PY'
+  python3 - "$1" "$2" "$path" <<'PY'
 import http.client, sys
 connection = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
 for _ in range(int(sys.argv[2])):
-    connection.request("GET", "/")
+    connection.request("GET", sys.argv[3])
     response = connection.getresponse()
     assert response.status == 200 and response.read()
 PY
