@@ -443,7 +443,7 @@ impl WorkerState for InstanceWorker {
     }
 
     fn drop(&self, _store: Store<HostState>, result: wasmtime::Result<()>) {
-        if result.as_ref().is_err_and(|error| was_cancelled(error)) {
+        if result.as_ref().is_err_and(was_cancelled) {
             // The worker's task was dropped, not failed: the runtime is shutting down after the
             // in-flight requests finished or were cut off (which the server logs). An instance
             // dropped then is no failure worth a warning with a backtrace.
