@@ -343,6 +343,13 @@ fn sigterm_lets_in_flight_requests_finish_then_exits() {
         (response.status, response.body.as_str()),
         (200, "slept 1500 ms")
     );
+    assert_drained_and_exited(&mut host);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+/// Asserts that `host`, sent SIGTERM, exits successfully within 10 s after its in-flight
+/// requests finished.
+fn assert_drained_and_exited(host: &mut Host) {
     assert_eq!(
         host.wait_exit(Duration::from_secs(10)),
         Some(true),
@@ -354,7 +361,6 @@ fn sigterm_lets_in_flight_requests_finish_then_exits() {
         "{}",
         host.log()
     );
-    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
 
 #[test]
@@ -372,17 +378,7 @@ fn sigterm_drops_idle_reused_instances_without_reporting_a_failure() {
         assert_eq!(request.join().unwrap(), 200);
     }
     host.terminate();
-    assert_eq!(
-        host.wait_exit(Duration::from_secs(10)),
-        Some(true),
-        "{}",
-        host.log()
-    );
-    assert!(
-        host.wait_for_log("all in-flight requests finished", Duration::from_secs(2)),
-        "{}",
-        host.log()
-    );
+    assert_drained_and_exited(&mut host);
     let log = host.log();
     assert!(!log.contains("failed and was dropped"), "{log}");
     assert!(!log.contains("WARN"), "{log}");
