@@ -15,7 +15,9 @@
 //!   instance that failed. A trap or memory exhaustion in a shared instance fails the requests
 //!   in flight on it, and the instance is dropped; the next request gets a new one.
 //! - [`InstanceExpiry`]: drops an instance idle past the idle timeout, or one whose requests
-//!   are all past their deadline (a guest that never yields cannot keep it).
+//!   are all past their deadline by a second's grace, so that each request's own deadline
+//!   answers it first (a guest that never yields cannot keep it). Its timer is re-armed
+//!   lazily ([`crate::lazy_timer`]).
 //!
 //! A swap makes a new [`ServedComponent`] with its own instances: requests that started on the
 //! old version finish there, and its instances are dropped once idle; its warm instances are
