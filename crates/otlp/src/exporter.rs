@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
 use xray::document::Entity;
-use xray::export::{ExportCounters, FlushFuture, TraceExporter};
+use xray::export::{ExportCounters, FlushFuture, LINGER, TraceExporter};
 
 /// The longest wait between two tries of one batch.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -142,26 +142,23 @@ impl Worker {
         loop {
             let due = oldest.map(|at| at + self.config.batch.schedule_delay);
             let mut flushing = false;
+            let mut first = None;
             tokio::select! {
                 received = segments.recv() => match received {
-                    Some(segment) => {
-                        let mapped = segment_spans(&segment, &self.resource);
-                        spans_in_batch += mapped.spans.len();
-                        batch.push(mapped);
-                        oldest.get_or_insert_with(Instant::now);
-                    }
+                    Some(segment) => first = Some(segment),
                     None => flushing = true,
                 },
                 _ = sleep_until(due) => {}
                 _ = self.flush_now.notified() => flushing = true,
             }
-            if flushing {
-                // Everything queued goes now, in batches of the configured size.
-                while let Ok(segment) = segments.try_recv() {
-                    let mapped = segment_spans(&segment, &self.resource);
-                    spans_in_batch += mapped.spans.len();
-                    batch.push(mapped);
-                }
+            // With everything queued meanwhile, without waiting again: under load one wake
+            // takes many segments.
+            let queued = std::iter::from_fn(|| segments.try_recv().ok());
+            for segment in first.into_iter().chain(queued) {
+                let mapped = segment_spans(&segment, &self.resource);
+                spans_in_batch += mapped.spans.len();
+                batch.push(mapped);
+                oldest.get_or_insert_with(Instant::now);
             }
             let ripe = spans_in_batch >= batch_size
                 || due.is_some_and(|due| Instant::now() >= due)
@@ -177,6 +174,11 @@ impl Worker {
             }
             if segments.is_closed() && segments.is_empty() && batch.is_empty() {
                 return;
+            }
+            // Segments queued while this task waits wake nobody (a flush request is kept by
+            // `flush_now` and seen next turn).
+            if !flushing {
+                tokio::time::sleep(LINGER).await;
             }
         }
     }

@@ -4,12 +4,13 @@
 //! A request never waits for the daemon, nor for its segment's JSON: the finished segment goes
 //! into a bounded queue as it is, and one task drains it: it takes every segment waiting (up to
 //! [`MAX_BATCH`]), writes their documents into datagram buffers it keeps from batch to batch,
-//! and sends them together ([`crate::udp_batch`]: one `sendmmsg` on Linux). When the queue is
+//! and sends them together ([`crate::udp_batch`]: one `sendmmsg` on Linux), then lingers
+//! ([`LINGER`]) so that the next batch gathers without a wake per segment. When the queue is
 //! full the segment is dropped and counted; when sending fails (the daemon address does not
 //! resolve, the network refuses) one line is logged, and one more when it works again.
 
 use crate::document::Entity;
-use crate::export::{ExportCounters, FlushFuture, TraceExporter};
+use crate::export::{ExportCounters, FlushFuture, LINGER, TraceExporter};
 use crate::segment::{DATAGRAM_HEADER, segment_documents};
 use crate::udp_batch::{MAX_BATCH, send_batch};
 use std::sync::Arc;
@@ -148,6 +149,11 @@ async fn send_loop(
         }
         // Counted last, so that `flush` returns only once the batch's outcome is counted.
         stats.pending.fetch_sub(taken, Ordering::SeqCst);
+        // A full batch means more may be waiting: those go at once. Otherwise the queue fills
+        // for a moment without waking this task, and the next batch wakes the daemon once.
+        if taken < MAX_BATCH as u64 {
+            tokio::time::sleep(LINGER).await;
+        }
     }
 }
 

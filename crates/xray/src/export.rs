@@ -12,6 +12,14 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// How long an exporter's task waits, after it has taken what was queued, before it looks at
+/// its queue again. While it waits, segments queued meanwhile wake nobody: under load one wake
+/// takes a batch, where a wake per segment (of the task, and for UDP of the daemon's reader on
+/// another core) cost more than building the segment (issue 27: traced CPU per request 20 %
+/// lower). A segment reaches its destination at most this much later; an idle exporter still
+/// takes the first segment at once.
+pub const LINGER: Duration = Duration::from_millis(1);
+
 /// What an exporter has done over the process's life, for logs and the admin endpoint.
 #[derive(Debug, Default)]
 pub struct ExportCounters {
