@@ -223,7 +223,12 @@ fn add_fields(entity: &mut Entity, fields: &Annotated, status_flags: &[FailureKi
 
 /// `text` cut to at most `max` characters.
 pub fn truncate(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
+    // One copy of the bytes kept, rather than a push per character: every segment truncates
+    // its name and request fields.
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => text[..cut].to_owned(),
+        None => text.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -442,6 +447,16 @@ mod tests {
         let segment: Value = serde_json::from_str(docs.last().unwrap()).unwrap();
         assert!(segment.get("subsegments").is_none());
         assert_eq!(segment["id"], trace.segment_id.as_str());
+    }
+
+    #[test]
+    fn truncation_counts_characters_not_bytes() {
+        assert_eq!(truncate("héllo", 2), "hé");
+        assert_eq!(truncate("héllo", 5), "héllo");
+        assert_eq!(truncate("héllo", 9), "héllo");
+        assert_eq!(truncate("日本語", 1), "日");
+        assert_eq!(truncate("", 3), "");
+        assert_eq!(truncate("abc", 0), "");
     }
 
     #[test]
