@@ -53,8 +53,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "target"
-# As shipped (profile dist), unless scripts/bench.sh was asked for another profile.
-HOST = TARGET / os.environ.get("XRAY_HOST_BENCH_PROFILE", "dist") / "xray-host"
+# As shipped (the PGO build, target/pgo), unless scripts/bench.sh was asked for another profile.
+HOST = TARGET / os.environ.get("XRAY_HOST_BENCH_PROFILE", "pgo") / "xray-host"
 NATIVE = TARGET / "release" / "native-backend2"
 WASM = TARGET / "wasm32-wasip2" / "release"
 STANDALONE = TARGET / "bench" / "backend2-standalone.wasm"

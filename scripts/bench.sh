@@ -5,17 +5,20 @@
 # criterion microbenchmarks of the hot paths. Builds and installs what it needs (wrk, the
 # wasmtime CLI of the host's wasmtime version, the original stack's Python and Node packages,
 # matplotlib), then prints the table and writes target/bench/results.csv and results.png.
-# Not part of the test run. Takes about 15 minutes (plus about 8 for the wasmtime CLI, once).
+# Not part of the test run. Takes about 15 minutes (plus, once, about 8 for the wasmtime CLI
+# and 30 for the host's PGO build).
 #
-# Usage: scripts/bench.sh [--profile dist|release] [--seconds N] [--rounds N] [--connections N]
+# Usage: scripts/bench.sh [--profile dist|pgo|release] [--seconds N] [--rounds N] [--connections N]
 #                         [--starts N]
 #                         [--only export-modes|observability-modes|polyglot-components|whole-application]
 #
-# --profile: the host's build profile. `dist` (the default) is what the Dockerfile ships: fat
-# LTO, one codegen unit, about 25 minutes of CPU for a first build. `release` is what the
-# tests build, so it is usually built already: use it for a quick comparison of variants of
-# the host against each other (every row of a section runs the same binary), not for the
-# figures against other servers.
+# --profile: the host's build. `pgo` (the default) is what the Dockerfile ships: the dist
+# profile (fat LTO, one codegen unit) optimized with the counts of a workload
+# (scripts/build-pgo.sh, target/pgo/xray-host), about 50 minutes of CPU for a first build.
+# `dist` is the same without the counts (about 25). `release` is what the tests build, so it
+# is usually built already: use it for a quick comparison of variants of the host against
+# each other (every row of a section runs the same binary), not for the figures against other
+# servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/setup.sh
@@ -24,22 +27,27 @@ cd "$(dirname "$0")/.."
 # The wasmtime version the host is built with: `wasmtime serve` is compared on the same engine.
 wasmtime_version=48.0.8
 
-profile=dist
+profile=pgo
 if [ "${1:-}" = "--profile" ]; then
-  profile=${2:?--profile takes dist or release}
+  profile=${2:?--profile takes dist, pgo or release}
   shift 2
 fi
 case "$profile" in
-  dist | release) ;;
-  *) echo "--profile takes dist or release, not $profile" >&2; exit 2 ;;
+  dist | pgo | release) ;;
+  *) echo "--profile takes dist, pgo or release, not $profile" >&2; exit 2 ;;
 esac
 export XRAY_HOST_BENCH_PROFILE=$profile
 
 ensure_wasm_target
 ensure_debian_packages wrk
-# The host as shipped (profile dist, target/dist/xray-host, which bench/run.py runs) unless
-# --profile says otherwise; the components and the native ceiling stay release.
-build_all "$profile"
+# The host as shipped (PGO, target/pgo/xray-host, which bench/run.py runs) unless --profile
+# says otherwise; the components and the native ceiling stay release.
+if [ "$profile" = pgo ]; then
+  # Builds the components too.
+  scripts/build-pgo.sh
+else
+  build_all "$profile"
+fi
 # The JavaScript BFF and the Python backends, for the whole application in the original's
 # languages.
 scripts/build-components.sh python js
