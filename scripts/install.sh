@@ -75,6 +75,16 @@ backend2_component=$(component_parameters backend2)
 # The repositories' tags are immutable, and the task definitions name each image by the digest
 # ECR gives it, read back here: a task started later runs the same image.
 registry="$account.dkr.ecr.$AWS_REGION.amazonaws.com"
+# The docker platform of this machine's CPU (linux/amd64 or linux/arm64), as DOCKER_PLATFORM
+# spells it.
+native_docker_platform() {
+  case "$(uname -m)" in
+    x86_64 | amd64) echo linux/amd64 ;;
+    aarch64 | arm64) echo linux/arm64 ;;
+    *) uname -m ;;
+  esac
+}
+
 # Prints the digest of $1:$2, built from Dockerfile $3 and context $4 and pushed unless there.
 push_image() {
   local repository=$1
@@ -94,7 +104,15 @@ push_image() {
   else
     aws ecr get-login-password | docker login --username AWS --password-stdin "$registry" >&2
   fi
-  run docker build --platform "$DOCKER_PLATFORM" -f "$dockerfile" -t "$registry/$repository:$tag" "$context" >&2
+  # The host's image runs a workload while it builds (profile-guided optimization); under
+  # emulation that workload is slow and the pooling allocator's reservations may fail, so a
+  # build for another CPU than this machine's is the dist build alone.
+  local build_args=()
+  if [ "$dockerfile" = host/Dockerfile ] && [ "$(native_docker_platform)" != "$DOCKER_PLATFORM" ]; then
+    build_args=(--build-arg PGO=off)
+  fi
+  run docker build --platform "$DOCKER_PLATFORM" "${build_args[@]}" -f "$dockerfile" \
+    -t "$registry/$repository:$tag" "$context" >&2
   run docker push "$registry/$repository:$tag" >&2
   [ "$DRY_RUN" = 0 ] || say "dry run: the digest of $repository:$tag is known after the push; shown as sha256:<64 zeros>" >&2
   query "sha256:$(printf '0%.0s' $(seq 64))" ecr describe-images --repository-name "$repository" \

@@ -520,6 +520,42 @@ fn scripts_explain_bad_options_and_configs() {
 }
 
 #[test]
+fn the_host_image_for_another_cpu_is_built_without_the_pgo_workload() {
+    // The image's PGO build runs the host while it builds: under emulation it would be slow
+    // and could fail, so a build for another CPU than this machine's is dist alone.
+    let (native, foreign) = match std::env::consts::ARCH {
+        "aarch64" => ("ARM64", "X86_64"),
+        _ => ("X86_64", "ARM64"),
+    };
+    let builds = |architecture: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = shipped_config_with(
+            dir.path(),
+            "CPU_ARCHITECTURE=X86_64",
+            &format!("CPU_ARCHITECTURE={architecture}"),
+        );
+        let (ok, output, _) = run_script("install.sh", &["--dry-run"], Some(&config));
+        assert!(ok, "{output}");
+        let builds: Vec<String> = output
+            .lines()
+            .filter(|l| l.starts_with("would run: docker build"))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(builds.len(), 2, "{output}");
+        builds
+    };
+    let pgo_off = |line: &String| line.contains("--build-arg PGO=off");
+    let host_image = |line: &&String| line.contains("-f host/Dockerfile");
+    let native_builds = builds(native);
+    assert!(!native_builds.iter().any(pgo_off), "{native_builds:?}");
+    let foreign_builds = builds(foreign);
+    let host = foreign_builds.iter().find(host_image).unwrap();
+    assert!(pgo_off(host), "{host}");
+    let frontend = foreign_builds.iter().find(|l| !host_image(l)).unwrap();
+    assert!(!pgo_off(frontend), "{frontend}");
+}
+
+#[test]
 fn the_healthcheck_command_reports_the_services_health() {
     let host = TestHost::serve(&component("backend1"), "Backend #1").start();
     let port = host.port();
