@@ -68,26 +68,7 @@ run_workload() {
 
   step "the workload: the whole application in one process (last access recorded, then not)"
   for record in on off; do
-    cat >"$work/app-$record.toml" <<EOF
-[[service]]
-name = "BFF"
-component = "$PWD/target/wasm32-wasip2/release/bff.wasm"
-listen = "127.0.0.1:18710"
-env = { BACKEND_1_URL = "http://127.0.0.1:18711", BACKEND_2_URL = "http://127.0.0.1:18712" }
-allow_outbound = ["http://127.0.0.1:18711", "http://127.0.0.1:18712"]
-
-[[service]]
-name = "Backend #1"
-component = "$PWD/target/wasm32-wasip2/release/backend1.wasm"
-listen = "127.0.0.1:18711"
-env = { RECORD_LAST_ACCESS = "$record" }
-
-[[service]]
-name = "Backend #2"
-component = "$PWD/target/wasm32-wasip2/release/backend2.wasm"
-listen = "127.0.0.1:18712"
-env = { RECORD_LAST_ACCESS = "$record" }
-EOF
+    one_process_manifest 18710 "$record" >"$work/app-$record.toml"
     "$instrumented" run --manifest "$work/app-$record.toml" --table-store "$work/app.redb" \
       "${common[@]}" >"$work/app-$record.log" 2>&1 &
     drive $! 18710 /api/ 8000

@@ -91,31 +91,7 @@ case "$target" in
     ;;
   application)
     path=/api/
-    wasm=$PWD/target/wasm32-wasip2/release
-    cat >"$work/app.toml" <<EOF
-[[service]]
-name = "BFF"
-component = "$wasm/bff.wasm"
-env = { BACKEND_1_URL = "http://127.0.0.1:$((port + 1))", BACKEND_2_URL = "http://127.0.0.1:$((port + 2))" }
-allow_outbound = ["http://127.0.0.1:$((port + 1))", "http://127.0.0.1:$((port + 2))"]
-
-[[service]]
-name = "Backend #1"
-component = "$wasm/backend1.wasm"
-listen = "127.0.0.1:$((port + 1))"
-env = { RECORD_LAST_ACCESS = "off" }
-
-[[service]]
-name = "Backend #2"
-component = "$wasm/backend2.wasm"
-listen = "127.0.0.1:$((port + 2))"
-env = { RECORD_LAST_ACCESS = "off" }
-
-[frontend]
-listen = "127.0.0.1:$port"
-dir = "$PWD/frontend"
-routes = { "/api" = "BFF" }
-EOF
+    one_process_manifest "$port" off >"$work/app.toml"
     serve=(./target/"$profile"/xray-host run --manifest "$work/app.toml" --no-watch
       --sampling-rules "$work/all.json" --cache-dir "$work/cache" --table-store "$work/t.redb")
     ;;

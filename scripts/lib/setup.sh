@@ -155,3 +155,34 @@ ensure_node_packages() {
   (cd "$1/node" && npm ci --silent --no-audit --no-fund)
   printf '%s\n' "$wanted" >"$stamp"
 }
+
+# Prints the manifest of the reference application in one process (`xray-host run`): the
+# frontend on 127.0.0.1:$1 routing /api to the BFF, the backends on the next two ports, with
+# RECORD_LAST_ACCESS=$2 (on or off), the components from target/wasm32-wasip2/release.
+one_process_manifest() {
+  local port=$1 record=$2 wasm=$PWD/target/wasm32-wasip2/release
+  cat <<EOF
+[[service]]
+name = "BFF"
+component = "$wasm/bff.wasm"
+env = { BACKEND_1_URL = "http://127.0.0.1:$((port + 1))", BACKEND_2_URL = "http://127.0.0.1:$((port + 2))" }
+allow_outbound = ["http://127.0.0.1:$((port + 1))", "http://127.0.0.1:$((port + 2))"]
+
+[[service]]
+name = "Backend #1"
+component = "$wasm/backend1.wasm"
+listen = "127.0.0.1:$((port + 1))"
+env = { RECORD_LAST_ACCESS = "$record" }
+
+[[service]]
+name = "Backend #2"
+component = "$wasm/backend2.wasm"
+listen = "127.0.0.1:$((port + 2))"
+env = { RECORD_LAST_ACCESS = "$record" }
+
+[frontend]
+listen = "127.0.0.1:$port"
+dir = "$PWD/frontend"
+routes = { "/api" = "BFF" }
+EOF
+}
